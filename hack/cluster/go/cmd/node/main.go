@@ -1,0 +1,5 @@
+package main
+
+import _ "k8s.io/client-go/kubernetes"
+
+func main() {}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): type-check, unit tests with coverage, then the
+# slow suites (local cluster, ...). RAUTA_SKIP_CLUSTER=1 skips the cluster suite on a laptop;
+# CI always runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash hack/bootstrap.sh
+echo "node $(npm exec --offline -- node --version)"
+npx --offline tsc --noEmit -p tsconfig.json
+npx --offline c8 --reporter=text-summary --reporter=lcov --report-dir=coverage mocha
+if [ -n "$(ls test/integration/*.spec.ts 2>/dev/null)" ]; then
+  if [ "${RAUTA_SKIP_CLUSTER:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
+    echo "integration: skipped (RAUTA_SKIP_CLUSTER=1)"
+  else
+    npx --offline mocha --spec 'test/integration/**/*.spec.ts' --timeout 900000
+  fi
+fi

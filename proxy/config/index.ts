@@ -1,0 +1,2 @@
+export * from "./schema.ts";
+export { canonicalJson, hashConfigBody, sealConfig, bodyOf } from "./hash.ts";

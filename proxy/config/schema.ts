@@ -1,0 +1,236 @@
+// CompiledConfig: the only contract between the control plane (compiler) and the proxy.
+// It lives with its consumer (as Envoy owns xDS). Data only: everything the proxy needs to route,
+// already resolved and precedence-sorted, nothing it would have to look up in Kubernetes except
+// TLS Secrets, which are referenced and never embedded (private keys never go into a ConfigMap).
+import { z } from "zod";
+
+export const CONFIG_API_VERSION = "rauta.io/v1alpha1";
+
+const port = z.number().int().min(1).max(65535);
+const headerName = z.string().min(1).max(256).regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/, "not an HTTP token");
+// Durations are plain milliseconds: the compiler parses Gateway API duration strings once.
+const millis = z.number().int().min(0);
+
+export const ObjectRef = z.object({ namespace: z.string(), name: z.string() }).strict();
+export type ObjectRef = z.infer<typeof ObjectRef>;
+
+// Regular expressions use RE2 syntax and full-match semantics (as Envoy's safe_regex): the
+// compiler has already rejected patterns that need backtracking.
+export const PathMatch = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("Exact"), value: z.string().startsWith("/") }).strict(),
+  z.object({ type: z.literal("PathPrefix"), value: z.string().startsWith("/") }).strict(),
+  z.object({ type: z.literal("RegularExpression"), value: z.string() }).strict(),
+]);
+export type PathMatch = z.infer<typeof PathMatch>;
+
+export const ValueMatch = z
+  .object({ name: z.string().min(1), type: z.enum(["Exact", "RegularExpression"]), value: z.string() })
+  .strict();
+export type ValueMatch = z.infer<typeof ValueMatch>;
+
+export const RouteMatch = z
+  .object({
+    path: PathMatch,
+    // Header names are lowercased by the compiler (HTTP header names are case-insensitive).
+    headers: z.array(ValueMatch),
+    // Query parameter names are case-sensitive and matched exactly.
+    queryParams: z.array(ValueMatch),
+    method: z.string().min(1).optional(),
+  })
+  .strict();
+export type RouteMatch = z.infer<typeof RouteMatch>;
+
+const HeaderValue = z.object({ name: headerName, value: z.string() }).strict();
+export const HeaderModifier = z
+  .object({ set: z.array(HeaderValue), add: z.array(HeaderValue), remove: z.array(headerName) })
+  .strict();
+export type HeaderModifier = z.infer<typeof HeaderModifier>;
+
+export const PathModifier = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ReplaceFullPath"), value: z.string() }).strict(),
+  // Replaces the PathPrefix the request matched (the proxy knows which match it was).
+  z.object({ type: z.literal("ReplacePrefixMatch"), value: z.string() }).strict(),
+]);
+export type PathModifier = z.infer<typeof PathModifier>;
+
+export const Filter = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("RequestHeaderModifier"), ...HeaderModifier.shape }).strict(),
+  z.object({ type: z.literal("ResponseHeaderModifier"), ...HeaderModifier.shape }).strict(),
+  z
+    .object({
+      type: z.literal("RequestRedirect"),
+      scheme: z.enum(["http", "https"]).optional(),
+      hostname: z.string().optional(),
+      port: port.optional(),
+      path: PathModifier.optional(),
+      statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]),
+    })
+    .strict(),
+  z
+    .object({ type: z.literal("URLRewrite"), hostname: z.string().optional(), path: PathModifier.optional() })
+    .strict(),
+  z
+    .object({
+      type: z.literal("RequestMirror"),
+      clusterId: z.string(),
+      // Share of requests mirrored, as numerator/denominator (percent p is p/100).
+      numerator: z.number().int().min(0),
+      denominator: z.number().int().min(1),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal("CORS"),
+      allowOrigins: z.array(z.string()),
+      allowMethods: z.array(z.string()),
+      allowHeaders: z.array(z.string()),
+      exposeHeaders: z.array(z.string()),
+      allowCredentials: z.boolean(),
+      maxAgeSeconds: z.number().int().min(0),
+    })
+    .strict(),
+  z.object({ type: z.literal("Plugin"), pluginId: z.string() }).strict(),
+]);
+export type Filter = z.infer<typeof Filter>;
+export type FilterType = Filter["type"];
+
+export const WeightedBackend = z
+  .object({
+    // null: the backendRef is invalid (missing Service, not permitted, …); the share of requests
+    // the weight sends here is answered with HTTP 500, as the Gateway API spec requires.
+    clusterId: z.string().nullable(),
+    weight: z.number().int().min(0),
+    filters: z.array(Filter),
+  })
+  .strict();
+export type WeightedBackend = z.infer<typeof WeightedBackend>;
+
+export const Retry = z
+  .object({
+    attempts: z.number().int().min(0),
+    codes: z.array(z.number().int().min(400).max(599)),
+    backoffMs: millis.optional(),
+  })
+  .strict();
+export type Retry = z.infer<typeof Retry>;
+
+export const Route = z
+  .object({
+    // "<namespace>/<name>/rule/<index>": stable, low-cardinality, used as the metrics label.
+    id: z.string(),
+    source: z
+      .object({ namespace: z.string(), name: z.string(), rule: z.number().int().min(0), ruleName: z.string().optional() })
+      .strict(),
+    filters: z.array(Filter),
+    backends: z.array(WeightedBackend),
+    timeouts: z.object({ requestMs: millis.optional(), backendRequestMs: millis.optional() }).strict(),
+    retry: Retry.optional(),
+  })
+  .strict();
+export type Route = z.infer<typeof Route>;
+
+export const RouteEntry = z.object({ routeId: z.string(), match: RouteMatch }).strict();
+export type RouteEntry = z.infer<typeof RouteEntry>;
+
+export const VirtualHost = z
+  .object({
+    // "example.com", "*.example.com" (suffix match, at least one extra label) or "*" (any host).
+    hostname: z.string(),
+    // Already in Gateway API precedence order: the first entry that matches wins.
+    routes: z.array(RouteEntry),
+  })
+  .strict();
+export type VirtualHost = z.infer<typeof VirtualHost>;
+
+export const TlsCertificate = z
+  .object({
+    secretRef: ObjectRef,
+    // SNI names this certificate serves ("*" = default certificate for the port).
+    hostnames: z.array(z.string()).min(1),
+  })
+  .strict();
+export type TlsCertificate = z.infer<typeof TlsCertificate>;
+
+export const Listener = z
+  .object({
+    // "<address>:<port>": one socket per entry.
+    name: z.string(),
+    address: z.string(),
+    port,
+    protocol: z.enum(["HTTP", "HTTPS"]),
+    tls: z.object({ certificates: z.array(TlsCertificate).min(1) }).strict().optional(),
+    // Gateway listeners merged into this socket, for logs and metrics.
+    sources: z
+      .array(z.object({ namespace: z.string(), gateway: z.string(), listener: z.string() }).strict())
+      .min(1),
+    // Plugins attached to the whole Gateway (RautaPlugin targetRefs), run before route plugins.
+    plugins: z.array(z.string()),
+    // Most specific first: exact names, then wildcards by decreasing length, then "*".
+    virtualHosts: z.array(VirtualHost),
+  })
+  .strict();
+export type Listener = z.infer<typeof Listener>;
+
+export const Endpoint = z
+  .object({
+    address: z.string(),
+    port,
+    ready: z.boolean(),
+    serving: z.boolean(),
+    terminating: z.boolean(),
+    zone: z.string().optional(),
+  })
+  .strict();
+export type Endpoint = z.infer<typeof Endpoint>;
+
+export const Cluster = z
+  .object({
+    // "<namespace>/<service>:<port>"
+    id: z.string(),
+    service: z.object({ namespace: z.string(), name: z.string(), port }).strict(),
+    // http1 unless the Service port's appProtocol asks for h2c (kubernetes.io/h2c) or websockets.
+    protocol: z.enum(["http1", "h2c", "ws"]),
+    lb: z.enum(["round-robin", "maglev"]),
+    endpoints: z.array(Endpoint),
+  })
+  .strict();
+export type Cluster = z.infer<typeof Cluster>;
+
+export const PluginSource = z.union([
+  z.object({ builtin: z.string() }).strict(),
+  z.object({ configMap: z.object({ namespace: z.string(), name: z.string(), key: z.string() }).strict() }).strict(),
+  z.object({ inline: z.string() }).strict(),
+]);
+export type PluginSource = z.infer<typeof PluginSource>;
+
+export const Plugin = z
+  .object({
+    // "<namespace>/<name>"
+    id: z.string(),
+    digest: z.string().optional(),
+    source: PluginSource,
+    config: z.record(z.string(), z.unknown()),
+    needsBody: z.boolean(),
+    failurePolicy: z.enum(["FailOpen", "FailClosed"]),
+    limits: z
+      .object({ memoryMiB: z.number().int().min(1), timeoutMs: z.number().int().min(1), maxBodyBytes: z.number().int().min(0) })
+      .strict(),
+  })
+  .strict();
+export type Plugin = z.infer<typeof Plugin>;
+
+export const CompiledConfig = z
+  .object({
+    apiVersion: z.literal(CONFIG_API_VERSION),
+    // Assigned by whoever publishes the config (controller, standalone reloader); not hashed.
+    generation: z.number().int().min(0),
+    // sha256 over the canonical JSON of everything except generation and hash.
+    hash: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+    listeners: z.array(Listener),
+    routes: z.array(Route),
+    clusters: z.array(Cluster),
+    plugins: z.array(Plugin),
+  })
+  .strict();
+export type CompiledConfig = z.infer<typeof CompiledConfig>;
+export type CompiledConfigBody = Omit<CompiledConfig, "generation" | "hash">;
