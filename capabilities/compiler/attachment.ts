@@ -1,0 +1,86 @@
+// HTTPRoute parentRefs → the listeners a route attaches to, and the reason when it cannot.
+import type { Problem } from "./conditions.ts";
+import type { GatewayModel, ListenerModel } from "./gateways.ts";
+import { intersectHostnames } from "./hostnames.ts";
+import { GATEWAY_GROUP, namespaceLabels, selectorMatches } from "./references.ts";
+import type { HTTPRoute, Namespace, ParentRef } from "./snapshot.ts";
+import type { ParentRefStatus } from "./types.ts";
+
+export interface ParentAttachment {
+  parentRef: ParentRefStatus;
+  gateway: GatewayModel;
+  // Listeners selected by the parentRef and allowing the route (these count attachedRoutes).
+  allowed: ListenerModel[];
+  // Per allowed listener, the hostnames the route serves through it (empty: none intersect).
+  hostnames: Map<ListenerModel, string[]>;
+  rejected?: Problem;
+}
+
+function namespaceAllowed(listener: ListenerModel, routeNamespace: string, namespaces: ReadonlyMap<string, Namespace>): boolean {
+  const from = listener.spec.allowedRoutes?.namespaces?.from ?? "Same";
+  const gatewayNamespace = listener.gateway.metadata.namespace ?? "default";
+  if (from === "All") return true;
+  if (from === "Same") return routeNamespace === gatewayNamespace;
+  if (from === "Selector") {
+    const selector = listener.spec.allowedRoutes?.namespaces?.selector;
+    return selector !== undefined && selectorMatches(selector, namespaceLabels(routeNamespace, namespaces));
+  }
+  return false;
+}
+
+function kindAllowed(listener: ListenerModel, kind: string): boolean {
+  return listener.supportedKinds.some(k => k.group === GATEWAY_GROUP && k.kind === kind);
+}
+
+export function parentRefStatus(ref: ParentRef): ParentRefStatus {
+  return {
+    group: ref.group ?? GATEWAY_GROUP,
+    kind: ref.kind ?? "Gateway",
+    ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    name: ref.name,
+    ...(ref.sectionName ? { sectionName: ref.sectionName } : {}),
+    ...(ref.port ? { port: ref.port } : {}),
+  };
+}
+
+export function attachRoute(
+  route: HTTPRoute,
+  gateways: ReadonlyMap<string, GatewayModel>,
+  namespaces: ReadonlyMap<string, Namespace>,
+): ParentAttachment[] {
+  const routeNamespace = route.metadata.namespace ?? "default";
+  const routeHostnames = route.spec.hostnames ?? [];
+  const result: ParentAttachment[] = [];
+  for (const ref of route.spec.parentRefs ?? []) {
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway") continue;
+    const gateway = gateways.get(`${ref.namespace ?? routeNamespace}/${ref.name}`);
+    // Not one of our Gateways: another controller reports on this parentRef.
+    if (!gateway) continue;
+    const attachment: ParentAttachment = { parentRef: parentRefStatus(ref), gateway, allowed: [], hostnames: new Map() };
+    result.push(attachment);
+    const selected = gateway.listeners.filter(
+      l => (ref.sectionName === undefined || l.name === ref.sectionName) && (ref.port === undefined || l.port === ref.port),
+    );
+    if (selected.length === 0) {
+      const wanted = [ref.sectionName && `sectionName ${ref.sectionName}`, ref.port && `port ${ref.port}`].filter(Boolean).join(" and ");
+      attachment.rejected = { reason: "NoMatchingParent", message: `Gateway ${gateway.key} has no listener with ${wanted}` };
+      continue;
+    }
+    attachment.allowed = selected.filter(l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces));
+    if (attachment.allowed.length === 0) {
+      attachment.rejected = {
+        reason: "NotAllowedByListeners",
+        message: `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes)`,
+      };
+      continue;
+    }
+    for (const listener of attachment.allowed) attachment.hostnames.set(listener, intersectHostnames(listener.hostname, routeHostnames));
+    if ([...attachment.hostnames.values()].every(h => h.length === 0)) {
+      attachment.rejected = {
+        reason: "NoMatchingListenerHostname",
+        message: `none of the route's hostnames (${routeHostnames.join(", ")}) match the hostnames of listeners ${attachment.allowed.map(l => `${l.name} (${l.hostname ?? "any"})`).join(", ")}`,
+      };
+    }
+  }
+  return result;
+}

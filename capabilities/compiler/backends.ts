@@ -1,0 +1,131 @@
+// backendRefs → clusters: Service lookup, ReferenceGrant, ports, appProtocol, EndpointSlice endpoints.
+import type { Cluster, Endpoint } from "../../proxy/config/index.ts";
+import type { Problem } from "./conditions.ts";
+import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
+import type { EndpointSlice, ReferenceGrant, Service, ServicePort } from "./snapshot.ts";
+
+export interface BackendRefLike {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+}
+
+export type BackendResolution = { cluster: Cluster; problem?: undefined } | { cluster?: undefined; problem: Problem };
+
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+export const LB_POLICY_ANNOTATION = "rauta.io/lb-policy";
+
+function clusterProtocol(appProtocol: string | undefined): Cluster["protocol"] | undefined {
+  switch ((appProtocol ?? "").toLowerCase()) {
+    case "":
+    case "http":
+      return "http1";
+    case "kubernetes.io/h2c":
+      return "h2c";
+    case "kubernetes.io/ws":
+      return "ws";
+    default:
+      return undefined;
+  }
+}
+
+export class BackendResolver {
+  private readonly services: ReadonlyMap<string, Service>;
+  private readonly slicesByService = new Map<string, EndpointSlice[]>();
+  private readonly grants: readonly ReferenceGrant[];
+  // Clusters are shared by every rule that points at the same Service port.
+  readonly clusters = new Map<string, Cluster>();
+
+  constructor(services: readonly Service[], slices: readonly EndpointSlice[], grants: readonly ReferenceGrant[]) {
+    this.services = new Map(services.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]));
+    for (const slice of slices) {
+      const service = slice.metadata.labels?.[SERVICE_NAME_LABEL];
+      if (!service) continue;
+      const key = `${slice.metadata.namespace ?? "default"}/${service}`;
+      this.slicesByService.set(key, [...(this.slicesByService.get(key) ?? []), slice]);
+    }
+    this.grants = grants;
+  }
+
+  resolve(ref: BackendRefLike, fromNamespace: string, field: string): BackendResolution {
+    const group = ref.group ?? "";
+    const kind = ref.kind ?? "Service";
+    const namespace = ref.namespace ?? fromNamespace;
+    if (group !== "" || kind !== "Service") {
+      return { problem: { reason: "InvalidKind", message: `${field}: ${group || "core"}/${kind} is not a supported backend kind; reference a Service` } };
+    }
+    const allowed = referenceAllowed(
+      { group: GATEWAY_GROUP, kind: "HTTPRoute", namespace: fromNamespace },
+      { group: "", kind: "Service", namespace, name: ref.name },
+      this.grants,
+    );
+    if (!allowed) {
+      return {
+        problem: {
+          reason: "RefNotPermitted",
+          message: `${field}: Service ${namespace}/${ref.name} is in another namespace and no ReferenceGrant in ${namespace} allows HTTPRoutes from ${fromNamespace} to use it`,
+        },
+      };
+    }
+    const service = this.services.get(`${namespace}/${ref.name}`);
+    if (!service) {
+      return { problem: { reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} does not exist` } };
+    }
+    if (service.spec?.type === "ExternalName") {
+      return { problem: { reason: "UnsupportedProtocol", message: `${field}: Service ${namespace}/${ref.name} is an ExternalName Service, which RAUTA does not route to` } };
+    }
+    if (ref.port === undefined) {
+      return { problem: { reason: "BackendNotFound", message: `${field}: port is required for a Service backend` } };
+    }
+    const servicePort = service.spec?.ports?.find(p => p.port === ref.port);
+    if (!servicePort) {
+      const ports = (service.spec?.ports ?? []).map(p => p.port).join(", ") || "none";
+      return { problem: { reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} has no port ${ref.port} (ports: ${ports})` } };
+    }
+    const protocol = clusterProtocol(servicePort.appProtocol);
+    if (!protocol) {
+      return {
+        problem: {
+          reason: "UnsupportedProtocol",
+          message: `${field}: Service ${namespace}/${ref.name} port ${ref.port} has appProtocol ${servicePort.appProtocol}; RAUTA speaks http, kubernetes.io/h2c and kubernetes.io/ws to backends`,
+        },
+      };
+    }
+    const id = `${namespace}/${ref.name}:${ref.port}`;
+    let cluster = this.clusters.get(id);
+    if (!cluster) {
+      cluster = {
+        id,
+        service: { namespace, name: ref.name, port: ref.port },
+        protocol,
+        lb: service.metadata.annotations?.[LB_POLICY_ANNOTATION] === "maglev" ? "maglev" : "round-robin",
+        endpoints: this.endpointsFor(`${namespace}/${ref.name}`, servicePort),
+      };
+      this.clusters.set(id, cluster);
+    }
+    return { cluster };
+  }
+
+  private endpointsFor(serviceKey: string, servicePort: ServicePort): Endpoint[] {
+    const wanted = servicePort.name ?? "";
+    const byKey = new Map<string, Endpoint>();
+    for (const slice of this.slicesByService.get(serviceKey) ?? []) {
+      if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
+      const port = slice.ports?.find(p => (p.name ?? "") === wanted)?.port;
+      if (port === undefined) continue;
+      for (const endpoint of slice.endpoints ?? []) {
+        // Kubernetes: an unknown ready state means ready; serving defaults to ready.
+        const ready = endpoint.conditions?.ready ?? true;
+        const serving = endpoint.conditions?.serving ?? ready;
+        const terminating = endpoint.conditions?.terminating ?? false;
+        for (const address of endpoint.addresses) {
+          const key = `${address}:${port}`;
+          byKey.set(key, { address, port, ready, serving, terminating, ...(endpoint.zone ? { zone: endpoint.zone } : {}) });
+        }
+      }
+    }
+    return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
+  }
+}

@@ -1,0 +1,22 @@
+import type { Condition, ConditionStatus } from "./types.ts";
+
+// Builds conditions for one object: every condition carries the object's generation and the
+// caller's clock, so compile() stays pure.
+export function conditionFactory(generation: number | undefined, now: string) {
+  return (type: string, status: ConditionStatus | boolean, reason: string, message: string): Condition => ({
+    type,
+    status: typeof status === "boolean" ? (status ? "True" : "False") : status,
+    reason,
+    message,
+    lastTransitionTime: now,
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+  });
+}
+export type MakeCondition = ReturnType<typeof conditionFactory>;
+
+// A problem found while translating: its reason feeds a condition, its message tells the user
+// which object and field to fix.
+export interface Problem {
+  reason: string;
+  message: string;
+}

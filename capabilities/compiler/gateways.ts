@@ -1,0 +1,267 @@
+// GatewayClass acceptance, Gateway addresses, listener validation and conflicts, listener TLS.
+import type { TlsCertificate } from "../../proxy/config/index.ts";
+import type { Problem } from "./conditions.ts";
+import { hostnameWithin } from "./hostnames.ts";
+import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
+import type { Gateway, GatewayClass, GatewayListener, ReferenceGrant, SecretMeta } from "./snapshot.ts";
+
+export const SUPPORTED_ROUTE_KINDS: Record<string, string[]> = {
+  HTTP: ["HTTPRoute"],
+  HTTPS: ["HTTPRoute"],
+};
+
+export interface ListenerModel {
+  gateway: Gateway;
+  gatewayKey: string;
+  spec: GatewayListener;
+  name: string;
+  port: number;
+  protocol: string;
+  hostname: string | undefined;
+  socket: string;
+  address: string;
+  supportedKinds: Array<{ group: string; kind: string }>;
+  certificates: TlsCertificate[];
+  unaccepted?: Problem;
+  conflicted?: Problem;
+  unresolved?: Problem;
+  attachedRoutes: number;
+}
+
+export interface GatewayModel {
+  gateway: Gateway;
+  key: string;
+  address: string;
+  reportedAddress?: string;
+  addressProblem?: Problem;
+  listeners: ListenerModel[];
+}
+
+export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined {
+  const ref = gatewayClass.spec.parametersRef;
+  if (ref) {
+    return {
+      reason: "InvalidParameters",
+      message: `parametersRef ${ref.group}/${ref.kind} ${ref.name} is not supported: RAUTA GatewayClasses take no parameters; remove spec.parametersRef`,
+    };
+  }
+  return undefined;
+}
+
+// A listener can carry traffic when it is accepted, not conflicted and has what it needs
+// (for HTTPS: at least one usable certificate, for any: at least one supported route kind).
+export function listenerUsable(listener: ListenerModel): boolean {
+  if (listener.unaccepted || listener.conflicted) return false;
+  if (listener.supportedKinds.length === 0) return false;
+  return listener.protocol !== "HTTPS" || listener.certificates.length > 0;
+}
+
+const IP_ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:.]*)$/;
+
+function resolveAddress(gateway: Gateway, assigned: string | undefined, fallback: string): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem"> {
+  const requested = gateway.spec.addresses ?? [];
+  const unsupported = requested.find(a => (a.type ?? "IPAddress") !== "IPAddress");
+  if (unsupported) {
+    return {
+      address: fallback,
+      addressProblem: {
+        reason: "UnsupportedAddress",
+        message: `spec.addresses: type ${unsupported.type} is not supported; RAUTA binds IPAddress addresses only`,
+      },
+    };
+  }
+  const invalid = requested.find(a => !IP_ADDRESS.test(a.value ?? ""));
+  if (invalid) {
+    return {
+      address: fallback,
+      addressProblem: { reason: "UnsupportedAddress", message: `spec.addresses: ${JSON.stringify(invalid.value)} is not an IP address` },
+    };
+  }
+  if (requested.length > 1) {
+    return {
+      address: requested[0]!.value!,
+      reportedAddress: requested[0]!.value!,
+      addressProblem: { reason: "UnsupportedAddress", message: "spec.addresses: RAUTA binds one address per Gateway; list a single IPAddress" },
+    };
+  }
+  const address = requested[0]?.value ?? assigned ?? fallback;
+  const wildcard = address === "0.0.0.0" || address === "::";
+  return { address, ...(wildcard ? {} : { reportedAddress: address }) };
+}
+
+function validateListener(listener: ListenerModel, grants: readonly ReferenceGrant[], secrets: ReadonlyMap<string, SecretMeta>): void {
+  const { spec, protocol } = listener;
+  const supported = SUPPORTED_ROUTE_KINDS[protocol];
+  if (!supported) {
+    listener.unaccepted = {
+      reason: "UnsupportedProtocol",
+      message: `listener ${listener.name}: protocol ${protocol} is not supported; use HTTP or HTTPS`,
+    };
+    return;
+  }
+  const requestedKinds = spec.allowedRoutes?.kinds;
+  if (requestedKinds && requestedKinds.length > 0) {
+    const invalid: string[] = [];
+    for (const kind of requestedKinds) {
+      const group = kind.group ?? GATEWAY_GROUP;
+      if (group === GATEWAY_GROUP && supported.includes(kind.kind)) listener.supportedKinds.push({ group, kind: kind.kind });
+      else invalid.push(`${group}/${kind.kind}`);
+    }
+    if (invalid.length > 0) {
+      listener.unresolved = {
+        reason: "InvalidRouteKinds",
+        message: `listener ${listener.name}: allowedRoutes.kinds ${invalid.join(", ")} cannot attach to a ${protocol} listener (supported: ${supported.join(", ")})`,
+      };
+    }
+  } else {
+    listener.supportedKinds.push(...supported.map(kind => ({ group: GATEWAY_GROUP, kind })));
+  }
+  if (protocol === "HTTPS") validateTls(listener, grants, secrets);
+}
+
+function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[], secrets: ReadonlyMap<string, SecretMeta>): void {
+  const tls = listener.spec.tls;
+  const where = `listener ${listener.name}`;
+  if ((tls?.mode ?? "Terminate") !== "Terminate") {
+    listener.unaccepted = { reason: "UnsupportedValue", message: `${where}: tls.mode ${tls?.mode} is not supported on HTTPS; use Terminate` };
+    return;
+  }
+  const refs = tls?.certificateRefs ?? [];
+  if (refs.length === 0) {
+    listener.unresolved = { reason: "InvalidCertificateRef", message: `${where}: HTTPS needs tls.certificateRefs` };
+    return;
+  }
+  const namespace = listener.gateway.metadata.namespace ?? "default";
+  const problems: Problem[] = [];
+  refs.forEach((ref, index) => {
+    const field = `${where}: tls.certificateRefs[${index}]`;
+    const group = ref.group ?? "";
+    const kind = ref.kind ?? "Secret";
+    const targetNamespace = ref.namespace ?? namespace;
+    if (group !== "" || kind !== "Secret") {
+      problems.push({ reason: "InvalidCertificateRef", message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret` });
+      return;
+    }
+    const allowed = referenceAllowed(
+      { group: GATEWAY_GROUP, kind: "Gateway", namespace },
+      { group: "", kind: "Secret", namespace: targetNamespace, name: ref.name },
+      grants,
+    );
+    if (!allowed) {
+      problems.push({
+        reason: "RefNotPermitted",
+        message: `${field}: Secret ${targetNamespace}/${ref.name} is in another namespace and no ReferenceGrant in ${targetNamespace} allows Gateways from ${namespace} to use it`,
+      });
+      return;
+    }
+    const secret = secrets.get(`${targetNamespace}/${ref.name}`);
+    if (!secret) {
+      problems.push({ reason: "InvalidCertificateRef", message: `${field}: Secret ${targetNamespace}/${ref.name} does not exist` });
+      return;
+    }
+    if (secret.type !== "kubernetes.io/tls" || !secret.keys.includes("tls.crt") || !secret.keys.includes("tls.key")) {
+      problems.push({
+        reason: "InvalidCertificateRef",
+        message: `${field}: Secret ${targetNamespace}/${ref.name} is not a kubernetes.io/tls Secret with tls.crt and tls.key`,
+      });
+      return;
+    }
+    listener.certificates.push({ secretRef: { namespace: targetNamespace, name: ref.name }, hostnames: [listener.hostname ?? "*"] });
+  });
+  if (problems.length > 0) {
+    listener.unresolved = { reason: problems[0]!.reason, message: problems.map(p => p.message).join("; ") };
+  }
+}
+
+// Listeners sharing a socket (address:port) must be distinct: one protocol per port, and for
+// HTTP/HTTPS a unique hostname. The spec forbids picking a winner: every party to a conflict
+// is Conflicted and carries no traffic. This also covers Gateways merged onto one address.
+function markConflicts(listeners: ListenerModel[]): void {
+  const bySocket = new Map<string, ListenerModel[]>();
+  for (const listener of listeners) {
+    if (listener.unaccepted) continue;
+    bySocket.set(listener.socket, [...(bySocket.get(listener.socket) ?? []), listener]);
+  }
+  for (const group of bySocket.values()) {
+    const protocols = new Set(group.map(l => l.protocol));
+    if (protocols.size > 1) {
+      for (const listener of group) {
+        listener.conflicted = {
+          reason: "ProtocolConflict",
+          message: `listener ${listener.name}: port ${listener.port} is used with protocols ${[...protocols].sort().join(" and ")}; one port carries one protocol`,
+        };
+      }
+      continue;
+    }
+    const byHostname = new Map<string, ListenerModel[]>();
+    for (const listener of group) {
+      const key = listener.hostname ?? "";
+      byHostname.set(key, [...(byHostname.get(key) ?? []), listener]);
+    }
+    for (const [hostname, same] of byHostname) {
+      if (same.length < 2) continue;
+      const names = same.map(l => `${l.gatewayKey}/${l.name}`).join(", ");
+      for (const listener of same) {
+        listener.conflicted = {
+          reason: "HostnameConflict",
+          message: `listener ${listener.name}: listeners ${names} share port ${listener.port} and hostname ${hostname || "(none)"}; give each a distinct hostname or port`,
+        };
+      }
+    }
+  }
+}
+
+export interface GatewayInputs {
+  gateways: Gateway[];
+  grants: readonly ReferenceGrant[];
+  secrets: ReadonlyMap<string, SecretMeta>;
+  defaultAddress: string;
+  assignedAddresses?: ReadonlyMap<string, string>;
+}
+
+export function buildGateways({ gateways, grants, secrets, defaultAddress, assignedAddresses }: GatewayInputs): GatewayModel[] {
+  const models = gateways.map(gateway => {
+    const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
+    const address = resolveAddress(gateway, assignedAddresses?.get(key), defaultAddress);
+    const model: GatewayModel = { gateway, key, ...address, listeners: [] };
+    model.listeners = gateway.spec.listeners.map(spec => {
+      const listener: ListenerModel = {
+        gateway,
+        gatewayKey: key,
+        spec,
+        name: spec.name,
+        port: spec.port,
+        protocol: spec.protocol,
+        hostname: spec.hostname || undefined,
+        address: model.address,
+        socket: `${model.address}:${spec.port}`,
+        supportedKinds: [],
+        certificates: [],
+        attachedRoutes: 0,
+      };
+      validateListener(listener, grants, secrets);
+      return listener;
+    });
+    return model;
+  });
+  markConflicts(models.flatMap(m => m.listeners));
+  return models;
+}
+
+// The listener on the same socket that a request for `hostname` belongs to: the most specific
+// listener hostname that covers it (listener isolation).
+export function owningListener(hostname: string, candidates: readonly ListenerModel[]): ListenerModel | undefined {
+  let best: ListenerModel | undefined;
+  for (const listener of candidates) {
+    const pattern = listener.hostname ?? "*";
+    if (!hostnameWithin(hostname, pattern) && pattern !== hostname) continue;
+    if (!best || specificityOf(listener) > specificityOf(best)) best = listener;
+  }
+  return best;
+}
+
+function specificityOf(listener: ListenerModel): number {
+  const hostname = listener.hostname;
+  if (!hostname) return 0;
+  return (hostname.startsWith("*.") ? 1_000 : 1_000_000) + hostname.split(".").length * 1_000 + hostname.length;
+}

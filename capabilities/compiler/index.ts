@@ -1,0 +1,266 @@
+// compile(snapshot) → { config, statuses }: pure and deterministic. The same objects in any
+// order give the same bytes and hash. No I/O, no clock, no Kubernetes client: this module is
+// bundled into the Pepr controller and also runs in `rauta compile|serve`.
+import type { Listener, Route, VirtualHost } from "../../proxy/config/index.ts";
+import { CONFIG_API_VERSION, sealConfig } from "../../proxy/config/index.ts";
+import { attachRoute } from "./attachment.ts";
+import { BackendResolver } from "./backends.ts";
+import type { Problem } from "./conditions.ts";
+import { conditionFactory } from "./conditions.ts";
+import { SUPPORTED_FEATURES } from "./features.ts";
+import type { GatewayModel, ListenerModel } from "./gateways.ts";
+import { buildGateways, classAcceptance, listenerUsable, owningListener } from "./gateways.ts";
+import { compareSpecificity } from "./hostnames.ts";
+import { PluginIndex } from "./plugins.ts";
+import type { RankedEntry } from "./precedence.ts";
+import { comparePrecedence } from "./precedence.ts";
+import { translateRules } from "./rules.ts";
+import type { Namespace, SecretMeta, Snapshot } from "./snapshot.ts";
+import type { CompileOptions, CompileResult, GatewayStatus, HTTPRouteStatus, ObjectStatus } from "./types.ts";
+import { DEFAULT_CONTROLLER_NAME } from "./types.ts";
+
+export type * from "./snapshot.ts";
+export type * from "./types.ts";
+export { DEFAULT_CONTROLLER_NAME } from "./types.ts";
+export { emptySnapshot } from "./snapshot.ts";
+
+const EPOCH = "1970-01-01T00:00:00Z";
+
+function keyOf(meta: { namespace?: string; name: string }): string {
+  return `${meta.namespace ?? ""}/${meta.name}`;
+}
+
+function sortedByKey<T extends { metadata: { namespace?: string; name: string } }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => {
+    const [x, y] = [keyOf(a.metadata), keyOf(b.metadata)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+interface SocketEntries {
+  // hostname → entries, for one socket
+  hosts: Map<string, RankedEntry[]>;
+}
+
+export function compile(snapshot: Snapshot, options: CompileOptions = {}): CompileResult {
+  const controllerName = options.controllerName ?? DEFAULT_CONTROLLER_NAME;
+  const now = options.now ?? EPOCH;
+  const statuses: ObjectStatus[] = [];
+
+  // GatewayClasses: ours are the ones naming our controller.
+  const acceptedClasses = new Map<string, Problem | undefined>();
+  for (const gatewayClass of sortedByKey(snapshot.gatewayClasses)) {
+    if (gatewayClass.spec.controllerName !== controllerName) continue;
+    const problem = classAcceptance(gatewayClass);
+    acceptedClasses.set(gatewayClass.metadata.name, problem);
+    const condition = conditionFactory(gatewayClass.metadata.generation, now);
+    statuses.push({
+      kind: "GatewayClass",
+      name: gatewayClass.metadata.name,
+      status: {
+        conditions: [
+          problem ? condition("Accepted", false, problem.reason, problem.message) : condition("Accepted", true, "Accepted", `handled by ${controllerName}`),
+        ],
+        ...(problem ? {} : { supportedFeatures: SUPPORTED_FEATURES.map(name => ({ name })) }),
+      },
+    });
+  }
+
+  const grants = sortedByKey(snapshot.referenceGrants);
+  const secrets = new Map<string, SecretMeta>(snapshot.secrets.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]));
+  const namespaces = new Map<string, Namespace>(snapshot.namespaces.map(n => [n.metadata.name, n]));
+  const ours = sortedByKey(snapshot.gateways).filter(g => acceptedClasses.has(g.spec.gatewayClassName));
+  const gatewayModels = buildGateways({
+    gateways: ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) === undefined),
+    grants,
+    secrets,
+    defaultAddress: options.defaultAddress ?? "0.0.0.0",
+    ...(options.gatewayAddresses ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) } : {}),
+  });
+  const gatewayByKey = new Map(gatewayModels.map(m => [m.key, m]));
+  const usableBySocket = new Map<string, ListenerModel[]>();
+  for (const listener of gatewayModels.flatMap(m => (gatewayAccepted(m) ? m.listeners : []))) {
+    if (listenerUsable(listener)) usableBySocket.set(listener.socket, [...(usableBySocket.get(listener.socket) ?? []), listener]);
+  }
+
+  const backends = new BackendResolver(sortedByKey(snapshot.services), sortedByKey(snapshot.endpointSlices), grants);
+  const plugins = new PluginIndex(sortedByKey(snapshot.rautaPlugins));
+  const routes = new Map<string, Route>();
+  const sockets = new Map<string, SocketEntries>();
+
+  for (const route of sortedByKey(snapshot.httpRoutes)) {
+    const attachments = attachRoute(route, gatewayByKey, namespaces);
+    if (attachments.length === 0) continue;
+    const translation = translateRules(route, backends, plugins);
+    const condition = conditionFactory(route.metadata.generation, now);
+    const routeKey = `${route.metadata.namespace ?? "default"}/${route.metadata.name}`;
+    const allInvalid = translation.rules.length === 0;
+    const parents: HTTPRouteStatus["status"]["parents"] = [];
+    for (const attachment of attachments) {
+      const rejected =
+        attachment.rejected ??
+        (gatewayAccepted(attachment.gateway) ? undefined : { reason: "NoMatchingParent", message: `Gateway ${attachment.gateway.key} is not accepted` }) ??
+        (allInvalid ? translation.invalid[0] : undefined);
+      const conditions = [
+        rejected ? condition("Accepted", false, rejected.reason, rejected.message) : condition("Accepted", true, "Accepted", `attached to Gateway ${attachment.gateway.key}`),
+        translation.unresolved.length > 0
+          ? condition("ResolvedRefs", false, translation.unresolved[0]!.reason, translation.unresolved.map(p => p.message).join("; "))
+          : condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+      ];
+      if (!allInvalid && translation.invalid.length > 0) {
+        conditions.push(condition("PartiallyInvalid", true, translation.invalid[0]!.reason, `rules dropped: ${translation.invalid.map(p => p.message).join("; ")}`));
+      }
+      parents.push({ parentRef: attachment.parentRef, controllerName, conditions });
+      if (rejected) continue;
+      for (const listener of attachment.allowed) {
+        listener.attachedRoutes++;
+        if (!listenerUsable(listener)) continue;
+        const sameSocket = usableBySocket.get(listener.socket) ?? [];
+        for (const hostname of attachment.hostnames.get(listener) ?? []) {
+          // Listener isolation: a name that a more specific listener on this socket owns is
+          // served only by that listener's routes.
+          if (owningListener(hostname, sameSocket) !== listener) continue;
+          const socket = sockets.get(listener.socket) ?? { hosts: new Map() };
+          sockets.set(listener.socket, socket);
+          const entries = socket.hosts.get(hostname) ?? [];
+          socket.hosts.set(hostname, entries);
+          for (const rule of translation.rules) {
+            routes.set(rule.route.id, rule.route);
+            rule.matches.forEach((match, matchIndex) =>
+              entries.push({ routeId: rule.route.id, match, routeCreated: route.metadata.creationTimestamp ?? "", routeKey, ruleIndex: rule.index, matchIndex }),
+            );
+          }
+        }
+      }
+    }
+    statuses.push({ kind: "HTTPRoute", namespace: route.metadata.namespace ?? "default", name: route.metadata.name, status: { parents } });
+  }
+
+  const listeners = buildListeners(usableBySocket, sockets, plugins);
+  for (const model of gatewayModels) statuses.push(gatewayStatus(model, now));
+  for (const gateway of ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) !== undefined)) {
+    const condition = conditionFactory(gateway.metadata.generation, now);
+    const message = `GatewayClass ${gateway.spec.gatewayClassName} is not accepted`;
+    statuses.push({
+      kind: "Gateway",
+      namespace: gateway.metadata.namespace ?? "default",
+      name: gateway.metadata.name,
+      status: { conditions: [condition("Accepted", false, "Invalid", message), condition("Programmed", false, "Invalid", message)], listeners: [] },
+    });
+  }
+  statuses.push(...plugins.statuses(now));
+
+  const usedClusters = new Set<string>();
+  for (const route of routes.values()) {
+    for (const backend of route.backends) {
+      if (backend.clusterId) usedClusters.add(backend.clusterId);
+      for (const f of backend.filters) if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
+    }
+    for (const f of route.filters) if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
+  }
+  const body = {
+    apiVersion: CONFIG_API_VERSION,
+    listeners,
+    routes: [...routes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    clusters: [...backends.clusters.values()].filter(c => usedClusters.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    plugins: plugins.compiled(),
+  } as const;
+  return { config: sealConfig(body, options.generation ?? 1), statuses: sortStatuses(statuses) };
+}
+
+function gatewayAccepted(model: GatewayModel): boolean {
+  return !model.addressProblem && model.listeners.some(listenerUsable);
+}
+
+function buildListeners(usableBySocket: Map<string, ListenerModel[]>, sockets: Map<string, SocketEntries>, plugins: PluginIndex): Listener[] {
+  const result: Listener[] = [];
+  for (const [socket, members] of usableBySocket) {
+    const first = members[0]!;
+    const hosts = sockets.get(socket)?.hosts ?? new Map<string, RankedEntry[]>();
+    // Every listener hostname gets a virtual host, even with no routes, so requests for a name
+    // owned by a listener without routes get 404 instead of falling through to a wildcard.
+    for (const listener of members) if (!hosts.has(listener.hostname ?? "*")) hosts.set(listener.hostname ?? "*", []);
+    const virtualHosts: VirtualHost[] = [...hosts.entries()]
+      .sort(([a], [b]) => compareSpecificity(a, b))
+      .map(([hostname, entries]) => {
+        const seen = new Set<string>();
+        return {
+          hostname,
+          routes: [...entries]
+            .sort(comparePrecedence)
+            .filter(e => {
+              const id = `${e.routeId}#${e.matchIndex}`;
+              if (seen.has(id)) return false;
+              seen.add(id);
+              return true;
+            })
+            .map(e => ({ routeId: e.routeId, match: e.match })),
+        };
+      });
+    const sources = members
+      .map(l => ({ namespace: l.gateway.metadata.namespace ?? "default", gateway: l.gateway.metadata.name, listener: l.name }))
+      .sort((a, b) => (`${a.namespace}/${a.gateway}/${a.listener}` < `${b.namespace}/${b.gateway}/${b.listener}` ? -1 : 1));
+    const pluginIds = new Set(sources.flatMap(s => plugins.gatewayPlugins(s.namespace, s.gateway, s.listener)));
+    const certificates = members.flatMap(l => l.certificates);
+    result.push({
+      name: socket,
+      address: first.address,
+      port: first.port,
+      protocol: first.protocol === "HTTPS" ? "HTTPS" : "HTTP",
+      ...(first.protocol === "HTTPS" ? { tls: { certificates } } : {}),
+      sources,
+      plugins: [...pluginIds].sort(),
+      virtualHosts,
+    });
+  }
+  return result.sort((a, b) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
+  const condition = conditionFactory(model.gateway.metadata.generation, now);
+  const usable = model.listeners.filter(listenerUsable);
+  const broken = model.listeners.filter(l => !listenerUsable(l));
+  const listenersMessage = `invalid listeners: ${broken.map(l => l.name).join(", ")}; accepted: ${usable.map(l => l.name).join(", ") || "none"}`;
+  const accepted = model.addressProblem
+    ? condition("Accepted", false, model.addressProblem.reason, model.addressProblem.message)
+    : usable.length === 0
+      ? condition("Accepted", false, "ListenersNotValid", listenersMessage)
+      : broken.length > 0
+        ? condition("Accepted", true, "ListenersNotValid", listenersMessage)
+        : condition("Accepted", true, "Accepted", "all listeners are valid");
+  const programmed =
+    accepted.status === "True"
+      ? condition("Programmed", true, "Programmed", `serving ${usable.length} listener(s)`)
+      : condition("Programmed", false, "Invalid", accepted.message);
+  return {
+    kind: "Gateway",
+    namespace: model.gateway.metadata.namespace ?? "default",
+    name: model.gateway.metadata.name,
+    status: {
+      ...(model.reportedAddress ? { addresses: [{ type: "IPAddress", value: model.reportedAddress }] } : {}),
+      conditions: [accepted, programmed],
+      listeners: model.listeners.map(listener => {
+        const c = conditionFactory(model.gateway.metadata.generation, now);
+        const ok = listenerUsable(listener);
+        const notAccepted = listener.unaccepted ?? listener.conflicted;
+        return {
+          name: listener.name,
+          supportedKinds: listener.supportedKinds,
+          attachedRoutes: listener.attachedRoutes,
+          conditions: [
+            notAccepted ? c("Accepted", false, notAccepted.reason, notAccepted.message) : c("Accepted", true, "Accepted", "listener is valid"),
+            listener.conflicted ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message) : c("Conflicted", false, "NoConflicts", "no conflicts"),
+            listener.unresolved ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message) : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+            ok ? c("Programmed", true, "Programmed", "listener is serving") : c("Programmed", false, "Invalid", (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve"),
+          ],
+        };
+      }),
+    },
+  };
+}
+
+function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
+  const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3 };
+  const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
+  return [...statuses].sort((a, b) => order[a.kind] - order[b.kind] || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}

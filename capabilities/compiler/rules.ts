@@ -1,0 +1,197 @@
+// One HTTPRoute's rules → config routes and their matches, with the problems that make a rule
+// unusable (dropped, reported as PartiallyInvalid / Accepted=False) or its references unresolved.
+import type { Route, RouteMatch, ValueMatch, WeightedBackend } from "../../proxy/config/index.ts";
+import type { BackendResolver } from "./backends.ts";
+import type { Problem } from "./conditions.ts";
+import { parseDuration } from "./durations.ts";
+import { translateFilters } from "./filters.ts";
+import { PLUGINS_ANNOTATION, PluginIndex } from "./plugins.ts";
+import { checkRegex } from "./regex.ts";
+import type { HTTPRoute, HTTPRouteMatch, HTTPRouteRule } from "./snapshot.ts";
+
+export interface CompiledRule {
+  index: number;
+  route: Route;
+  matches: RouteMatch[];
+}
+
+export interface RouteTranslation {
+  rules: CompiledRule[];
+  invalid: Problem[];
+  unresolved: Problem[];
+}
+
+export function normalizePrefix(value: string): string {
+  // The spec ignores a trailing "/" on a PathPrefix: "/foo/" and "/foo" are the same prefix.
+  return value.length > 1 && value.endsWith("/") ? value.replace(/\/+$/, "") || "/" : value;
+}
+
+function valueMatches(raw: Array<{ name: string; type?: string; value: string }> | undefined, field: string, lowercase: boolean): ValueMatch[] | Problem {
+  const result: ValueMatch[] = [];
+  const seen = new Set<string>();
+  for (const [index, item] of (raw ?? []).entries()) {
+    const name = lowercase ? item.name.toLowerCase() : item.name;
+    // Spec: when several entries name the same header/parameter, only the first counts.
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const type = item.type ?? "Exact";
+    if (type !== "Exact" && type !== "RegularExpression") {
+      return { reason: "UnsupportedValue", message: `${field}[${index}]: match type ${type} is not supported` };
+    }
+    if (type === "RegularExpression") {
+      const error = checkRegex(item.value);
+      if (error) return { reason: "UnsupportedValue", message: `${field}[${index}]: regular expression ${JSON.stringify(item.value)} is not valid RE2 (linear-time) syntax: ${error}` };
+    }
+    result.push({ name, type, value: item.value });
+  }
+  return result;
+}
+
+function translateMatch(match: HTTPRouteMatch, field: string): RouteMatch | Problem {
+  const pathType = match.path?.type ?? "PathPrefix";
+  const pathValue = match.path?.value ?? "/";
+  let path: RouteMatch["path"];
+  if (pathType === "Exact" || pathType === "PathPrefix") {
+    if (!pathValue.startsWith("/")) return { reason: "UnsupportedValue", message: `${field}.path.value: ${JSON.stringify(pathValue)} must start with "/"` };
+    path = pathType === "Exact" ? { type: "Exact", value: pathValue } : { type: "PathPrefix", value: normalizePrefix(pathValue) };
+  } else if (pathType === "RegularExpression") {
+    const error = checkRegex(pathValue);
+    if (error) return { reason: "UnsupportedValue", message: `${field}.path.value: regular expression ${JSON.stringify(pathValue)} is not valid RE2 (linear-time) syntax: ${error}` };
+    path = { type: "RegularExpression", value: pathValue };
+  } else {
+    return { reason: "UnsupportedValue", message: `${field}.path.type: ${pathType} is not supported` };
+  }
+  const headers = valueMatches(match.headers, `${field}.headers`, true);
+  if (!Array.isArray(headers)) return headers;
+  const queryParams = valueMatches(match.queryParams, `${field}.queryParams`, false);
+  if (!Array.isArray(queryParams)) return queryParams;
+  return { path, headers, queryParams, ...(match.method ? { method: match.method.toUpperCase() } : {}) };
+}
+
+function isProblem(value: unknown): value is Problem {
+  return typeof value === "object" && value !== null && "reason" in value && "message" in value;
+}
+
+function translateTimeouts(rule: HTTPRouteRule, field: string): Route["timeouts"] | Problem {
+  const timeouts: Route["timeouts"] = {};
+  for (const key of ["request", "backendRequest"] as const) {
+    const raw = rule.timeouts?.[key];
+    if (raw === undefined) continue;
+    const ms = parseDuration(raw);
+    if (ms === undefined) return { reason: "UnsupportedValue", message: `${field}.timeouts.${key}: ${JSON.stringify(raw)} is not a duration like 10s or 1m30s` };
+    timeouts[key === "request" ? "requestMs" : "backendRequestMs"] = ms;
+  }
+  const { requestMs, backendRequestMs } = timeouts;
+  // 0 disables a timeout; otherwise one backend attempt cannot outlast the whole request.
+  if (requestMs && backendRequestMs && backendRequestMs > requestMs) {
+    return { reason: "UnsupportedValue", message: `${field}.timeouts: backendRequest (${rule.timeouts?.backendRequest}) must not exceed request (${rule.timeouts?.request})` };
+  }
+  return timeouts;
+}
+
+function translateRetry(rule: HTTPRouteRule, field: string): Route["retry"] | Problem | undefined {
+  const retry = rule.retry;
+  if (!retry) return undefined;
+  let backoffMs: number | undefined;
+  if (retry.backoff !== undefined) {
+    backoffMs = parseDuration(retry.backoff);
+    if (backoffMs === undefined) return { reason: "UnsupportedValue", message: `${field}.retry.backoff: ${JSON.stringify(retry.backoff)} is not a duration` };
+  }
+  return { attempts: retry.attempts ?? 1, codes: [...(retry.codes ?? [])].sort((a, b) => a - b), ...(backoffMs === undefined ? {} : { backoffMs }) };
+}
+
+export function translateRules(route: HTTPRoute, backends: BackendResolver, plugins: PluginIndex): RouteTranslation {
+  const namespace = route.metadata.namespace ?? "default";
+  const key = `${namespace}/${route.metadata.name}`;
+  const result: RouteTranslation = { rules: [], invalid: [], unresolved: [] };
+
+  // Plugins named by the compatibility annotation run first, on every rule.
+  const annotationFilters: Route["filters"] = [];
+  let annotationFailsClosed = false;
+  const annotation = route.metadata.annotations?.[PLUGINS_ANNOTATION];
+  if (annotation !== undefined) {
+    const parsed = PluginIndex.parseAnnotation(annotation);
+    if (parsed.problem) {
+      result.unresolved.push({ reason: "InvalidPluginAnnotation", message: `metadata.annotations: ${parsed.problem}` });
+      annotationFailsClosed = true;
+    }
+    for (const name of parsed.names ?? []) {
+      const lookup = plugins.resolve(namespace, name, `metadata.annotations[${PLUGINS_ANNOTATION}]`);
+      if (lookup.problem) {
+        result.unresolved.push(lookup.problem);
+        annotationFailsClosed = true;
+      } else annotationFilters.push({ type: "Plugin", pluginId: lookup.id });
+    }
+  }
+
+  const rules = route.spec.rules?.length ? route.spec.rules : [{}];
+  for (const [index, rule] of rules.entries()) {
+    const field = `spec.rules[${index}]`;
+    const rawMatches = rule.matches?.length ? rule.matches : [{}];
+    const matches: RouteMatch[] = [];
+    let problem: Problem | undefined;
+    for (const [m, raw] of rawMatches.entries()) {
+      const translated = translateMatch(raw, `${field}.matches[${m}]`);
+      if (isProblem(translated)) {
+        problem = translated;
+        break;
+      }
+      matches.push(translated);
+    }
+    const timeouts = problem ? undefined : translateTimeouts(rule, field);
+    if (isProblem(timeouts)) problem = timeouts;
+    const retry = problem ? undefined : translateRetry(rule, field);
+    if (isProblem(retry)) problem = retry;
+    const ctx = {
+      namespace,
+      backends,
+      plugins,
+      allMatchesArePrefix: matches.every(m => m.path.type === "PathPrefix"),
+    };
+    const filters = problem ? undefined : translateFilters(rule.filters, { ...ctx, field, level: "rule" });
+    if (filters?.invalid) problem = filters.invalid;
+
+    const weighted: WeightedBackend[] = [];
+    let failClosed = annotationFailsClosed || (filters?.failClosed ?? false);
+    for (const [b, ref] of (problem ? [] : (rule.backendRefs ?? [])).entries()) {
+      const refField = `${field}.backendRefs[${b}]`;
+      const backendFilters = translateFilters(ref.filters, { ...ctx, field: refField, level: "backend" });
+      if (backendFilters.invalid) {
+        problem = backendFilters.invalid;
+        break;
+      }
+      result.unresolved.push(...backendFilters.unresolved);
+      const resolution = backends.resolve(ref, namespace, refField);
+      if (resolution.problem) result.unresolved.push(resolution.problem);
+      weighted.push({
+        clusterId: resolution.cluster?.id ?? null,
+        weight: ref.weight ?? 1,
+        // A backend whose own ExtensionRef cannot be resolved answers 500 for its share.
+        filters: backendFilters.failClosed ? [] : backendFilters.filters,
+      });
+      if (backendFilters.failClosed) weighted[weighted.length - 1]!.clusterId = null;
+    }
+    if (problem || !filters || isProblem(timeouts) || timeouts === undefined || isProblem(retry)) {
+      result.invalid.push(problem ?? { reason: "UnsupportedValue", message: `${field}: invalid rule` });
+      continue;
+    }
+    result.unresolved.push(...filters.unresolved);
+    const routeFilters = [...annotationFilters, ...filters.filters];
+    result.rules.push({
+      index,
+      matches,
+      route: {
+        id: `${key}/rule/${index}`,
+        source: { namespace, name: route.metadata.name, rule: index, ...(rule.name ? { ruleName: rule.name } : {}) },
+        // A filter the spec forbids skipping could not be resolved: answer 500 instead of
+        // serving the request without it.
+        filters: failClosed ? [] : routeFilters,
+        backends: failClosed ? [{ clusterId: null, weight: 1, filters: [] }] : weighted,
+        timeouts,
+        ...(retry ? { retry } : {}),
+      },
+    });
+    failClosed = false;
+  }
+  return result;
+}

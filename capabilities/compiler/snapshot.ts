@@ -1,0 +1,99 @@
+// The compiler's input: every object it reads, as plain data. Gateway API kinds use the types
+// generated from the pinned CRDs (experimental channel: a superset of standard, so fields such
+// as rule.retry are visible); core kinds use the few fields the compiler reads.
+import type { GatewayClassV1 } from "../../generated/gateway-api/experimental/gatewayclass-v1.ts";
+import type { GatewayV1 } from "../../generated/gateway-api/experimental/gateway-v1.ts";
+import type { HTTPRouteV1 } from "../../generated/gateway-api/experimental/httproute-v1.ts";
+import type { ReferenceGrantV1 } from "../../generated/gateway-api/experimental/referencegrant-v1.ts";
+import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+type WithMeta<T> = Omit<T, "metadata"> & { metadata: ObjectMeta };
+
+export type GatewayClass = WithMeta<GatewayClassV1>;
+export type Gateway = WithMeta<GatewayV1>;
+export type HTTPRoute = WithMeta<HTTPRouteV1>;
+export type ReferenceGrant = WithMeta<ReferenceGrantV1>;
+export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
+
+export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
+export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
+export type HTTPRouteFilter = NonNullable<HTTPRouteRule["filters"]>[number];
+export type HTTPBackendRef = NonNullable<HTTPRouteRule["backendRefs"]>[number];
+export type ParentRef = NonNullable<HTTPRoute["spec"]["parentRefs"]>[number];
+export type GatewayListener = Gateway["spec"]["listeners"][number];
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: string;
+  appProtocol?: string;
+}
+export interface Service {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: { type?: string; clusterIP?: string; ports?: ServicePort[]; externalName?: string };
+}
+
+export interface EndpointSlice {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  addressType: string;
+  endpoints?: Array<{
+    addresses: string[];
+    conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+    zone?: string;
+  }>;
+  ports?: Array<{ name?: string; port?: number; protocol?: string; appProtocol?: string }>;
+}
+
+// Only what a Secret's use as a certificate needs: its type and which keys it has. The data
+// never reaches the compiler, so it can never reach the config.
+export interface SecretMeta {
+  metadata: ObjectMeta;
+  type?: string;
+  keys: string[];
+}
+
+export interface Namespace {
+  metadata: ObjectMeta;
+}
+
+export interface Snapshot {
+  gatewayClasses: GatewayClass[];
+  gateways: Gateway[];
+  httpRoutes: HTTPRoute[];
+  referenceGrants: ReferenceGrant[];
+  services: Service[];
+  endpointSlices: EndpointSlice[];
+  secrets: SecretMeta[];
+  namespaces: Namespace[];
+  rautaPlugins: RautaPlugin[];
+}
+
+export function emptySnapshot(): Snapshot {
+  return {
+    gatewayClasses: [],
+    gateways: [],
+    httpRoutes: [],
+    referenceGrants: [],
+    services: [],
+    endpointSlices: [],
+    secrets: [],
+    namespaces: [],
+    rautaPlugins: [],
+  };
+}

@@ -1,0 +1,83 @@
+// What compile() returns besides the config: the status of every object it was given that
+// belongs to us, shaped exactly as the Gateway API status subresources.
+import type { CompiledConfig } from "../../proxy/config/index.ts";
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface ParentRefStatus {
+  group?: string;
+  kind?: string;
+  namespace?: string;
+  name: string;
+  sectionName?: string;
+  port?: number;
+}
+
+export interface GatewayClassStatus {
+  kind: "GatewayClass";
+  name: string;
+  status: { conditions: Condition[]; supportedFeatures?: Array<{ name: string }> };
+}
+
+export interface ListenerStatus {
+  name: string;
+  supportedKinds: Array<{ group: string; kind: string }>;
+  attachedRoutes: number;
+  conditions: Condition[];
+}
+
+export interface GatewayStatus {
+  kind: "Gateway";
+  namespace: string;
+  name: string;
+  status: {
+    addresses?: Array<{ type: string; value: string }>;
+    conditions: Condition[];
+    listeners: ListenerStatus[];
+  };
+}
+
+export interface HTTPRouteStatus {
+  kind: "HTTPRoute";
+  namespace: string;
+  name: string;
+  status: { parents: Array<{ parentRef: ParentRefStatus; controllerName: string; conditions: Condition[] }> };
+}
+
+export interface RautaPluginStatus {
+  kind: "RautaPlugin";
+  namespace: string;
+  name: string;
+  status: { observedGeneration?: number; digest?: string; conditions: Condition[] };
+}
+
+export type ObjectStatus = GatewayClassStatus | GatewayStatus | HTTPRouteStatus | RautaPluginStatus;
+
+export interface CompileOptions {
+  /** GatewayClasses whose spec.controllerName equals this are ours; all others are ignored. */
+  controllerName?: string;
+  /** Generation stamped on the config (not part of its hash). */
+  generation?: number;
+  /** lastTransitionTime for conditions; compile() reads no clock, so callers pass one. */
+  now?: string;
+  /** Address a Gateway binds when it requests none (standalone: all local addresses). */
+  defaultAddress?: string;
+  /** Addresses the control plane assigned, by "<namespace>/<name>" of the Gateway. */
+  gatewayAddresses?: Record<string, string>;
+}
+
+export interface CompileResult {
+  config: CompiledConfig;
+  statuses: ObjectStatus[];
+}
+
+export const DEFAULT_CONTROLLER_NAME = "rauta.io/gateway-controller";
