@@ -2,15 +2,23 @@ import { createHash } from "node:crypto";
 import type { CompiledConfig, CompiledConfigBody } from "./schema.ts";
 import { CONFIG_API_VERSION } from "./schema.ts";
 
-// Canonical JSON: object keys sorted, arrays kept in order (their order is meaningful and
+// Canonical JSON: object keys sorted (JavaScript still lists integer-like keys first, in numeric
+// order, which is just as deterministic), arrays kept in order (their order is meaningful and
 // already deterministic), undefined members dropped. Same value ⇒ same bytes.
+// A key-sorted copy serialized by the native JSON.stringify measured about twice as fast as
+// building the string in JavaScript (hack/bench/compile.ts, 5,000 routes).
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map(v => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  return JSON.stringify(sortedCopy(value)) ?? "null";
+}
+
+function sortedCopy(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(sortedCopy);
+  const record = value as Record<string, unknown>;
+  // No prototype: a "__proto__" key (user YAML can carry one in plugin config) stays a plain key.
+  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(record).sort()) copy[key] = sortedCopy(record[key]);
+  return copy;
 }
 
 export function hashConfigBody(body: CompiledConfigBody): string {
