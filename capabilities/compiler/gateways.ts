@@ -42,7 +42,7 @@ export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined
   if (ref) {
     return {
       reason: "InvalidParameters",
-      message: `parametersRef ${ref.group}/${ref.kind} ${ref.name} is not supported: RAUTA GatewayClasses take no parameters; remove spec.parametersRef`,
+      message: `parametersRef ${ref.group || "core"}/${ref.kind} ${ref.name} is not supported: RAUTA GatewayClasses take no parameters; remove spec.parametersRef`,
     };
   }
   return undefined;
@@ -51,9 +51,14 @@ export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined
 // A listener can carry traffic when it is accepted, not conflicted and has what it needs
 // (for HTTPS: at least one usable certificate, for any: at least one supported route kind).
 export function listenerUsable(listener: ListenerModel): boolean {
-  if (listener.unaccepted || listener.conflicted) return false;
-  if (listener.supportedKinds.length === 0) return false;
-  return listener.protocol !== "HTTPS" || listener.certificates.length > 0;
+  return listenerAccepted(listener) && (listener.protocol !== "HTTPS" || listener.certificates.length > 0);
+}
+
+// A listener routes can attach to: accepted, not conflicted, with a supported route kind. Its
+// references (certificates) need not resolve: routes still attach and are counted, as the
+// conformance test GatewayWithAttachedRoutes requires, but the listener is not programmed.
+export function listenerAccepted(listener: ListenerModel): boolean {
+  return !listener.unaccepted && !listener.conflicted && listener.supportedKinds.length > 0;
 }
 
 const IP_ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:.]*)$/;

@@ -9,7 +9,7 @@ import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import { SUPPORTED_FEATURES } from "./features.ts";
 import type { GatewayModel, ListenerModel } from "./gateways.ts";
-import { buildGateways, classAcceptance, listenerUsable, owningListener } from "./gateways.ts";
+import { buildGateways, classAcceptance, listenerAccepted, listenerUsable, owningListener } from "./gateways.ts";
 import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
 import type { RankedEntry } from "./precedence.ts";
@@ -113,10 +113,14 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       parents.push({ parentRef: attachment.parentRef, controllerName, conditions });
       if (rejected) continue;
       for (const listener of attachment.allowed) {
+        const hostnames = attachment.hostnames.get(listener) ?? [];
+        // A route counts on the listeners its hostnames intersect (conformance:
+        // HTTPRouteHostnameIntersection), whether or not the listener itself is usable.
+        if (hostnames.length === 0) continue;
         listener.attachedRoutes++;
         if (!listenerUsable(listener)) continue;
         const sameSocket = usableBySocket.get(listener.socket) ?? [];
-        for (const hostname of attachment.hostnames.get(listener) ?? []) {
+        for (const hostname of hostnames) {
           // Listener isolation: a name that a more specific listener on this socket owns is
           // served only by that listener's routes.
           if (owningListener(hostname, sameSocket) !== listener) continue;
@@ -169,7 +173,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
 }
 
 function gatewayAccepted(model: GatewayModel): boolean {
-  return !model.addressProblem && model.listeners.some(listenerUsable);
+  return !model.addressProblem && model.listeners.some(listenerAccepted);
 }
 
 function buildListeners(usableBySocket: Map<string, ListenerModel[]>, sockets: Map<string, SocketEntries>, plugins: PluginIndex): Listener[] {
@@ -220,16 +224,16 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
   const condition = conditionFactory(model.gateway.metadata.generation, now);
   const usable = model.listeners.filter(listenerUsable);
   const broken = model.listeners.filter(l => !listenerUsable(l));
-  const listenersMessage = `invalid listeners: ${broken.map(l => l.name).join(", ")}; accepted: ${usable.map(l => l.name).join(", ") || "none"}`;
+  const listenersMessage = `invalid listeners: ${broken.map(l => l.name).join(", ")}; serving: ${usable.map(l => l.name).join(", ") || "none"}`;
   const accepted = model.addressProblem
     ? condition("Accepted", false, model.addressProblem.reason, model.addressProblem.message)
-    : usable.length === 0
+    : !gatewayAccepted(model)
       ? condition("Accepted", false, "ListenersNotValid", listenersMessage)
       : broken.length > 0
         ? condition("Accepted", true, "ListenersNotValid", listenersMessage)
         : condition("Accepted", true, "Accepted", "all listeners are valid");
   const programmed =
-    accepted.status === "True"
+    accepted.status === "True" && usable.length > 0
       ? condition("Programmed", true, "Programmed", `serving ${usable.length} listener(s)`)
       : condition("Programmed", false, "Invalid", accepted.message);
   return {
