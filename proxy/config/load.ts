@@ -9,7 +9,9 @@ import { hashConfigBody, bodyOf } from "./hash.ts";
 export class ConfigError extends Error {
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid config: ${problems.slice(0, 10).join("; ")}${problems.length > 10 ? ` (and ${problems.length - 10} more)` : ""}`);
+    super(
+      `invalid config: ${problems.slice(0, 10).join("; ")}${problems.length > 10 ? ` (and ${problems.length - 10} more)` : ""}`,
+    );
     this.name = "ConfigError";
     this.problems = problems;
   }
@@ -23,13 +25,16 @@ export interface ValidateOptions {
 export function validateConfig(input: unknown, options: ValidateOptions = {}): CompiledConfigT {
   const parsed = CompiledConfig.safeParse(input);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map(i => `${i.path.join(".") || "(root)"}: ${i.message}`));
+    throw new ConfigError(
+      parsed.error.issues.map(i => `${i.path.join(".") || "(root)"}: ${i.message}`),
+    );
   }
   const config = parsed.data;
   const problems: string[] = [];
   if (options.verifyHash !== false) {
     const want = hashConfigBody(bodyOf(config));
-    if (want !== config.hash) problems.push(`hash: ${config.hash} does not match the body (${want})`);
+    if (want !== config.hash)
+      problems.push(`hash: ${config.hash} does not match the body (${want})`);
   }
   const clusterIds = new Set<string>();
   for (const [i, c] of config.clusters.entries()) {
@@ -67,12 +72,16 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): C
     const sock = `${l.address}:${l.port}`;
     if (sockets.has(sock)) problems.push(`listeners[${i}]: ${sock} is used by two listeners`);
     sockets.add(sock);
-    if (l.protocol === "HTTPS" && !l.tls) problems.push(`listeners[${i}]: HTTPS listener without tls`);
-    for (const p of l.plugins) if (!pluginIds.has(p)) problems.push(`listeners[${i}]: plugin ${p} does not exist`);
+    if (l.protocol === "HTTPS" && !l.tls)
+      problems.push(`listeners[${i}]: HTTPS listener without tls`);
+    for (const p of l.plugins)
+      if (!pluginIds.has(p)) problems.push(`listeners[${i}]: plugin ${p} does not exist`);
     for (const [j, vh] of l.virtualHosts.entries()) {
       for (const [k, e] of vh.routes.entries()) {
         if (!routeIds.has(e.routeId)) {
-          problems.push(`listeners[${i}].virtualHosts[${j}].routes[${k}]: route ${e.routeId} does not exist`);
+          problems.push(
+            `listeners[${i}].virtualHosts[${j}].routes[${k}]: route ${e.routeId} does not exist`,
+          );
         }
       }
     }
@@ -81,7 +90,10 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): C
   return config;
 }
 
-export async function loadConfigFile(path: string, options?: ValidateOptions): Promise<CompiledConfigT> {
+export async function loadConfigFile(
+  path: string,
+  options?: ValidateOptions,
+): Promise<CompiledConfigT> {
   const text = await readFile(path, "utf8");
   let json: unknown;
   try {

@@ -1,0 +1,117 @@
+// Prometheus metrics (prom-client), all prefixed rauta_. The route label is the route id (or
+// "none" when nothing matched), never the raw path. Hot-path children are resolved once per
+// route per generation (see RouteMetrics) so a request costs an increment and an observe.
+import client from "prom-client";
+import type { Counter, Histogram, Gauge } from "prom-client";
+
+export class Metrics {
+  readonly registry: client.Registry;
+  readonly requests: Counter<"route" | "code">;
+  readonly duration: Histogram<"route">;
+  readonly upstreamErrors: Counter<"cluster" | "kind">;
+  readonly retries: Counter<"cluster">;
+  readonly circuitState: Gauge<"cluster">;
+  readonly configGeneration: Gauge;
+  readonly configReloads: Counter<"result">;
+  readonly configReloadFailures: Counter;
+  readonly rateLimited: Counter<"route">;
+  readonly endpointHealth: Gauge<"endpoint">;
+  readonly tlsErrors: Counter<"kind">;
+  readonly mirrors: Counter<"cluster" | "result">;
+
+  constructor(registry = new client.Registry()) {
+    this.registry = registry;
+    const r = [registry];
+    this.requests = new client.Counter({
+      name: "rauta_requests_total",
+      help: "Downstream requests by route id and status class",
+      labelNames: ["route", "code"],
+      registers: r,
+    });
+    this.duration = new client.Histogram({
+      name: "rauta_request_duration_seconds",
+      help: "Downstream request latency (until the response ends) by route id",
+      labelNames: ["route"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.upstreamErrors = new client.Counter({
+      name: "rauta_upstream_errors_total",
+      help: "Upstream failures by cluster and kind (connect, reset, timeout, status)",
+      labelNames: ["cluster", "kind"],
+      registers: r,
+    });
+    this.retries = new client.Counter({
+      name: "rauta_upstream_retries_total",
+      help: "Upstream retries by cluster",
+      labelNames: ["cluster"],
+      registers: r,
+    });
+    this.circuitState = new client.Gauge({
+      name: "rauta_circuit_breaker_state",
+      help: "Circuit breaker state by cluster: 0 closed, 1 half-open, 2 open",
+      labelNames: ["cluster"],
+      registers: r,
+    });
+    this.configGeneration = new client.Gauge({
+      name: "rauta_config_generation",
+      help: "Generation of the config being served",
+      registers: r,
+    });
+    this.configReloads = new client.Counter({
+      name: "rauta_config_reloads_total",
+      help: "Config load attempts by result",
+      labelNames: ["result"],
+      registers: r,
+    });
+    this.configReloadFailures = new client.Counter({
+      name: "rauta_config_reload_failures_total",
+      help: "Configs refused (invalid or failed to prepare); the previous one kept serving",
+      registers: r,
+    });
+    this.rateLimited = new client.Counter({
+      name: "rauta_rate_limited_total",
+      help: "Requests refused by local rate limiting, by route id",
+      labelNames: ["route"],
+      registers: r,
+    });
+    this.endpointHealth = new client.Gauge({
+      name: "rauta_endpoint_healthy",
+      help: "Active health check verdict per endpoint (1 healthy)",
+      labelNames: ["endpoint"],
+      registers: r,
+    });
+    this.tlsErrors = new client.Counter({
+      name: "rauta_tls_errors_total",
+      help: "TLS problems (missing or invalid certificate secrets, handshake errors)",
+      labelNames: ["kind"],
+      registers: r,
+    });
+    this.mirrors = new client.Counter({
+      name: "rauta_mirror_requests_total",
+      help: "Mirrored requests by cluster and result",
+      labelNames: ["cluster", "result"],
+      registers: r,
+    });
+  }
+
+  route(routeId: string): RouteMetrics {
+    return new RouteMetrics(this, routeId);
+  }
+}
+
+const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+export class RouteMetrics {
+  private readonly byClass: Array<{ inc(): void }>;
+  private readonly hist: { observe(v: number): void };
+  constructor(m: Metrics, routeId: string) {
+    this.byClass = CLASSES.map(c => m.requests.labels(routeId, c));
+    this.hist = m.duration.labels(routeId);
+  }
+  record(status: number, seconds: number) {
+    const i = ((status / 100) | 0) - 1;
+    this.byClass[i < 0 ? 0 : i > 4 ? 4 : i]!.inc();
+    this.hist.observe(seconds);
+  }
+}

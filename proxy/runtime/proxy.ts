@@ -1,0 +1,268 @@
+// The proxy: holds the current Generation, applies new configs (validate → prepare off the
+// request path → bind new listeners → swap one reference → retire what is no longer used), and
+// owns the shared state that outlives generations (pools, endpoint health, circuit breakers,
+// TLS context cache, listener sockets).
+import type tls from "node:tls";
+import { validateConfig, ConfigError } from "../config/load.ts";
+import type { CompiledConfig, Cluster } from "../config/schema.ts";
+import { Generation } from "./generation.ts";
+import type { PrepareDeps } from "./generation.ts";
+import { PoolRegistry } from "../upstream/pools.ts";
+import type { PoolOptions } from "../upstream/pools.ts";
+import { ClusterState, EndpointHealth, DEFAULT_OUTLIER } from "../upstream/cluster.ts";
+import type { OutlierOptions } from "../upstream/cluster.ts";
+import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
+import type { RateLimitOptions } from "../upstream/rate-limit.ts";
+import { HealthChecker } from "../upstream/health.ts";
+import type { HealthCheckOptions } from "../upstream/health.ts";
+import { Metrics } from "../observability/metrics.ts";
+import type { RouteMetrics } from "../observability/metrics.ts";
+import { createLogger } from "../observability/logger.ts";
+import type { Logger } from "../observability/logger.ts";
+import { ListenerServer, DEFAULT_LIMITS } from "../server/listeners.ts";
+import type { ServerLimits } from "../server/listeners.ts";
+import type { HandlerOptions, ProxyCore, Tunnel } from "../server/handler.ts";
+import { StaticSecretProvider } from "../tls/secrets.ts";
+import type { SecretProvider } from "../tls/secrets.ts";
+
+export interface ProxyOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+  secrets?: SecretProvider;
+  handler?: Partial<HandlerOptions>;
+  limits?: Partial<ServerLimits>;
+  pools?: Partial<PoolOptions>;
+  circuitBreaker?: Partial<CircuitBreakerOptions>;
+  outlier?: Partial<OutlierOptions>;
+  /** Local rate limits by route id. */
+  rateLimits?: Record<string, RateLimitOptions>;
+  /** Active health checks of every endpoint (off when absent). */
+  healthCheck?: HealthCheckOptions;
+  /** Where a listener binds; default: its address ("0.0.0.0" = all local addresses). */
+  bindAddress?: (listenerAddress: string) => string;
+  /** Verify the config hash (default true). */
+  verifyHash?: boolean;
+  /** Grace period for connections of removed listeners. */
+  listenerDrainMs?: number;
+}
+
+export const DEFAULT_HANDLER_OPTIONS: HandlerOptions = {
+  forwardedHeader: false,
+  maxHeaderCount: 100,
+  maxRequestBodyBytes: 0,
+  tunnelIdleTimeoutMs: 300_000,
+  accessLog: false,
+  retryBudgetRatio: 0.2,
+  retryBudgetMin: 3,
+};
+
+export interface ApplyResult {
+  ok: boolean;
+  generation: number;
+  /** Refusal reasons (ok=false) or non-fatal problems (missing secrets, bind failures). */
+  problems: string[];
+}
+
+export class Proxy implements ProxyCore {
+  current: Generation | null = null;
+  readonly metrics: Metrics;
+  readonly noRouteMetrics: RouteMetrics;
+  readonly logger: Logger;
+  readonly options: HandlerOptions;
+  readonly tunnels = new Set<Tunnel>();
+  readonly pools: PoolRegistry;
+  readonly secrets: SecretProvider;
+  private readonly limits: ServerLimits;
+  private readonly servers = new Map<string, ListenerServer>();
+  private readonly health = new Map<string, EndpointHealth>();
+  private readonly clusterStates = new Map<string, { fingerprint: string; state: ClusterState }>();
+  private readonly tlsCache = new Map<string, tls.SecureContext>();
+  private readonly checker: HealthChecker | null;
+  private readonly opts: ProxyOptions;
+  private applying: Promise<unknown> = Promise.resolve();
+  private unsubscribeSecrets: (() => void) | null = null;
+  private closed = false;
+
+  constructor(opts: ProxyOptions = {}) {
+    this.opts = opts;
+    this.logger = opts.logger ?? createLogger();
+    this.metrics = opts.metrics ?? new Metrics();
+    this.noRouteMetrics = this.metrics.route("none");
+    this.options = { ...DEFAULT_HANDLER_OPTIONS, ...opts.handler };
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.pools = new PoolRegistry(opts.pools);
+    this.secrets = opts.secrets ?? new StaticSecretProvider();
+    this.unsubscribeSecrets = this.secrets.onChange?.(() => this.refreshTls()) ?? null;
+    this.checker = opts.healthCheck ? new HealthChecker(opts.healthCheck) : null;
+    if (this.checker) {
+      this.checker.onChange = (key, healthy) => {
+        this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
+        this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", { endpoint: key });
+      };
+    }
+  }
+
+  get ready(): boolean {
+    return this.current !== null;
+  }
+
+  /** Listener servers by key "<protocol>|<address>:<port>" (tests read bound ports here). */
+  get listenerServers(): ReadonlyMap<string, ListenerServer> {
+    return this.servers;
+  }
+
+  /** Validates, prepares and swaps in a config; on any failure the current one keeps serving. */
+  apply(input: unknown): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.applyNow(input));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private deps(): PrepareDeps {
+    return {
+      pools: this.pools,
+      metrics: this.metrics,
+      secrets: this.secrets,
+      healthOf: key => {
+        let h = this.health.get(key);
+        if (!h) {
+          h = new EndpointHealth();
+          this.health.set(key, h);
+        }
+        return h;
+      },
+      clusterState: (c: Cluster) => {
+        // breaker state survives a swap when the cluster's endpoints are unchanged
+        const fingerprint = JSON.stringify(c.endpoints.map(e => [e.address, e.port, e.ready]));
+        const prev = this.clusterStates.get(c.id);
+        if (prev && prev.fingerprint === fingerprint) return prev.state;
+        const state = new ClusterState(this.opts.circuitBreaker ?? {}, s =>
+          this.metrics.circuitState.labels(c.id).set(s === "closed" ? 0 : s === "half-open" ? 1 : 2),
+        );
+        this.clusterStates.set(c.id, { fingerprint, state });
+        return state;
+      },
+      outlier: { ...DEFAULT_OUTLIER, ...this.opts.outlier },
+      rateLimits: this.opts.rateLimits ?? {},
+      tlsCache: this.tlsCache,
+      circuitBreaker: this.opts.circuitBreaker ?? {},
+    };
+  }
+
+  private refuse(problems: string[], generation: number): ApplyResult {
+    this.metrics.configReloads.labels("refused").inc();
+    this.metrics.configReloadFailures.inc();
+    this.logger.error("config refused; the previous config keeps serving", {
+      generation,
+      servingGeneration: this.current?.number ?? null,
+      problems: problems.slice(0, 20),
+    });
+    return { ok: false, generation, problems };
+  }
+
+  private async applyNow(input: unknown): Promise<ApplyResult> {
+    if (this.closed) return { ok: false, generation: -1, problems: ["proxy is closed"] };
+    const generationOf = (input as { generation?: unknown } | null)?.generation;
+    const gen = typeof generationOf === "number" ? generationOf : -1;
+    let config: CompiledConfig;
+    let next: Generation;
+    try {
+      config = validateConfig(input, { verifyHash: this.opts.verifyHash });
+      next = new Generation(config, this.deps());
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      // pools created while preparing a refused config are released with the usual grace
+      if (this.current) this.pools.retainOnly(this.current.poolKeys);
+      return this.refuse(problems, gen);
+    }
+    const problems = [...next.problems];
+    // bind listeners the new config adds (before the swap, so they answer from the first byte)
+    const wanted = new Map(config.listeners.map(l => [ListenerServer.keyOf(l), l]));
+    // listeners that disappear or change protocol on the same port are closed first
+    const removed = [...this.servers.entries()].filter(([k]) => !wanted.has(k));
+    const socketsWanted = new Set(config.listeners.map(l => `${l.address}:${l.port}`));
+    const conflicting = removed.filter(([, s]) => socketsWanted.has(s.ctx.socket));
+    for (const [k, s] of conflicting) {
+      this.servers.delete(k);
+      await s.close(0);
+    }
+    for (const [key, l] of wanted) {
+      if (this.servers.has(key)) continue;
+      const bind = this.opts.bindAddress ? this.opts.bindAddress(l.address) : l.address;
+      const server = new ListenerServer(this, l, this.limits, bind);
+      const socket = `${l.address}:${l.port}`;
+      try {
+        await server.listen(
+          name => this.current?.listeners.get(socket)?.sni?.lookup(name) ?? next.listeners.get(socket)?.sni?.lookup(name) ?? null,
+          next.listeners.get(socket)?.sni?.defaultPair ?? null,
+        );
+        this.servers.set(key, server);
+        this.logger.info("listener bound", { listener: l.name, address: bind, port: l.port, protocol: l.protocol });
+      } catch (err) {
+        problems.push(`listener ${l.name} (${bind}:${l.port}): ${(err as Error).message}`);
+        this.metrics.configReloads.labels("bind_error").inc();
+      }
+    }
+    // the swap
+    const prev = this.current;
+    this.current = next;
+    this.metrics.configGeneration.set(next.number);
+    this.metrics.configReloads.labels("ok").inc();
+    for (const s of this.servers.values()) {
+      const pl = next.listeners.get(s.ctx.socket);
+      if (pl?.sni?.defaultPair) s.setDefaultCertificate(pl.sni.defaultPair);
+    }
+    // retire: pools nobody uses, listeners the config dropped, tunnels of removed routes
+    this.pools.retainOnly(next.poolKeys);
+    for (const [k, s] of removed) {
+      if (conflicting.some(([ck]) => ck === k)) continue;
+      this.servers.delete(k);
+      void s.close(this.opts.listenerDrainMs ?? 10_000);
+    }
+    for (const t of this.tunnels) if (!next.routes.has(t.routeId)) t.close();
+    if (this.checker) {
+      const eps = new Map<string, { address: string; port: number; health: EndpointHealth }>();
+      for (const c of next.clusters.values()) for (const e of c.endpoints) eps.set(e.key, e);
+      this.checker.sync(eps);
+    }
+    for (const key of [...this.health.keys()]) if (!next.poolKeys.has(key)) this.health.delete(key);
+    for (const id of [...this.clusterStates.keys()]) if (!next.clusters.has(id)) this.clusterStates.delete(id);
+    if (problems.length) this.logger.warn("config applied with problems", { generation: next.number, problems });
+    this.logger.info("config applied", {
+      generation: next.number,
+      previous: prev?.number ?? null,
+      hash: config.hash,
+      listeners: config.listeners.length,
+      routes: config.routes.length,
+      clusters: config.clusters.length,
+    });
+    return { ok: true, generation: next.number, problems };
+  }
+
+  /** Re-reads certificates from the SecretProvider into the current generation. */
+  refreshTls(): void {
+    const gen = this.current;
+    if (!gen) return;
+    const problems = gen.refreshTls({ secrets: this.secrets, tlsCache: this.tlsCache });
+    for (const s of this.servers.values()) {
+      const pl = gen.listeners.get(s.ctx.socket);
+      if (pl?.sni?.defaultPair) s.setDefaultCertificate(pl.sni.defaultPair);
+    }
+    if (problems.length) {
+      this.metrics.tlsErrors.labels("secret").inc(problems.length);
+      this.logger.warn("certificate problems after rotation", { problems });
+    } else this.logger.info("certificates reloaded");
+  }
+
+  /** Graceful stop: stop accepting, let in-flight requests finish (up to graceMs), close pools. */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribeSecrets?.();
+    this.checker?.stop();
+    for (const t of this.tunnels) t.close();
+    await Promise.all([...this.servers.values()].map(s => s.close(graceMs)));
+    this.servers.clear();
+    await this.pools.destroy();
+  }
+}

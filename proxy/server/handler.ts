@@ -1,0 +1,939 @@
+// The request path: route → filters → balancer → undici dispatch() with a handler that writes the
+// upstream response straight into the downstream response (raw header arrays, no intermediate
+// streams). Everything it reads was prepared when the config was loaded (see Generation); a
+// request keeps the Generation it started on until it ends.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Duplex } from "node:stream";
+import type { Dispatcher } from "undici";
+import { hostOf } from "../router/router.ts";
+import type { MatchedEntry, RequestView } from "../router/router.ts";
+import { HOP_BY_HOP, appendPlan, connectionTokens } from "../filters/headers.ts";
+import type { HeaderPlan } from "../filters/headers.ts";
+import type { Generation, PreparedBackend, PreparedListener, PreparedRoute, CorsPlan } from "../runtime/generation.ts";
+import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
+import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
+import type { Logger } from "../observability/logger.ts";
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+export interface HandlerOptions {
+  /** Also send the RFC 7239 Forwarded header. */
+  forwardedHeader: boolean;
+  /** Reject requests with more headers than this (431). */
+  maxHeaderCount: number;
+  /** Reject bodies declared larger than this (413); 0 = unlimited. */
+  maxRequestBodyBytes: number;
+  /** Idle timeout of upgraded (WebSocket) tunnels. */
+  tunnelIdleTimeoutMs: number;
+  accessLog: boolean;
+  /** Share of active requests that may be retries (retry budget), and the floor. */
+  retryBudgetRatio: number;
+  retryBudgetMin: number;
+}
+
+export interface ProxyCore {
+  current: Generation | null;
+  metrics: Metrics;
+  noRouteMetrics: RouteMetrics;
+  logger: Logger;
+  options: HandlerOptions;
+  tunnels: Set<Tunnel>;
+}
+
+export interface ListenerContext {
+  /** "<address>:<port>" — the key of the prepared listener in every generation */
+  socket: string;
+  scheme: "http" | "https";
+  port: number;
+}
+
+export interface Tunnel {
+  routeId: string;
+  generation: Generation;
+  close(): void;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+export function errorBody(status: number, detail: string): string {
+  return `${status} ${REASONS[status] ?? ""}: ${detail}\n`;
+}
+
+function sendLocal(res: DownstreamResponse, status: number, detail: string, extra?: Record<string, string>) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(status, detail);
+  const headers: Record<string, string | number> = { "content-type": TEXT, "content-length": Buffer.byteLength(body), ...extra };
+  (res as ServerResponse).writeHead(status, headers);
+  res.end(body);
+}
+
+function clientAddress(req: DownstreamRequest): string {
+  let a = req.socket?.remoteAddress ?? "";
+  if (a.startsWith("::ffff:")) a = a.slice(7);
+  return a;
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return v === undefined ? undefined : typeof v === "string" ? v : v.join(", ");
+}
+
+interface Routed {
+  gen: Generation;
+  pl: PreparedListener;
+  entry: MatchedEntry<PreparedRoute>;
+  view: RequestView;
+  authority: string;
+}
+
+// Shared by requests and upgrades: generation, listener, host index, route. Answers locally and
+// returns null when the request cannot be routed.
+function route(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  req: DownstreamRequest,
+  fail: (status: number, detail: string, routeMetrics: RouteMetrics | null) => void,
+): Routed | null {
+  const gen = core.current;
+  if (gen === null) {
+    fail(503, "no configuration loaded yet", null);
+    return null;
+  }
+  const pl = gen.listeners.get(lctx.socket);
+  if (pl === undefined) {
+    fail(503, "this listener is being removed", null);
+    return null;
+  }
+  const isH2 = req.httpVersionMajor === 2;
+  const authority = (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ?? req.headers.host ?? "";
+  let url = req.url ?? "/";
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (a client talking to us as a forward proxy) or asterisk-form
+    try {
+      const u = new URL(url);
+      url = u.pathname + u.search;
+    } catch {
+      fail(400, "request target must be an absolute path", null);
+      return null;
+    }
+  }
+  const q = url.indexOf("?");
+  const view: RequestView = {
+    method: req.method ?? "GET",
+    path: q === -1 ? url : url.slice(0, q),
+    query: q === -1 ? "" : url.slice(q + 1),
+    headers: req.headers,
+  };
+  const vh = pl.router.virtualHost(hostOf(authority));
+  const entry = vh === null ? null : vh.match(view);
+  if (entry === null) {
+    fail(404, `no route matches this request (host ${JSON.stringify(hostOf(authority))})`, null);
+    return null;
+  }
+  return { gen, pl, entry, view, authority };
+}
+
+export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest, res: DownstreamResponse) {
+  const start = performance.now();
+  const routed = route(core, lctx, req, (status, detail) => {
+    sendLocal(res, status, detail);
+    core.noRouteMetrics.record(status, (performance.now() - start) / 1000);
+  });
+  if (routed === null) return;
+  const { gen, entry, view } = routed;
+  const r = entry.route;
+  const done = (status: number, detail: string, extra?: Record<string, string>) => {
+    sendLocal(res, status, detail, extra);
+    r.metrics.record(status, (performance.now() - start) / 1000);
+    if (core.options.accessLog) accessLog(core, req, status, r.id, start);
+  };
+  const rawCount = req.rawHeaders.length >> 1;
+  if (rawCount > core.options.maxHeaderCount) {
+    done(431, `more than ${core.options.maxHeaderCount} request headers`);
+    return;
+  }
+  if (r.pluginFailure !== null) {
+    done(500, r.pluginFailure);
+    return;
+  }
+  if (r.limiter !== null && !r.limiter.take(clientAddress(req))) {
+    core.metrics.rateLimited.labels(r.id).inc();
+    done(429, "rate limit exceeded", { "retry-after": "1" });
+    return;
+  }
+  let corsHeaders: Array<[string, string]> | null = null;
+  if (r.cors !== null) {
+    const origin = headerString(req.headers.origin);
+    if (origin !== undefined) {
+      const allowed = corsAllowed(r.cors, origin);
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+        const h: Record<string, string> = {};
+        if (allowed) {
+          h["access-control-allow-origin"] = r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin;
+          if (r.cors.allowMethods) h["access-control-allow-methods"] = r.cors.allowMethods;
+          if (r.cors.allowHeaders) h["access-control-allow-headers"] = r.cors.allowHeaders;
+          if (r.cors.allowCredentials) h["access-control-allow-credentials"] = "true";
+          h["access-control-max-age"] = r.cors.maxAge;
+          h["vary"] = "Origin";
+        }
+        (res as ServerResponse).writeHead(204, h);
+        res.end();
+        r.metrics.record(204, (performance.now() - start) / 1000);
+        return;
+      }
+      if (allowed) {
+        corsHeaders = [["access-control-allow-origin", r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin], ["vary", "Origin"]];
+        if (r.cors.allowCredentials) corsHeaders.push(["access-control-allow-credentials", "true"]);
+        if (r.cors.exposeHeaders) corsHeaders.push(["access-control-expose-headers", r.cors.exposeHeaders]);
+      }
+    }
+  }
+  if (r.redirect !== null) {
+    const location = redirectLocation(r, entry, view, routed.authority, lctx);
+    (res as ServerResponse).writeHead(r.redirect.statusCode, { location, "content-length": 0 });
+    res.end();
+    r.metrics.record(r.redirect.statusCode, (performance.now() - start) / 1000);
+    if (core.options.accessLog) accessLog(core, req, r.redirect.statusCode, r.id, start);
+    return;
+  }
+  const backend = pickBackend(r);
+  if (backend === null) {
+    done(500, "the route has no valid backend (backendRef invalid or all weights 0)");
+    return;
+  }
+  const cluster = backend.cluster;
+  if (cluster === null) {
+    done(500, `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`);
+    return;
+  }
+  const declared = req.headers["content-length"];
+  const max = core.options.maxRequestBodyBytes;
+  if (max > 0 && declared !== undefined && Number(declared) > max) {
+    done(413, `request body larger than ${max} bytes`);
+    return;
+  }
+  const ex = new Exchange(core, lctx, gen, req, res, r, entry, view, backend, cluster, routed.authority, start, corsHeaders);
+  ex.start();
+}
+
+function corsAllowed(c: CorsPlan, origin: string): boolean {
+  if (c.allowAllOrigins || c.origins.has(origin)) return true;
+  for (const re of c.wildcardOrigins) if (re.test(origin)) return true;
+  return false;
+}
+
+function pickBackend(r: PreparedRoute): PreparedBackend | null {
+  const n = r.backends.length;
+  if (n === 0 || r.totalWeight === 0) return null;
+  if (n === 1) return r.backends[0]!;
+  const x = Math.random() * r.totalWeight;
+  const cum = r.cumulative;
+  for (let i = 0; i < n; i++) if (x < cum[i]!) return r.backends[i]!;
+  return r.backends[n - 1]!;
+}
+
+export function rewritePath(
+  path: string,
+  modifier: { type: "ReplaceFullPath" | "ReplacePrefixMatch"; value: string },
+  prefixLength: number,
+): string {
+  if (modifier.type === "ReplaceFullPath") return modifier.value || "/";
+  if (prefixLength < 0) return path;
+  const rest = path.slice(prefixLength); // "" or "/..."
+  let out: string;
+  if (modifier.value.endsWith("/") && rest.startsWith("/")) out = modifier.value + rest.slice(1);
+  else out = modifier.value + rest;
+  return out === "" ? "/" : out;
+}
+
+function redirectLocation(
+  r: PreparedRoute,
+  entry: MatchedEntry<PreparedRoute>,
+  view: RequestView,
+  authority: string,
+  lctx: ListenerContext,
+): string {
+  const rd = r.redirect!;
+  const scheme = rd.scheme ?? lctx.scheme;
+  const host = rd.hostname ?? hostOf(authority);
+  let port: number;
+  if (rd.port !== undefined) port = rd.port;
+  else if (rd.scheme !== undefined) port = rd.scheme === "https" ? 443 : 80;
+  else port = lctx.port;
+  const defaultPort = scheme === "https" ? 443 : 80;
+  const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const path = rd.path ? rewritePath(view.path, rd.path, entry.prefixLength) : view.path;
+  const query = view.query ? `?${view.query}` : "";
+  return `${scheme}://${hostPart}${port === defaultPort ? "" : `:${port}`}${path}${query}`;
+}
+
+function accessLog(core: ProxyCore, req: DownstreamRequest, status: number, routeId: string, start: number) {
+  core.logger.info("access", {
+    method: req.method,
+    authority: req.headers.host ?? req.headers[":authority"],
+    path: req.url,
+    status,
+    route: routeId,
+    durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+    client: clientAddress(req),
+  });
+}
+
+// Request headers for the upstream: drops hop-by-hop headers, names listed in Connection, the
+// plan's removed/overwritten names and pseudo-headers; sets Host and the X-Forwarded-* family.
+export function upstreamRequestHeaders(
+  req: DownstreamRequest,
+  plan: HeaderPlan | null,
+  host: string,
+  authority: string,
+  scheme: string,
+  forwarded: boolean,
+): string[] {
+  const raw = req.rawHeaders;
+  const conn = connectionTokens(headerString(req.headers.connection));
+  const out: string[] = [];
+  let xff: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    const l = name.toLowerCase();
+    if (HOP_BY_HOP.has(l)) continue;
+    switch (l) {
+      case "host":
+      case "x-forwarded-proto":
+      case "x-forwarded-host":
+      case "expect":
+        continue;
+      case "x-forwarded-for":
+        xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]!}`;
+        continue;
+      case "forwarded":
+        if (forwarded) continue;
+    }
+    if (conn !== null && conn.has(l)) continue;
+    if (plan !== null && plan.drop.has(l)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  const client = clientAddress(req);
+  out.push(
+    "host",
+    host,
+    "x-forwarded-for",
+    xff === undefined ? client : `${xff}, ${client}`,
+    "x-forwarded-proto",
+    scheme,
+    "x-forwarded-host",
+    authority,
+  );
+  if (forwarded) {
+    const prior = headerString(req.headers.forwarded);
+    const forNode = client.includes(":") ? `"[${client}]"` : client;
+    const hostPart = authority ? `;host="${authority.replace(/["\\]/g, "")}"` : "";
+    const own = `for=${forNode}${hostPart};proto=${scheme}`;
+    out.push("forwarded", prior ? `${prior}, ${own}` : own);
+  }
+  if (plan !== null) appendPlan(out, plan);
+  return out;
+}
+
+function classify(err: Error & { code?: string }): { status: number; kind: string; detail: string } {
+  const code = err.code ?? "";
+  if (code === "RAUTA_BACKEND_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+    return { status: 504, kind: "timeout", detail: "upstream timed out" };
+  }
+  if (
+    code === "ECONNREFUSED" ||
+    code === "UND_ERR_CONNECT_TIMEOUT" ||
+    code === "EHOSTUNREACH" ||
+    code === "ENETUNREACH" ||
+    code === "ENOTFOUND" ||
+    code === "EADDRNOTAVAIL"
+  ) {
+    return { status: 503, kind: "connect", detail: `upstream connect error (${code})` };
+  }
+  if (code === "UND_ERR_CLOSED" || code === "UND_ERR_DESTROYED") {
+    return { status: 503, kind: "connect", detail: "upstream pool closed" };
+  }
+  if (code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE") {
+    return { status: 502, kind: "reset", detail: "upstream reset the connection" };
+  }
+  return { status: 502, kind: "protocol", detail: `bad upstream response (${code || err.message})` };
+}
+
+const timeoutError = () => Object.assign(new Error("backend request timeout"), { code: "RAUTA_BACKEND_TIMEOUT" });
+
+// One proxied request/response exchange; each try is an Attempt (undici's handler).
+class Exchange {
+  readonly core: ProxyCore;
+  readonly lctx: ListenerContext;
+  readonly gen: Generation;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  readonly route: PreparedRoute;
+  readonly entry: MatchedEntry<PreparedRoute>;
+  readonly view: RequestView;
+  readonly backend: PreparedBackend;
+  readonly cluster: ClusterRuntime;
+  readonly authority: string;
+  readonly startedAt: number;
+  readonly cors: Array<[string, string]> | null;
+  readonly isH2: boolean;
+  headers: string[] = [];
+  path = "";
+  hasBody = false;
+  attempt: Attempt | null = null;
+  tries = 0;
+  retrying = false;
+  finished = false;
+  status = 0;
+  requestTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    core: ProxyCore,
+    lctx: ListenerContext,
+    gen: Generation,
+    req: DownstreamRequest,
+    res: DownstreamResponse,
+    route: PreparedRoute,
+    entry: MatchedEntry<PreparedRoute>,
+    view: RequestView,
+    backend: PreparedBackend,
+    cluster: ClusterRuntime,
+    authority: string,
+    start: number,
+    cors: Array<[string, string]> | null,
+  ) {
+    this.core = core;
+    this.lctx = lctx;
+    this.gen = gen;
+    this.req = req;
+    this.res = res;
+    this.route = route;
+    this.entry = entry;
+    this.view = view;
+    this.backend = backend;
+    this.cluster = cluster;
+    this.authority = authority;
+    this.startedAt = start;
+    this.cors = cors;
+    this.isH2 = req.httpVersionMajor === 2;
+  }
+
+  start(): void {
+    const r = this.route;
+    const view = this.view;
+    let path = view.path;
+    if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, this.entry.prefixLength);
+    this.path = view.query === "" ? path : `${path}?${view.query}`;
+    this.headers = upstreamRequestHeaders(
+      this.req,
+      this.backend.request,
+      r.rewriteHost ?? this.authority,
+      this.authority,
+      this.lctx.scheme,
+      this.core.options.forwardedHeader,
+    );
+    const req = this.req;
+    if (this.isH2) this.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
+    else {
+      const cl = req.headers["content-length"];
+      this.hasBody = (cl !== undefined && cl !== "0") || req.headers["transfer-encoding"] !== undefined;
+    }
+    this.gen.inflight++;
+    this.res.once("close", this.onDownstreamClose);
+    if (r.requestTimeoutMs > 0) this.requestTimer = setTimeout(this.onRequestTimeout, r.requestTimeoutMs);
+    if (r.mirrors.length && !this.hasBody) this.mirror();
+    this.dispatch();
+  }
+
+  private mirror() {
+    for (const m of this.route.mirrors) {
+      if (m.numerator < m.denominator && Math.random() * m.denominator >= m.numerator) continue;
+      const ep = m.cluster.pick(null);
+      if (ep === null) {
+        this.core.metrics.mirrors.labels(m.cluster.id, "no_endpoint").inc();
+        continue;
+      }
+      try {
+        ep.pool.dispatch(
+          { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body: null },
+          new MirrorHandler(this.core.metrics, m.cluster.id),
+        );
+      } catch {
+        this.core.metrics.mirrors.labels(m.cluster.id, "error").inc();
+      }
+    }
+  }
+
+  dispatch(): void {
+    if (this.finished) return;
+    const ep = this.cluster.pick(this.cluster.config.lb === "maglev" ? clientAddress(this.req) : null);
+    if (ep === null) {
+      this.fail(503, `no healthy endpoint for cluster ${this.cluster.id}`);
+      return;
+    }
+    if (!this.cluster.state.breaker.allow()) {
+      this.fail(503, `circuit breaker open for cluster ${this.cluster.id}`);
+      return;
+    }
+    this.tries++;
+    this.cluster.active++;
+    const a = new Attempt(this, ep);
+    this.attempt = a;
+    const r = this.route;
+    if (r.backendTimeoutMs > 0) a.timer = setTimeout(a.onTimeout, r.backendTimeoutMs);
+    try {
+      ep.pool.dispatch(
+        {
+          path: this.path,
+          method: this.req.method as Dispatcher.HttpMethod,
+          headers: this.headers,
+          body: this.hasBody ? (this.req as IncomingMessage) : null,
+        },
+        a,
+      );
+    } catch (err) {
+      a.onError(err as Error);
+    }
+  }
+
+  canRetry(): boolean {
+    const retry = this.route.retry;
+    if (retry === null || this.tries > retry.attempts || this.hasBody || this.finished) return false;
+    if (!IDEMPOTENT.has(this.req.method ?? "")) return false;
+    const c = this.cluster;
+    const budget = Math.max(this.core.options.retryBudgetMin, c.active * this.core.options.retryBudgetRatio);
+    return c.retriesActive < budget;
+  }
+
+  scheduleRetry(): void {
+    const retry = this.route.retry!;
+    const base = Math.min(retry.backoffMs * 2 ** (this.tries - 1), 1000);
+    const delay = base / 2 + (Math.random() * base) / 2; // exponential backoff, equal jitter
+    this.core.metrics.retries.labels(this.cluster.id).inc();
+    this.retrying = true;
+    this.cluster.retriesActive++;
+    setTimeout(() => {
+      this.cluster.retriesActive--;
+      this.retrying = false;
+      this.dispatch();
+    }, delay);
+  }
+
+  fail(status: number, detail: string): void {
+    if (this.finished) return;
+    if (this.res.headersSent) {
+      this.res.destroy();
+      this.finish(status);
+      return;
+    }
+    sendLocal(this.res, status, detail);
+    this.finish(status);
+  }
+
+  finish(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.status = status;
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.gen.inflight--;
+    this.route.metrics.record(status, (performance.now() - this.startedAt) / 1000);
+    if (this.core.options.accessLog) accessLog(this.core, this.req, status, this.route.id, this.startedAt);
+  }
+
+  onDownstreamClose = (): void => {
+    if (this.finished) return;
+    // the client went away before the response ended
+    const a = this.attempt;
+    this.attempt = null;
+    a?.cancel(new Error("downstream closed"));
+    this.finish(499);
+  };
+
+  onRequestTimeout = (): void => {
+    this.requestTimer = null;
+    if (this.finished) return;
+    const a = this.attempt;
+    this.attempt = null;
+    a?.cancel(timeoutError());
+    this.fail(504, "request timeout");
+  };
+}
+
+class Attempt implements Dispatcher.DispatchHandler {
+  private readonly ex: Exchange;
+  private readonly ep: UpstreamEndpoint;
+  private abortFn: ((err?: Error) => void) | null = null;
+  private resumeFn: (() => void) | null = null;
+  private cancelled = false;
+  private completed = false;
+  private headersWritten = false;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(ex: Exchange, ep: UpstreamEndpoint) {
+    this.ex = ex;
+    this.ep = ep;
+  }
+
+  /** Stops this attempt; its callbacks are ignored from now on. */
+  cancel(err: Error): void {
+    if (this.cancelled || this.completed) return;
+    this.cancelled = true;
+    this.settle(false);
+    if (this.abortFn !== null) this.abortFn(err);
+  }
+
+  onTimeout = (): void => {
+    this.timer = null;
+    if (this.cancelled || this.completed) return;
+    if (this.abortFn !== null) this.abortFn(timeoutError());
+    else this.onError(timeoutError());
+  };
+
+  private settle(success: boolean) {
+    if (this.completed) return;
+    this.completed = true;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const c = this.ex.cluster;
+    c.active--;
+    c.state.breaker.record(success);
+    c.report(this.ep, success);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.cancelled) {
+      abort(new Error("cancelled"));
+      return;
+    }
+    this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    if (this.cancelled) return false;
+    if (statusCode < 200) return true;
+    const ex = this.ex;
+    const retry = ex.route.retry;
+    if (retry !== null && retry.codes.has(statusCode) && ex.canRetry()) {
+      this.ex.core.metrics.upstreamErrors.labels(ex.cluster.id, "status").inc();
+      this.cancelled = true;
+      this.settle(false);
+      this.abortFn?.(new Error("retrying"));
+      ex.scheduleRetry();
+      return false;
+    }
+    this.resumeFn = resume;
+    const plan = ex.backend.response;
+    const res = ex.res;
+    if (ex.isH2) {
+      const obj: Record<string, string | string[]> = {};
+      for (let i = 0; i < raw.length; i += 2) {
+        const l = raw[i]!.toString("latin1").toLowerCase();
+        if (HOP_BY_HOP.has(l) || (plan !== null && plan.drop.has(l))) continue;
+        const v = raw[i + 1]!.toString("latin1");
+        const prev = obj[l];
+        if (prev === undefined) obj[l] = v;
+        else if (l === "set-cookie") obj[l] = Array.isArray(prev) ? [...prev, v] : [prev, v];
+        else obj[l] = `${prev as string}, ${v}`;
+      }
+      if (plan !== null || ex.cors !== null) {
+        const extra: string[] = [];
+        if (plan !== null) appendPlan(extra, plan);
+        if (ex.cors !== null) for (const [k, v] of ex.cors) extra.push(k, v);
+        for (let i = 0; i < extra.length; i += 2) obj[extra[i]!.toLowerCase()] = extra[i + 1]!;
+      }
+      (res as Http2ServerResponse).writeHead(statusCode, obj);
+    } else {
+      const out: string[] = [];
+      let conn: string | undefined;
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i]!.toString("latin1");
+        const l = lowerIfNeeded(name);
+        if (HOP_BY_HOP.has(l)) {
+          if (l === "connection") conn = raw[i + 1]!.toString("latin1");
+          continue;
+        }
+        if (plan !== null && plan.drop.has(l)) continue;
+        out.push(name, raw[i + 1]!.toString("latin1"));
+      }
+      const tokens = connectionTokens(conn);
+      let headers = out;
+      if (tokens !== null) {
+        headers = [];
+        for (let i = 0; i < out.length; i += 2) if (!tokens.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
+      }
+      if (plan !== null) appendPlan(headers, plan);
+      if (ex.cors !== null) for (const [k, v] of ex.cors) headers.push(k, v);
+      (res as ServerResponse).writeHead(statusCode, headers);
+    }
+    this.headersWritten = true;
+    ex.status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.cancelled) return false;
+    const res = this.ex.res;
+    const ok = (res as ServerResponse).write(chunk);
+    if (!ok) res.once("drain", this.onDrain);
+    return ok;
+  }
+
+  private onDrain = (): void => {
+    this.resumeFn?.();
+  };
+
+  onComplete(): void {
+    if (this.cancelled) return;
+    const ex = this.ex;
+    this.settle(ex.status < 500);
+    ex.attempt = null;
+    ex.res.end();
+    ex.finish(ex.status);
+  }
+
+  onError(err: Error): void {
+    if (this.cancelled) return;
+    const ex = this.ex;
+    const c = classify(err as Error & { code?: string });
+    this.settle(false);
+    ex.core.metrics.upstreamErrors.labels(ex.cluster.id, c.kind).inc();
+    ex.attempt = null;
+    if (!this.headersWritten && c.kind !== "protocol" && ex.canRetry()) {
+      this.cancelled = true;
+      ex.scheduleRetry();
+      return;
+    }
+    if (this.headersWritten) {
+      // too late for an error status: cut the downstream response so the client sees it
+      ex.res.destroy();
+      ex.finish(ex.status);
+      return;
+    }
+    ex.fail(c.status, c.detail);
+  }
+}
+
+function lowerIfNeeded(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.toLowerCase();
+  }
+  return s;
+}
+
+class MirrorHandler implements Dispatcher.DispatchHandler {
+  private readonly metrics: Metrics;
+  private readonly clusterId: string;
+  constructor(metrics: Metrics, clusterId: string) {
+    this.metrics = metrics;
+    this.clusterId = clusterId;
+  }
+  onConnect(): void {}
+  onHeaders(): boolean {
+    return true;
+  }
+  onData(): boolean {
+    return true;
+  }
+  onComplete(): void {
+    this.metrics.mirrors.labels(this.clusterId, "ok").inc();
+  }
+  onError(): void {
+    this.metrics.mirrors.labels(this.clusterId, "error").inc();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 Upgrade (WebSocket and others): routed like a request, then a raw tunnel between the
+// client socket and the upstream socket undici hands over after 101.
+
+export function handleUpgrade(core: ProxyCore, lctx: ListenerContext, req: IncomingMessage, socket: Duplex, head: Buffer) {
+  const start = performance.now();
+  const reject = (status: number, detail: string) => {
+    const body = errorBody(status, detail);
+    if (socket.writable) {
+      socket.end(
+        `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    } else socket.destroy();
+  };
+  socket.on("error", () => socket.destroy());
+  const routed = route(core, lctx, req, (status, detail) => {
+    reject(status, detail);
+    core.noRouteMetrics.record(status, (performance.now() - start) / 1000);
+  });
+  if (routed === null) return;
+  const { gen, entry, view } = routed;
+  const r = entry.route;
+  const done = (status: number, detail: string) => {
+    reject(status, detail);
+    r.metrics.record(status, (performance.now() - start) / 1000);
+  };
+  if (r.pluginFailure !== null) return done(500, r.pluginFailure);
+  if (r.redirect !== null) {
+    const location = redirectLocation(r, entry, view, routed.authority, lctx);
+    socket.end(`HTTP/1.1 ${r.redirect.statusCode} Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    r.metrics.record(r.redirect.statusCode, (performance.now() - start) / 1000);
+    return;
+  }
+  const backend = pickBackend(r);
+  if (backend === null || backend.cluster === null) return done(500, "the route has no valid backend");
+  const cluster = backend.cluster;
+  const ep = cluster.pick(cluster.config.lb === "maglev" ? clientAddress(req) : null);
+  if (ep === null) return done(503, `no healthy endpoint for cluster ${cluster.id}`);
+  if (!cluster.state.breaker.allow()) return done(503, `circuit breaker open for cluster ${cluster.id}`);
+  let path = view.path;
+  if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, entry.prefixLength);
+  if (view.query) path += `?${view.query}`;
+  const headers = upstreamRequestHeaders(req, backend.request, r.rewriteHost ?? routed.authority, routed.authority, lctx.scheme, core.options.forwardedHeader);
+  const upgrade = headerString(req.headers.upgrade) ?? "websocket";
+  gen.inflight++;
+  const handler = new UpgradeHandler(core, gen, r, cluster, ep, socket, head, start);
+  cluster.active++;
+  try {
+    ep.pool.dispatch({ path, method: req.method as Dispatcher.HttpMethod, headers, upgrade, body: null }, handler);
+  } catch (err) {
+    handler.onError(err as Error);
+  }
+}
+
+class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
+  readonly routeId: string;
+  readonly generation: Generation;
+  private readonly core: ProxyCore;
+  private readonly route: PreparedRoute;
+  private readonly cluster: ClusterRuntime;
+  private readonly ep: UpstreamEndpoint;
+  private readonly socket: Duplex;
+  private readonly head: Buffer;
+  private readonly start: number;
+  private upstream: Duplex | null = null;
+  private settled = false;
+  private status = 0;
+  private closed = false;
+
+  constructor(core: ProxyCore, gen: Generation, route: PreparedRoute, cluster: ClusterRuntime, ep: UpstreamEndpoint, socket: Duplex, head: Buffer, start: number) {
+    this.core = core;
+    this.generation = gen;
+    this.route = route;
+    this.routeId = route.id;
+    this.cluster = cluster;
+    this.ep = ep;
+    this.socket = socket;
+    this.head = head;
+    this.start = start;
+  }
+
+  private settle(success: boolean, status: number) {
+    if (this.settled) return;
+    this.settled = true;
+    this.status = status;
+    this.cluster.active--;
+    this.cluster.state.breaker.record(success);
+    this.cluster.report(this.ep, success);
+    this.route.metrics.record(status, (performance.now() - this.start) / 1000);
+  }
+
+  onConnect(): void {}
+
+  onUpgrade(statusCode: number, raw: Buffer[] | string[] | null, upstream: Duplex): void {
+    this.settle(true, statusCode);
+    const client = this.socket;
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
+    const list = raw ?? [];
+    for (let i = 0; i < list.length; i += 2) head += `${list[i]!.toString()}: ${list[i + 1]!.toString()}\r\n`;
+    head += "\r\n";
+    if (!client.writable) {
+      upstream.destroy();
+      this.end();
+      return;
+    }
+    this.upstream = upstream;
+    this.core.tunnels.add(this);
+    client.write(head);
+    if (this.head.length) upstream.write(this.head);
+    const idle = this.core.options.tunnelIdleTimeoutMs;
+    for (const s of [client, upstream]) {
+      (s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(idle, () => this.close());
+      s.on("error", () => this.destroy());
+      s.on("close", () => this.destroy());
+    }
+    upstream.pipe(client);
+    client.pipe(upstream);
+  }
+
+  /** Graceful close (config swap removed the route, idle timeout, drain): FIN both sides. */
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+    this.upstream?.end();
+    setTimeout(() => this.destroy(), 1000).unref();
+  }
+
+  private destroy() {
+    this.socket.destroy();
+    this.upstream?.destroy();
+    this.end();
+  }
+
+  private end() {
+    if (this.closed) return;
+    this.closed = true;
+    this.core.tunnels.delete(this);
+    this.generation.inflight--;
+  }
+
+  // A non-101 answer to an upgrade request: relay it and close.
+  onHeaders(statusCode: number, raw: Buffer[]): boolean {
+    this.settle(statusCode < 500, statusCode);
+    let head = `HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? "Response"}\r\n`;
+    for (let i = 0; i < raw.length; i += 2) {
+      const l = raw[i]!.toString("latin1").toLowerCase();
+      if (HOP_BY_HOP.has(l)) continue;
+      head += `${raw[i]!.toString("latin1")}: ${raw[i + 1]!.toString("latin1")}\r\n`;
+    }
+    this.socket.write(`${head}connection: close\r\n\r\n`);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.socket.write(chunk);
+  }
+
+  onComplete(): void {
+    this.socket.end();
+    this.end();
+  }
+
+  onError(err: Error): void {
+    const c = classify(err as Error & { code?: string });
+    this.core.metrics.upstreamErrors.labels(this.cluster.id, c.kind).inc();
+    if (!this.settled) {
+      this.settle(false, c.status);
+      const body = errorBody(c.status, c.detail);
+      this.socket.end(`HTTP/1.1 ${c.status} ${REASONS[c.status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else this.socket.destroy();
+    this.end();
+  }
+}

@@ -1,0 +1,135 @@
+// The runtime of one cluster in one generation: its endpoints with their pools, the balancer
+// (round-robin or Maglev, built at load time) and the shared, generation-independent state
+// (circuit breaker, endpoint health) that survives swaps for clusters that still exist.
+import type { Dispatcher } from "undici";
+import type { Cluster } from "../config/schema.ts";
+import { Maglev } from "./maglev.ts";
+import { CircuitBreaker } from "./circuit-breaker.ts";
+import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.ts";
+import { PoolRegistry, poolKey } from "./pools.ts";
+
+export interface OutlierOptions {
+  /** Consecutive failures (connect error, reset, 5xx) that eject an endpoint; 0 disables. */
+  consecutiveFailures: number;
+  baseEjectionMs: number;
+}
+export const DEFAULT_OUTLIER: OutlierOptions = { consecutiveFailures: 5, baseEjectionMs: 30_000 };
+
+/** Health of one endpoint, shared across generations (keyed by pool key). */
+export class EndpointHealth {
+  /** Active health check verdict (true until a checker says otherwise). */
+  activeHealthy = true;
+  consecutiveFailures = 0;
+  ejectedUntil = 0;
+  ejections = 0;
+  available(now: number): boolean {
+    return this.activeHealthy && this.ejectedUntil <= now;
+  }
+}
+
+export interface UpstreamEndpoint {
+  key: string;
+  address: string;
+  port: number;
+  pool: Dispatcher;
+  health: EndpointHealth;
+}
+
+export class ClusterState {
+  readonly breaker: CircuitBreaker;
+  constructor(breakerOptions: Partial<CircuitBreakerOptions>, onState: (s: CircuitState) => void) {
+    this.breaker = new CircuitBreaker(breakerOptions);
+    this.breaker.onStateChange = onState;
+  }
+}
+
+const MAGLEV_PRIMES = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537];
+// Smallest listed prime ≥ 100 × endpoints (the paper's M ≫ N), at most 65537.
+export function maglevSizeFor(n: number): number {
+  for (const p of MAGLEV_PRIMES) if (p >= n * 100) return p;
+  return 65537;
+}
+
+export class ClusterRuntime {
+  readonly id: string;
+  readonly config: Cluster;
+  readonly endpoints: UpstreamEndpoint[];
+  readonly state: ClusterState;
+  private readonly maglev: Maglev | null;
+  private rr = 0;
+  /** attempts in flight and retries waiting or in flight (for the retry budget) */
+  active = 0;
+  retriesActive = 0;
+  private readonly outlier: OutlierOptions;
+
+  constructor(
+    config: Cluster,
+    pools: PoolRegistry,
+    healthOf: (key: string) => EndpointHealth,
+    state: ClusterState,
+    outlier: OutlierOptions,
+    maglevTableSize?: number,
+  ) {
+    this.id = config.id;
+    this.config = config;
+    this.state = state;
+    this.outlier = outlier;
+    // Ready endpoints serve; when none is ready, serving-but-terminating ones do (as kube-proxy).
+    let eps = config.endpoints.filter(e => e.ready);
+    if (eps.length === 0) eps = config.endpoints.filter(e => e.serving);
+    const seen = new Set<string>();
+    this.endpoints = [];
+    for (const e of eps) {
+      const key = poolKey(config.protocol, e.address, e.port);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.endpoints.push({
+        key,
+        address: e.address,
+        port: e.port,
+        pool: pools.acquire(config.protocol, e.address, e.port),
+        health: healthOf(key),
+      });
+    }
+    this.maglev =
+      config.lb === "maglev" && this.endpoints.length > 0
+        ? new Maglev(
+            this.endpoints.map(e => e.key),
+            maglevTableSize ?? maglevSizeFor(this.endpoints.length),
+          )
+        : null;
+  }
+
+  /** An available endpoint, or null (none configured or all unhealthy). */
+  pick(hashKey: string | null): UpstreamEndpoint | null {
+    const eps = this.endpoints;
+    const n = eps.length;
+    if (n === 0) return null;
+    const now = Date.now();
+    if (this.maglev !== null && hashKey !== null) {
+      const e = eps[this.maglev.lookup(hashKey)]!;
+      if (e.health.available(now)) return e;
+    }
+    for (let i = 0; i < n; i++) {
+      const e = eps[this.rr++ % n]!;
+      if (this.rr > 0x3fffffff) this.rr = 0;
+      if (e.health.available(now)) return e;
+    }
+    return null;
+  }
+
+  /** Passive outlier detection: call with the outcome of every request to an endpoint. */
+  report(e: UpstreamEndpoint, success: boolean) {
+    const h = e.health;
+    if (success) {
+      h.consecutiveFailures = 0;
+      return;
+    }
+    const limit = this.outlier.consecutiveFailures;
+    if (limit > 0 && ++h.consecutiveFailures >= limit) {
+      h.consecutiveFailures = 0;
+      h.ejections++;
+      h.ejectedUntil = Date.now() + this.outlier.baseEjectionMs * Math.min(h.ejections, 10);
+    }
+  }
+}

@@ -1,0 +1,108 @@
+// undici connection pools, one per (protocol, endpoint), shared by every generation and cluster
+// that targets the endpoint. A swap keeps the pools the new generation still uses; pools nobody
+// uses any more are closed gracefully after a grace period, so requests still in flight on the
+// previous generation (and their retries) finish.
+import { Pool, H2CClient } from "undici";
+import type { Dispatcher } from "undici";
+
+export interface PoolOptions {
+  connections: number;
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** How long a pool no generation uses stays open for in-flight requests. */
+  retireGraceMs: number;
+}
+
+export const DEFAULT_POOL_OPTIONS: PoolOptions = {
+  connections: 256,
+  keepAliveTimeoutMs: 30_000,
+  headersTimeoutMs: 60_000,
+  bodyTimeoutMs: 300_000,
+  connectTimeoutMs: 5_000,
+  retireGraceMs: 30_000,
+};
+
+export type UpstreamProtocol = "http1" | "h2c" | "ws";
+
+export function poolKey(protocol: UpstreamProtocol, address: string, port: number): string {
+  const host = address.includes(":") && !address.startsWith("[") ? `[${address}]` : address;
+  return `${protocol === "h2c" ? "h2c" : "http1"}|${host}:${port}`;
+}
+
+export class PoolRegistry {
+  private readonly pools = new Map<string, Dispatcher>();
+  private readonly retiring = new Map<string, NodeJS.Timeout>();
+  readonly options: PoolOptions;
+
+  constructor(options: Partial<PoolOptions> = {}) {
+    this.options = { ...DEFAULT_POOL_OPTIONS, ...options };
+  }
+
+  get size(): number {
+    return this.pools.size;
+  }
+
+  has(key: string): boolean {
+    return this.pools.has(key);
+  }
+
+  /** The pool for key, created on first use (off the request path: called while preparing). */
+  acquire(protocol: UpstreamProtocol, address: string, port: number): Dispatcher {
+    const key = poolKey(protocol, address, port);
+    const t = this.retiring.get(key);
+    if (t) {
+      clearTimeout(t);
+      this.retiring.delete(key);
+    }
+    let pool = this.pools.get(key);
+    if (pool === undefined) {
+      const origin = `http://${key.slice(key.indexOf("|") + 1)}`;
+      const o = this.options;
+      const common = {
+        keepAliveTimeout: o.keepAliveTimeoutMs,
+        headersTimeout: o.headersTimeoutMs,
+        bodyTimeout: o.bodyTimeoutMs,
+        connectTimeout: o.connectTimeoutMs,
+      };
+      pool =
+        protocol === "h2c"
+          ? new H2CClient(origin, { ...common, maxConcurrentStreams: 100, pipelining: 100 })
+          : new Pool(origin, { ...common, connections: o.connections, pipelining: 1 });
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  /** Closes (after the grace period) every pool whose key is not in `keep`. */
+  retainOnly(keep: Set<string>) {
+    for (const key of this.pools.keys()) {
+      if (keep.has(key) || this.retiring.has(key)) continue;
+      const timer = setTimeout(() => {
+        this.retiring.delete(key);
+        const pool = this.pools.get(key);
+        this.pools.delete(key);
+        pool?.close().catch(() => {});
+      }, this.options.retireGraceMs);
+      timer.unref();
+      this.retiring.set(key, timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.retiring.clear();
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map(p => p.close().catch(() => {})));
+  }
+
+  async destroy(): Promise<void> {
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.retiring.clear();
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map(p => p.destroy().catch(() => {})));
+  }
+}
