@@ -14,17 +14,38 @@ const SIZES = [100, 1_000, 5_000];
 const TARGET_MS_AT_5000 = 1_000;
 
 export function syntheticSnapshot(routes: number): Snapshot {
-  const namespaces = Array.from({ length: NAMESPACES }, (_, i) => `ns-${String(i).padStart(2, "0")}`);
+  const namespaces = Array.from(
+    { length: NAMESPACES },
+    (_, i) => `ns-${String(i).padStart(2, "0")}`,
+  );
   const snapshot: Snapshot = {
-    gatewayClasses: [{ metadata: { name: "rauta", generation: 1 }, spec: { controllerName: "rauta.io/gateway-controller" } }],
+    gatewayClasses: [
+      {
+        metadata: { name: "rauta", generation: 1 },
+        spec: { controllerName: "rauta.io/gateway-controller" },
+      },
+    ],
     gateways: [
       {
         metadata: { name: "gw", namespace: "infra", generation: 1 },
         spec: {
           gatewayClassName: "rauta",
           listeners: [
-            { name: "http", port: 80, protocol: "HTTP", allowedRoutes: { namespaces: { from: "All" } } },
-            { name: "apps", port: 80, protocol: "HTTP", hostname: "*.apps.example.com", allowedRoutes: { namespaces: { from: "Selector", selector: { matchLabels: { tier: "apps" } } } } },
+            {
+              name: "http",
+              port: 80,
+              protocol: "HTTP",
+              allowedRoutes: { namespaces: { from: "All" } },
+            },
+            {
+              name: "apps",
+              port: 80,
+              protocol: "HTTP",
+              hostname: "*.apps.example.com",
+              allowedRoutes: {
+                namespaces: { from: "Selector", selector: { matchLabels: { tier: "apps" } } },
+              },
+            },
           ],
         },
       },
@@ -41,27 +62,55 @@ export function syntheticSnapshot(routes: number): Snapshot {
     const namespace = namespaces[i % NAMESPACES]!;
     const service = `svc-${i}`;
     snapshot.httpRoutes.push({
-      metadata: { name: `route-${i}`, namespace, generation: 1, creationTimestamp: `2026-01-01T00:${String(Math.floor(i / 60) % 60).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}Z` },
+      metadata: {
+        name: `route-${i}`,
+        namespace,
+        generation: 1,
+        creationTimestamp: `2026-01-01T00:${String(Math.floor(i / 60) % 60).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}Z`,
+      },
       spec: {
         parentRefs: [{ name: "gw", namespace: "infra" }],
         // A tenth of the routes share a hostname, so virtual hosts hold many routes to sort.
         hostnames: [i % 10 === 0 ? "shared.example.com" : `host-${i}.apps.example.com`],
         rules: [
           {
-            matches: [{ path: { type: "PathPrefix", value: `/api/v${i % 7}/items-${i}` }, headers: [{ name: "x-tenant", value: `t${i % 13}` }] }],
-            filters: [{ type: "RequestHeaderModifier", requestHeaderModifier: { set: [{ name: "x-route", value: String(i) }] } }],
+            matches: [
+              {
+                path: { type: "PathPrefix", value: `/api/v${i % 7}/items-${i}` },
+                headers: [{ name: "x-tenant", value: `t${i % 13}` }],
+              },
+            ],
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                requestHeaderModifier: { set: [{ name: "x-route", value: String(i) }] },
+              },
+            ],
             backendRefs: [{ name: service, port: 80 }],
           },
-          { matches: [{ path: { type: "Exact", value: `/health-${i}` }, method: "GET" }], backendRefs: [{ name: service, port: 80, weight: 2 }] },
+          {
+            matches: [{ path: { type: "Exact", value: `/health-${i}` }, method: "GET" }],
+            backendRefs: [{ name: service, port: 80, weight: 2 }],
+          },
         ],
       },
     });
-    snapshot.services.push({ metadata: { name: service, namespace }, spec: { ports: [{ name: "http", port: 80, targetPort: 8080 }] } });
+    snapshot.services.push({
+      metadata: { name: service, namespace },
+      spec: { ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+    });
     snapshot.endpointSlices.push({
-      metadata: { name: `${service}-a`, namespace, labels: { "kubernetes.io/service-name": service } },
+      metadata: {
+        name: `${service}-a`,
+        namespace,
+        labels: { "kubernetes.io/service-name": service },
+      },
       addressType: "IPv4",
       ports: [{ name: "http", port: 8080 }],
-      endpoints: [1, 2, 3].map(k => ({ addresses: [`10.${i >> 8 & 255}.${i & 255}.${k}`], conditions: { ready: true } })),
+      endpoints: [1, 2, 3].map(k => ({
+        addresses: [`10.${(i >> 8) & 255}.${i & 255}.${k}`],
+        conditions: { ready: true },
+      })),
     });
   }
   return snapshot;
@@ -98,7 +147,13 @@ function measure(routes: number): Row {
     configBytes = JSON.stringify(result.config).length;
   }
   times.sort((a, b) => a - b);
-  return { routes, medianMs: times[Math.floor(times.length / 2)]!, minMs: times[0]!, heapMiB, configKiB: configBytes / 1024 };
+  return {
+    routes,
+    medianMs: times[Math.floor(times.length / 2)]!,
+    minMs: times[0]!,
+    heapMiB,
+    configKiB: configBytes / 1024,
+  };
 }
 
 function growth(rows: Row[]): string[] {
@@ -107,7 +162,9 @@ function growth(rows: Row[]): string[] {
     const [a, b] = [rows[i - 1]!, rows[i]!];
     const measured = b.medianMs / a.medianMs;
     const nlogn = (b.routes * Math.log(b.routes)) / (a.routes * Math.log(a.routes));
-    lines.push(`${a.routes} → ${b.routes} routes: time ×${measured.toFixed(2)} (n·log n allows ×${nlogn.toFixed(2)}) — ${measured <= nlogn * 1.15 ? "within n·log n" : "WORSE than n·log n"}`);
+    lines.push(
+      `${a.routes} → ${b.routes} routes: time ×${measured.toFixed(2)} (n·log n allows ×${nlogn.toFixed(2)}) — ${measured <= nlogn * 1.15 ? "within n·log n" : "WORSE than n·log n"}`,
+    );
   }
   return lines;
 }
@@ -121,7 +178,10 @@ if (import.meta.main) {
   const table = [
     "| HTTPRoutes | median compile | fastest | heap held by result | config JSON |",
     "|---:|---:|---:|---:|---:|",
-    ...rows.map(r => `| ${r.routes.toLocaleString("en")} | ${r.medianMs.toFixed(1)} ms | ${r.minMs.toFixed(1)} ms | ${r.heapMiB.toFixed(1)} MiB | ${r.configKiB.toFixed(0)} KiB |`),
+    ...rows.map(
+      r =>
+        `| ${r.routes.toLocaleString("en")} | ${r.medianMs.toFixed(1)} ms | ${r.minMs.toFixed(1)} ms | ${r.heapMiB.toFixed(1)} MiB | ${r.configKiB.toFixed(0)} KiB |`,
+    ),
   ];
   const last = rows[rows.length - 1]!;
   const verdict = `Target: 5,000 routes in < ${TARGET_MS_AT_5000} ms — ${last.medianMs < TARGET_MS_AT_5000 ? "met" : "NOT met"} (${last.medianMs.toFixed(0)} ms median).`;

@@ -10,7 +10,11 @@ export async function run(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { file: { type: "string", short: "f", multiple: true }, output: { type: "string", short: "o", default: "yaml" }, help: { type: "boolean", short: "h" } },
+      options: {
+        file: { type: "string", short: "f", multiple: true },
+        output: { type: "string", short: "o", default: "yaml" },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (error) {
     process.stderr.write(`rauta compile: ${(error as Error).message}\n`);
@@ -28,11 +32,18 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   if (loaded.errors.length > 0) {
-    for (const error of loaded.errors) process.stderr.write(`error: ${formatManifestError(error)}\n`);
+    for (const error of loaded.errors)
+      process.stderr.write(`error: ${formatManifestError(error)}\n`);
     process.stderr.write(`rauta compile: ${loaded.errors.length} error(s); nothing compiled\n`);
     return 1;
   }
-  const result = compile(loaded.snapshot, { now: new Date().toISOString().replace(/\.\d+Z$/, "Z") });
-  process.stdout.write(values.output === "json" ? `${JSON.stringify(result, null, 2)}\n` : stringify(result, { lineWidth: 0 }));
+  const result = compile(loaded.snapshot, {
+    now: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  });
+  process.stdout.write(
+    values.output === "json"
+      ? `${JSON.stringify(result, null, 2)}\n`
+      : stringify(result, { lineWidth: 0 }),
+  );
   return 0;
 }

@@ -43,26 +43,50 @@ interface KindHandler {
   add(snapshot: Snapshot, object: Record<string, unknown>): void;
 }
 
-const push = <K extends keyof Snapshot>(key: K) => (snapshot: Snapshot, object: Record<string, unknown>) => {
-  (snapshot[key] as unknown[]).push(object);
-};
+const push =
+  <K extends keyof Snapshot>(key: K) =>
+  (snapshot: Snapshot, object: Record<string, unknown>) => {
+    (snapshot[key] as unknown[]).push(object);
+  };
 
 const GATEWAY_VERSIONS = ["v1", "v1beta1"];
 const HANDLERS = new Map<string, KindHandler>();
 for (const version of GATEWAY_VERSIONS) {
-  HANDLERS.set(`gateway.networking.k8s.io/${version}/GatewayClass`, { schema: `gateway-api/experimental/gatewayclass-${version}.schema.json`, add: push("gatewayClasses") });
-  HANDLERS.set(`gateway.networking.k8s.io/${version}/Gateway`, { schema: `gateway-api/experimental/gateway-${version}.schema.json`, add: push("gateways") });
-  HANDLERS.set(`gateway.networking.k8s.io/${version}/HTTPRoute`, { schema: `gateway-api/experimental/httproute-${version}.schema.json`, add: push("httpRoutes") });
-  HANDLERS.set(`gateway.networking.k8s.io/${version}/ReferenceGrant`, { schema: `gateway-api/experimental/referencegrant-${version}.schema.json`, add: push("referenceGrants") });
+  HANDLERS.set(`gateway.networking.k8s.io/${version}/GatewayClass`, {
+    schema: `gateway-api/experimental/gatewayclass-${version}.schema.json`,
+    add: push("gatewayClasses"),
+  });
+  HANDLERS.set(`gateway.networking.k8s.io/${version}/Gateway`, {
+    schema: `gateway-api/experimental/gateway-${version}.schema.json`,
+    add: push("gateways"),
+  });
+  HANDLERS.set(`gateway.networking.k8s.io/${version}/HTTPRoute`, {
+    schema: `gateway-api/experimental/httproute-${version}.schema.json`,
+    add: push("httpRoutes"),
+  });
+  HANDLERS.set(`gateway.networking.k8s.io/${version}/ReferenceGrant`, {
+    schema: `gateway-api/experimental/referencegrant-${version}.schema.json`,
+    add: push("referenceGrants"),
+  });
 }
-HANDLERS.set("rauta.io/v1alpha1/RautaPlugin", { schema: "rauta/rautaplugin-v1alpha1.schema.json", add: push("rautaPlugins") });
+HANDLERS.set("rauta.io/v1alpha1/RautaPlugin", {
+  schema: "rauta/rautaplugin-v1alpha1.schema.json",
+  add: push("rautaPlugins"),
+});
 HANDLERS.set("v1/Service", { add: push("services") });
 HANDLERS.set("discovery.k8s.io/v1/EndpointSlice", { add: push("endpointSlices") });
 HANDLERS.set("v1/Namespace", { add: push("namespaces") });
 HANDLERS.set("v1/Secret", {
   add: (snapshot, object) => {
-    const data = { ...((object.data as Record<string, string>) ?? {}), ...((object.stringData as Record<string, string>) ?? {}) };
-    snapshot.secrets.push({ metadata: object.metadata as Snapshot["secrets"][number]["metadata"], ...(typeof object.type === "string" ? { type: object.type } : {}), keys: Object.keys(data).sort() });
+    const data = {
+      ...((object.data as Record<string, string>) ?? {}),
+      ...((object.stringData as Record<string, string>) ?? {}),
+    };
+    snapshot.secrets.push({
+      metadata: object.metadata as Snapshot["secrets"][number]["metadata"],
+      ...(typeof object.type === "string" ? { type: object.type } : {}),
+      keys: Object.keys(data).sort(),
+    });
   },
 });
 
@@ -80,44 +104,74 @@ function listFiles(path: string): string[] {
 }
 
 function fieldPath(path: PropertyKey[]): string {
-  return path.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), "");
+  return path.reduce<string>(
+    (acc, part) =>
+      typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part),
+    "",
+  );
 }
 
-function decodeTlsSecret(object: Record<string, unknown>): { cert: string; key: string } | undefined {
+function decodeTlsSecret(
+  object: Record<string, unknown>,
+): { cert: string; key: string } | undefined {
   const data = (object.data as Record<string, string> | undefined) ?? {};
   const stringData = (object.stringData as Record<string, string> | undefined) ?? {};
-  const read = (key: string) => stringData[key] ?? (data[key] !== undefined ? Buffer.from(data[key], "base64").toString("utf8") : undefined);
+  const read = (key: string) =>
+    stringData[key] ??
+    (data[key] !== undefined ? Buffer.from(data[key], "base64").toString("utf8") : undefined);
   const [cert, key] = [read("tls.crt"), read("tls.key")];
   return cert && key ? { cert, key } : undefined;
 }
 
 export function loadManifests(paths: readonly string[]): LoadResult {
-  const result: LoadResult = { snapshot: emptySnapshot(), tlsSecrets: new Map(), errors: [], skipped: [] };
+  const result: LoadResult = {
+    snapshot: emptySnapshot(),
+    tlsSecrets: new Map(),
+    errors: [],
+    skipped: [],
+  };
   for (const file of paths.flatMap(p => listFiles(p))) {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
     } catch (error) {
-      result.errors.push({ file, document: 0, message: `cannot read: ${(error as Error).message}` });
+      result.errors.push({
+        file,
+        document: 0,
+        message: `cannot read: ${(error as Error).message}`,
+      });
       continue;
     }
     parseAllDocuments(text).forEach((doc, index) => {
       const document = index + 1;
       if (doc.errors.length > 0) {
-        for (const error of doc.errors) result.errors.push({ file, document, message: `YAML: ${error.message.split("\n")[0]}` });
+        for (const error of doc.errors)
+          result.errors.push({ file, document, message: `YAML: ${error.message.split("\n")[0]}` });
         return;
       }
       const object = doc.toJS() as unknown;
       if (object === null || object === undefined) return;
       if (typeof object !== "object" || Array.isArray(object)) {
-        result.errors.push({ file, document, message: "expected a Kubernetes object (a mapping with apiVersion, kind and metadata)" });
+        result.errors.push({
+          file,
+          document,
+          message: "expected a Kubernetes object (a mapping with apiVersion, kind and metadata)",
+        });
         return;
       }
       const record = object as Record<string, unknown>;
       const { apiVersion, kind } = record;
       const metadata = record.metadata as Record<string, unknown> | undefined;
-      if (typeof apiVersion !== "string" || typeof kind !== "string" || typeof metadata?.name !== "string") {
-        result.errors.push({ file, document, message: "apiVersion, kind and metadata.name are required" });
+      if (
+        typeof apiVersion !== "string" ||
+        typeof kind !== "string" ||
+        typeof metadata?.name !== "string"
+      ) {
+        result.errors.push({
+          file,
+          document,
+          message: "apiVersion, kind and metadata.name are required",
+        });
         return;
       }
       const name = `${kind} ${metadata.namespace ?? (CLUSTER_SCOPED.has(kind) ? "" : "default")}${CLUSTER_SCOPED.has(kind) ? "" : "/"}${metadata.name}`;
@@ -126,12 +180,19 @@ export function loadManifests(paths: readonly string[]): LoadResult {
         result.skipped.push({ file, document, object: name });
         return;
       }
-      if (!CLUSTER_SCOPED.has(kind) && metadata.namespace === undefined) metadata.namespace = "default";
+      if (!CLUSTER_SCOPED.has(kind) && metadata.namespace === undefined)
+        metadata.namespace = "default";
       if (handler.schema) {
         const checked = crdSchema(handler.schema).safeParse(record);
         if (!checked.success) {
           for (const issue of checked.error.issues) {
-            result.errors.push({ file, document, object: name, field: fieldPath(issue.path), message: issue.message });
+            result.errors.push({
+              file,
+              document,
+              object: name,
+              field: fieldPath(issue.path),
+              message: issue.message,
+            });
           }
           return;
         }
@@ -147,6 +208,8 @@ export function loadManifests(paths: readonly string[]): LoadResult {
 }
 
 export function formatManifestError(error: ManifestError): string {
-  const where = [`${error.file}`, `document ${error.document}`, error.object, error.field].filter(Boolean).join(": ");
+  const where = [`${error.file}`, `document ${error.document}`, error.object, error.field]
+    .filter(Boolean)
+    .join(": ");
   return `${where}: ${error.message}`;
 }

@@ -7,7 +7,11 @@ import { z } from "zod";
 export const CONFIG_API_VERSION = "rauta.io/v1alpha1";
 
 const port = z.number().int().min(1).max(65535);
-const headerName = z.string().min(1).max(256).regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/, "not an HTTP token");
+const headerName = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/, "not an HTTP token");
 // Durations are plain milliseconds: the compiler parses Gateway API duration strings once.
 const millis = z.number().int().min(0);
 
@@ -24,7 +28,11 @@ export const PathMatch = z.discriminatedUnion("type", [
 export type PathMatch = z.infer<typeof PathMatch>;
 
 export const ValueMatch = z
-  .object({ name: z.string().min(1), type: z.enum(["Exact", "RegularExpression"]), value: z.string() })
+  .object({
+    name: z.string().min(1),
+    type: z.enum(["Exact", "RegularExpression"]),
+    value: z.string(),
+  })
   .strict();
 export type ValueMatch = z.infer<typeof ValueMatch>;
 
@@ -63,11 +71,21 @@ export const Filter = z.discriminatedUnion("type", [
       hostname: z.string().optional(),
       port: port.optional(),
       path: PathModifier.optional(),
-      statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]),
+      statusCode: z.union([
+        z.literal(301),
+        z.literal(302),
+        z.literal(303),
+        z.literal(307),
+        z.literal(308),
+      ]),
     })
     .strict(),
   z
-    .object({ type: z.literal("URLRewrite"), hostname: z.string().optional(), path: PathModifier.optional() })
+    .object({
+      type: z.literal("URLRewrite"),
+      hostname: z.string().optional(),
+      path: PathModifier.optional(),
+    })
     .strict(),
   z
     .object({
@@ -119,11 +137,18 @@ export const Route = z
     // "<namespace>/<name>/rule/<index>": stable, low-cardinality, used as the metrics label.
     id: z.string(),
     source: z
-      .object({ namespace: z.string(), name: z.string(), rule: z.number().int().min(0), ruleName: z.string().optional() })
+      .object({
+        namespace: z.string(),
+        name: z.string(),
+        rule: z.number().int().min(0),
+        ruleName: z.string().optional(),
+      })
       .strict(),
     filters: z.array(Filter),
     backends: z.array(WeightedBackend),
-    timeouts: z.object({ requestMs: millis.optional(), backendRequestMs: millis.optional() }).strict(),
+    timeouts: z
+      .object({ requestMs: millis.optional(), backendRequestMs: millis.optional() })
+      .strict(),
     retry: Retry.optional(),
   })
   .strict();
@@ -158,10 +183,15 @@ export const Listener = z
     address: z.string(),
     port,
     protocol: z.enum(["HTTP", "HTTPS"]),
-    tls: z.object({ certificates: z.array(TlsCertificate).min(1) }).strict().optional(),
+    tls: z
+      .object({ certificates: z.array(TlsCertificate).min(1) })
+      .strict()
+      .optional(),
     // Gateway listeners merged into this socket, for logs and metrics.
     sources: z
-      .array(z.object({ namespace: z.string(), gateway: z.string(), listener: z.string() }).strict())
+      .array(
+        z.object({ namespace: z.string(), gateway: z.string(), listener: z.string() }).strict(),
+      )
       .min(1),
     // Plugins attached to the whole Gateway (RautaPlugin targetRefs), run before route plugins.
     plugins: z.array(z.string()),
@@ -198,7 +228,11 @@ export type Cluster = z.infer<typeof Cluster>;
 
 export const PluginSource = z.union([
   z.object({ builtin: z.string() }).strict(),
-  z.object({ configMap: z.object({ namespace: z.string(), name: z.string(), key: z.string() }).strict() }).strict(),
+  z
+    .object({
+      configMap: z.object({ namespace: z.string(), name: z.string(), key: z.string() }).strict(),
+    })
+    .strict(),
   z.object({ inline: z.string() }).strict(),
 ]);
 export type PluginSource = z.infer<typeof PluginSource>;
@@ -213,7 +247,11 @@ export const Plugin = z
     needsBody: z.boolean(),
     failurePolicy: z.enum(["FailOpen", "FailClosed"]),
     limits: z
-      .object({ memoryMiB: z.number().int().min(1), timeoutMs: z.number().int().min(1), maxBodyBytes: z.number().int().min(0) })
+      .object({
+        memoryMiB: z.number().int().min(1),
+        timeoutMs: z.number().int().min(1),
+        maxBodyBytes: z.number().int().min(0),
+      })
       .strict(),
   })
   .strict();

@@ -11,7 +11,9 @@ export const FIXTURES = resolve(import.meta.dirname, "../fixtures/compiler");
 export const GOLDEN_NOW = "2026-01-01T00:00:00Z";
 
 export function fixtureCases(): string[] {
-  return readdirSync(FIXTURES).filter(name => existsSync(join(FIXTURES, name, "input.yaml"))).sort();
+  return readdirSync(FIXTURES)
+    .filter(name => existsSync(join(FIXTURES, name, "input.yaml")))
+    .sort();
 }
 
 export interface GoldenOutcome {

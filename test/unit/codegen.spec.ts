@@ -19,8 +19,14 @@ describe("codegen", () => {
     try {
       await generate(out);
       const committed = join(repoRoot, "generated");
-      const fresh = listFiles(out).map(f => relative(out, f)).sort();
-      expect(listFiles(committed).map(f => relative(committed, f)).sort()).to.deep.equal(fresh);
+      const fresh = listFiles(out)
+        .map(f => relative(out, f))
+        .sort();
+      expect(
+        listFiles(committed)
+          .map(f => relative(committed, f))
+          .sort(),
+      ).to.deep.equal(fresh);
       for (const file of fresh) {
         const same = readFileSync(join(out, file)).equals(readFileSync(join(committed, file)));
         expect(same, `generated/${file} is stale: run npm run codegen`).to.equal(true);

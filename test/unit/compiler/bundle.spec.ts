@@ -9,7 +9,13 @@ import { resolve } from "node:path";
 const entry = resolve(import.meta.dirname, "../../../capabilities/compiler/index.ts");
 // Of the 1 MiB module budget, the compiler (with zod and re2js) may use a quarter.
 const BUDGET_GZIP_BYTES = 256 * 1024;
-const FORBIDDEN = [/^node:(fs|net|http|https|http2|child_process|dgram|tls|worker_threads|cluster)/, /^pepr$/, /^kubernetes-fluent-client/, /^@kubernetes\//, /^undici/];
+const FORBIDDEN = [
+  /^node:(fs|net|http|https|http2|child_process|dgram|tls|worker_threads|cluster)/,
+  /^pepr$/,
+  /^kubernetes-fluent-client/,
+  /^@kubernetes\//,
+  /^undici/,
+];
 
 describe("compiler bundle", () => {
   it("bundles for Node 22 with only pure imports, within its share of the Pepr module budget", async () => {
@@ -24,9 +30,14 @@ describe("compiler bundle", () => {
       metafile: true,
       logLevel: "silent",
     });
-    const external = Object.values(result.metafile.inputs).flatMap(input => input.imports.filter(i => i.external).map(i => i.path));
+    const external = Object.values(result.metafile.inputs).flatMap(input =>
+      input.imports.filter(i => i.external).map(i => i.path),
+    );
     for (const path of external) {
-      expect(FORBIDDEN.some(re => re.test(path)), `compiler imports ${path}`).to.equal(false);
+      expect(
+        FORBIDDEN.some(re => re.test(path)),
+        `compiler imports ${path}`,
+      ).to.equal(false);
     }
     const gzipped = gzipSync(result.outputFiles[0]!.contents).length;
     expect(gzipped, `compiler bundle is ${gzipped} bytes gzipped`).to.be.below(BUDGET_GZIP_BYTES);

@@ -19,7 +19,9 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
 }
 
 function permute(s: Snapshot, seed: number): Snapshot {
-  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, shuffled(v as unknown[], seed)])) as unknown as Snapshot;
+  return Object.fromEntries(
+    Object.entries(s).map(([k, v]) => [k, shuffled(v as unknown[], seed)]),
+  ) as unknown as Snapshot;
 }
 
 const RUNS = { numRuns: 150 };
