@@ -35,11 +35,20 @@ function hashFiles(root: string, filter: (rel: string) => boolean): string {
   return h.digest("hex").slice(0, 10);
 }
 
-function goBuild(modDir: string, pkg: string, out: string, what: string): void {
+/** Stamp the version the upstream release would report (/version, kubectl version). */
+function kubeLdflags(): string {
+  const v = versions.kubernetes;
+  const [major, minor] = v.slice(1).split(".");
+  const x = (pkg: string) =>
+    [`-X ${pkg}.gitVersion=${v}`, `-X ${pkg}.gitMajor=${major}`, `-X ${pkg}.gitMinor=${minor}`, `-X ${pkg}.gitTreeState=clean`];
+  return [...x("k8s.io/component-base/version"), ...x("k8s.io/client-go/pkg/version")].join(" ");
+}
+
+function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags = ""): void {
   const tmp = `${out}.tmp-${process.pid}`;
   log(`building ${what} (${pkg}) → ${out}; a cold build takes minutes`);
   const t0 = Date.now();
-  const r = spawnSync("go", ["build", "-trimpath", "-ldflags=-s -w", "-o", tmp, pkg], {
+  const r = spawnSync("go", ["build", "-trimpath", `-ldflags=-s -w ${ldflags}`, "-o", tmp, pkg], {
     cwd: modDir,
     stdio: ["ignore", "inherit", "inherit"],
     env: { ...process.env, GOFLAGS: "-mod=mod -buildvcs=false", CGO_ENABLED: "0" },
@@ -92,15 +101,15 @@ export function ensureBinaries(): Binaries {
   mkdirSync(cacheRoot, { recursive: true });
   // One build at a time on this machine (2 cores; concurrent `cluster:up`s must not race).
   withLock(join(cacheRoot, ".build.lock"), 30 * 60_000, () => {
-    const jobs: [string, string, string, string][] = [
-      [b.kube, goModDir, "./cmd/kube", `kube ${versions.kubernetes} (apiserver, controller-manager, scheduler, etcd, kubectl)`],
-      [b.node, goModDir, "./cmd/node", "process node"],
-      [b.echoBasic, imagesModDir, "sigs.k8s.io/gateway-api/conformance/echo-basic", `echo-basic ${versions.gatewayApi}`],
+    const jobs: [string, string, string, string, string][] = [
+      [b.kube, goModDir, "./cmd/kube", `kube ${versions.kubernetes} (apiserver, controller-manager, scheduler, etcd, kubectl)`, kubeLdflags()],
+      [b.node, goModDir, "./cmd/node", "process node", ""],
+      [b.echoBasic, imagesModDir, "sigs.k8s.io/gateway-api/conformance/echo-basic", `echo-basic ${versions.gatewayApi}`, ""],
     ];
-    for (const [out, dir, pkg, what] of jobs) {
+    for (const [out, dir, pkg, what, ldflags] of jobs) {
       if (existsSync(out)) continue;
       mkdirSync(join(out, ".."), { recursive: true });
-      goBuild(dir, pkg, out, what);
+      goBuild(dir, pkg, out, what, ldflags);
     }
   });
   return b;

@@ -50,7 +50,7 @@ export const net = {
   /** The `kubernetes` Service's ClusterIP (first address of serviceCIDR). */
   apiServiceIP: "10.96.0.1",
   netnsPrefix: "rauta-",
-  vethPrefix: "rv",
+  vethPrefix: "rvth",
 };
 
 export const ports = {

@@ -29,6 +29,24 @@ export function tryRun(cmd: string, args: string[]): { ok: boolean; out: string 
 
 /** A cross-process mutex: mkdir is atomic. Stale locks (holder PID gone) are broken. */
 export function withLock<T>(lockDir: string, timeoutMs: number, fn: () => T): T {
+  acquire(lockDir, timeoutMs);
+  try {
+    return fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+export async function withLockAsync<T>(lockDir: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  acquire(lockDir, timeoutMs);
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+function acquire(lockDir: string, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -46,11 +64,6 @@ export function withLock<T>(lockDir: string, timeoutMs: number, fn: () => T): T 
       if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lockDir} (held by pid ${holder})`);
       sleepSync(500);
     }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
   }
 }
 
