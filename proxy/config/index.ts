@@ -1,2 +1,3 @@
 export * from "./schema.ts";
 export { canonicalJson, hashConfigBody, sealConfig, bodyOf } from "./hash.ts";
+export * from "./configmap.ts";
