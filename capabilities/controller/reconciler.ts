@@ -1,0 +1,205 @@
+// Level-triggered reconcile: any change marks the snapshot dirty; after a short debounce one
+// compile runs on the latest snapshot, publishes the config if its hash changed, and writes the
+// statuses that differ. Failures are retried with capped exponential backoff and jitter (Pepr
+// drops errors thrown in watch callbacks, so retrying is ours to do). One run at a time.
+import type { CompiledConfig } from "../../proxy/config/index.ts";
+import type { CompileOptions, ObjectStatus } from "../compiler/index.ts";
+import { compile, DEFAULT_CONTROLLER_NAME } from "../compiler/index.ts";
+import type { SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
+import { desiredStatus, holdProgrammed, jsonEqual } from "./status.ts";
+
+export type StatusKind = ObjectStatus["kind"];
+
+export interface ControlPlaneIO {
+  readPublished(): Promise<{ generation: number; hash: string } | undefined>;
+  publishConfig(config: CompiledConfig): Promise<void>;
+  writeStatus(
+    kind: StatusKind,
+    namespace: string | undefined,
+    name: string,
+    status: Record<string, unknown>,
+  ): Promise<void>;
+  // The oldest generation the running proxies report as loaded; undefined when unknown.
+  proxyGeneration(): Promise<number | undefined>;
+}
+
+export interface ReconcilerOptions {
+  controllerName?: string;
+  debounceMs?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  // How often to ask whether the proxy caught up while a Programmed condition is pending.
+  ackPollMs?: number;
+  now?: () => string;
+  compileOptions?: (store: SnapshotStore) => Partial<CompileOptions>;
+  log?: (
+    level: "info" | "warn" | "error",
+    message: string,
+    fields?: Record<string, unknown>,
+  ) => void;
+}
+
+export interface ReconcileOutcome {
+  generation: number;
+  hash: string;
+  published: boolean;
+  statusWrites: number;
+}
+
+export class Reconciler {
+  private readonly options: Required<Omit<ReconcilerOptions, "compileOptions">> &
+    Pick<ReconcilerOptions, "compileOptions">;
+  private published: { generation: number; hash: string } | undefined;
+  private loadedPublished = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private failures = 0;
+  private stopped = false;
+  private unsubscribe: (() => void) | undefined;
+  private readonly outcomes = new Set<(outcome: ReconcileOutcome) => void>();
+  private readonly store: SnapshotStore;
+  private readonly io: ControlPlaneIO;
+
+  constructor(store: SnapshotStore, io: ControlPlaneIO, options: ReconcilerOptions = {}) {
+    this.store = store;
+    this.io = io;
+    this.options = {
+      controllerName: options.controllerName ?? DEFAULT_CONTROLLER_NAME,
+      debounceMs: options.debounceMs ?? 5,
+      initialBackoffMs: options.initialBackoffMs ?? 100,
+      maxBackoffMs: options.maxBackoffMs ?? 30_000,
+      ackPollMs: options.ackPollMs ?? 250,
+      now: options.now ?? (() => new Date().toISOString().replace(/\.\d+Z$/, "Z")),
+      log: options.log ?? (() => {}),
+      compileOptions: options.compileOptions,
+    };
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.unsubscribe = this.store.onChange(() => this.markDirty());
+    this.markDirty();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  onOutcome(listener: (outcome: ReconcileOutcome) => void): () => void {
+    this.outcomes.add(listener);
+    return () => this.outcomes.delete(listener);
+  }
+
+  markDirty(delayMs = this.options.debounceMs): void {
+    this.dirty = true;
+    if (this.stopped || this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.drain(), delayMs);
+  }
+
+  private async drain(): Promise<void> {
+    this.timer = undefined;
+    if (this.running || this.stopped) return;
+    this.dirty = false;
+    let retryIn: number | undefined;
+    this.running = this.reconcileOnce().then(
+      outcome => {
+        this.failures = 0;
+        for (const listener of this.outcomes) listener(outcome);
+      },
+      (error: unknown) => {
+        this.failures++;
+        const backoff = Math.min(
+          this.options.maxBackoffMs,
+          this.options.initialBackoffMs * 2 ** (this.failures - 1),
+        );
+        retryIn = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
+        this.options.log("error", "reconcile failed; retrying", {
+          error: error instanceof Error ? error.message : String(error),
+          attempt: this.failures,
+          retryInMs: retryIn,
+        });
+      },
+    );
+    await this.running;
+    this.running = undefined;
+    if (retryIn !== undefined) this.markDirty(retryIn);
+    else if (this.dirty) this.markDirty();
+  }
+
+  async reconcileOnce(): Promise<ReconcileOutcome> {
+    if (!this.loadedPublished) {
+      this.published = await this.io.readPublished();
+      this.loadedPublished = true;
+    }
+    const snapshot = this.store.snapshot();
+    const candidate = (this.published?.generation ?? 0) + 1;
+    const result = compile(snapshot, {
+      ...this.options.compileOptions?.(this.store),
+      controllerName: this.options.controllerName,
+      generation: candidate,
+      now: this.options.now(),
+    });
+    let { config } = result;
+    let published = false;
+    if (this.published?.hash === config.hash) {
+      config = { ...config, generation: this.published.generation };
+    } else {
+      await this.io.publishConfig(config);
+      this.published = { generation: config.generation, hash: config.hash };
+      published = true;
+      this.options.log("info", "published config", {
+        generation: config.generation,
+        hash: config.hash,
+      });
+    }
+    const loaded = await this.io.proxyGeneration();
+    const caughtUp = loaded !== undefined && loaded >= config.generation;
+    const statusWrites = await this.writeStatuses(holdProgrammed(result.statuses, caughtUp));
+    // Come back to flip Programmed once the proxy has loaded this generation.
+    const pending = !caughtUp && result.statuses.some(s => s.kind === "Gateway");
+    if (pending && !this.stopped)
+      setTimeout(() => this.markDirty(0), this.options.ackPollMs).unref();
+    return { generation: config.generation, hash: config.hash, published, statusWrites };
+  }
+
+  private async writeStatuses(statuses: ObjectStatus[]): Promise<number> {
+    let writes = 0;
+    const compiledKeys = new Set<string>();
+    const targets: Array<{
+      kind: StatusKind;
+      namespace: string | undefined;
+      name: string;
+      compiled: ObjectStatus | undefined;
+    }> = [];
+    for (const status of statuses) {
+      const namespace = "namespace" in status ? status.namespace : undefined;
+      compiledKeys.add(`${status.kind}/${namespace ?? ""}/${status.name}`);
+      targets.push({ kind: status.kind, namespace, name: status.name, compiled: status });
+    }
+    // HTTPRoutes we no longer attach to still carry our old parent entries: clear them.
+    for (const route of this.store.list("HTTPRoute")) {
+      const key = `HTTPRoute/${route.metadata?.namespace ?? ""}/${route.metadata?.name}`;
+      if (!compiledKeys.has(key))
+        targets.push({
+          kind: "HTTPRoute",
+          namespace: route.metadata?.namespace,
+          name: route.metadata!.name!,
+          compiled: undefined,
+        });
+    }
+    for (const { kind, namespace, name, compiled } of targets) {
+      const object = this.store.get(kind as SnapshotKind, namespace, name);
+      if (!object) continue;
+      const existing = object.status as Record<string, unknown> | undefined;
+      const desired = desiredStatus(kind, existing, compiled, this.options.controllerName);
+      if (desired === undefined || jsonEqual(desired, existing ?? {})) continue;
+      await this.io.writeStatus(kind, namespace, name, desired);
+      writes++;
+    }
+    return writes;
+  }
+}

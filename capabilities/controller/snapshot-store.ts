@@ -1,0 +1,116 @@
+// The controller's view of the cluster: every object the compiler reads, kept current by watch
+// events and read whole (level-triggered) when a compile runs. Secrets are reduced to their
+// type and key names on the way in, so key material never sits in the controller's memory.
+import type { ObjectMeta, Snapshot } from "../compiler/index.ts";
+import { emptySnapshot } from "../compiler/index.ts";
+
+export const SNAPSHOT_KINDS = {
+  GatewayClass: "gatewayClasses",
+  Gateway: "gateways",
+  HTTPRoute: "httpRoutes",
+  ReferenceGrant: "referenceGrants",
+  Service: "services",
+  EndpointSlice: "endpointSlices",
+  Secret: "secrets",
+  Namespace: "namespaces",
+  RautaPlugin: "rautaPlugins",
+} as const satisfies Record<string, keyof Snapshot>;
+export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
+
+export interface KubeObject {
+  metadata?: Partial<ObjectMeta> & { name?: string };
+  [key: string]: unknown;
+}
+
+function keyOf(object: KubeObject): string | undefined {
+  const name = object.metadata?.name;
+  return name ? `${object.metadata?.namespace ?? ""}/${name}` : undefined;
+}
+
+function reduceSecret(object: KubeObject): KubeObject {
+  const data = {
+    ...((object.data as Record<string, unknown>) ?? {}),
+    ...((object.stringData as Record<string, unknown>) ?? {}),
+  };
+  const {
+    name,
+    namespace,
+    uid,
+    generation,
+    resourceVersion,
+    creationTimestamp,
+    labels,
+    annotations,
+  } = object.metadata ?? {};
+  return {
+    metadata: {
+      name,
+      namespace,
+      uid,
+      generation,
+      resourceVersion,
+      creationTimestamp,
+      labels,
+      annotations,
+    },
+    ...(typeof object.type === "string" ? { type: object.type } : {}),
+    keys: Object.keys(data).sort(),
+  };
+}
+
+export class SnapshotStore {
+  private readonly objects = new Map<SnapshotKind, Map<string, KubeObject>>();
+  private changes = 0;
+  private readonly listeners = new Set<() => void>();
+
+  get version(): number {
+    return this.changes;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  upsert(kind: SnapshotKind, object: KubeObject): void {
+    const key = keyOf(object);
+    if (!key) return;
+    const stored = kind === "Secret" ? reduceSecret(object) : structuredClone(object);
+    const byKey = this.objects.get(kind) ?? new Map<string, KubeObject>();
+    this.objects.set(kind, byKey);
+    const previous = byKey.get(key);
+    // Watches replay objects on relist; an unchanged resourceVersion is not a change.
+    const version = stored.metadata?.resourceVersion;
+    if (previous && version !== undefined && previous.metadata?.resourceVersion === version) return;
+    byKey.set(key, stored);
+    this.changed();
+  }
+
+  remove(kind: SnapshotKind, object: KubeObject): void {
+    const key = keyOf(object);
+    if (key && this.objects.get(kind)?.delete(key)) this.changed();
+  }
+
+  get(kind: SnapshotKind, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.objects.get(kind)?.get(`${namespace ?? ""}/${name}`);
+  }
+
+  list(kind: SnapshotKind): KubeObject[] {
+    return [...(this.objects.get(kind)?.values() ?? [])];
+  }
+
+  snapshot(): Snapshot {
+    const snapshot = emptySnapshot();
+    for (const [kind, field] of Object.entries(SNAPSHOT_KINDS) as Array<
+      [SnapshotKind, keyof Snapshot]
+    >) {
+      (snapshot[field] as unknown[]) = this.list(kind);
+    }
+    return snapshot;
+  }
+
+  private changed(): void {
+    this.changes++;
+    for (const listener of this.listeners) listener();
+  }
+}

@@ -1,0 +1,140 @@
+// Compiled statuses → the status stanza to write on each object, merged with what is there:
+// a condition keeps its lastTransitionTime while its status does not change, and on HTTPRoutes
+// the parent entries of other controllers are kept (status.parents is an atomic list).
+import type { Condition, ObjectStatus } from "../compiler/index.ts";
+
+type Json = Record<string, unknown>;
+
+export function mergeConditions(
+  existing: readonly Condition[] | undefined,
+  desired: readonly Condition[],
+): Condition[] {
+  return desired.map(condition => {
+    const previous = existing?.find(c => c.type === condition.type);
+    return previous && previous.status === condition.status
+      ? { ...condition, lastTransitionTime: previous.lastTransitionTime }
+      : condition;
+  });
+}
+
+function sameParentRef(a: Json, b: Json): boolean {
+  const fields = ["group", "kind", "namespace", "name", "sectionName", "port"];
+  const norm = (ref: Json, f: string) =>
+    f === "group"
+      ? (ref[f] ?? "gateway.networking.k8s.io")
+      : f === "kind"
+        ? (ref[f] ?? "Gateway")
+        : ref[f];
+  return fields.every(f => norm(a, f) === norm(b, f));
+}
+
+// `compiled` is undefined when the compiler has nothing to say about the object any more (an
+// HTTPRoute that no longer references our Gateways): our entries are then removed.
+export function desiredStatus(
+  kind: ObjectStatus["kind"],
+  existing: Json | undefined,
+  compiled: ObjectStatus | undefined,
+  controllerName: string,
+): Json | undefined {
+  const current = (existing ?? {}) as Json;
+  switch (kind) {
+    case "HTTPRoute": {
+      const parents = (current.parents as Json[] | undefined) ?? [];
+      const others = parents.filter(p => p.controllerName !== controllerName);
+      const ours = compiled?.kind === "HTTPRoute" ? compiled.status.parents : [];
+      if (!compiled && others.length === parents.length) return undefined;
+      return {
+        ...current,
+        parents: [
+          ...others,
+          ...ours.map(parent => {
+            const previous = parents.find(
+              p =>
+                p.controllerName === controllerName &&
+                sameParentRef(p.parentRef as Json, parent.parentRef as unknown as Json),
+            );
+            return {
+              ...parent,
+              conditions: mergeConditions(
+                previous?.conditions as Condition[] | undefined,
+                parent.conditions,
+              ),
+            };
+          }),
+        ],
+      };
+    }
+    case "Gateway": {
+      if (compiled?.kind !== "Gateway") return undefined;
+      const listeners = (current.listeners as Json[] | undefined) ?? [];
+      return {
+        ...(compiled.status.addresses ? { addresses: compiled.status.addresses } : {}),
+        conditions: mergeConditions(
+          current.conditions as Condition[] | undefined,
+          compiled.status.conditions,
+        ),
+        listeners: compiled.status.listeners.map(listener => ({
+          ...listener,
+          conditions: mergeConditions(
+            listeners.find(l => l.name === listener.name)?.conditions as Condition[] | undefined,
+            listener.conditions,
+          ),
+        })),
+      };
+    }
+    case "GatewayClass":
+    case "RautaPlugin": {
+      if (!compiled || compiled.kind !== kind) return undefined;
+      return {
+        ...current,
+        ...compiled.status,
+        conditions: mergeConditions(
+          current.conditions as Condition[] | undefined,
+          compiled.status.conditions,
+        ),
+      };
+    }
+  }
+}
+
+// Deep equality on JSON data, key order ignored: decides whether a status write is needed.
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const [ka, kb] = [
+    Object.keys(a).filter(k => (a as Json)[k] !== undefined),
+    Object.keys(b).filter(k => (b as Json)[k] !== undefined),
+  ];
+  return ka.length === kb.length && ka.every(k => jsonEqual((a as Json)[k], (b as Json)[k]));
+}
+
+// Programmed=True must mean the proxy serves it. Until the proxy reports a generation at least
+// as new as the config, Programmed stays Unknown/Pending (the spec's reason for "not yet").
+export function holdProgrammed(statuses: ObjectStatus[], proxyCaughtUp: boolean): ObjectStatus[] {
+  if (proxyCaughtUp) return statuses;
+  const pending = (c: Condition): Condition =>
+    c.type === "Programmed" && c.status === "True"
+      ? {
+          ...c,
+          status: "Unknown",
+          reason: "Pending",
+          message: "waiting for the proxy to load this configuration",
+        }
+      : c;
+  return statuses.map(s =>
+    s.kind === "Gateway"
+      ? {
+          ...s,
+          status: {
+            ...s.status,
+            conditions: s.status.conditions.map(pending),
+            listeners: s.status.listeners.map(l => ({
+              ...l,
+              conditions: l.conditions.map(pending),
+            })),
+          },
+        }
+      : s,
+  );
+}
