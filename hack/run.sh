@@ -1,6 +1,23 @@
 #!/usr/bin/env bash
-# README's first command: the standalone gateway on examples/.
+# README's first command: the standalone gateway on examples/ with its demo backends.
+# RAUTA_WORKERS (default 1) sets the worker count; extra arguments go to `rauta serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
-exec npx --offline rauta compile -f examples/ "$@"
+node=node_modules/.bin/node
+"$node" examples/demo-backend.ts &
+backend=$!
+trap 'kill "$backend" 2>/dev/null || true' EXIT
+cat >&2 <<'TXT'
+
+RAUTA standalone gateway on http://localhost:8080 (metrics on http://localhost:9090/metrics)
+Try, in another terminal:
+  curl -i localhost:8080/api/users        # routed to "api", X-Served-By: rauta, X-Demo-Request seen by the backend
+  curl -i localhost:8080/old/users        # 301 → /api/users
+  curl -i localhost:8080/v2/hello         # routed to "web" with the prefix rewritten to /hello
+  curl -s localhost:8080/ | grep backend  # 80% web / 20% api
+  curl -s localhost:9090/metrics | grep rauta_requests_total
+Edit examples/*.yaml while it runs: changes are hot-reloaded (a broken edit is reported, and the last good config keeps serving).
+
+TXT
+"$node" proxy/bin/rauta.ts serve -f examples/ --workers "${RAUTA_WORKERS:-1}" "$@"

@@ -51,11 +51,13 @@ export class Metrics {
       name: "rauta_circuit_breaker_state",
       help: "Circuit breaker state by cluster: 0 closed, 1 half-open, 2 open",
       labelNames: ["cluster"],
+      aggregator: "max",
       registers: r,
     });
     this.configGeneration = new client.Gauge({
       name: "rauta_config_generation",
       help: "Generation of the config being served",
+      aggregator: "max",
       registers: r,
     });
     this.configReloads = new client.Counter({
@@ -79,6 +81,7 @@ export class Metrics {
       name: "rauta_endpoint_healthy",
       help: "Active health check verdict per endpoint (1 healthy)",
       labelNames: ["endpoint"],
+      aggregator: "min",
       registers: r,
     });
     this.tlsErrors = new client.Counter({

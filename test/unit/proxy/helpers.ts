@@ -182,7 +182,7 @@ export function rawExchange(port: number, data: string | Buffer, timeoutMs = 300
       s.destroy();
       resolve(Buffer.concat(chunks).toString("latin1"));
     }, timeoutMs);
-    s.on("data", c => chunks.push(c));
+    s.on("data", (c: Buffer) => chunks.push(c));
     s.on("error", err => {
       clearTimeout(t);
       if (chunks.length) resolve(Buffer.concat(chunks).toString("latin1"));

@@ -1,0 +1,320 @@
+// `rauta serve -f <file|dir> [-f …] [--workers N]`: standalone mode. Reads Gateway API YAML
+// (plus Services, EndpointSlices and kubernetes.io/tls Secrets), compiles it, serves it, and
+// watches the files: every change is recompiled and hot-swapped; a broken edit prints the
+// problem (file, object, field) and the previous config keeps serving.
+//
+// With --workers N > 0 (default: one per core) the primary process loads, compiles and watches,
+// and node:cluster workers serve; a crashed worker is replaced with the latest config, SIGTERM
+// drains them all. --workers 0 serves in this one process.
+import cluster from "node:cluster";
+import type { Worker } from "node:cluster";
+import os from "node:os";
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import client from "prom-client";
+import { compile } from "../../capabilities/compiler/index.ts";
+import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
+import { formatManifestError, loadManifests } from "./manifests.ts";
+import type { CompiledConfig } from "../config/schema.ts";
+import { Proxy } from "../runtime/proxy.ts";
+import type { ApplyResult, ProxyOptions } from "../runtime/proxy.ts";
+import { StaticSecretProvider } from "../tls/secrets.ts";
+import type { TlsKeyPair } from "../tls/secrets.ts";
+import { startAdminServer } from "../observability/admin.ts";
+import { createLogger } from "../observability/logger.ts";
+import type { Logger } from "../observability/logger.ts";
+
+interface ServeFlags {
+  files: string[];
+  workers: number;
+  metricsPort: number | null;
+  address: string | undefined;
+  accessLog: boolean;
+  watch: boolean;
+  forwarded: boolean;
+}
+
+const USAGE = `usage: rauta serve -f <file|dir> [-f …] [options]
+
+  -f, --file <path>        Gateway API YAML (files or directories, repeatable)
+  -w, --workers <n>        worker processes (default: one per core; 0 = serve in this process)
+      --metrics-port <n>   /metrics, /healthz, /readyz port (default 9090; "off" to disable)
+      --address <ip>       address for Gateways that request none (default: all local addresses)
+      --access-log         log every request (JSON)
+      --forwarded          also send the RFC 7239 Forwarded header upstream
+      --no-watch           do not reload when the files change
+`;
+
+function parseFlags(argv: string[]): ServeFlags | string {
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        file: { type: "string", short: "f", multiple: true },
+        workers: { type: "string", short: "w" },
+        "metrics-port": { type: "string" },
+        address: { type: "string" },
+        "access-log": { type: "boolean" },
+        forwarded: { type: "boolean" },
+        "no-watch": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (values.help) return "";
+  const files = (values.file as string[] | undefined) ?? [];
+  if (!files.length) return "at least one -f <file|dir> is required";
+  const workersRaw = values.workers as string | undefined;
+  const workers = workersRaw === undefined ? os.availableParallelism() : Number(workersRaw);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 256) return `--workers: expected a number 0..256, got ${workersRaw}`;
+  const mp = (values["metrics-port"] as string | undefined) ?? "9090";
+  const metricsPort = mp === "off" ? null : Number(mp);
+  if (metricsPort !== null && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) return `--metrics-port: bad port ${mp}`;
+  return {
+    files,
+    workers,
+    metricsPort,
+    address: values.address as string | undefined,
+    accessLog: Boolean(values["access-log"]),
+    watch: !values["no-watch"],
+    forwarded: Boolean(values.forwarded),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and compiling (primary)
+
+interface Compiled {
+  config: CompiledConfig;
+  secrets: Array<[string, TlsKeyPair]>;
+}
+
+function statusProblems(statuses: ObjectStatus[]): string[] {
+  const out: string[] = [];
+  for (const s of statuses) {
+    const name = "namespace" in s ? `${s.kind} ${s.namespace}/${s.name}` : `${s.kind} ${s.name}`;
+    const conditions =
+      s.kind === "HTTPRoute" ? s.status.parents.flatMap(p => p.conditions) : s.kind === "Gateway" ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)] : s.status.conditions;
+    for (const c of conditions) {
+      if (c.status === "False" && ["Accepted", "ResolvedRefs", "Programmed"].includes(c.type)) out.push(`${name}: ${c.type}=False (${c.reason}): ${c.message}`);
+    }
+  }
+  return [...new Set(out)];
+}
+
+export function loadAndCompile(files: string[], generation: number, address: string | undefined): { ok: true; compiled: Compiled; warnings: string[] } | { ok: false; errors: string[] } {
+  let loaded;
+  try {
+    loaded = loadManifests(files);
+  } catch (err) {
+    return { ok: false, errors: [(err as Error).message] };
+  }
+  if (loaded.errors.length) return { ok: false, errors: loaded.errors.map(formatManifestError) };
+  let result: CompileResult;
+  try {
+    result = compile(loaded.snapshot, {
+      generation,
+      now: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      defaultAddress: address ?? "0.0.0.0",
+    });
+  } catch (err) {
+    return { ok: false, errors: [`compiler: ${(err as Error).message}`] };
+  }
+  return { ok: true, compiled: { config: result.config, secrets: [...loaded.tlsSecrets] }, warnings: statusProblems(result.statuses) };
+}
+
+function watchFiles(files: string[], onChange: () => void): () => void {
+  let timer: NodeJS.Timeout | null = null;
+  const fire = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, 150);
+  };
+  const watchers: fs.FSWatcher[] = [];
+  for (const f of files) {
+    try {
+      const stat = fs.statSync(f);
+      // watch the directory (editors replace files by rename, which a file watcher would lose)
+      const dir = stat.isDirectory() ? f : path.dirname(f);
+      watchers.push(fs.watch(dir, { recursive: stat.isDirectory() }, fire));
+    } catch {
+      // a missing path is reported by the loader
+    }
+  }
+  return () => {
+    if (timer) clearTimeout(timer);
+    for (const w of watchers) w.close();
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages between primary and workers
+
+type ToWorker = { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> } | { type: "drain"; graceMs: number };
+type FromWorker = { type: "applied"; result: ApplyResult } | { type: "started" };
+
+function proxyOptions(flags: ServeFlags, logger: Logger, secrets: StaticSecretProvider): ProxyOptions {
+  return { logger, secrets, handler: { accessLog: flags.accessLog, forwardedHeader: flags.forwarded } };
+}
+
+async function runWorker(flags: ServeFlags): Promise<number> {
+  const logger = createLogger();
+  const secrets = new StaticSecretProvider();
+  const proxy = new Proxy(proxyOptions(flags, logger, secrets));
+  // metrics of this worker are collected by the primary's AggregatorRegistry
+  // (constructing an AggregatorRegistry installs the worker's reply handler)
+  client.AggregatorRegistry.setRegistries([proxy.metrics.registry]);
+  new client.AggregatorRegistry();
+  let draining = false;
+  process.on("message", (msg: ToWorker) => {
+    if (msg.type === "config") {
+      secrets.replace(new Map(msg.secrets));
+      void proxy.apply(msg.config).then(result => process.send?.({ type: "applied", result } satisfies FromWorker));
+    } else if (msg.type === "drain" && !draining) {
+      draining = true;
+      void proxy.close(msg.graceMs).then(() => process.exit(0));
+    }
+  });
+  process.on("SIGTERM", () => {}); // the primary coordinates the drain
+  process.on("SIGINT", () => {});
+  process.send?.({ type: "started" } satisfies FromWorker);
+  await new Promise(() => {});
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv);
+  if (typeof flags === "string") {
+    if (flags) process.stderr.write(`rauta serve: ${flags}\n`);
+    process.stderr.write(USAGE);
+    return flags ? 2 : 0;
+  }
+  if (cluster.isWorker) return runWorker(flags);
+
+  const logger = createLogger();
+  let generation = 1;
+  const first = loadAndCompile(flags.files, generation, flags.address);
+  if (!first.ok) {
+    for (const e of first.errors) process.stderr.write(`error: ${e}\n`);
+    process.stderr.write(`rauta serve: ${first.errors.length} error(s); nothing to serve\n`);
+    return 1;
+  }
+  for (const w of first.warnings) process.stderr.write(`warning: ${w}\n`);
+  let latest: Compiled = first.compiled;
+
+  const inProcess = flags.workers === 0;
+  const secrets = new StaticSecretProvider(new Map(latest.secrets));
+  const proxy = inProcess ? new Proxy(proxyOptions(flags, logger, secrets)) : null;
+  const workers = new Map<Worker, { ready: boolean }>();
+  let shuttingDown = false;
+  const aggregator = inProcess ? null : new client.AggregatorRegistry();
+
+  const send = (w: Worker, c: Compiled) => w.send({ type: "config", config: c.config, secrets: c.secrets } satisfies ToWorker);
+  const report = (result: ApplyResult, who: string) => {
+    if (result.ok) {
+      for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
+      logger.info("serving", { generation: result.generation, worker: who });
+    } else {
+      for (const p of result.problems) process.stderr.write(`error: ${p}\n`);
+      process.stderr.write(`rauta serve: config ${result.generation} refused; still serving the previous one\n`);
+    }
+  };
+
+  const fork = () => {
+    const w = cluster.fork({ RAUTA_WORKER: "1" });
+    workers.set(w, { ready: false });
+    w.on("message", (msg: FromWorker) => {
+      if (msg.type === "started") send(w, latest);
+      else if (msg.type === "applied") {
+        if (msg.result.ok) workers.get(w)!.ready = true;
+        if (w.id === Math.min(...[...workers.keys()].map(x => x.id)) || !msg.result.ok) report(msg.result, `worker ${w.id}`);
+      }
+    });
+  };
+
+  if (proxy) report(await proxy.apply(latest.config), "main");
+  else {
+    cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
+    cluster.on("exit", (w, code, signal) => {
+      workers.delete(w);
+      if (shuttingDown) return;
+      logger.error("worker exited; starting a replacement", { worker: w.id, code, signal });
+      fork();
+    });
+    for (let i = 0; i < flags.workers; i++) fork();
+  }
+
+  const admin =
+    flags.metricsPort === null
+      ? null
+      : await startAdminServer(
+          {
+            metrics: async () =>
+              proxy
+                ? { contentType: proxy.metrics.registry.contentType, body: await proxy.metrics.registry.metrics() }
+                : { contentType: aggregator!.contentType, body: await aggregator!.clusterMetrics() },
+            ready: () => (proxy ? proxy.ready : [...workers.values()].some(w => w.ready)),
+          },
+          flags.metricsPort,
+        ).catch(err => {
+          process.stderr.write(`rauta serve: metrics port ${flags.metricsPort}: ${(err as Error).message} (continuing without /metrics)\n`);
+          return null;
+        });
+
+  const reload = () => {
+    const result = loadAndCompile(flags.files, generation + 1, flags.address);
+    if (!result.ok) {
+      for (const e of result.errors) process.stderr.write(`error: ${e}\n`);
+      process.stderr.write(`rauta serve: ${result.errors.length} error(s) in the edited files; still serving generation ${generation}\n`);
+      return;
+    }
+    if (result.compiled.config.hash === latest.config.hash && JSON.stringify(result.compiled.secrets) === JSON.stringify(latest.secrets)) return;
+    generation++;
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+    latest = result.compiled;
+    process.stderr.write(`rauta serve: files changed; applying generation ${generation}\n`);
+    if (proxy) {
+      secrets.replace(new Map(latest.secrets));
+      void proxy.apply(latest.config).then(r => report(r, "main"));
+    } else for (const w of workers.keys()) send(w, latest);
+  };
+  const stopWatching = flags.watch ? watchFiles(flags.files, reload) : () => {};
+
+  const listeners = latest.config.listeners.map(l => `${l.protocol.toLowerCase()}://${l.address === "0.0.0.0" ? "*" : l.address}:${l.port}`);
+  process.stderr.write(
+    `rauta serve: ${listeners.join(", ") || "no listeners"}; ${inProcess ? "1 process" : `${flags.workers} workers`}` +
+      `${admin ? `; metrics on :${(admin.address() as { port: number }).port}/metrics` : ""}${flags.watch ? "; watching for changes" : ""}\n`,
+  );
+
+  return new Promise<number>(resolve => {
+    const shutdown = (signal: string) => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      process.stderr.write(`rauta serve: ${signal}: draining\n`);
+      stopWatching();
+      admin?.close();
+      const graceMs = 10_000;
+      const done = () => resolve(0);
+      if (proxy) void proxy.close(graceMs).then(done);
+      else {
+        for (const w of workers.keys()) w.send({ type: "drain", graceMs } satisfies ToWorker);
+        const t = setTimeout(() => {
+          for (const w of workers.keys()) w.kill("SIGKILL");
+          done();
+        }, graceMs + 2000);
+        t.unref();
+        cluster.on("exit", () => {
+          if (workers.size === 0) {
+            clearTimeout(t);
+            done();
+          }
+        });
+      }
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+}
