@@ -44,26 +44,27 @@ export const DEFAULT_LIMITS: ServerLimits = {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-function clientErrorResponse(err: Error & { code?: string }): string {
+function clientErrorResponse(err: Error & { code?: string; reason?: string }): string {
   let status = 400;
-  let detail = `malformed request (${err.code ?? err.message})`;
+  const why = err.reason ?? err.message;
+  let detail = `malformed request (${err.code ?? "error"}: ${why})`;
   if (err.code === "HPE_HEADER_OVERFLOW") {
     status = 431;
-    detail = "request header section too large";
+    detail = "request header section too large (size or number of fields)";
   } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "HPE_HEADERS_TIMEOUT") {
     status = 408;
     detail = "request not received in time";
-  } else if (err.code === "HPE_UNEXPECTED_CONTENT_LENGTH") {
-    detail = "both Content-Length and Transfer-Encoding (ambiguous framing)";
+  } else if (/content-length/i.test(why) && /transfer-encoding/i.test(why)) {
+    detail = `ambiguous framing: ${why}`;
   } else if (err.code === "HPE_INVALID_CHUNK_SIZE" || err.code === "HPE_INVALID_TRANSFER_ENCODING") {
-    detail = `malformed chunked body (${err.code})`;
+    detail = `malformed chunked body or Transfer-Encoding (${why})`;
   }
   const reason = status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request";
   const body = errorBody(status, detail);
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
-function onClientError(err: Error & { code?: string }, socket: Duplex) {
+function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex) {
   if (err.code === "ECONNRESET" || !socket.writable) {
     socket.destroy();
     return;
