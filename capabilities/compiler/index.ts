@@ -96,6 +96,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     const routeKey = `${route.metadata.namespace ?? "default"}/${route.metadata.name}`;
     const allInvalid = translation.rules.length === 0;
     const parents: HTTPRouteStatus["status"]["parents"] = [];
+    // attachedRoutes counts Routes: two parentRefs selecting one listener count once.
+    const countedOn = new Set<ListenerModel>();
     for (const attachment of attachments) {
       const rejected =
         attachment.rejected ??
@@ -117,7 +119,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
         // A route counts on the listeners its hostnames intersect (conformance:
         // HTTPRouteHostnameIntersection), whether or not the listener itself is usable.
         if (hostnames.length === 0) continue;
-        listener.attachedRoutes++;
+        if (!countedOn.has(listener)) listener.attachedRoutes++;
+        countedOn.add(listener);
         if (!listenerUsable(listener)) continue;
         const sameSocket = usableBySocket.get(listener.socket) ?? [];
         for (const hostname of hostnames) {
