@@ -157,8 +157,13 @@ export class ListenerServer {
           socket.unshift(chunk);
           const n = Math.min(chunk.length, PREFACE.length);
           const isH2 = n >= 3 && chunk.subarray(0, n).equals(PREFACE.subarray(0, n));
-          (isH2 ? h2 : h1).emit("connection", socket);
-          socket.resume();
+          if (isH2) {
+            // the HTTP/2 session takes the socket's buffered bytes itself
+            h2.emit("connection", socket);
+          } else {
+            h1.emit("connection", socket);
+            socket.resume();
+          }
         });
         socket.on("error", () => socket.destroy());
       });

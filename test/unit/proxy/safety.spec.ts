@@ -77,7 +77,7 @@ describe("proxy: smuggling, malformed requests and limits", () => {
   it("closes connections that send the header section too slowly (slowloris) with 408", async () => {
     const s = net.connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];
-    s.on("data", c => chunks.push(c));
+    s.on("data", (c: Buffer) => chunks.push(c));
     const closed = new Promise<void>(r => s.on("close", () => r()));
     s.on("error", () => {});
     s.write("GET / HTTP/1.1\r\nHost: x\r\n");

@@ -1,0 +1,198 @@
+// TLS termination with SNI among several certificates, ALPN (h2 and http/1.1), certificate
+// rotation without restart, h2c prior knowledge downstream, and h2c upstream.
+import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import https from "node:https";
+import http2 from "node:http2";
+import net from "node:net";
+import { startEcho, freePort, config, listener, prefix, route, cluster, testProxy, get } from "./helpers.ts";
+import type { Echo } from "./helpers.ts";
+import type { Proxy } from "../../../proxy/runtime/proxy.ts";
+import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
+import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
+
+function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", key, "-out", crt, "-days", "1", "-subj", `/CN=${name}`, "-addext", `subjectAltName=${san}`,
+  ], { stdio: "ignore" });
+  return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
+}
+
+function peerCN(port: number, servername: string | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
+      const cn = s.getPeerCertificate().subject?.CN ?? "";
+      s.end();
+      resolve(Array.isArray(cn) ? cn.join(",") : cn);
+    });
+    s.on("error", reject);
+  });
+}
+
+function h2Get(authority: string, path: string, opts: http2.SecureClientSessionOptions = {}): Promise<{ status: number; body: string; alpn: string | false | null | undefined }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(authority, opts);
+    session.on("error", reject);
+    const req = session.request({ ":path": path, ":method": "GET" });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    req.on("response", h => (status = Number(h[":status"])));
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const alpn = (session.socket as tls.TLSSocket).alpnProtocol;
+      session.close();
+      resolve({ status, body: Buffer.concat(chunks).toString(), alpn });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("proxy: TLS, SNI, HTTP/2", function () {
+  this.timeout(20_000);
+  let dir: string, a: Echo, b: Echo;
+  let certA: TlsKeyPair, certWild: TlsKeyPair, certDefault: TlsKeyPair, certA2: TlsKeyPair;
+  let secrets: StaticSecretProvider, proxy: Proxy, tlsPort: number, plainPort: number;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-tls-"));
+    certA = selfSigned(dir, "a.example.com", "DNS:a.example.com");
+    certA2 = selfSigned(dir, "a-rotated.example.com", "DNS:a.example.com");
+    certWild = selfSigned(dir, "wild.example.com", "DNS:*.wild.example.com");
+    certDefault = selfSigned(dir, "default.example.com", "DNS:default.example.com");
+    a = await startEcho("a");
+    b = await startEcho("b");
+    secrets = new StaticSecretProvider(
+      new Map([
+        ["default/a", certA],
+        ["default/wild", certWild],
+        ["default/default", certDefault],
+      ]),
+    );
+    tlsPort = await freePort();
+    plainPort = await freePort();
+    proxy = testProxy({ secrets });
+    const res = await proxy.apply(
+      config({
+        listeners: [
+          listener(
+            tlsPort,
+            [
+              { hostname: "a.example.com", routes: [{ routeId: "a", match: prefix("/") }] },
+              { hostname: "*", routes: [{ routeId: "b", match: prefix("/") }] },
+            ],
+            {
+              protocol: "HTTPS",
+              tls: {
+                certificates: [
+                  { secretRef: { namespace: "default", name: "a" }, hostnames: ["a.example.com"] },
+                  { secretRef: { namespace: "default", name: "wild" }, hostnames: ["*.wild.example.com"] },
+                  { secretRef: { namespace: "default", name: "default" }, hostnames: ["*"] },
+                ],
+              },
+            },
+          ),
+          listener(plainPort, [{ hostname: "*", routes: [{ routeId: "a", match: prefix("/") }] }]),
+        ],
+        routes: [route("a", ["a"]), route("b", ["b"])],
+        clusters: [cluster("a", [a.port]), cluster("b", [b.port])],
+      }),
+    );
+    expect(res.ok, res.problems.join()).to.equal(true);
+    expect(res.problems).to.deep.equal([]);
+  });
+
+  after(async () => {
+    await proxy.close(100);
+    await a.close();
+    await b.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("selects the certificate by SNI: exact, wildcard, default", async () => {
+    expect(await peerCN(tlsPort, "a.example.com")).to.equal("a.example.com");
+    expect(await peerCN(tlsPort, "x.wild.example.com")).to.equal("wild.example.com");
+    expect(await peerCN(tlsPort, "unknown.example.org")).to.equal("default.example.com");
+  });
+
+  it("serves HTTP/1.1 over TLS (ALPN http/1.1) and routes by Host", async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      https
+        .get({ host: "127.0.0.1", port: tlsPort, path: "/t", servername: "a.example.com", headers: { host: "a.example.com" }, rejectUnauthorized: false, agent: false }, res => {
+          let s = "";
+          res.on("data", d => (s += d));
+          res.on("end", () => resolve(s));
+        })
+        .on("error", reject);
+    });
+    const j = JSON.parse(body);
+    expect(j.backend).to.equal("a");
+    expect(j.headers["x-forwarded-proto"]).to.equal("https");
+  });
+
+  it("serves HTTP/2 over TLS (ALPN h2) and routes by :authority", async () => {
+    const r = await h2Get(`https://a.example.com:${tlsPort}`, "/h2?x=1", {
+      rejectUnauthorized: false,
+      servername: "a.example.com",
+      createConnection: () => tls.connect({ host: "127.0.0.1", port: tlsPort, servername: "a.example.com", rejectUnauthorized: false, ALPNProtocols: ["h2"] }),
+    });
+    expect(r.alpn).to.equal("h2");
+    expect(r.status).to.equal(200);
+    const j = JSON.parse(r.body);
+    expect(j.backend).to.equal("a");
+    expect(j.url).to.equal("/h2?x=1");
+    expect(j.headers.host).to.equal(`a.example.com:${tlsPort}`);
+  });
+
+  it("serves h2c (HTTP/2 prior knowledge) and HTTP/1.1 on the same plain-text port", async () => {
+    const r = await h2Get(`http://127.0.0.1:${plainPort}`, "/h2c");
+    expect(r.status).to.equal(200);
+    expect(JSON.parse(r.body).backend).to.equal("a");
+    expect((await get(plainPort, "/h1")).json().backend).to.equal("a");
+  });
+
+  it("rotates a certificate without restart", async () => {
+    const before = await peerCN(tlsPort, "a.example.com");
+    secrets.replace(
+      new Map([
+        ["default/a", certA2],
+        ["default/wild", certWild],
+        ["default/default", certDefault],
+      ]),
+    );
+    expect(before).to.equal("a.example.com");
+    expect(await peerCN(tlsPort, "a.example.com")).to.equal("a-rotated.example.com");
+  });
+
+  it("speaks h2c to a backend whose protocol is h2c", async () => {
+    const backend = http2.createServer((req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ backend: "h2c", httpVersion: req.httpVersion, path: req.url }));
+    });
+    await new Promise<void>(r => backend.listen(0, "127.0.0.1", () => r()));
+    const bport = (backend.address() as net.AddressInfo).port;
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      config({
+        listeners: [listener(port, [{ hostname: "*", routes: [{ routeId: "g", match: prefix("/") }] }])],
+        routes: [route("g", ["g"])],
+        clusters: [cluster("g", [bport], { protocol: "h2c" })],
+      }),
+    );
+    const r = await get(port, "/grpc-ish");
+    expect(r.status).to.equal(200);
+    const j = r.json<{ backend: string; httpVersion: string; path: string }>();
+    expect(j.httpVersion).to.equal("2.0");
+    expect(j.path).to.equal("/grpc-ish");
+    await px.close(100);
+    await new Promise<void>(r => backend.close(() => r()));
+  });
+});
