@@ -1,0 +1,166 @@
+// Retries, circuit breaking, rate limiting, active health checks, outlier ejection and load
+// balancing over real sockets.
+import { expect } from "chai";
+import http from "node:http";
+import { startEcho, freePort, simpleConfig, prefix, route, cluster, testProxy, get, sleep } from "./helpers.ts";
+import type { Echo } from "./helpers.ts";
+
+describe("proxy: resilience", function () {
+  this.timeout(20_000);
+  let a: Echo, b: Echo;
+  before(async () => {
+    a = await startEcho("a");
+    b = await startEcho("b");
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it("retries idempotent requests on a retriable status with backoff, then succeeds", async () => {
+    let calls = 0;
+    const flaky = await startEcho("flaky", (_req, res) => {
+      calls++;
+      if (calls <= 2) {
+        res.writeHead(503);
+        res.end("busy");
+        return true;
+      }
+      return false;
+    });
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"], { retry: { attempts: 3, codes: [503], backoffMs: 10 } })], [cluster("f", [flaky.port])]));
+    const r = await get(port, "/x");
+    expect(r.status).to.equal(200);
+    expect(calls).to.equal(3);
+    const m = await px.metrics.registry.getSingleMetricAsString("rauta_upstream_retries_total");
+    expect(m).to.contain('rauta_upstream_retries_total{cluster="f"} 2');
+    // POST is not idempotent: no retry
+    calls = 0;
+    const p = await get(port, "/x", { method: "POST", body: "b" });
+    expect(p.status).to.equal(503);
+    expect(calls).to.equal(1);
+    await px.close(100);
+    await flaky.close();
+  });
+
+  it("retries a connection failure on another endpoint", async () => {
+    const dead = await freePort();
+    const port = await freePort();
+    const px = testProxy({ outlier: { consecutiveFailures: 0 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"], { retry: { attempts: 2, codes: [], backoffMs: 1 } })], [cluster("c", [dead, a.port])]));
+    for (let i = 0; i < 6; i++) {
+      const r = await get(port, "/x");
+      expect(r.status).to.equal(200);
+      expect(r.json().backend).to.equal("a");
+    }
+    await px.close(100);
+  });
+
+  it("opens the circuit breaker after errors and answers 503 without calling the upstream", async () => {
+    let calls = 0;
+    const failing = await startEcho("failing", (_req, res) => {
+      calls++;
+      res.writeHead(500);
+      res.end("boom");
+      return true;
+    });
+    const port = await freePort();
+    const px = testProxy({ circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 }, outlier: { consecutiveFailures: 0 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"])], [cluster("f", [failing.port])]));
+    for (let i = 0; i < 5; i++) expect((await get(port, "/")).status).to.equal(500);
+    const r = await get(port, "/");
+    expect(r.status).to.equal(503);
+    expect(r.body).to.contain("circuit breaker open");
+    expect(calls).to.equal(5);
+    const m = await px.metrics.registry.getSingleMetricAsString("rauta_circuit_breaker_state");
+    expect(m).to.contain('rauta_circuit_breaker_state{cluster="f"} 2');
+    await px.close(100);
+    await failing.close();
+  });
+
+  it("rate-limits a route per client with a token bucket (429)", async () => {
+    const port = await freePort();
+    const px = testProxy({ rateLimits: { r: { rate: 1, burst: 3 } } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await get(port, "/")).status);
+    expect(statuses).to.deep.equal([200, 200, 200, 429, 429]);
+    const r = await get(port, "/");
+    expect(r.headers["retry-after"]).to.equal("1");
+    expect(r.body).to.contain("rate limit exceeded");
+    await px.close(100);
+  });
+
+  it("takes endpoints that fail active health checks out of rotation and brings them back", async () => {
+    let healthy = true;
+    const sick = await startEcho("sick", (req, res) => {
+      if (req.url === "/healthz") {
+        res.writeHead(healthy ? 200 : 500);
+        res.end();
+        return true;
+      }
+      return false;
+    });
+    const port = await freePort();
+    const px = testProxy({ healthCheck: { intervalMs: 50, timeoutMs: 200, unhealthyThreshold: 2, healthyThreshold: 2, httpPath: "/healthz" } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"])], [cluster("c", [sick.port, a.port])]));
+    const spread = async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) seen.add((await get(port, "/")).json().backend);
+      return [...seen].sort();
+    };
+    expect(await spread()).to.deep.equal(["a", "sick"]);
+    healthy = false;
+    await sleep(300);
+    expect(await spread()).to.deep.equal(["a"]);
+    healthy = true;
+    await sleep(300);
+    expect(await spread()).to.deep.equal(["a", "sick"]);
+    await px.close(100);
+    await sick.close();
+  });
+
+  it("ejects an endpoint after consecutive failures (passive outlier detection)", async () => {
+    const bad = await startEcho("bad", (_req, res) => {
+      res.writeHead(502);
+      res.end("bad");
+      return true;
+    });
+    const port = await freePort();
+    const px = testProxy({ outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 }, circuitBreaker: { minRequests: 1000 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"])], [cluster("c", [bad.port, a.port])]));
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await get(port, "/")).status);
+    expect(statuses.filter(s => s === 502)).to.have.length(3);
+    expect(statuses.slice(-10).every(s => s === 200)).to.equal(true);
+    await px.close(100);
+    await bad.close();
+  });
+
+  it("balances round-robin by default and keeps a client on one endpoint with Maglev", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      simpleConfig(
+        port,
+        [
+          { routeId: "rr", match: prefix("/rr") },
+          { routeId: "mg", match: prefix("/mg") },
+        ],
+        [route("rr", ["rr"]), route("mg", ["mg"])],
+        [cluster("rr", [a.port, b.port]), cluster("mg", [a.port, b.port], { lb: "maglev" })],
+      ),
+    );
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const rr: string[] = [];
+    const mg: string[] = [];
+    for (let i = 0; i < 6; i++) rr.push((await get(port, "/rr", { agent })).json().backend);
+    for (let i = 0; i < 6; i++) mg.push((await get(port, "/mg", { agent })).json().backend);
+    expect(rr.filter(x => x === "a")).to.have.length(3);
+    expect(new Set(mg).size).to.equal(1);
+    agent.destroy();
+    await px.close(100);
+  });
+});
