@@ -237,6 +237,10 @@ export async function run(argv: string[]): Promise<number> {
 
   if (proxy) report(await proxy.apply(latest.config), "main");
   else {
+    // Workers accept on the shared socket themselves (the kernel spreads connections): no
+    // per-connection hand-off through the primary, and a connection can never be handed to a
+    // worker that just died (with round-robin hand-off it would hang).
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
     cluster.on("exit", (w, code, signal) => {
       workers.delete(w);
