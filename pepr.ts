@@ -1,6 +1,18 @@
 import { PeprModule } from "pepr";
 // cfg carries the module's pepr settings (uuid, onError, webhook timeout) from package.json.
 import cfg from "./package.json" with { type: "json" };
+import { BackendsCapability } from "./capabilities/backends.ts";
+import { GatewayCapability } from "./capabilities/gateway.ts";
+import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
+import { HTTPRouteCapability } from "./capabilities/http-route.ts";
+import { RautaPluginCapability } from "./capabilities/rauta-plugin.ts";
+import { ReferenceGrantCapability } from "./capabilities/reference-grant.ts";
 
-// Capabilities are registered here as the control plane lands (see ARCHITECTURE.md).
-new PeprModule(cfg, []);
+new PeprModule(cfg, [
+  GatewayClassCapability,
+  GatewayCapability,
+  HTTPRouteCapability,
+  ReferenceGrantCapability,
+  RautaPluginCapability,
+  BackendsCapability,
+]);

@@ -1,0 +1,65 @@
+// Shared wiring of the capabilities: one snapshot store and one reconciler per controller
+// process, fed by every capability's watch bindings. Pepr registers watch bindings only in the
+// watcher pod (and `pepr dev`), so the reconciler starts there and nowhere else.
+import type { GenericClass } from "kubernetes-fluent-client";
+import { Log } from "pepr";
+import type { Capability, PeprValidateRequest } from "pepr";
+import type { Gateway } from "./compiler/index.ts";
+import { DEFAULT_CONTROLLER_NAME } from "./compiler/index.ts";
+import { assignAddresses, parsePool } from "./controller/addresses.ts";
+import { KubernetesIO } from "./controller/kubernetes-io.ts";
+import { Reconciler } from "./controller/reconciler.ts";
+import type { KubeObject, SnapshotKind } from "./controller/snapshot-store.ts";
+import { SnapshotStore } from "./controller/snapshot-store.ts";
+
+export const CONTROLLER_NAME = process.env.RAUTA_CONTROLLER_NAME ?? DEFAULT_CONTROLLER_NAME;
+export const RAUTA_NAMESPACE = process.env.RAUTA_NAMESPACE ?? "rauta-system";
+
+let controlPlane: { store: SnapshotStore; reconciler: Reconciler } | undefined;
+
+export function getControlPlane(): { store: SnapshotStore; reconciler: Reconciler } {
+  if (!controlPlane) {
+    const store = new SnapshotStore();
+    const pool = parsePool(process.env.RAUTA_ADDRESS_POOL ?? "");
+    const reconciler = new Reconciler(store, new KubernetesIO({ namespace: RAUTA_NAMESPACE }), {
+      controllerName: CONTROLLER_NAME,
+      debounceMs: Number(process.env.RAUTA_DEBOUNCE_MS ?? 5),
+      compileOptions: s => ({
+        gatewayAddresses: assignAddresses(s.list("Gateway") as unknown as Gateway[], pool),
+      }),
+      log: (level, message, fields) => Log[level]({ ...fields }, message),
+    });
+    reconciler.start();
+    controlPlane = { store, reconciler };
+  }
+  return controlPlane;
+}
+
+type When = Capability["When"];
+type Validator<T> = (object: T) => Promise<string[]> | string[];
+
+// Feeds one kind into the snapshot store, optionally with admission validation: the callback
+// returns the problems; any problem denies the request with all messages (HTTP 422).
+export function watchKind<T extends GenericClass>(
+  When: When,
+  model: T,
+  kind: SnapshotKind,
+  validate?: Validator<InstanceType<T>>,
+): void {
+  const upsert = (object: InstanceType<T>) =>
+    getControlPlane().store.upsert(kind, object as unknown as KubeObject);
+  const remove = (object: InstanceType<T>) =>
+    getControlPlane().store.remove(kind, object as unknown as KubeObject);
+  const binding = When(model).IsCreatedOrUpdated();
+  if (validate) {
+    binding
+      .Validate(async (request: PeprValidateRequest<InstanceType<T>>) => {
+        const problems = await validate(request.Raw);
+        return problems.length > 0 ? request.Deny(problems.join("\n"), 422) : request.Approve();
+      })
+      .Watch(upsert);
+  } else {
+    binding.Watch(upsert);
+  }
+  When(model).IsDeleted().Watch(remove);
+}

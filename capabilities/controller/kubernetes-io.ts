@@ -1,0 +1,102 @@
+// The control plane's I/O against the Kubernetes API (kubernetes-fluent-client): publish the
+// config into ConfigMaps (server-side apply), patch status subresources, and read the proxies'
+// heartbeat Leases to learn which config generation they have loaded.
+import { K8s, kind } from "pepr";
+import type { CompiledConfig } from "../../proxy/config/index.ts";
+import {
+  DEFAULT_CONFIG_MAP,
+  GENERATION_ANNOTATION,
+  HASH_ANNOTATION,
+  PART_OF_LABEL,
+  encodeConfigMaps,
+} from "../../proxy/config/index.ts";
+import { Gateway, GatewayClass, HTTPRoute, Lease, RautaPlugin } from "../kinds.ts";
+import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
+
+// Proxies keep a Lease labelled PROXY_LEASE_LABEL renewed, with the generation they serve in
+// LOADED_GENERATION_ANNOTATION. A Lease not renewed within its duration is a proxy that is gone.
+export const PROXY_LEASE_LABEL = "rauta.io/proxy";
+export const LOADED_GENERATION_ANNOTATION = "rauta.io/loaded-generation";
+
+const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
+
+export interface KubernetesIOOptions {
+  namespace: string;
+  configMapName?: string;
+  now?: () => number;
+}
+
+export class KubernetesIO implements ControlPlaneIO {
+  private readonly namespace: string;
+  private readonly name: string;
+  private readonly now: () => number;
+
+  constructor(options: KubernetesIOOptions) {
+    this.namespace = options.namespace;
+    this.name = options.configMapName ?? DEFAULT_CONFIG_MAP;
+    this.now = options.now ?? Date.now;
+  }
+
+  async readPublished(): Promise<{ generation: number; hash: string } | undefined> {
+    try {
+      const map = await K8s(kind.ConfigMap).InNamespace(this.namespace).Get(this.name);
+      const annotations = map.metadata?.annotations ?? {};
+      const generation = Number(annotations[GENERATION_ANNOTATION]);
+      const hash = annotations[HASH_ANNOTATION];
+      return Number.isInteger(generation) && hash ? { generation, hash } : undefined;
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async publishConfig(config: CompiledConfig): Promise<void> {
+    const { manifest, shards } = encodeConfigMaps(config, {
+      namespace: this.namespace,
+      name: this.name,
+    });
+    // Shards first, manifest last: a proxy only follows a manifest whose shards all exist.
+    for (const shard of shards) await K8s(kind.ConfigMap).Apply(shard, { force: true });
+    await K8s(kind.ConfigMap).Apply(manifest, { force: true });
+    const keep = new Set([manifest.metadata.name, ...shards.map(s => s.metadata.name)]);
+    const existing = await K8s(kind.ConfigMap)
+      .InNamespace(this.namespace)
+      .WithLabel(PART_OF_LABEL, this.name)
+      .Get();
+    for (const map of existing.items) {
+      const name = map.metadata?.name;
+      if (name && !keep.has(name))
+        await K8s(kind.ConfigMap).InNamespace(this.namespace).Delete(name);
+    }
+  }
+
+  async writeStatus(
+    statusKind: StatusKind,
+    namespace: string | undefined,
+    name: string,
+    status: Record<string, unknown>,
+  ): Promise<void> {
+    const model = STATUS_MODELS[statusKind];
+    await K8s(model).PatchStatus({
+      metadata: { name, ...(namespace ? { namespace } : {}) },
+      status,
+    } as InstanceType<typeof model>);
+  }
+
+  async proxyGeneration(): Promise<number | undefined> {
+    const leases = await K8s(Lease).InNamespace(this.namespace).WithLabel(PROXY_LEASE_LABEL).Get();
+    const now = this.now();
+    const loaded = leases.items
+      .filter(lease => {
+        const spec = (lease as { spec?: { renewTime?: string; leaseDurationSeconds?: number } })
+          .spec;
+        const renewed = spec?.renewTime ? Date.parse(spec.renewTime) : NaN;
+        return (
+          Number.isFinite(renewed) && renewed + (spec?.leaseDurationSeconds ?? 15) * 1000 >= now
+        );
+      })
+      .map(lease => Number(lease.metadata?.annotations?.[LOADED_GENERATION_ANNOTATION]))
+      .filter(Number.isInteger);
+    return loaded.length > 0 ? Math.min(...loaded) : undefined;
+  }
+}

@@ -1,0 +1,46 @@
+// Kubernetes kinds the control plane reads and writes that kubernetes-fluent-client does not
+// know: every Gateway API kind, our RautaPlugin, and coordination Leases (proxy heartbeats and
+// leader election). Plurals are explicit: KFC and Pepr otherwise guess "<kind>s", which is wrong
+// for GatewayClass (pepr issue #201).
+import { a, RegisterKind } from "pepr";
+
+export const GATEWAY_GROUP = "gateway.networking.k8s.io";
+
+export class GatewayClass extends a.GenericKind {}
+export class Gateway extends a.GenericKind {}
+export class HTTPRoute extends a.GenericKind {}
+export class ReferenceGrant extends a.GenericKind {}
+export class RautaPlugin extends a.GenericKind {}
+export class Lease extends a.GenericKind {}
+
+RegisterKind(GatewayClass, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "GatewayClass",
+  plural: "gatewayclasses",
+});
+RegisterKind(Gateway, { group: GATEWAY_GROUP, version: "v1", kind: "Gateway", plural: "gateways" });
+RegisterKind(HTTPRoute, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "HTTPRoute",
+  plural: "httproutes",
+});
+RegisterKind(ReferenceGrant, {
+  group: GATEWAY_GROUP,
+  version: "v1beta1",
+  kind: "ReferenceGrant",
+  plural: "referencegrants",
+});
+RegisterKind(RautaPlugin, {
+  group: "rauta.io",
+  version: "v1alpha1",
+  kind: "RautaPlugin",
+  plural: "rautaplugins",
+});
+RegisterKind(Lease, {
+  group: "coordination.k8s.io",
+  version: "v1",
+  kind: "Lease",
+  plural: "leases",
+});
