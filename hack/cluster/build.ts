@@ -51,7 +51,7 @@ function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags
   const r = spawnSync("go", ["build", "-trimpath", `-ldflags=-s -w ${ldflags}`, "-o", tmp, pkg], {
     cwd: modDir,
     stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, GOFLAGS: "-mod=mod -buildvcs=false", CGO_ENABLED: "0" },
+    env: { ...process.env, GOFLAGS: "-mod=readonly -buildvcs=false", CGO_ENABLED: "0" },
   });
   if (r.status !== 0) {
     rmSync(tmp, { force: true });

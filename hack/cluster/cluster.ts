@@ -79,7 +79,21 @@ export function kubectl(bins: Binaries, args: string[], input?: string): string 
   return run(bins.kube, ["kubectl", "--kubeconfig", paths.kubeconfig, ...args], input === undefined ? {} : { input });
 }
 
+/**
+ * Fallback routes for our ranges that outlive the bridge: without them, once `down` removes the
+ * bridge, a stale kubeconfig or a test would send 10.244.0.1:6443 traffic out of the default
+ * route to whatever answers there. Connected routes (metric 0) win while the bridge exists.
+ */
+export function guardRoutes(): void {
+  for (const cidr of [net.podCIDR, net.serviceCIDR]) {
+    if (!run("ip", ["route", "show", "type", "unreachable", cidr]).includes(cidr)) {
+      run("ip", ["route", "add", "unreachable", cidr, "metric", "1000000"]);
+    }
+  }
+}
+
 function bridgeUp(): void {
+  guardRoutes();
   if (!tryRun("ip", ["link", "show", net.bridge]).ok) {
     run("ip", ["link", "add", net.bridge, "type", "bridge"]);
   }
@@ -208,6 +222,7 @@ function nodeReady(bins: Binaries): boolean {
 }
 
 export async function status(print = true): Promise<boolean> {
+  guardRoutes();
   const pki = pkiPaths();
   const bins = binaryPaths();
   let all = true;
@@ -279,8 +294,9 @@ function installCrds(bins: Binaries): void {
   const src = existsSync(dir) && readdirSync(dir).some((f) => f.endsWith(".yaml")) ? dir : fallback;
   if (!existsSync(src)) throw new ClusterError(`Gateway API CRDs not found in ${dir} (nor ${fallback})`);
   try {
-    kubectl(bins, ["apply", "--server-side", "--force-conflicts", "-f", src]);
-    kubectl(bins, ["wait", "--for=condition=Established", "--timeout=30s", "crd", "-l", "gateway.networking.k8s.io/bundle-version"]);
+    const applied = kubectl(bins, ["apply", "--server-side", "--force-conflicts", "-o", "name", "-f", src]);
+    const crds = applied.split("\n").filter((l) => l.startsWith("customresourcedefinition."));
+    kubectl(bins, ["wait", "--for=condition=Established", "--timeout=30s", ...crds]);
   } catch (e) {
     fail("kube-apiserver", `installing Gateway API CRDs from ${src}: ${(e as Error).message}`);
   }
@@ -288,6 +304,7 @@ function installCrds(bins: Binaries): void {
 }
 
 export async function down(quiet = false): Promise<void> {
+  guardRoutes();
   const recs = components.map((c) => readPidRecord(paths.pids, c)).filter((r): r is PidRecord => !!r);
   // Node first: on SIGTERM it stops its pods gracefully and removes their namespaces.
   for (const c of [...components].reverse()) {

@@ -140,6 +140,9 @@ func mapStrings(in []string, f func(string) string) []string {
 // private mount namespace), or, for hostNetwork pods, with only a new mount namespace.
 func (c *container) start() error {
 	w := c.w
+	if w.killed() {
+		return fmt.Errorf("pod is being stopped")
+	}
 	w.mu.Lock()
 	pn := w.net
 	w.mu.Unlock()

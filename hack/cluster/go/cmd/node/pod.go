@@ -88,11 +88,31 @@ func (w *podWorker) run(ctx context.Context) {
 		w.kill()
 	}
 	go w.statusLoop(ctx)
-	if !w.killed() && w.prepare(ctx) {
-		w.runContainers(ctx)
-	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !w.killed() && w.prepare(ctx) {
+			w.runContainers(ctx)
+		}
+	}()
 	<-w.killCh
-	w.stop()
+	grace := w.gracePeriod()
+	if ctx.Err() != nil {
+		// Node shutdown (cluster:down): the cluster is going away, don't wait out 30 s graces.
+		grace = min(grace, 3*time.Second)
+	}
+	w.stopContainers(grace)
+	// A supervisor may have been mid-start when the kill came; keep stopping until all are out.
+	for stopped := false; !stopped; {
+		select {
+		case <-done:
+			stopped = true
+		case <-time.After(time.Second):
+			w.stopContainers(0)
+		}
+	}
+	w.releaseSandbox()
+	_ = os.RemoveAll(w.dir)
 	w.mu.Lock()
 	deleting := w.deleting
 	w.mu.Unlock()
@@ -249,9 +269,9 @@ func (w *podWorker) runContainers(ctx context.Context) {
 	w.releaseSandbox()
 }
 
-// stop terminates every process gracefully, then removes the sandbox and volumes.
-func (w *podWorker) stop() {
+func (w *podWorker) gracePeriod() time.Duration {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	grace := int64(30)
 	if w.pod.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *w.pod.Spec.TerminationGracePeriodSeconds
@@ -259,15 +279,17 @@ func (w *podWorker) stop() {
 	if w.pod.DeletionGracePeriodSeconds != nil {
 		grace = *w.pod.DeletionGracePeriodSeconds
 	}
-	w.mu.Unlock()
+	return time.Duration(grace) * time.Second
+}
+
+// stopContainers terminates every process: SIGTERM, then SIGKILL after grace.
+func (w *podWorker) stopContainers(grace time.Duration) {
 	var wg sync.WaitGroup
 	for _, c := range w.all() {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.stop(time.Duration(grace) * time.Second) }()
+		go func() { defer wg.Done(); c.stop(grace) }()
 	}
 	wg.Wait()
-	w.releaseSandbox()
-	_ = os.RemoveAll(w.dir)
 }
 
 func (w *podWorker) releaseSandbox() {

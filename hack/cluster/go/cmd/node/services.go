@@ -62,9 +62,9 @@ func (s *serviceProxy) setup() error {
 		}
 	}
 	// Pod → ClusterIP → pod: masquerade so the reply comes back through the host and is un-DNATed.
-	masq := []string{"-t", "nat", "POSTROUTING", "-s", s.cfg.podCIDR, "-d", s.cfg.podCIDR, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"}
-	if iptables(append([]string{"-C"}, masq...)...) != nil {
-		if err := iptables(append([]string{"-A"}, masq...)...); err != nil {
+	masq := []string{"POSTROUTING", "-s", s.cfg.podCIDR, "-d", s.cfg.podCIDR, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"}
+	if iptables(append([]string{"-t", "nat", "-C"}, masq...)...) != nil {
+		if err := iptables(append([]string{"-t", "nat", "-A"}, masq...)...); err != nil {
 			return err
 		}
 	}
