@@ -7,16 +7,13 @@ import {
   DEFAULT_CONFIG_MAP,
   GENERATION_ANNOTATION,
   HASH_ANNOTATION,
+  LOADED_GENERATION_ANNOTATION,
   PART_OF_LABEL,
+  PROXY_LEASE_LABEL,
   encodeConfigMaps,
 } from "../../proxy/config/index.ts";
 import { Gateway, GatewayClass, HTTPRoute, Lease, RautaPlugin } from "../kinds.ts";
 import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
-
-// Proxies keep a Lease labelled PROXY_LEASE_LABEL renewed, with the generation they serve in
-// LOADED_GENERATION_ANNOTATION. A Lease not renewed within its duration is a proxy that is gone.
-export const PROXY_LEASE_LABEL = "rauta.io/proxy";
-export const LOADED_GENERATION_ANNOTATION = "rauta.io/loaded-generation";
 
 const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
 
