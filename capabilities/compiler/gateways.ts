@@ -109,8 +109,9 @@ function validateListener(listener: ListenerModel, grants: readonly ReferenceGra
     const invalid: string[] = [];
     for (const kind of requestedKinds) {
       const group = kind.group ?? GATEWAY_GROUP;
-      if (group === GATEWAY_GROUP && supported.includes(kind.kind)) listener.supportedKinds.push({ group, kind: kind.kind });
-      else invalid.push(`${group}/${kind.kind}`);
+      if (group !== GATEWAY_GROUP || !supported.includes(kind.kind)) invalid.push(`${group}/${kind.kind}`);
+      // Listed twice (group spelled out and defaulted): report it once.
+      else if (!listener.supportedKinds.some(k => k.kind === kind.kind)) listener.supportedKinds.push({ group, kind: kind.kind });
     }
     if (invalid.length > 0) {
       listener.unresolved = {
