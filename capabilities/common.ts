@@ -2,12 +2,14 @@
 // process, fed by every capability's watch bindings. Pepr registers watch bindings only in the
 // watcher pod (and `pepr dev`), so the reconciler starts there and nowhere else.
 import type { GenericClass } from "kubernetes-fluent-client";
+import { randomUUID } from "node:crypto";
 import { Log } from "pepr";
 import type { Capability, PeprValidateRequest } from "pepr";
 import type { Gateway } from "./compiler/index.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./compiler/index.ts";
 import { assignAddresses, parsePool } from "./controller/addresses.ts";
 import { KubernetesIO } from "./controller/kubernetes-io.ts";
+import { LeaderElector } from "./controller/leader.ts";
 import { Reconciler } from "./controller/reconciler.ts";
 import type { KubeObject, SnapshotKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
@@ -29,7 +31,19 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
       }),
       log: (level, message, fields) => Log[level]({ ...fields }, message),
     });
-    reconciler.start();
+    // Every replica keeps its store current; only the Lease holder reconciles and writes.
+    const elector = new LeaderElector({
+      namespace: RAUTA_NAMESPACE,
+      name: "rauta-controller",
+      identity: `${process.env.HOSTNAME ?? "controller"}-${randomUUID().slice(0, 8)}`,
+      onChange: leader => {
+        Log.info({ leader }, leader ? "became leader: reconciling" : "not the leader: standing by");
+        if (leader) reconciler.start();
+        else reconciler.stop();
+      },
+      log: (message, fields) => Log.warn(fields, message),
+    });
+    elector.start();
     controlPlane = { store, reconciler };
   }
   return controlPlane;
