@@ -258,7 +258,11 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
             notAccepted ? c("Accepted", false, notAccepted.reason, notAccepted.message) : c("Accepted", true, "Accepted", "listener is valid"),
             listener.conflicted ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message) : c("Conflicted", false, "NoConflicts", "no conflicts"),
             listener.unresolved ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message) : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
-            ok ? c("Programmed", true, "Programmed", "listener is serving") : c("Programmed", false, "Invalid", (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve"),
+            // A conflicted listener is not programmed for the conflict's reason (as conformance
+            // expects of conflicted ListenerSet listeners); otherwise it is Invalid.
+            ok
+              ? c("Programmed", true, "Programmed", "listener is serving")
+              : c("Programmed", false, listener.conflicted?.reason ?? "Invalid", (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve"),
           ],
         };
       }),
