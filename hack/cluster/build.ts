@@ -4,7 +4,15 @@
 // Usage: node hack/cluster/build.ts   (prints the binary paths)
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import { cacheRoot, clusterSrc, versions } from "./config.ts";
 import { log, withLock } from "./util.ts";
@@ -39,8 +47,12 @@ function hashFiles(root: string, filter: (rel: string) => boolean): string {
 function kubeLdflags(): string {
   const v = versions.kubernetes;
   const [major, minor] = v.slice(1).split(".");
-  const x = (pkg: string) =>
-    [`-X ${pkg}.gitVersion=${v}`, `-X ${pkg}.gitMajor=${major}`, `-X ${pkg}.gitMinor=${minor}`, `-X ${pkg}.gitTreeState=clean`];
+  const x = (pkg: string) => [
+    `-X ${pkg}.gitVersion=${v}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ];
   return [...x("k8s.io/component-base/version"), ...x("k8s.io/client-go/pkg/version")].join(" ");
 }
 
@@ -63,29 +75,43 @@ function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags
 
 function ensureGo(): void {
   const r = spawnSync("go", ["version"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error("Go toolchain not found on PATH (need go >= 1.26; see docs/dev-cluster.md)");
+  if (r.status !== 0)
+    throw new Error("Go toolchain not found on PATH (need go >= 1.26; see docs/dev-cluster.md)");
 }
 
 /** Host packages the harness shells out to; installed with apt-get only when missing. */
 export function ensureHostTools(): void {
-  const need: Record<string, string> = { ip: "iproute2", openssl: "openssl", unshare: "util-linux", iptables: "iptables" };
-  const missing = Object.entries(need).filter(([bin]) => spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0);
+  const need: Record<string, string> = {
+    ip: "iproute2",
+    openssl: "openssl",
+    unshare: "util-linux",
+    iptables: "iptables",
+  };
+  const missing = Object.entries(need).filter(
+    ([bin]) => spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0,
+  );
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map(([, p]) => p))];
   log(`installing host packages: ${pkgs.join(" ")}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  let r = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...pkgs], { stdio: "inherit", env });
+  let r = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...pkgs], {
+    stdio: "inherit",
+    env,
+  });
   if (r.status !== 0) {
     spawnSync("apt-get", ["update"], { stdio: "inherit", env });
-    r = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...pkgs], { stdio: "inherit", env });
+    r = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...pkgs], {
+      stdio: "inherit",
+      env,
+    });
   }
   if (r.status !== 0) throw new Error(`apt-get install ${pkgs.join(" ")} failed`);
 }
 
 export function binaryPaths(): Binaries {
   const goSrc = (rel: string) => rel === "go.mod" || rel === "go.sum";
-  const kubeKey = hashFiles(goModDir, (rel) => goSrc(rel) || rel.startsWith("cmd/kube/"));
-  const nodeKey = hashFiles(goModDir, (rel) => goSrc(rel) || rel.startsWith("cmd/node/"));
+  const kubeKey = hashFiles(goModDir, rel => goSrc(rel) || rel.startsWith("cmd/kube/"));
+  const nodeKey = hashFiles(goModDir, rel => goSrc(rel) || rel.startsWith("cmd/node/"));
   const echoKey = hashFiles(imagesModDir, goSrc);
   return {
     kube: join(cacheRoot, `kube-${versions.kubernetes}-${kubeKey}`, "kube"),
@@ -102,9 +128,21 @@ export function ensureBinaries(): Binaries {
   // One build at a time on this machine (2 cores; concurrent `cluster:up`s must not race).
   withLock(join(cacheRoot, ".build.lock"), 30 * 60_000, () => {
     const jobs: [string, string, string, string, string][] = [
-      [b.kube, goModDir, "./cmd/kube", `kube ${versions.kubernetes} (apiserver, controller-manager, scheduler, etcd, kubectl)`, kubeLdflags()],
+      [
+        b.kube,
+        goModDir,
+        "./cmd/kube",
+        `kube ${versions.kubernetes} (apiserver, controller-manager, scheduler, etcd, kubectl)`,
+        kubeLdflags(),
+      ],
       [b.node, goModDir, "./cmd/node", "process node", ""],
-      [b.echoBasic, imagesModDir, "sigs.k8s.io/gateway-api/conformance/echo-basic", `echo-basic ${versions.gatewayApi}`, ""],
+      [
+        b.echoBasic,
+        imagesModDir,
+        "sigs.k8s.io/gateway-api/conformance/echo-basic",
+        `echo-basic ${versions.gatewayApi}`,
+        "",
+      ],
     ];
     for (const [out, dir, pkg, what, ldflags] of jobs) {
       if (existsSync(out)) continue;

@@ -2,27 +2,69 @@
 //   node hack/cluster/cluster.ts up      idempotent; last line of output: export KUBECONFIG=<path>
 //   node hack/cluster/cluster.ts down    stops every process it started (by PID), removes netns/links
 //   node hack/cluster/cluster.ts status  one line per component; exit 0 only if all healthy
-import { readdirSync, readFileSync, rmSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { binaryPaths, ensureBinaries, ensureHostTools, type Binaries } from "./build.ts";
-import { apiserverURL, clusterSrc, net, nodeName, paths, ports, repoRoot, stateDir, versions } from "./config.ts";
+import {
+  apiserverURL,
+  clusterSrc,
+  net,
+  nodeName,
+  paths,
+  ports,
+  repoRoot,
+  stateDir,
+  versions,
+} from "./config.ts";
 import { ensurePki, pkiPaths, writeKubeconfig, type Pki } from "./pki.ts";
-import { log, readPidRecord, recordAlive, run, sleep, startDaemon, stopPid, tail, tryRun, withLockAsync, type PidRecord } from "./util.ts";
+import {
+  log,
+  readPidRecord,
+  recordAlive,
+  run,
+  sleep,
+  startDaemon,
+  stopPid,
+  tail,
+  tryRun,
+  withLockAsync,
+  type PidRecord,
+} from "./util.ts";
 
 /** Start order; teardown is the reverse. */
-const components = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node"] as const;
+const components = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "node",
+] as const;
 type Component = (typeof components)[number];
 
 export class ClusterError extends Error {}
 
 function fail(component: string, why: string): never {
   const logFile = join(paths.logs, `${component}.log`);
-  throw new ClusterError(`${component} failed: ${why}\n--- last lines of ${logFile} ---\n${tail(logFile, 40)}\n---`);
+  throw new ClusterError(
+    `${component} failed: ${why}\n--- last lines of ${logFile} ---\n${tail(logFile, 40)}\n---`,
+  );
 }
 
 /** GET over HTTPS with the admin client cert; resolves to [status, body] or rejects on connect errors. */
-export function apiGet(url: string, pki: Pki = pkiPaths(), timeoutMs = 2000): Promise<[number, string]> {
+export function apiGet(
+  url: string,
+  pki: Pki = pkiPaths(),
+  timeoutMs = 2000,
+): Promise<[number, string]> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
@@ -33,7 +75,7 @@ export function apiGet(url: string, pki: Pki = pkiPaths(), timeoutMs = 2000): Pr
         rejectUnauthorized: url.startsWith(apiserverURL),
         timeout: timeoutMs,
       },
-      (res) => {
+      res => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (c: string) => (body += c));
@@ -57,14 +99,21 @@ async function httpOk(url: string, pki: Pki): Promise<boolean> {
 
 async function etcdHealthy(): Promise<boolean> {
   try {
-    const r = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`, { signal: AbortSignal.timeout(1500) });
+    const r = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`, {
+      signal: AbortSignal.timeout(1500),
+    });
     return r.ok && ((await r.json()) as { health?: string }).health === "true";
   } catch {
     return false;
   }
 }
 
-async function waitFor(component: Component, what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+async function waitFor(
+  component: Component,
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
@@ -76,7 +125,11 @@ async function waitFor(component: Component, what: string, timeoutMs: number, ch
 }
 
 export function kubectl(bins: Binaries, args: string[], input?: string): string {
-  return run(bins.kube, ["kubectl", "--kubeconfig", paths.kubeconfig, ...args], input === undefined ? {} : { input });
+  return run(
+    bins.kube,
+    ["kubectl", "--kubeconfig", paths.kubeconfig, ...args],
+    input === undefined ? {} : { input },
+  );
 }
 
 /**
@@ -98,7 +151,8 @@ function bridgeUp(): void {
     run("ip", ["link", "add", net.bridge, "type", "bridge"]);
   }
   const addrs = run("ip", ["-o", "-4", "addr", "show", "dev", net.bridge]);
-  if (!addrs.includes(`${net.bridgeIP}/`)) run("ip", ["addr", "add", `${net.bridgeIP}/24`, "dev", net.bridge]);
+  if (!addrs.includes(`${net.bridgeIP}/`))
+    run("ip", ["addr", "add", `${net.bridgeIP}/24`, "dev", net.bridge]);
   run("ip", ["link", "set", net.bridge, "up"]);
   // ClusterIPs are routed onto the bridge: DNAT (the node's iptables rules) rewrites the ones
   // with endpoints; any other stays on the bridge unanswered and never follows the default route.
@@ -122,63 +176,131 @@ function bridgeDown(): void {
     tryRun("iptables", ["-t", "nat", "-F", chain]);
     tryRun("iptables", ["-t", "nat", "-X", chain]);
   }
-  tryRun("iptables", ["-t", "nat", "-D", "POSTROUTING", "-s", net.podCIDR, "-d", net.podCIDR,
-    "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE"]);
+  tryRun("iptables", [
+    "-t",
+    "nat",
+    "-D",
+    "POSTROUTING",
+    "-s",
+    net.podCIDR,
+    "-d",
+    net.podCIDR,
+    "-m",
+    "conntrack",
+    "--ctstate",
+    "DNAT",
+    "-j",
+    "MASQUERADE",
+  ]);
 }
 
 export function listNetns(): string[] {
   const r = tryRun("ip", ["netns", "list"]);
   return r.out
     .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => n.startsWith(net.netnsPrefix));
+    .map(l => l.split(" ")[0] ?? "")
+    .filter(n => n.startsWith(net.netnsPrefix));
 }
 
 function daemonArgs(c: Component, bins: Binaries, pki: Pki): [string, string[]] {
   const kc = paths.kubeconfig;
   switch (c) {
     case "etcd":
-      return [bins.kube, ["etcd",
-        "--name=rauta", `--data-dir=${paths.etcdData}`,
-        `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
-        `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-        `--initial-cluster=rauta=http://127.0.0.1:${ports.etcdPeer}`,
-        // A throwaway dev store: fsync buys nothing but latency here.
-        "--unsafe-no-fsync", "--log-level=warn"]];
+      return [
+        bins.kube,
+        [
+          "etcd",
+          "--name=rauta",
+          `--data-dir=${paths.etcdData}`,
+          `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+          `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+          `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+          `--initial-cluster=rauta=http://127.0.0.1:${ports.etcdPeer}`,
+          // A throwaway dev store: fsync buys nothing but latency here.
+          "--unsafe-no-fsync",
+          "--log-level=warn",
+        ],
+      ];
     case "kube-apiserver":
-      return [bins.kube, ["kube-apiserver",
-        `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
-        // Bound to the bridge address only: reachable from the host and from pods, nowhere else.
-        `--bind-address=${net.bridgeIP}`, `--advertise-address=${net.bridgeIP}`, `--secure-port=${ports.apiserver}`,
-        `--service-cluster-ip-range=${net.serviceCIDR}`,
-        `--client-ca-file=${pki.caCert}`, `--tls-cert-file=${pki.apiserverCert}`, `--tls-private-key-file=${pki.apiserverKey}`,
-        `--service-account-key-file=${pki.saPub}`, `--service-account-signing-key-file=${pki.saKey}`,
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--authorization-mode=RBAC",
-        "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota",
-        // No kube-proxy exists, so the API server must dial webhook/aggregated Services by endpoint IP.
-        "--enable-aggregator-routing=true",
-        "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=lease"]];
+      return [
+        bins.kube,
+        [
+          "kube-apiserver",
+          `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+          // Bound to the bridge address only: reachable from the host and from pods, nowhere else.
+          `--bind-address=${net.bridgeIP}`,
+          `--advertise-address=${net.bridgeIP}`,
+          `--secure-port=${ports.apiserver}`,
+          `--service-cluster-ip-range=${net.serviceCIDR}`,
+          `--client-ca-file=${pki.caCert}`,
+          `--tls-cert-file=${pki.apiserverCert}`,
+          `--tls-private-key-file=${pki.apiserverKey}`,
+          `--service-account-key-file=${pki.saPub}`,
+          `--service-account-signing-key-file=${pki.saKey}`,
+          "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+          "--authorization-mode=RBAC",
+          "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota",
+          // No kube-proxy exists, so the API server must dial webhook/aggregated Services by endpoint IP.
+          "--enable-aggregator-routing=true",
+          "--allow-privileged=true",
+          "--profiling=false",
+          "--endpoint-reconciler-type=lease",
+        ],
+      ];
     case "kube-controller-manager":
-      return [bins.kube, ["kube-controller-manager",
-        `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
-        "--bind-address=127.0.0.1", `--secure-port=${ports.controllerManager}`,
-        `--service-account-private-key-file=${pki.saKey}`, `--root-ca-file=${pki.caCert}`,
-        `--cluster-signing-cert-file=${pki.caCert}`, `--cluster-signing-key-file=${pki.caKey}`,
-        `--service-cluster-ip-range=${net.serviceCIDR}`,
-        "--leader-elect=false", "--use-service-account-credentials=false", "--profiling=false"]];
+      return [
+        bins.kube,
+        [
+          "kube-controller-manager",
+          `--kubeconfig=${kc}`,
+          `--authentication-kubeconfig=${kc}`,
+          `--authorization-kubeconfig=${kc}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${ports.controllerManager}`,
+          `--service-account-private-key-file=${pki.saKey}`,
+          `--root-ca-file=${pki.caCert}`,
+          `--cluster-signing-cert-file=${pki.caCert}`,
+          `--cluster-signing-key-file=${pki.caKey}`,
+          `--service-cluster-ip-range=${net.serviceCIDR}`,
+          "--leader-elect=false",
+          "--use-service-account-credentials=false",
+          "--profiling=false",
+        ],
+      ];
     case "kube-scheduler":
-      return [bins.kube, ["kube-scheduler",
-        `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
-        "--bind-address=127.0.0.1", `--secure-port=${ports.scheduler}`, "--leader-elect=false", "--profiling=false"]];
+      return [
+        bins.kube,
+        [
+          "kube-scheduler",
+          `--kubeconfig=${kc}`,
+          `--authentication-kubeconfig=${kc}`,
+          `--authorization-kubeconfig=${kc}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${ports.scheduler}`,
+          "--leader-elect=false",
+          "--profiling=false",
+        ],
+      ];
     case "node":
-      return [bins.node, [
-        `--kubeconfig=${kc}`, `--node-name=${nodeName}`, `--state-dir=${paths.node}`,
-        `--bridge=${net.bridge}`, `--bridge-ip=${net.bridgeIP}`, `--pod-cidr=${net.podCIDR}`,
-        `--pod-ip-range=${net.podIPFirst}-${net.podIPLast}`, `--service-cidr=${net.serviceCIDR}`,
-        `--netns-prefix=${net.netnsPrefix}`, `--veth-prefix=${net.vethPrefix}`,
-        `--apiserver-host=${net.bridgeIP}`, `--apiserver-port=${ports.apiserver}`,
-        `--images=${imageTables().join(",")}`]];
+      return [
+        bins.node,
+        [
+          `--kubeconfig=${kc}`,
+          `--node-name=${nodeName}`,
+          `--state-dir=${paths.node}`,
+          `--bridge=${net.bridge}`,
+          `--bridge-ip=${net.bridgeIP}`,
+          `--pod-cidr=${net.podCIDR}`,
+          `--pod-ip-range=${net.podIPFirst}-${net.podIPLast}`,
+          `--service-cidr=${net.serviceCIDR}`,
+          `--netns-prefix=${net.netnsPrefix}`,
+          `--veth-prefix=${net.vethPrefix}`,
+          `--apiserver-host=${net.bridgeIP}`,
+          `--apiserver-port=${ports.apiserver}`,
+          `--images=${imageTables().join(",")}`,
+        ],
+      ];
   }
 }
 
@@ -216,8 +338,16 @@ async function componentHealthy(c: Component, pki: Pki, bins: Binaries): Promise
 }
 
 function nodeReady(bins: Binaries): boolean {
-  const r = tryRun(bins.kube, ["kubectl", "--kubeconfig", paths.kubeconfig, "get", "node", nodeName,
-    "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+  const r = tryRun(bins.kube, [
+    "kubectl",
+    "--kubeconfig",
+    paths.kubeconfig,
+    "get",
+    "node",
+    nodeName,
+    "-o",
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+  ]);
   return r.ok && r.out.trim() === "True";
 }
 
@@ -232,7 +362,9 @@ export async function status(print = true): Promise<boolean> {
     all &&= ok;
     if (print) {
       const pid = rec && recordAlive(rec) ? `pid ${rec.pid}` : "not running";
-      console.log(`${c.padEnd(24)} ${ok ? "healthy" : "DOWN"}  (${pid}; log ${join(paths.logs, `${c}.log`)})`);
+      console.log(
+        `${c.padEnd(24)} ${ok ? "healthy" : "DOWN"}  (${pid}; log ${join(paths.logs, `${c}.log`)})`,
+      );
     }
   }
   if (print) console.log(`kubeconfig ${paths.kubeconfig}${all ? "" : " (cluster not healthy)"}`);
@@ -246,7 +378,16 @@ export async function up(): Promise<string> {
   return withLockAsync(`${stateDir}.lock`, 5 * 60_000, () => upLocked(bins, t0));
 }
 
+/** $stateDir/bin/kubectl → the all-in-one binary (it dispatches on its link name). */
+function linkKubectl(bins: Binaries): void {
+  const dir = join(stateDir, "bin");
+  mkdirSync(dir, { recursive: true });
+  rmSync(join(dir, "kubectl"), { force: true });
+  symlinkSync(bins.kube, join(dir, "kubectl"));
+}
+
 async function upLocked(bins: Binaries, t0: number): Promise<string> {
+  linkKubectl(bins);
   if (await status(false)) {
     log("cluster already healthy; reusing it");
     return paths.kubeconfig;
@@ -271,31 +412,65 @@ async function upLocked(bins: Binaries, t0: number): Promise<string> {
   start("etcd");
   await waitFor("etcd", "healthy", 20_000, etcdHealthy);
   start("kube-apiserver");
-  await waitFor("kube-apiserver", "ready (/readyz)", 45_000, () => httpOk(`${apiserverURL}/readyz`, pki));
+  await waitFor("kube-apiserver", "ready (/readyz)", 45_000, () =>
+    httpOk(`${apiserverURL}/readyz`, pki),
+  );
   start("kube-controller-manager");
   start("kube-scheduler");
   start("node");
   installCrds(bins);
-  await waitFor("kube-controller-manager", "healthy", 30_000, () => httpOk(`https://127.0.0.1:${ports.controllerManager}/healthz`, pki));
-  await waitFor("kube-scheduler", "healthy", 30_000, () => httpOk(`https://127.0.0.1:${ports.scheduler}/healthz`, pki));
+  await waitFor("kube-controller-manager", "healthy", 30_000, () =>
+    httpOk(`https://127.0.0.1:${ports.controllerManager}/healthz`, pki),
+  );
+  await waitFor("kube-scheduler", "healthy", 30_000, () =>
+    httpOk(`https://127.0.0.1:${ports.scheduler}/healthz`, pki),
+  );
   await waitFor("node", "Ready", 30_000, async () => nodeReady(bins));
   // Pods cannot be created before the namespace's default ServiceAccount exists.
-  await waitFor("kube-controller-manager", "creating default ServiceAccount", 30_000, async () =>
-    tryRun(bins.kube, ["kubectl", "--kubeconfig", paths.kubeconfig, "get", "serviceaccount", "default", "-n", "default"]).ok);
+  await waitFor(
+    "kube-controller-manager",
+    "creating default ServiceAccount",
+    30_000,
+    async () =>
+      tryRun(bins.kube, [
+        "kubectl",
+        "--kubeconfig",
+        paths.kubeconfig,
+        "get",
+        "serviceaccount",
+        "default",
+        "-n",
+        "default",
+      ]).ok,
+  );
   const sec = (ms: number) => (ms / 1000).toFixed(1);
-  log(`cluster ready: start-to-ready ${sec(Date.now() - tStart)} s (total incl. build/tools check ${sec(Date.now() - t0)} s)`);
-  writeFileSync(join(stateDir, "last-start.json"), JSON.stringify({ startToReadyMs: Date.now() - tStart, at: new Date().toISOString(), versions }));
+  log(
+    `cluster ready: start-to-ready ${sec(Date.now() - tStart)} s (total incl. build/tools check ${sec(Date.now() - t0)} s)`,
+  );
+  writeFileSync(
+    join(stateDir, "last-start.json"),
+    JSON.stringify({ startToReadyMs: Date.now() - tStart, at: new Date().toISOString(), versions }),
+  );
   return paths.kubeconfig;
 }
 
 function installCrds(bins: Binaries): void {
   const dir = join(repoRoot, "crds/gateway-api/standard");
   const fallback = `${process.env.HOME}/go/pkg/mod/sigs.k8s.io/gateway-api@${versions.gatewayApi}/config/crd/standard`;
-  const src = existsSync(dir) && readdirSync(dir).some((f) => f.endsWith(".yaml")) ? dir : fallback;
-  if (!existsSync(src)) throw new ClusterError(`Gateway API CRDs not found in ${dir} (nor ${fallback})`);
+  const src = existsSync(dir) && readdirSync(dir).some(f => f.endsWith(".yaml")) ? dir : fallback;
+  if (!existsSync(src))
+    throw new ClusterError(`Gateway API CRDs not found in ${dir} (nor ${fallback})`);
   try {
-    const applied = kubectl(bins, ["apply", "--server-side", "--force-conflicts", "-o", "name", "-f", src]);
-    const crds = applied.split("\n").filter((l) => l.startsWith("customresourcedefinition."));
+    const applied = kubectl(bins, [
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "-o",
+      "name",
+      "-f",
+      src,
+    ]);
+    const crds = applied.split("\n").filter(l => l.startsWith("customresourcedefinition."));
     kubectl(bins, ["wait", "--for=condition=Established", "--timeout=30s", ...crds]);
   } catch (e) {
     fail("kube-apiserver", `installing Gateway API CRDs from ${src}: ${(e as Error).message}`);
@@ -305,10 +480,10 @@ function installCrds(bins: Binaries): void {
 
 export async function down(quiet = false): Promise<void> {
   guardRoutes();
-  const recs = components.map((c) => readPidRecord(paths.pids, c)).filter((r): r is PidRecord => !!r);
+  const recs = components.map(c => readPidRecord(paths.pids, c)).filter((r): r is PidRecord => !!r);
   // Node first: on SIGTERM it stops its pods gracefully and removes their namespaces.
   for (const c of [...components].reverse()) {
-    const rec = recs.find((r) => r.name === c);
+    const rec = recs.find(r => r.name === c);
     if (rec && recordAlive(rec)) {
       if (!quiet) log(`stopping ${c} (pid ${rec.pid})`);
       await stopPid(rec.pid, c === "node" ? 20_000 : 10_000);
@@ -324,12 +499,13 @@ export async function down(quiet = false): Promise<void> {
 async function killStrayPods(quiet: boolean): Promise<void> {
   const pids = new Set<number>();
   for (const ns of listNetns()) {
-    for (const p of tryRun("ip", ["netns", "pids", ns]).out.split("\n")) if (/^\d+$/.test(p.trim())) pids.add(Number(p));
+    for (const p of tryRun("ip", ["netns", "pids", ns]).out.split("\n"))
+      if (/^\d+$/.test(p.trim())) pids.add(Number(p));
   }
   const podsDir = join(paths.node, "pods");
   if (existsSync(podsDir)) {
     for (const uid of readdirSync(podsDir)) {
-      for (const f of readdirSync(join(podsDir, uid)).filter((f) => f.endsWith(".pid"))) {
+      for (const f of readdirSync(join(podsDir, uid)).filter(f => f.endsWith(".pid"))) {
         const rec = readPidRecord(join(podsDir, uid), f.slice(0, -4));
         if (rec && recordAlive(rec)) pids.add(rec.pid);
       }

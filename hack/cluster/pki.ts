@@ -32,7 +32,15 @@ export function pkiPaths(dir = paths.pki): Pki {
 }
 
 function ecKey(out: string): void {
-  run("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", out]);
+  run("openssl", [
+    "genpkey",
+    "-algorithm",
+    "EC",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-out",
+    out,
+  ]);
 }
 
 function signed(pki: Pki, key: string, cert: string, subj: string, ext: string): void {
@@ -40,29 +48,84 @@ function signed(pki: Pki, key: string, cert: string, subj: string, ext: string):
   const extFile = `${cert}.ext`;
   writeFileSync(extFile, ext);
   run("openssl", ["req", "-new", "-key", key, "-subj", subj, "-out", csr]);
-  run("openssl", ["x509", "-req", "-in", csr, "-CA", pki.caCert, "-CAkey", pki.caKey, "-CAcreateserial",
-    "-days", "3650", "-sha256", "-extfile", extFile, "-out", cert]);
+  run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    pki.caCert,
+    "-CAkey",
+    pki.caKey,
+    "-CAcreateserial",
+    "-days",
+    "3650",
+    "-sha256",
+    "-extfile",
+    extFile,
+    "-out",
+    cert,
+  ]);
 }
 
 export function ensurePki(): Pki {
   const pki = pkiPaths();
-  if ([...Object.values(pki)].every((f) => existsSync(f))) return pki;
+  if ([...Object.values(pki)].every(f => existsSync(f))) return pki;
   mkdirSync(paths.pki, { recursive: true, mode: 0o700 });
   ecKey(pki.caKey);
-  run("openssl", ["req", "-x509", "-new", "-key", pki.caKey, "-subj", "/CN=rauta-dev-ca", "-days", "3650", "-sha256",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-    "-out", pki.caCert]);
+  run("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    pki.caKey,
+    "-subj",
+    "/CN=rauta-dev-ca",
+    "-days",
+    "3650",
+    "-sha256",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    "-out",
+    pki.caCert,
+  ]);
   ecKey(pki.apiserverKey);
   const sans = [
-    "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
-    "DNS:localhost", "IP:127.0.0.1", `IP:${net.bridgeIP}`, `IP:${net.apiServiceIP}`,
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
+    "DNS:localhost",
+    "IP:127.0.0.1",
+    `IP:${net.bridgeIP}`,
+    `IP:${net.apiServiceIP}`,
   ].join(",");
-  signed(pki, pki.apiserverKey, pki.apiserverCert, "/CN=kube-apiserver",
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`);
+  signed(
+    pki,
+    pki.apiserverKey,
+    pki.apiserverCert,
+    "/CN=kube-apiserver",
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`,
+  );
   ecKey(pki.adminKey);
-  signed(pki, pki.adminKey, pki.adminCert, "/O=system:masters/CN=rauta-admin",
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
-  run("openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pki.saKey]);
+  signed(
+    pki,
+    pki.adminKey,
+    pki.adminCert,
+    "/O=system:masters/CN=rauta-admin",
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+  );
+  run("openssl", [
+    "genpkey",
+    "-algorithm",
+    "RSA",
+    "-pkeyopt",
+    "rsa_keygen_bits:2048",
+    "-out",
+    pki.saKey,
+  ]);
   run("openssl", ["pkey", "-in", pki.saKey, "-pubout", "-out", pki.saPub]);
   return pki;
 }

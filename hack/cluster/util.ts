@@ -1,23 +1,43 @@
 // Small process/file helpers shared by the cluster scripts (no dependencies beyond node:*).
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 
 export function log(msg: string): void {
   process.stderr.write(`[cluster ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
 
 export function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Runs a command, returns stdout; throws with stderr on failure. */
-export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.input, env: opts.env ?? process.env });
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): string {
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    input: opts.input,
+    env: opts.env ?? process.env,
+  });
   if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim()}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited ${r.status}: ${(r.stderr || r.stdout).trim()}`,
+    );
   return r.stdout;
 }
 
@@ -37,7 +57,11 @@ export function withLock<T>(lockDir: string, timeoutMs: number, fn: () => T): T 
   }
 }
 
-export async function withLockAsync<T>(lockDir: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+export async function withLockAsync<T>(
+  lockDir: string,
+  timeoutMs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
   acquire(lockDir, timeoutMs);
   try {
     return await fn();
@@ -61,7 +85,8 @@ function acquire(lockDir: string, timeoutMs: number): void {
         rmSync(lockDir, { recursive: true, force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lockDir} (held by pid ${holder})`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for lock ${lockDir} (held by pid ${holder})`);
       sleepSync(500);
     }
   }
@@ -96,12 +121,23 @@ export function pidExe(pid: number): string | undefined {
 }
 
 /** Starts a long-running daemon detached from us, output appended to its log file. */
-export function startDaemon(name: string, bin: string, args: string[], logsDir: string, pidsDir: string, env?: NodeJS.ProcessEnv): number {
+export function startDaemon(
+  name: string,
+  bin: string,
+  args: string[],
+  logsDir: string,
+  pidsDir: string,
+  env?: NodeJS.ProcessEnv,
+): number {
   mkdirSync(logsDir, { recursive: true });
   mkdirSync(pidsDir, { recursive: true });
   const logFile = join(logsDir, `${name}.log`);
   const fd = openSync(logFile, "a");
-  const child = spawn(bin, args, { detached: true, stdio: ["ignore", fd, fd], env: env ?? process.env });
+  const child = spawn(bin, args, {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+    env: env ?? process.env,
+  });
   closeSync(fd);
   if (!child.pid) throw new Error(`failed to start ${name} (${bin})`);
   child.unref();
@@ -150,5 +186,8 @@ export async function stopPid(pid: number, graceMs: number): Promise<void> {
 export function tail(file: string, lines = 30): string {
   const txt = readIfExists(file);
   if (!txt) return `(no log at ${file})`;
-  return txt.split("\n").slice(-lines - 1).join("\n");
+  return txt
+    .split("\n")
+    .slice(-lines - 1)
+    .join("\n");
 }

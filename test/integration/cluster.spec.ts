@@ -1,0 +1,329 @@
+// Proves the dev cluster (hack/cluster) with real objects against a real API server:
+// scheduling, the process node, EndpointSlices, ClusterIP forwarding, pod replacement, CRD
+// validation, volumes/env/service-account tokens, probes, and a clean teardown.
+import { expect } from "chai";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { binaryPaths } from "../../hack/cluster/build.ts";
+import { listNetns } from "../../hack/cluster/cluster.ts";
+import {
+  type Cluster,
+  ensureCluster,
+  eventually,
+  net,
+  paths,
+  stopCluster,
+  uniqueNamespace,
+} from "./helpers/cluster.ts";
+
+interface Pod {
+  metadata: { name: string; namespace: string; uid: string; deletionTimestamp?: string };
+  status: {
+    phase?: string;
+    podIP?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: {
+      name: string;
+      ready: boolean;
+      restartCount: number;
+      state: Record<string, { reason?: string; message?: string }>;
+    }[];
+  };
+}
+interface List<T> {
+  items: T[];
+}
+interface EndpointSlice {
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[];
+  ports?: { port?: number }[];
+}
+
+const isReady = (p: Pod) =>
+  p.status.conditions?.some(c => c.type === "Ready" && c.status === "True") ?? false;
+
+const echoManifest = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: echo
+        image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        ports: [{name: http, containerPort: 3000}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+        livenessProbe: {tcpSocket: {port: 3000}, periodSeconds: 2}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 8080, targetPort: http}]
+`;
+
+async function httpJson(url: string): Promise<Record<string, unknown>> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  expect(r.status, url).to.equal(200);
+  return (await r.json()) as Record<string, unknown>;
+}
+
+describe("dev cluster (hack/cluster)", function () {
+  // A cold first run builds the binaries (minutes); once built, start-to-ready is seconds.
+  this.timeout(15 * 60_000);
+  let k: Cluster;
+  const ns = uniqueNamespace("it-cluster");
+
+  before(async () => {
+    k = await ensureCluster();
+    k.kubectl(["create", "namespace", ns]);
+  });
+
+  after(() => {
+    k?.kubectlResult(["delete", "namespace", ns, "--wait=false"]);
+  });
+
+  // Mocha runs a suite's own tests before its child suites, so every test sits in a child suite
+  // to keep the order below (teardown last).
+  describe("control plane", () => {
+    it("has a Ready process node and established Gateway API CRDs", () => {
+      const node = k.getJson<{ status: { conditions: { type: string; status: string }[] } }>([
+        "node",
+        "rauta-node",
+      ]);
+      expect(node.status.conditions.find(c => c.type === "Ready")?.status).to.equal("True");
+      const crd = k.getJson<{ status: { conditions: { type: string; status: string }[] } }>([
+        "crd",
+        "httproutes.gateway.networking.k8s.io",
+      ]);
+      expect(crd.status.conditions.find(c => c.type === "Established")?.status).to.equal("True");
+    });
+  });
+
+  describe("echo-basic Deployment + Service", function () {
+    this.timeout(120_000);
+    let pods: Pod[] = [];
+
+    before(async () => {
+      k.apply(echoManifest, ns);
+      pods = await eventually("2 Ready echo pods", 60_000, () => {
+        const ps = k
+          .getJson<List<Pod>>(["pods", "-n", ns, "-l", "app=echo"])
+          .items.filter(p => !p.metadata.deletionTimestamp);
+        return ps.length === 2 && ps.every(isReady) ? ps : undefined;
+      });
+    });
+
+    it("gives each pod its own IP in the pod CIDR", () => {
+      const ips = pods.map(p => p.status.podIP);
+      expect(new Set(ips).size).to.equal(2);
+      for (const ip of ips) expect(ip).to.match(/^10\.244\.0\.\d+$/);
+      expect(pods.every(p => p.status.phase === "Running")).to.equal(true);
+    });
+
+    it("has an EndpointSlice listing both pods as ready", async () => {
+      const want = pods.map(p => p.status.podIP).sort();
+      await eventually("EndpointSlice with both pods", 20_000, () => {
+        const slices = k.getJson<List<EndpointSlice>>([
+          "endpointslices",
+          "-n",
+          ns,
+          "-l",
+          "kubernetes.io/service-name=echo",
+        ]).items;
+        const ready = slices
+          .flatMap(s => s.endpoints ?? [])
+          .filter(e => e.conditions?.ready !== false)
+          .flatMap(e => e.addresses)
+          .sort();
+        const port = slices[0]?.ports?.[0]?.port;
+        return JSON.stringify(ready) === JSON.stringify(want) && port === 3000 ? true : undefined;
+      });
+    });
+
+    it("answers HTTP on each pod IP with echo-basic's JSON naming that pod and namespace", async () => {
+      for (const p of pods) {
+        const body = await httpJson(`http://${p.status.podIP}:3000/hello`);
+        expect(body.pod).to.equal(p.metadata.name);
+        expect(body.namespace).to.equal(ns);
+        expect(body.path).to.equal("/hello");
+      }
+    });
+
+    it("forwards the Service's ClusterIP to the pods (host and pod-to-pod)", async () => {
+      const svc = k.getJson<{ spec: { clusterIP: string } }>(["service", "echo", "-n", ns]);
+      const names = new Set(pods.map(p => p.metadata.name));
+      const body = await eventually("ClusterIP answering", 20_000, async () => {
+        const b = await httpJson(`http://${svc.spec.clusterIP}:8080/`).catch(() => undefined);
+        return b;
+      });
+      expect(names.has(String(body.pod))).to.equal(true);
+    });
+
+    it("replaces a deleted pod through its ReplicaSet", async () => {
+      const victim = pods[0]!;
+      k.kubectl(["delete", "pod", "-n", ns, victim.metadata.name, "--wait=true", "--timeout=60s"]);
+      const now = await eventually("2 Ready pods again, without the deleted one", 60_000, () => {
+        const ps = k
+          .getJson<List<Pod>>(["pods", "-n", ns, "-l", "app=echo"])
+          .items.filter(p => !p.metadata.deletionTimestamp);
+        return ps.length === 2 &&
+          ps.every(isReady) &&
+          !ps.some(p => p.metadata.uid === victim.metadata.uid)
+          ? ps
+          : undefined;
+      });
+      const fresh = now.find(p => p.metadata.name !== pods[1]!.metadata.name)!;
+      const body = await httpJson(`http://${fresh.status.podIP}:3000/`);
+      expect(body.pod).to.equal(fresh.metadata.name);
+    });
+  });
+
+  describe("API server and process node features", () => {
+    it("rejects a Gateway API object with a schema error (CRD validation)", () => {
+      const bad = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad-route}
+spec:
+  rules:
+  - matches:
+    - path: {type: NotAType, value: /x}
+`;
+      const r = k.kubectlResult(["apply", "-n", ns, "-f", "-"], bad);
+      expect(r.code).to.not.equal(0);
+      expect(r.stderr).to.match(
+        /spec\.rules\[0\]\.matches\[0\]\.path\.type: Unsupported value: "NotAType"/,
+      );
+      const good = bad.replace("NotAType", "PathPrefix").replace("bad-route", "good-route");
+      k.apply(good, ns);
+    });
+
+    it("reports an unknown image as ErrImagePull instead of hanging", async () => {
+      k.apply(
+        `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"no-such-image"},"spec":{"containers":[{"name":"c","image":"example.invalid/nothing:1"}]}}`,
+        ns,
+      );
+      const reason = await eventually("ErrImagePull", 20_000, () => {
+        const p = k.getJson<Pod>(["pod", "no-such-image", "-n", ns]);
+        return p.status.containerStatuses?.[0]?.state.waiting?.reason;
+      });
+      expect(reason).to.equal("ErrImagePull");
+    });
+
+    it("runs a pod with configMap/secret/downwardAPI volumes, env valueFrom and an in-cluster service-account token", async () => {
+      // The pod's script checks everything from the inside and exits 0 only if all holds; with
+      // restartPolicy Never, phase Succeeded is the proof.
+      const script = [
+        'test "$(cat /etc/cfg/greeting)" = hello',
+        'test "$SECRET" = s3cret',
+        'test "$GREETING" = hello',
+        'ip -4 -o addr show dev eth0 | grep -q " $MY_IP/"',
+        'test "$(cat /etc/podinfo/name)" = vol-check',
+        'test "$(cat /etc/sec/password)" = s3cret',
+        "test -d /scratch && touch /scratch/ok",
+        "SA=/var/run/secrets/kubernetes.io/serviceaccount",
+        'test "$(cat $SA/namespace)" = "$POD_NS"',
+        'curl -sf --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api >/dev/null',
+      ].join(" && ");
+      k.apply(
+        `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vol-check}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: check
+    image: rauta.dev/exec:test
+    command: [/bin/sh, -ec, '${script.replaceAll("'", "''")}']
+    env:
+    - {name: SECRET, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/cfg}
+    - {name: sec, mountPath: /etc/sec, readOnly: true}
+    - {name: info, mountPath: /etc/podinfo}
+    - {name: scratch, mountPath: /scratch}
+  volumes:
+  - {name: cfg, configMap: {name: cfg}}
+  - {name: sec, secret: {secretName: sec}}
+  - {name: info, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
+  - {name: scratch, emptyDir: {}}
+`,
+        ns,
+      );
+      const phase = await eventually("vol-check to finish", 30_000, () => {
+        const p = k.getJson<Pod>(["pod", "vol-check", "-n", ns]);
+        return p.status.phase === "Succeeded" || p.status.phase === "Failed"
+          ? p.status.phase
+          : undefined;
+      });
+      expect(phase, `see ${paths.logs}/pods/${ns}_vol-check/check.log`).to.equal("Succeeded");
+    });
+
+    it("restarts a container whose liveness probe fails", async () => {
+      k.apply(
+        `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"liveness"},"spec":{"terminationGracePeriodSeconds":1,
+        "containers":[{"name":"c","image":"rauta.dev/exec:test","command":["/bin/sh","-c","exec sleep 600"],
+        "livenessProbe":{"exec":{"command":["/bin/false"]},"periodSeconds":1,"failureThreshold":1}}]}}`,
+        ns,
+      );
+      const restarts = await eventually("a liveness restart", 30_000, () => {
+        const p = k.getJson<Pod>(["pod", "liveness", "-n", ns]);
+        const n = p.status.containerStatuses?.[0]?.restartCount ?? 0;
+        return n >= 1 ? n : undefined;
+      });
+      expect(restarts).to.be.at.least(1);
+    });
+  });
+
+  describe("caching and teardown", () => {
+    it("reuses the cached binaries on a second run", () => {
+      const r = spawnSync(process.execPath, ["hack/cluster/build.ts"], { encoding: "utf8" });
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stderr).to.not.match(/building /);
+      const b = binaryPaths();
+      for (const f of [b.kube, b.node, b.echoBasic]) expect(existsSync(f), f).to.equal(true);
+    });
+
+    it("tears down without leaving a process, network namespace or link behind", async () => {
+      const pids = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "node"];
+      const before = spawnSync("pgrep", ["-f", "echo-basic"], { encoding: "utf8" }).stdout.trim();
+      expect(before, "echo pods should be running before teardown").to.not.equal("");
+      await stopCluster();
+      expect(
+        spawnSync("pgrep", ["-f", "/\\.cache/rauta/(kube|node|echo-basic)"], {
+          encoding: "utf8",
+        }).stdout.trim(),
+      ).to.equal("");
+      expect(listNetns()).to.deep.equal([]);
+      const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout;
+      expect(links).to.not.include(net.bridge);
+      expect(links).to.not.match(new RegExp(`\\d+: ${net.vethPrefix}`));
+      for (const c of pids) expect(existsSync(`${paths.pids}/${c}.pid`), c).to.equal(false);
+      // Later suites call ensureCluster() again; bring it back so they start from a warm state.
+      await ensureCluster();
+    });
+  });
+});
