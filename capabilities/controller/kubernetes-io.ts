@@ -2,9 +2,12 @@
 // config into ConfigMaps (server-side apply), patch status subresources, and read the proxies'
 // heartbeat Leases to learn which config generation they have loaded.
 import { K8s, kind } from "pepr";
-import type { CompiledConfig } from "../../proxy/config/index.ts";
+import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
 import {
+  CERTIFICATE_LABEL,
+  CERTIFICATE_SOURCE_ANNOTATION,
   DEFAULT_CONFIG_MAP,
+  certificateCopyName,
   GENERATION_ANNOTATION,
   HASH_ANNOTATION,
   LOADED_GENERATION_ANNOTATION,
@@ -27,6 +30,8 @@ export class KubernetesIO implements ControlPlaneIO {
   private readonly namespace: string;
   private readonly name: string;
   private readonly now: () => number;
+  // Source Secret "<ns>/<name>" → resourceVersion last copied.
+  private readonly copied = new Map<string, string>();
 
   constructor(options: KubernetesIOOptions) {
     this.namespace = options.namespace;
@@ -95,5 +100,45 @@ export class KubernetesIO implements ControlPlaneIO {
       .map(lease => Number(lease.metadata?.annotations?.[LOADED_GENERATION_ANNOTATION]))
       .filter(Number.isInteger);
     return loaded.length > 0 ? Math.min(...loaded) : undefined;
+  }
+
+  async syncCertificates(
+    refs: ObjectRef[],
+    version: (ref: ObjectRef) => string | undefined,
+  ): Promise<void> {
+    const wanted = new Map(refs.map(ref => [`${ref.namespace}/${ref.name}`, ref]));
+    for (const [key, ref] of wanted) {
+      const current = version(ref);
+      if (current !== undefined && this.copied.get(key) === current) continue;
+      const source = await K8s(kind.Secret).InNamespace(ref.namespace).Get(ref.name);
+      await K8s(kind.Secret).Apply(
+        {
+          metadata: {
+            name: certificateCopyName(ref),
+            namespace: this.namespace,
+            labels: { [CERTIFICATE_LABEL]: "true" },
+            annotations: { [CERTIFICATE_SOURCE_ANNOTATION]: key },
+          },
+          type: "kubernetes.io/tls",
+          data: {
+            "tls.crt": source.data?.["tls.crt"] ?? "",
+            "tls.key": source.data?.["tls.key"] ?? "",
+          },
+        },
+        { force: true },
+      );
+      this.copied.set(key, source.metadata?.resourceVersion ?? current ?? "");
+    }
+    const copies = await K8s(kind.Secret)
+      .InNamespace(this.namespace)
+      .WithLabel(CERTIFICATE_LABEL)
+      .Get();
+    for (const copy of copies.items) {
+      const source = copy.metadata?.annotations?.[CERTIFICATE_SOURCE_ANNOTATION];
+      if (copy.metadata?.name && (!source || !wanted.has(source))) {
+        await K8s(kind.Secret).InNamespace(this.namespace).Delete(copy.metadata.name);
+        if (source) this.copied.delete(source);
+      }
+    }
   }
 }

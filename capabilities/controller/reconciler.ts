@@ -2,7 +2,7 @@
 // compile runs on the latest snapshot, publishes the config if its hash changed, and writes the
 // statuses that differ. Failures are retried with capped exponential backoff and jitter (Pepr
 // drops errors thrown in watch callbacks, so retrying is ours to do). One run at a time.
-import type { CompiledConfig } from "../../proxy/config/index.ts";
+import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
 import type { CompileOptions, ObjectStatus } from "../compiler/index.ts";
 import { compile, DEFAULT_CONTROLLER_NAME } from "../compiler/index.ts";
 import type { SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
@@ -21,6 +21,12 @@ export interface ControlPlaneIO {
   ): Promise<void>;
   // The oldest generation the running proxies report as loaded; undefined when unknown.
   proxyGeneration(): Promise<number | undefined>;
+  // Delivers the TLS Secrets the config references to the proxy (never through the ConfigMap).
+  // `version` is the store's resourceVersion of each source Secret, to skip unchanged ones.
+  syncCertificates?(
+    refs: ObjectRef[],
+    version: (ref: ObjectRef) => string | undefined,
+  ): Promise<void>;
 }
 
 export interface ReconcilerOptions {
@@ -145,6 +151,12 @@ export class Reconciler {
     });
     let { config } = result;
     let published = false;
+    // Certificates first: a proxy must never see a listener whose certificate it cannot read yet.
+    const refs = config.listeners.flatMap(l => l.tls?.certificates.map(c => c.secretRef) ?? []);
+    await this.io.syncCertificates?.(
+      refs,
+      ref => this.store.get("Secret", ref.namespace, ref.name)?.metadata?.resourceVersion,
+    );
     if (this.published?.hash === config.hash) {
       config = { ...config, generation: this.published.generation };
     } else {

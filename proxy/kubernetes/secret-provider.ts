@@ -1,0 +1,71 @@
+// TLS key pairs for the in-cluster proxy: the certificate copies the controller keeps in the
+// proxy's namespace (proxy/config/certificates.ts), watched so rotation needs no restart.
+import { K8s, kind } from "kubernetes-fluent-client";
+import { CERTIFICATE_LABEL, CERTIFICATE_SOURCE_ANNOTATION } from "../config/index.ts";
+import type { ObjectRef } from "../config/index.ts";
+import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
+import { keyPairFromSecretData, secretKey } from "../tls/secrets.ts";
+
+export class KubernetesSecretProvider implements SecretProvider {
+  private readonly pairs = new Map<string, TlsKeyPair>();
+  private readonly bySecretName = new Map<string, string>();
+  private readonly listeners = new Set<() => void>();
+  private watcher: { close(): void } | undefined;
+  private readonly namespace: string;
+
+  constructor(namespace: string) {
+    this.namespace = namespace;
+  }
+
+  get(ref: ObjectRef): TlsKeyPair | undefined {
+    return this.pairs.get(secretKey(ref));
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // Applies one watch event; exposed for tests.
+  apply(
+    secret: {
+      metadata?: { name?: string; annotations?: Record<string, string> };
+      data?: Record<string, string>;
+    },
+    deleted: boolean,
+  ): void {
+    const name = secret.metadata?.name;
+    if (!name) return;
+    const previous = this.bySecretName.get(name);
+    if (previous) this.pairs.delete(previous);
+    const source = secret.metadata?.annotations?.[CERTIFICATE_SOURCE_ANNOTATION];
+    const pair = deleted ? undefined : keyPairFromSecretData(secret.data);
+    if (source && pair) {
+      this.pairs.set(source, pair);
+      this.bySecretName.set(name, source);
+    } else {
+      this.bySecretName.delete(name);
+    }
+    for (const listener of this.listeners) listener();
+  }
+
+  async start(): Promise<void> {
+    const watcher = K8s(kind.Secret)
+      .InNamespace(this.namespace)
+      .WithLabel(CERTIFICATE_LABEL)
+      .Watch(
+        (secret, phase) =>
+          this.apply(
+            secret as Parameters<KubernetesSecretProvider["apply"]>[0],
+            phase === "DELETED",
+          ),
+        { relistIntervalSec: 60 },
+      );
+    this.watcher = watcher;
+    await watcher.start();
+  }
+
+  stop(): void {
+    this.watcher?.close();
+  }
+}
