@@ -68,9 +68,12 @@ export function attachRoute(
     }
     attachment.allowed = selected.filter(l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces));
     if (attachment.allowed.length === 0) {
+      const kindOk = selected.some(l => kindAllowed(l, "HTTPRoute"));
       attachment.rejected = {
         reason: "NotAllowedByListeners",
-        message: `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes)`,
+        message: kindOk
+          ? `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes.namespaces)`
+          : `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not accept HTTPRoutes (see their protocol and allowedRoutes.kinds)`,
       };
       continue;
     }
