@@ -14,9 +14,7 @@ describe("Pepr capabilities", () => {
   let capabilities: Array<{ name: string; bindings: Binding[] }>;
 
   before(async () => {
-    // Pepr decides at import time which bindings to register; "build" registers all of them.
-    process.env.PEPR_MODE = "build";
-    process.env.LOG_LEVEL ??= "warn";
+    // test/setup.ts sets PEPR_MODE=build before pepr is first imported.
     const modules = await Promise.all([
       import("../../capabilities/gateway-class.ts"),
       import("../../capabilities/gateway.ts"),
