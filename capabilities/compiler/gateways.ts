@@ -134,7 +134,10 @@ function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[],
   }
   const refs = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
-    listener.unresolved = { reason: "InvalidCertificateRef", message: `${where}: HTTPS needs tls.certificateRefs` };
+    const message = `${where}: HTTPS needs tls.certificateRefs`;
+    listener.unresolved = listener.unresolved
+      ? { reason: listener.unresolved.reason, message: `${listener.unresolved.message}; ${message}` }
+      : { reason: "InvalidCertificateRef", message };
     return;
   }
   const namespace = listener.gateway.metadata.namespace ?? "default";
@@ -175,7 +178,9 @@ function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[],
     listener.certificates.push({ secretRef: { namespace: targetNamespace, name: ref.name }, hostnames: [listener.hostname ?? "*"] });
   });
   if (problems.length > 0) {
-    listener.unresolved = { reason: problems[0]!.reason, message: problems.map(p => p.message).join("; ") };
+    // Keep an earlier problem (InvalidRouteKinds): one ResolvedRefs condition names them all.
+    const all = listener.unresolved ? [listener.unresolved, ...problems] : problems;
+    listener.unresolved = { reason: all[0]!.reason, message: all.map(p => p.message).join("; ") };
   }
 }
 
