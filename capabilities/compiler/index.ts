@@ -110,7 +110,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
           : condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
       ];
       if (!allInvalid && translation.invalid.length > 0) {
-        conditions.push(condition("PartiallyInvalid", true, translation.invalid[0]!.reason, `rules dropped: ${translation.invalid.map(p => p.message).join("; ")}`));
+        // Spec: with the "drop rules" approach the message MUST start with "Dropped Rule".
+        conditions.push(condition("PartiallyInvalid", true, translation.invalid[0]!.reason, `Dropped Rule${translation.invalid.length > 1 ? "s" : ""}: ${translation.invalid.map(p => p.message).join("; ")}`));
       }
       parents.push({ parentRef: attachment.parentRef, controllerName, conditions });
       if (rejected) continue;
