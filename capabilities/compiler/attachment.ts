@@ -47,13 +47,22 @@ export function attachRoute(
   route: HTTPRoute,
   gateways: ReadonlyMap<string, GatewayModel>,
   namespaces: ReadonlyMap<string, Namespace>,
+  // Our Gateways whose GatewayClass is not accepted: routes get a status, never an attachment.
+  classNotAccepted: ReadonlyMap<string, GatewayModel> = new Map(),
 ): ParentAttachment[] {
   const routeNamespace = route.metadata.namespace ?? "default";
   const routeHostnames = route.spec.hostnames ?? [];
   const result: ParentAttachment[] = [];
   for (const ref of route.spec.parentRefs ?? []) {
     if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway") continue;
-    const gateway = gateways.get(`${ref.namespace ?? routeNamespace}/${ref.name}`);
+    const key = `${ref.namespace ?? routeNamespace}/${ref.name}`;
+    const gateway = gateways.get(key);
+    const inactive = classNotAccepted.get(key);
+    if (!gateway && inactive) {
+      const message = `Gateway ${key} is not accepted: its GatewayClass ${inactive.gateway.spec.gatewayClassName} is not accepted`;
+      result.push({ parentRef: parentRefStatus(ref), gateway: inactive, allowed: [], hostnames: new Map(), rejected: { reason: "NoMatchingParent", message } });
+      continue;
+    }
     // Not one of our Gateways: another controller reports on this parentRef.
     if (!gateway) continue;
     const attachment: ParentAttachment = { parentRef: parentRefStatus(ref), gateway, allowed: [], hostnames: new Map() };

@@ -78,6 +78,13 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     ...(options.gatewayAddresses ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) } : {}),
   });
   const gatewayByKey = new Map(gatewayModels.map(m => [m.key, m]));
+  // Our Gateways whose GatewayClass is not accepted: routes naming them get Accepted=False.
+  const classNotAccepted = new Map<string, GatewayModel>();
+  for (const gateway of ours) {
+    if (acceptedClasses.get(gateway.spec.gatewayClassName) === undefined) continue;
+    const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
+    classNotAccepted.set(key, { gateway, key, address: "", listeners: [] });
+  }
   const usableBySocket = new Map<string, ListenerModel[]>();
   for (const listener of gatewayModels.flatMap(m => (gatewayAccepted(m) ? m.listeners : []))) {
     if (listenerUsable(listener)) usableBySocket.set(listener.socket, [...(usableBySocket.get(listener.socket) ?? []), listener]);
@@ -89,7 +96,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   const sockets = new Map<string, SocketEntries>();
 
   for (const route of sortedByKey(snapshot.httpRoutes)) {
-    const attachments = attachRoute(route, gatewayByKey, namespaces);
+    const attachments = attachRoute(route, gatewayByKey, namespaces, classNotAccepted);
     if (attachments.length === 0) continue;
     const translation = translateRules(route, backends, plugins);
     const condition = conditionFactory(route.metadata.generation, now);
