@@ -5,6 +5,7 @@
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   compile: () => import("../cli/compile-command.ts"),
   serve: () => import("../cli/serve-command.ts"),
+  proxy: () => import("../cli/proxy-command.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
@@ -13,7 +14,8 @@ if (!load) {
   process.stderr.write(
     `usage: rauta <command> [options]\n\ncommands:\n` +
       `  compile -f <file|dir> [-o json|yaml]   compile Gateway API YAML and print the config and statuses\n` +
-      `  serve -f <file|dir> [--workers N]      run the standalone gateway on Gateway API YAML\n`,
+      `  serve -f <file|dir> [--workers N]      run the standalone gateway on Gateway API YAML\n` +
+      `  proxy --config-source kubernetes|file  run the data plane on a published config (in a cluster)\n`,
   );
   process.exitCode = name === undefined || name === "--help" || name === "-h" ? 0 : 2;
 } else {

@@ -1,0 +1,185 @@
+// `rauta proxy --config-source file`: serves a published config from a file, reloads it when
+// the file changes, keeps the last good config when the file turns bad, drains on SIGTERM.
+import { expect } from "chai";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { compile, emptySnapshot } from "../../../capabilities/compiler/index.ts";
+import type { Snapshot } from "../../../capabilities/compiler/index.ts";
+import { encodeConfigMaps } from "../../../proxy/config/index.ts";
+import { readConfigPath } from "../../../proxy/cli/proxy-command.ts";
+
+const repo = resolve(import.meta.dirname, "../../..");
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, "127.0.0.1");
+  await new Promise(r => server.once("listening", r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise(r => server.close(r));
+  return port;
+}
+
+function snapshot(listenerPort: number, backendPort: number, prefix: string): Snapshot {
+  return {
+    ...emptySnapshot(),
+    gatewayClasses: [
+      { metadata: { name: "rauta" }, spec: { controllerName: "rauta.io/gateway-controller" } },
+    ],
+    gateways: [
+      {
+        metadata: { name: "gw", namespace: "default" },
+        spec: {
+          gatewayClassName: "rauta",
+          listeners: [{ name: "http", port: listenerPort, protocol: "HTTP" }],
+        },
+      },
+    ],
+    httpRoutes: [
+      {
+        metadata: { name: "r", namespace: "default" },
+        spec: {
+          parentRefs: [{ name: "gw" }],
+          rules: [
+            {
+              matches: [{ path: { type: "PathPrefix", value: prefix } }],
+              backendRefs: [{ name: "b", port: 80 }],
+            },
+          ],
+        },
+      },
+    ],
+    services: [{ metadata: { name: "b", namespace: "default" }, spec: { ports: [{ port: 80 }] } }],
+    endpointSlices: [
+      {
+        metadata: {
+          name: "b-1",
+          namespace: "default",
+          labels: { "kubernetes.io/service-name": "b" },
+        },
+        addressType: "IPv4",
+        ports: [{ port: backendPort }],
+        endpoints: [{ addresses: ["127.0.0.1"] }],
+      },
+    ],
+  };
+}
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    http
+      .get({ host: "127.0.0.1", port, path, agent: false }, res => {
+        let body = "";
+        res.on("data", c => (body += c));
+        res.on("end", () => resolvePromise({ status: res.statusCode ?? 0, body }));
+      })
+      .on("error", reject);
+  });
+}
+
+async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+describe("rauta proxy --config-source file", function () {
+  this.timeout(60_000);
+  let dir: string;
+  let backend: http.Server;
+  let child: ChildProcess | undefined;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rauta-proxy-"));
+    backend = http
+      .createServer((req, res) => res.end(`backend saw ${req.url}`))
+      .listen(0, "127.0.0.1");
+    await new Promise(r => backend.once("listening", r));
+  });
+  after(() => {
+    child?.kill("SIGKILL");
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads a mounted ConfigMap directory (manifest.json + config.json)", () => {
+    const config = compile(snapshot(8080, 9000, "/"), { generation: 3 }).config;
+    const { manifest } = encodeConfigMaps(config, { namespace: "rauta-system" });
+    const mount = join(dir, "mount");
+    mkdirSync(mount);
+    for (const [key, value] of Object.entries(manifest.data!))
+      writeFileSync(join(mount, key), value);
+    expect(readConfigPath(mount)).to.deep.equal(config);
+  });
+
+  it("serves, hot-reloads on change, keeps the last good config on a broken file, drains on SIGTERM", async () => {
+    const [listenerPort, metricsPort] = [await freePort(), await freePort()];
+    const backendPort = (backend.address() as AddressInfo).port;
+    const file = join(dir, "config.json");
+    const write = (prefix: string, generation: number) =>
+      writeFileSync(
+        file,
+        JSON.stringify(
+          compile(snapshot(listenerPort, backendPort, prefix), {
+            generation,
+            defaultAddress: "127.0.0.1",
+          }).config,
+        ),
+      );
+    write("/a", 1);
+    child = spawn(
+      join(repo, "node_modules/.bin/node"),
+      [
+        join(repo, "proxy/bin/rauta.ts"),
+        "proxy",
+        "--config-source",
+        "file",
+        "--config",
+        file,
+        "--metrics-port",
+        String(metricsPort),
+      ],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr!.on("data", c => (stderr += c));
+    await eventually(
+      async () => (await get(listenerPort, "/a/x")).body === "backend saw /a/x",
+      "generation 1 to serve /a",
+    );
+    expect((await get(listenerPort, "/b")).status).to.equal(404);
+    expect((await get(metricsPort, "/readyz")).status).to.equal(200);
+
+    write("/b", 2);
+    await eventually(
+      async () => (await get(listenerPort, "/b")).status === 200,
+      "generation 2 to serve /b",
+    );
+    expect((await get(listenerPort, "/a")).status).to.equal(404);
+
+    writeFileSync(file, "{ this is not json");
+    await eventually(
+      async () => stderr.includes("cannot read config; still serving the previous one"),
+      "the broken file to be reported",
+    );
+    expect((await get(listenerPort, "/b")).body).to.equal("backend saw /b");
+
+    const exited = new Promise<number | null>(r => child!.once("exit", code => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).to.equal(0);
+    child = undefined;
+  });
+});
