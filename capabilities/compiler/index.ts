@@ -163,6 +163,13 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       status: { conditions: [condition("Accepted", false, "Invalid", message), condition("Programmed", false, "Invalid", message)], listeners: [] },
     });
   }
+  // A plugin is in use only if a served route or listener runs it (a rejected route that
+  // names one does not count).
+  const usedPlugins = new Set(listeners.flatMap(l => l.plugins));
+  for (const route of routes.values()) {
+    for (const f of [...route.filters, ...route.backends.flatMap(b => b.filters)]) if (f.type === "Plugin") usedPlugins.add(f.pluginId);
+  }
+  plugins.retainUsed(usedPlugins);
   statuses.push(...plugins.statuses(now));
 
   const usedClusters = new Set<string>();

@@ -92,6 +92,11 @@ export class PluginIndex {
     return ids.sort();
   }
 
+  // Forget plugins that were resolved but end up in no served route or listener.
+  retainUsed(ids: ReadonlySet<string>): void {
+    for (const id of [...this.used]) if (!ids.has(id)) this.used.delete(id);
+  }
+
   compiled(): Plugin[] {
     return [...this.used].sort().map(id => this.entries.get(id)!.compiled!);
   }
