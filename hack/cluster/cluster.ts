@@ -322,7 +322,10 @@ function imageTables(): string[] {
 }
 
 async function componentHealthy(c: Component, pki: Pki, bins: Binaries): Promise<boolean> {
-  if (!recordAlive(readPidRecord(paths.pids, c))) return false;
+  const rec = readPidRecord(paths.pids, c);
+  // A component running an outdated binary (sources changed since) counts as unhealthy, so
+  // `up` restarts the cluster on the current build instead of reusing a stale one.
+  if (!recordAlive(rec) || rec?.bin !== (c === "node" ? bins.node : bins.kube)) return false;
   switch (c) {
     case "etcd":
       return etcdHealthy();

@@ -3,7 +3,16 @@
 // validation, volumes/env/service-account tokens, probes, and a clean teardown.
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { binaryPaths } from "../../hack/cluster/build.ts";
 import { listNetns } from "../../hack/cluster/cluster.ts";
 import {
@@ -14,6 +23,7 @@ import {
   paths,
   stopCluster,
   uniqueNamespace,
+  repoRoot,
 } from "./helpers/cluster.ts";
 
 interface Pod {
@@ -295,6 +305,194 @@ spec:
         return n >= 1 ? n : undefined;
       });
       expect(restarts).to.be.at.least(1);
+    });
+  });
+
+  describe("admission webhooks served by pods", function () {
+    this.timeout(120_000);
+    // The API server has no kube-proxy: with --enable-aggregator-routing it dials the Service's
+    // endpoint IPs (the node's ClusterIP DNAT is a second path). Either way the request must reach
+    // a pod that serves TLS with a certificate for <svc>.<ns>.svc.
+    it("calls a ValidatingWebhook behind a Service and enforces its verdict", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "rauta-wh-"));
+      const ssl = (...a: string[]) => {
+        const r = spawnSync("openssl", a, { cwd: dir, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(r.stderr);
+      };
+      ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=wh-ca",
+      );
+      ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        `/CN=wh.${ns}.svc`,
+      );
+      writeFileSync(
+        join(dir, "ext"),
+        `subjectAltName=DNS:wh.${ns}.svc,DNS:wh.${ns}.svc.cluster.local\n`,
+      );
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+        "-out",
+        "tls.crt",
+      );
+      k.kubectl([
+        "create",
+        "secret",
+        "tls",
+        "wh-tls",
+        "-n",
+        ns,
+        `--cert=${join(dir, "tls.crt")}`,
+        `--key=${join(dir, "tls.key")}`,
+      ]);
+      const server = `
+        const fs = require("node:fs");
+        require("node:https").createServer({ key: fs.readFileSync("/tls/tls.key"), cert: fs.readFileSync("/tls/tls.crt") }, (q, s) => {
+          let b = ""; q.on("data", (d) => (b += d)); q.on("end", () => {
+            const r = JSON.parse(b).request, deny = r.object.metadata.labels?.deny === "true";
+            s.setHeader("content-type", "application/json");
+            s.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+              response: { uid: r.uid, allowed: !deny, status: { code: 403, message: "denied by webhook pod " + process.env.POD_NAME } } }));
+          });
+        }).listen(8443);`;
+      const nodeBin = realpathSync(join(repoRoot, "node_modules/.bin/node"));
+      k.apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "List",
+          items: [
+            {
+              apiVersion: "v1",
+              kind: "Pod",
+              metadata: { name: "wh", labels: { app: "wh" } },
+              spec: {
+                containers: [
+                  {
+                    name: "wh",
+                    image: "rauta.dev/exec:test",
+                    command: [nodeBin, "-e", server],
+                    env: [
+                      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                    ],
+                    ports: [{ containerPort: 8443 }],
+                    readinessProbe: { tcpSocket: { port: 8443 }, periodSeconds: 1 },
+                    volumeMounts: [{ name: "tls", mountPath: "/tls", readOnly: true }],
+                  },
+                ],
+                volumes: [{ name: "tls", secret: { secretName: "wh-tls" } }],
+              },
+            },
+            {
+              apiVersion: "v1",
+              kind: "Service",
+              metadata: { name: "wh" },
+              spec: { selector: { app: "wh" }, ports: [{ port: 443, targetPort: 8443 }] },
+            },
+          ],
+        }),
+        ns,
+      );
+      await eventually("webhook pod Ready", 30_000, () =>
+        isReady(k.getJson<Pod>(["pod", "wh", "-n", ns])) ? true : undefined,
+      );
+      const caBundle = readFileSync(join(dir, "ca.crt")).toString("base64");
+      k.apply(
+        JSON.stringify({
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "ValidatingWebhookConfiguration",
+          metadata: { name: `it-${ns}` },
+          webhooks: [
+            {
+              name: "deny.rauta.dev",
+              admissionReviewVersions: ["v1"],
+              sideEffects: "None",
+              failurePolicy: "Fail",
+              timeoutSeconds: 5,
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } },
+              rules: [
+                {
+                  apiGroups: [""],
+                  apiVersions: ["v1"],
+                  operations: ["CREATE"],
+                  resources: ["configmaps"],
+                },
+              ],
+              clientConfig: {
+                caBundle,
+                service: { name: "wh", namespace: ns, port: 443, path: "/validate" },
+              },
+            },
+          ],
+        }),
+      );
+      try {
+        const labelled = JSON.stringify({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "denied", labels: { deny: "true" } },
+        });
+        // The API server picks up a new webhook configuration within about a second.
+        const r = await eventually("the webhook to deny a labelled ConfigMap", 30_000, () => {
+          const r = k.kubectlResult(["create", "-n", ns, "-f", "-"], labelled);
+          return r.code === 0
+            ? (k.kubectlResult(["delete", "configmap", "-n", ns, "denied"]), undefined)
+            : r;
+        });
+        expect(r.stderr).to.include("denied by webhook pod wh");
+        k.kubectl(["create", "configmap", "-n", ns, "allowed"]);
+
+        // Prove the API server dials the endpoint, not the ClusterIP: remove every DNAT rule the
+        // node programmed and the webhook still answers. (Any Service change restores the rules.)
+        spawnSync("iptables", ["-w", "-t", "nat", "-F", "RAUTA-SERVICES"]);
+        try {
+          const again = k.kubectlResult(["create", "-n", ns, "-f", "-"], labelled);
+          expect(again.stderr).to.include("denied by webhook pod wh");
+        } finally {
+          k.kubectl(["create", "service", "clusterip", "resync-dnat", "-n", ns, "--tcp=80"]);
+        }
+        await eventually("DNAT rules restored", 10_000, () =>
+          spawnSync("iptables", ["-w", "-t", "nat", "-S", "RAUTA-SERVICES"], {
+            encoding: "utf8",
+          }).stdout.includes(`${ns}/wh`)
+            ? true
+            : undefined,
+        );
+      } finally {
+        k.kubectlResult(["delete", "validatingwebhookconfiguration", `it-${ns}`]);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

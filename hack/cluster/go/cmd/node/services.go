@@ -85,29 +85,28 @@ func (s *serviceProxy) run(ctx context.Context) {
 	_, _ = slices.Informer().AddEventHandler(h)
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
-	last := ""
+	// Re-applied on every change and every 30 s, so rules lost to someone else's iptables edit
+	// come back (kube-proxy resyncs the same way).
+	resync := time.NewTicker(30 * time.Second)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.dirty:
+		case <-resync.C:
 		}
 		time.Sleep(100 * time.Millisecond) // coalesce bursts
 		sl, _ := slices.Lister().List(everything())
 		sv, _ := svcs.Lister().List(everything())
 		rules := s.rules(sv, sl)
-		if rules == last {
-			continue
-		}
 		cmd := exec.Command("iptables-restore", "-w", "--noflush")
 		cmd.Stdin = strings.NewReader(rules)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			klog.Errorf("iptables-restore: %v: %s", err, out.String())
-			continue
 		}
-		last = rules
 	}
 }
 
