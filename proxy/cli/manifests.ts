@@ -29,10 +29,27 @@ const generatedDir = new URL("../../generated/", import.meta.url);
 
 type Schema = z.ZodType;
 const schemaCache = new Map<string, Schema>();
+
+// zod's fromJSONSchema ignores `not`, so a `oneOf` whose branches are told apart by `not` (as in
+// Gateway spec.addresses) would always match twice and reject every value. `anyOf` keeps every
+// check zod can make; the exclusivity is the API server's to enforce.
+export function relaxOneOf(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(relaxOneOf);
+  if (schema === null || typeof schema !== "object") return schema;
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema))
+    result[key === "oneOf" ? "anyOf" : key] = relaxOneOf(value);
+  return result;
+}
+
+export function crdValidator(schemaJson: unknown): Schema {
+  return z.fromJSONSchema(relaxOneOf(schemaJson) as Parameters<typeof z.fromJSONSchema>[0]);
+}
+
 function crdSchema(relative: string): Schema {
   let schema = schemaCache.get(relative);
   if (!schema) {
-    schema = z.fromJSONSchema(JSON.parse(readFileSync(new URL(relative, generatedDir), "utf8")));
+    schema = crdValidator(JSON.parse(readFileSync(new URL(relative, generatedDir), "utf8")));
     schemaCache.set(relative, schema);
   }
   return schema;

@@ -564,7 +564,7 @@ class Exchange {
     // the client went away before the response ended
     const a = this.attempt;
     this.attempt = null;
-    a?.cancel(new Error("downstream closed"));
+    a?.cancel(new Error("downstream closed"), false);
     this.finish(499);
   };
 
@@ -573,7 +573,7 @@ class Exchange {
     if (this.finished) return;
     const a = this.attempt;
     this.attempt = null;
-    a?.cancel(timeoutError());
+    a?.cancel(timeoutError(), true);
     this.fail(504, "request timeout");
   };
 }
@@ -593,11 +593,15 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.ep = ep;
   }
 
-  /** Stops this attempt; its callbacks are ignored from now on. */
-  cancel(err: Error): void {
+  /**
+   * Stops this attempt; its callbacks are ignored from now on. `blameUpstream` is false when the
+   * client went away: that says nothing about the endpoint, so neither the circuit breaker nor
+   * outlier detection hears of it.
+   */
+  cancel(err: Error, blameUpstream: boolean): void {
     if (this.cancelled || this.completed) return;
     this.cancelled = true;
-    this.settle(false);
+    this.settle(false, blameUpstream);
     if (this.abortFn !== null) this.abortFn(err);
   }
 
@@ -608,7 +612,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.onError(timeoutError());
   };
 
-  private settle(success: boolean) {
+  private settle(success: boolean, record = true) {
     if (this.completed) return;
     this.completed = true;
     if (this.timer !== null) {
@@ -617,8 +621,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     const c = this.ex.cluster;
     c.active--;
-    c.state.breaker.record(success);
-    c.report(this.ep, success);
+    if (record) {
+      c.state.breaker.record(success);
+      c.report(this.ep, success);
+    } else c.state.breaker.release();
   }
 
   onConnect(abort: (err?: Error) => void): void {

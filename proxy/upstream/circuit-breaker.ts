@@ -73,6 +73,11 @@ export class CircuitBreaker {
     return true;
   }
 
+  /** An allowed request ended without a verdict (the client left): frees a half-open probe slot. */
+  release() {
+    if (this.state === "half-open") this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  }
+
   record(success: boolean) {
     const t = this.now();
     if (this.state === "half-open") {

@@ -115,6 +115,12 @@ export class ClusterRuntime {
       if (this.rr > 0x3fffffff) this.rr = 0;
       if (e.health.available(now)) return e;
     }
+    // Panic mode: when passive outlier detection has ejected every endpoint, route to those that
+    // still pass active health checks rather than failing everything (as Envoy's panic threshold).
+    for (let i = 0; i < n; i++) {
+      const e = eps[this.rr++ % n]!;
+      if (e.health.activeHealthy) return e;
+    }
     return null;
   }
 

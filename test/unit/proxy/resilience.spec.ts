@@ -139,6 +139,47 @@ describe("proxy: resilience", function () {
     await bad.close();
   });
 
+  it("does not blame the upstream when clients abandon requests (no ejection, no breaker trip)", async () => {
+    const slow = await startEcho("slow", (_req, res) => {
+      setTimeout(() => res.end(JSON.stringify({ backend: "slow" })), 150);
+      return true;
+    });
+    const port = await freePort();
+    const px = testProxy({ outlier: { consecutiveFailures: 2 }, circuitBreaker: { minRequests: 2 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["s"])], [cluster("s", [slow.port])]));
+    for (let i = 0; i < 10; i++) {
+      const req = http.request({ host: "127.0.0.1", port, path: "/", headers: { host: "x" } });
+      req.on("error", () => {});
+      req.end();
+      setTimeout(() => req.destroy(), 20);
+    }
+    await sleep(100);
+    const r = await get(port, "/");
+    expect(r.status).to.equal(200);
+    expect(r.json().backend).to.equal("slow");
+    await px.close(100);
+    await slow.close();
+  });
+
+  it("routes to ejected endpoints rather than failing everything when all are ejected (panic mode)", async () => {
+    let fail = true;
+    const flaky = await startEcho("flaky", (_req, res) => {
+      if (!fail) return false;
+      res.writeHead(502);
+      res.end("bad");
+      return true;
+    });
+    const port = await freePort();
+    const px = testProxy({ outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 }, circuitBreaker: { minRequests: 1000 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"])], [cluster("f", [flaky.port])]));
+    expect((await get(port, "/")).status).to.equal(502);
+    expect((await get(port, "/")).status).to.equal(502); // ejected now
+    fail = false;
+    expect((await get(port, "/")).status).to.equal(200);
+    await px.close(100);
+    await flaky.close();
+  });
+
   it("balances round-robin by default and keeps a client on one endpoint with Maglev", async () => {
     const port = await freePort();
     const px = testProxy();

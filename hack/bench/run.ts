@@ -1,0 +1,492 @@
+// Data-plane benchmark (`npm run bench`): one upstream (nginx `return 200`, 100-byte body) and,
+// in one run, rps / p50 / p99 / RSS through: direct, nginx, haproxy, the tuned bare Node proxy
+// (hack/bench/floor.ts) and RAUTA (`rauta serve`) with 1 route and with 1,000 routes (hitting
+// the last one), over HTTP/1.1 (wrk) and h2 (h2load, h2c prior knowledge). Every proxy runs with
+// one worker. Rounds are interleaved and the best round per target is reported (the machine is
+// shared, so interference only ever slows a round down). Writes the table to
+// docs/benchmarks.md between the data-plane markers.
+//
+//   npm run bench                         BENCH_DURATION=5 BENCH_ROUNDS=2 by default
+//   npm run bench -- --no-write
+import { spawn, execFileSync, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const CONNECTIONS = 50;
+const NODE = process.execPath;
+const BODY = "x".repeat(100);
+const write = !process.argv.includes("--no-write");
+
+function have(cmd: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+function ensureTools() {
+  const missing = [
+    ["wrk", "wrk"],
+    ["h2load", "nghttp2-client"],
+    ["nginx", "nginx-light"],
+    ["haproxy", "haproxy"],
+  ].filter(([cmd]) => !have(cmd!));
+  if (!missing.length) return;
+  const pkgs = missing.map(([, pkg]) => pkg!);
+  console.error(`bench: installing ${pkgs.join(" ")} (Debian packages)`);
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "-qq", ...pkgs], {
+    stdio: "inherit",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>(r => s.listen(0, "127.0.0.1", () => r()));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise<void>(r => s.close(() => r()));
+  return p;
+}
+
+async function waitPort(port: number, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>(resolve => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise(r => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} did not open`);
+}
+
+function rssKb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return fs
+      .readdirSync(`/proc/${pid}/task`)
+      .flatMap(t =>
+        fs
+          .readFileSync(`/proc/${pid}/task/${t}/children`, "utf8")
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean)
+          .map(Number),
+      );
+  } catch {
+    return [];
+  }
+}
+
+interface Target {
+  name: string;
+  h1: string | null;
+  h2: string | null;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** pids whose RSS is reported (the serving worker) */
+  servingPids(): number[];
+  extraHeaders?: string[];
+}
+
+interface Result {
+  rps: number;
+  p50: string;
+  p99: string;
+  p99ms: number;
+  rssMb: number;
+}
+
+function ms(s: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(s);
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+}
+
+function runWrk(url: string, headers: string[] = []): Omit<Result, "rssMb"> {
+  const out = execFileSync(
+    "wrk",
+    [
+      "-t1",
+      `-c${CONNECTIONS}`,
+      `-d${DURATION}s`,
+      "--latency",
+      ...headers.flatMap(h => ["-H", h]),
+      url,
+    ],
+    { encoding: "utf8" },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
+  if (errors) console.error(`  wrk ${url}: ${errors[0]}`);
+  return { rps, p50, p99, p99ms: ms(p99) };
+}
+
+function runH2load(url: string, headers: string[] = []): Omit<Result, "rssMb"> {
+  const out = execFileSync(
+    "h2load",
+    [
+      "-c",
+      "10",
+      "-m",
+      "10",
+      "-D",
+      String(DURATION),
+      "--warm-up-time=1",
+      ...headers.flatMap(h => ["-H", h]),
+      url,
+    ],
+    { encoding: "utf8" },
+  );
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
+  const line = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+  const failed = /requests: .* (\d+) failed/.exec(out);
+  if (failed && failed[1] !== "0") console.error(`  h2load ${url}: ${failed[0]}`);
+  return {
+    rps,
+    p50: line ? `${line[3]} (mean)` : "?",
+    p99: line ? `${line[2]} (max)` : "?",
+    p99ms: line ? ms(line[2]!) : NaN,
+  };
+}
+
+function proc(
+  cmd: string,
+  args: string[],
+  name: string,
+  env: NodeJS.ProcessEnv = {},
+): ChildProcess {
+  const p = spawn(cmd, args, {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+    cwd: ROOT,
+  });
+  let err = "";
+  p.stderr!.on("data", d => (err = (err + d).slice(-4000)));
+  p.on("exit", code => {
+    if (code && code !== 0 && code !== 143) console.error(`${name} exited ${code}: ${err}`);
+  });
+  return p;
+}
+
+async function kill(p: ChildProcess | null) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise(r => p.once("exit", r));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+function gatewayYaml(port: number, routes: number, upstreamPort: number): string {
+  const docs: string[] = [
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: rauta }
+spec: { controllerName: rauta.io/gateway-controller }`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: bench, namespace: default }
+spec:
+  gatewayClassName: rauta
+  listeners:
+    - { name: http, protocol: HTTP, port: ${port} }`,
+  ];
+  for (let i = 0; i < routes; i++) {
+    const pathValue = routes === 1 ? "/" : `/svc${i}`;
+    docs.push(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: route-${i}, namespace: default }
+spec:
+  parentRefs: [{ name: bench }]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: ${pathValue} } }]
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier: { set: [{ name: X-Bench, value: "1" }] }
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: X-Served-By, value: rauta }] }
+      backendRefs: [{ name: upstream-${i}, port: 80 }]`);
+    docs.push(`apiVersion: v1
+kind: Service
+metadata: { name: upstream-${i}, namespace: default }
+spec: { ports: [{ name: http, port: 80 }] }`);
+    docs.push(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: upstream-${i}, namespace: default, labels: { kubernetes.io/service-name: upstream-${i} } }
+addressType: IPv4
+ports: [{ name: http, port: ${upstreamPort}, protocol: TCP }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]`);
+  }
+  return `${docs.join("\n---\n")}\n`;
+}
+
+async function main() {
+  ensureTools();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-"));
+  const up = await freePort();
+  const upH2 = await freePort();
+  const upstreamConf = path.join(dir, "upstream.conf");
+  fs.writeFileSync(
+    upstreamConf,
+    `worker_processes 1; daemon off; pid ${dir}/upstream.pid; error_log ${dir}/upstream.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  server { listen 127.0.0.1:${up}; listen 127.0.0.1:${upH2} http2;
+    location / { default_type text/plain; return 200 "${BODY}"; } } }
+`,
+  );
+  const upstream = proc("nginx", ["-c", upstreamConf, "-p", dir], "upstream nginx");
+  await waitPort(up);
+
+  const mk = (
+    name: string,
+    h1Port: number | null,
+    h2Port: number | null,
+    start: () => ChildProcess | null,
+    pids: (p: ChildProcess) => number[],
+    path = "/",
+  ): Target => {
+    let p: ChildProcess | null = null;
+    return {
+      name,
+      h1: h1Port ? `http://127.0.0.1:${h1Port}${path}` : null,
+      h2: h2Port ? `http://127.0.0.1:${h2Port}${path}` : null,
+      async start() {
+        p = start();
+        if (h1Port) await waitPort(h1Port, 120_000);
+        if (h2Port && h2Port !== h1Port) await waitPort(h2Port, 120_000);
+      },
+      async stop() {
+        await kill(p);
+        p = null;
+      },
+      servingPids: () => (p ? pids(p) : []),
+    };
+  };
+
+  const targets: Target[] = [];
+  targets.push({
+    ...mk(
+      "direct (upstream nginx)",
+      null,
+      null,
+      () => null,
+      () => [],
+    ),
+    h1: `http://127.0.0.1:${up}/`,
+    h2: `http://127.0.0.1:${upH2}/`,
+    servingPids: () => [],
+  });
+
+  const nginxH1 = await freePort();
+  const nginxH2 = await freePort();
+  const nginxConf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(
+    nginxConf,
+    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  upstream up { server 127.0.0.1:${up}; keepalive 128; }
+  server { listen 127.0.0.1:${nginxH1}; listen 127.0.0.1:${nginxH2} http2;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+  );
+  targets.push(
+    mk(
+      "nginx",
+      nginxH1,
+      nginxH2,
+      () => proc("nginx", ["-c", nginxConf, "-p", dir], "nginx"),
+      p => childrenOf(p.pid!),
+    ),
+  );
+
+  const haH1 = await freePort();
+  const haH2 = await freePort();
+  const haConf = path.join(dir, "haproxy.cfg");
+  fs.writeFileSync(
+    haConf,
+    `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${haH1}
+  bind 127.0.0.1:${haH2} proto h2
+  default_backend be
+backend be
+  server up 127.0.0.1:${up}
+`,
+  );
+  targets.push(
+    mk(
+      "haproxy",
+      haH1,
+      haH2,
+      () => proc("haproxy", ["-f", haConf], "haproxy"),
+      p => [p.pid!],
+    ),
+  );
+
+  const floorPort = await freePort();
+  targets.push(
+    mk(
+      "node floor (node:http + undici Pool.stream)",
+      floorPort,
+      null,
+      () => proc(NODE, ["hack/bench/floor.ts", String(floorPort), String(up)], "floor"),
+      p => [p.pid!],
+    ),
+  );
+
+  for (const routes of [1, 1000]) {
+    const port = await freePort();
+    const metrics = await freePort();
+    const rdir = path.join(dir, `rauta-${routes}`);
+    fs.mkdirSync(rdir);
+    fs.writeFileSync(path.join(rdir, "gateway.yaml"), gatewayYaml(port, routes, up));
+    targets.push(
+      mk(
+        `RAUTA, ${routes === 1 ? "1 route" : "1,000 routes (last one)"}`,
+        port,
+        port,
+        () =>
+          proc(
+            NODE,
+            [
+              "proxy/bin/rauta.ts",
+              "serve",
+              "-f",
+              rdir,
+              "--workers",
+              "1",
+              "--metrics-port",
+              String(metrics),
+              "--address",
+              "127.0.0.1",
+              "--no-watch",
+            ],
+            `rauta-${routes}`,
+            {
+              RAUTA_LOG_LEVEL: "warn",
+            },
+          ),
+        p => childrenOf(p.pid!),
+        routes === 1 ? "/" : `/svc${routes - 1}/x`,
+      ),
+    );
+  }
+
+  const best = new Map<string, { h1?: Result; h2?: Result }>();
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const t of targets) {
+        await t.start();
+        const entry = best.get(t.name) ?? {};
+        if (t.h1) {
+          execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.h1], { stdio: "ignore" }); // warm-up
+          const r = {
+            ...runWrk(t.h1, t.extraHeaders),
+            rssMb: t.servingPids().reduce((s, p) => s + rssKb(p), 0) / 1024,
+          };
+          console.error(
+            `round ${round} ${t.name} h1: ${Math.round(r.rps)} rps p50 ${r.p50} p99 ${r.p99} rss ${r.rssMb.toFixed(0)} MB`,
+          );
+          if (!entry.h1 || r.rps > entry.h1.rps) entry.h1 = r;
+        }
+        if (t.h2) {
+          const r = {
+            ...runH2load(t.h2, t.extraHeaders),
+            rssMb: t.servingPids().reduce((s, p) => s + rssKb(p), 0) / 1024,
+          };
+          console.error(
+            `round ${round} ${t.name} h2: ${Math.round(r.rps)} rps mean ${r.p50} max ${r.p99}`,
+          );
+          if (!entry.h2 || r.rps > entry.h2.rps) entry.h2 = r;
+        }
+        best.set(t.name, entry);
+        await t.stop();
+      }
+    }
+  } finally {
+    for (const t of targets) await t.stop();
+    await kill(upstream);
+  }
+
+  const get = (prefix: string) => [...best.entries()].find(([k]) => k.startsWith(prefix))?.[1];
+  const nginx = get("nginx");
+  const floor = get("node floor");
+  const r1 = get("RAUTA, 1 route");
+  const r1000 = get("RAUTA, 1,000");
+  const ratio = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+  const rows = [...best.entries()].map(([name, r]) => {
+    const h1 = r.h1;
+    const h2 = r.h2;
+    return `| ${name} | ${h1 ? Math.round(h1.rps).toLocaleString("en-US") : "–"} | ${h1?.p50 ?? "–"} | ${h1?.p99 ?? "–"} | ${h1 && h1.rssMb ? `${h1.rssMb.toFixed(0)} MB` : "–"} | ${ratio(h1?.rps, nginx?.h1?.rps)} | ${ratio(h1?.rps, floor?.h1?.rps)} | ${h2 ? Math.round(h2.rps).toLocaleString("en-US") : "–"} | ${h2?.p50 ?? "–"} | ${ratio(h2?.rps, nginx?.h2?.rps)} |`;
+  });
+  const cpu = (os.cpus()[0]?.model ?? "?").replace(/\s+/g, " ");
+  const check = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "met" : "NOT met");
+  const targetsText = [
+    `- RAUTA (1 route, filters and metrics on) vs the tuned floor: ${ratio(r1?.h1?.rps, floor?.h1?.rps)} (target ≥ 0.90×) — ${check(r1?.h1 && floor?.h1 ? r1.h1.rps >= 0.9 * floor.h1.rps : undefined)}`,
+    `- RAUTA vs nginx, HTTP/1.1: ${ratio(r1?.h1?.rps, nginx?.h1?.rps)} (target ≥ 0.30×, stretch ≥ 0.45×) — ${check(r1?.h1 && nginx?.h1 ? r1.h1.rps >= 0.3 * nginx.h1.rps : undefined)}`,
+    `- p99 vs nginx's: ${ratio(r1?.h1?.p99ms, nginx?.h1?.p99ms)} (target ≤ 4×) — ${check(r1?.h1 && nginx?.h1 ? r1.h1.p99ms <= 4 * nginx.h1.p99ms : undefined)}`,
+    `- 1,000 routes vs 1 route: ${ratio(r1000?.h1?.rps, r1?.h1?.rps)} (target ≥ 0.90×) — ${check(r1000?.h1 && r1?.h1 ? r1000.h1.rps >= 0.9 * r1.h1.rps : undefined)}`,
+    `- RSS of the worker at 1,000 routes: ${r1000?.h1 ? `${r1000.h1.rssMb.toFixed(0)} MB` : "–"} (target < 150 MB) — ${check(r1000?.h1 ? r1000.h1.rssMb < 150 : undefined)}`,
+  ];
+  const section = [
+    "<!-- dataplane-bench:start -->",
+    "## Data plane",
+    "",
+    `Measured ${new Date().toISOString().slice(0, 10)} on this project's machine (${os.availableParallelism()} cores, ${cpu}, shared with other work; Node ${process.version}) with`,
+    `\`BENCH_DURATION=${DURATION} BENCH_ROUNDS=${ROUNDS} npm run bench\` (hack/bench/run.ts). Upstream: nginx \`return 200\` with a 100-byte body, 1 worker.`,
+    `Every proxy runs 1 worker (nginx \`worker_processes 1\`, haproxy \`nbthread 1\`, one Node process, \`rauta serve --workers 1\`).`,
+    `HTTP/1.1: \`wrk -t1 -c${CONNECTIONS} -d${DURATION}s --latency\`; h2 (h2c prior knowledge): \`h2load -c 10 -m 10 -D ${DURATION}\` (h2load reports mean/max, not percentiles).`,
+    `Best of ${ROUNDS} interleaved rounds per target. RAUTA runs with routing, a request and a response header filter, and metrics on; 1,000 routes = 1,000 HTTPRoutes`,
+    "(distinct path prefixes, a Service each) and the request hits the last one. RSS: the serving process(es) after the run (RAUTA: the worker, not the primary).",
+    "",
+    "| target | h1 rps | p50 | p99 | RSS | ÷ nginx | ÷ floor | h2 rps | h2 mean latency | h2 ÷ nginx |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows,
+    "",
+    ...targetsText,
+    "<!-- dataplane-bench:end -->",
+  ].join("\n");
+  console.log(section);
+  if (write) {
+    const file = path.join(ROOT, "docs/benchmarks.md");
+    let text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
+    const re = /<!-- dataplane-bench:start -->[\s\S]*<!-- dataplane-bench:end -->/;
+    text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
+    fs.writeFileSync(file, text);
+    console.error(`bench: wrote ${path.relative(ROOT, file)}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
