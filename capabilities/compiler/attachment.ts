@@ -16,14 +16,21 @@ export interface ParentAttachment {
   rejected?: Problem;
 }
 
-function namespaceAllowed(listener: ListenerModel, routeNamespace: string, namespaces: ReadonlyMap<string, Namespace>): boolean {
+function namespaceAllowed(
+  listener: ListenerModel,
+  routeNamespace: string,
+  namespaces: ReadonlyMap<string, Namespace>,
+): boolean {
   const from = listener.spec.allowedRoutes?.namespaces?.from ?? "Same";
   const gatewayNamespace = listener.gateway.metadata.namespace ?? "default";
   if (from === "All") return true;
   if (from === "Same") return routeNamespace === gatewayNamespace;
   if (from === "Selector") {
     const selector = listener.spec.allowedRoutes?.namespaces?.selector;
-    return selector !== undefined && selectorMatches(selector, namespaceLabels(routeNamespace, namespaces));
+    return (
+      selector !== undefined &&
+      selectorMatches(selector, namespaceLabels(routeNamespace, namespaces))
+    );
   }
   return false;
 }
@@ -54,28 +61,52 @@ export function attachRoute(
   const routeHostnames = route.spec.hostnames ?? [];
   const result: ParentAttachment[] = [];
   for (const ref of route.spec.parentRefs ?? []) {
-    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway") continue;
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway")
+      continue;
     const key = `${ref.namespace ?? routeNamespace}/${ref.name}`;
     const gateway = gateways.get(key);
     const inactive = classNotAccepted.get(key);
     if (!gateway && inactive) {
       const message = `Gateway ${key} is not accepted: its GatewayClass ${inactive.gateway.spec.gatewayClassName} is not accepted`;
-      result.push({ parentRef: parentRefStatus(ref), gateway: inactive, allowed: [], hostnames: new Map(), rejected: { reason: "NoMatchingParent", message } });
+      result.push({
+        parentRef: parentRefStatus(ref),
+        gateway: inactive,
+        allowed: [],
+        hostnames: new Map(),
+        rejected: { reason: "NoMatchingParent", message },
+      });
       continue;
     }
     // Not one of our Gateways: another controller reports on this parentRef.
     if (!gateway) continue;
-    const attachment: ParentAttachment = { parentRef: parentRefStatus(ref), gateway, allowed: [], hostnames: new Map() };
+    const attachment: ParentAttachment = {
+      parentRef: parentRefStatus(ref),
+      gateway,
+      allowed: [],
+      hostnames: new Map(),
+    };
     result.push(attachment);
     const selected = gateway.listeners.filter(
-      l => (ref.sectionName === undefined || l.name === ref.sectionName) && (ref.port === undefined || l.port === ref.port),
+      l =>
+        (ref.sectionName === undefined || l.name === ref.sectionName) &&
+        (ref.port === undefined || l.port === ref.port),
     );
     if (selected.length === 0) {
-      const wanted = [ref.sectionName && `sectionName ${ref.sectionName}`, ref.port && `port ${ref.port}`].filter(Boolean).join(" and ");
-      attachment.rejected = { reason: "NoMatchingParent", message: `Gateway ${gateway.key} has no listener with ${wanted}` };
+      const wanted = [
+        ref.sectionName && `sectionName ${ref.sectionName}`,
+        ref.port && `port ${ref.port}`,
+      ]
+        .filter(Boolean)
+        .join(" and ");
+      attachment.rejected = {
+        reason: "NoMatchingParent",
+        message: `Gateway ${gateway.key} has no listener with ${wanted}`,
+      };
       continue;
     }
-    attachment.allowed = selected.filter(l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces));
+    attachment.allowed = selected.filter(
+      l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces),
+    );
     if (attachment.allowed.length === 0) {
       const kindOk = selected.some(l => kindAllowed(l, "HTTPRoute"));
       attachment.rejected = {
@@ -86,7 +117,8 @@ export function attachRoute(
       };
       continue;
     }
-    for (const listener of attachment.allowed) attachment.hostnames.set(listener, intersectHostnames(listener.hostname, routeHostnames));
+    for (const listener of attachment.allowed)
+      attachment.hostnames.set(listener, intersectHostnames(listener.hostname, routeHostnames));
     if ([...attachment.hostnames.values()].every(h => h.length === 0)) {
       attachment.rejected = {
         reason: "NoMatchingListenerHostname",

@@ -12,7 +12,9 @@ export interface BackendRefLike {
   port?: number;
 }
 
-export type BackendResolution = { cluster: Cluster; problem?: undefined } | { cluster?: undefined; problem: Problem };
+export type BackendResolution =
+  | { cluster: Cluster; problem?: undefined }
+  | { cluster?: undefined; problem: Problem };
 
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 export const LB_POLICY_ANNOTATION = "rauta.io/lb-policy";
@@ -38,8 +40,14 @@ export class BackendResolver {
   // Clusters are shared by every rule that points at the same Service port.
   readonly clusters = new Map<string, Cluster>();
 
-  constructor(services: readonly Service[], slices: readonly EndpointSlice[], grants: readonly ReferenceGrant[]) {
-    this.services = new Map(services.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]));
+  constructor(
+    services: readonly Service[],
+    slices: readonly EndpointSlice[],
+    grants: readonly ReferenceGrant[],
+  ) {
+    this.services = new Map(
+      services.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]),
+    );
     for (const slice of slices) {
       const service = slice.metadata.labels?.[SERVICE_NAME_LABEL];
       if (!service) continue;
@@ -54,7 +62,12 @@ export class BackendResolver {
     const kind = ref.kind ?? "Service";
     const namespace = ref.namespace ?? fromNamespace;
     if (group !== "" || kind !== "Service") {
-      return { problem: { reason: "InvalidKind", message: `${field}: ${group || "core"}/${kind} is not a supported backend kind; reference a Service` } };
+      return {
+        problem: {
+          reason: "InvalidKind",
+          message: `${field}: ${group || "core"}/${kind} is not a supported backend kind; reference a Service`,
+        },
+      };
     }
     const allowed = referenceAllowed(
       { group: GATEWAY_GROUP, kind: "HTTPRoute", namespace: fromNamespace },
@@ -71,18 +84,38 @@ export class BackendResolver {
     }
     const service = this.services.get(`${namespace}/${ref.name}`);
     if (!service) {
-      return { problem: { reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} does not exist` } };
+      return {
+        problem: {
+          reason: "BackendNotFound",
+          message: `${field}: Service ${namespace}/${ref.name} does not exist`,
+        },
+      };
     }
     if (service.spec?.type === "ExternalName") {
-      return { problem: { reason: "UnsupportedProtocol", message: `${field}: Service ${namespace}/${ref.name} is an ExternalName Service, which RAUTA does not route to` } };
+      return {
+        problem: {
+          reason: "UnsupportedProtocol",
+          message: `${field}: Service ${namespace}/${ref.name} is an ExternalName Service, which RAUTA does not route to`,
+        },
+      };
     }
     if (ref.port === undefined) {
-      return { problem: { reason: "BackendNotFound", message: `${field}: port is required for a Service backend` } };
+      return {
+        problem: {
+          reason: "BackendNotFound",
+          message: `${field}: port is required for a Service backend`,
+        },
+      };
     }
     const servicePort = service.spec?.ports?.find(p => p.port === ref.port);
     if (!servicePort) {
       const ports = (service.spec?.ports ?? []).map(p => p.port).join(", ") || "none";
-      return { problem: { reason: "BackendNotFound", message: `${field}: Service ${namespace}/${ref.name} has no port ${ref.port} (ports: ${ports})` } };
+      return {
+        problem: {
+          reason: "BackendNotFound",
+          message: `${field}: Service ${namespace}/${ref.name} has no port ${ref.port} (ports: ${ports})`,
+        },
+      };
     }
     const protocol = clusterProtocol(servicePort.appProtocol);
     if (!protocol) {
@@ -100,7 +133,10 @@ export class BackendResolver {
         id,
         service: { namespace, name: ref.name, port: ref.port },
         protocol,
-        lb: service.metadata.annotations?.[LB_POLICY_ANNOTATION] === "maglev" ? "maglev" : "round-robin",
+        lb:
+          service.metadata.annotations?.[LB_POLICY_ANNOTATION] === "maglev"
+            ? "maglev"
+            : "round-robin",
         endpoints: this.endpointsFor(`${namespace}/${ref.name}`, servicePort),
       };
       this.clusters.set(id, cluster);
@@ -122,7 +158,14 @@ export class BackendResolver {
         const terminating = endpoint.conditions?.terminating ?? false;
         for (const address of endpoint.addresses) {
           const key = `${address}:${port}`;
-          byKey.set(key, { address, port, ready, serving, terminating, ...(endpoint.zone ? { zone: endpoint.zone } : {}) });
+          byKey.set(key, {
+            address,
+            port,
+            ready,
+            serving,
+            terminating,
+            ...(endpoint.zone ? { zone: endpoint.zone } : {}),
+          });
         }
       }
     }

@@ -3,7 +3,12 @@ import type { Condition, ConditionStatus } from "./types.ts";
 // Builds conditions for one object: every condition carries the object's generation and the
 // caller's clock, so compile() stays pure.
 export function conditionFactory(generation: number | undefined, now: string) {
-  return (type: string, status: ConditionStatus | boolean, reason: string, message: string): Condition => ({
+  return (
+    type: string,
+    status: ConditionStatus | boolean,
+    reason: string,
+    message: string,
+  ): Condition => ({
     type,
     status: typeof status === "boolean" ? (status ? "True" : "False") : status,
     reason,

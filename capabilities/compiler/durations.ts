@@ -6,6 +6,7 @@ const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms:
 export function parseDuration(value: string): number | undefined {
   if (!WHOLE.test(value)) return undefined;
   let total = 0;
-  for (const [, amount, unit] of value.matchAll(PART)) total += Number(amount) * (UNIT_MS[unit!] ?? 0);
+  for (const [, amount, unit] of value.matchAll(PART))
+    total += Number(amount) * (UNIT_MS[unit!] ?? 0);
   return total;
 }

@@ -29,9 +29,18 @@ export interface FilterTranslation {
 }
 
 const REPEATABLE = new Set(["RequestMirror", "ExtensionRef"]);
-const BACKEND_LEVEL = new Set(["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"]);
+const BACKEND_LEVEL = new Set([
+  "RequestHeaderModifier",
+  "ResponseHeaderModifier",
+  "RequestMirror",
+  "ExtensionRef",
+]);
 
-type RawHeaderModifier = { set?: Array<{ name: string; value: string }>; add?: Array<{ name: string; value: string }>; remove?: string[] };
+type RawHeaderModifier = {
+  set?: Array<{ name: string; value: string }>;
+  add?: Array<{ name: string; value: string }>;
+  remove?: string[];
+};
 
 function headerModifier(raw: RawHeaderModifier | undefined): HeaderModifier {
   return {
@@ -45,9 +54,17 @@ function headerModifier(raw: RawHeaderModifier | undefined): HeaderModifier {
 // outcome would depend on the order the data plane applies them in.
 function headerModifierProblem(modifier: HeaderModifier, field: string): Problem | undefined {
   const seen = new Set<string>();
-  for (const name of [...modifier.set.map(h => h.name), ...modifier.add.map(h => h.name), ...modifier.remove]) {
+  for (const name of [
+    ...modifier.set.map(h => h.name),
+    ...modifier.add.map(h => h.name),
+    ...modifier.remove,
+  ]) {
     const key = name.toLowerCase();
-    if (seen.has(key)) return { reason: "UnsupportedValue", message: `${field}: header ${name} is named more than once across set, add and remove` };
+    if (seen.has(key))
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}: header ${name} is named more than once across set, add and remove`,
+      };
     seen.add(key);
   }
   return undefined;
@@ -55,43 +72,77 @@ function headerModifierProblem(modifier: HeaderModifier, field: string): Problem
 
 type RawPathModifier = { type: string; replaceFullPath?: string; replacePrefixMatch?: string };
 
-function pathModifier(raw: RawPathModifier | undefined, ctx: FilterContext, field: string): PathModifier | Problem | undefined {
+function pathModifier(
+  raw: RawPathModifier | undefined,
+  ctx: FilterContext,
+  field: string,
+): PathModifier | Problem | undefined {
   if (!raw) return undefined;
   if (raw.type === "ReplaceFullPath") {
-    if (raw.replaceFullPath === undefined) return { reason: "UnsupportedValue", message: `${field}.path: replaceFullPath is required for type ReplaceFullPath` };
+    if (raw.replaceFullPath === undefined)
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.path: replaceFullPath is required for type ReplaceFullPath`,
+      };
     return { type: "ReplaceFullPath", value: raw.replaceFullPath };
   }
   if (raw.type === "ReplacePrefixMatch") {
-    if (raw.replacePrefixMatch === undefined) return { reason: "UnsupportedValue", message: `${field}.path: replacePrefixMatch is required for type ReplacePrefixMatch` };
+    if (raw.replacePrefixMatch === undefined)
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.path: replacePrefixMatch is required for type ReplacePrefixMatch`,
+      };
     if (!ctx.allMatchesArePrefix) {
-      return { reason: "UnsupportedValue", message: `${field}.path: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match` };
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.path: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match`,
+      };
     }
     return { type: "ReplacePrefixMatch", value: raw.replacePrefixMatch };
   }
-  return { reason: "UnsupportedValue", message: `${field}.path: type ${raw.type} is not supported` };
+  return {
+    reason: "UnsupportedValue",
+    message: `${field}.path: type ${raw.type} is not supported`,
+  };
 }
 
 function isProblem(value: unknown): value is Problem {
   return typeof value === "object" && value !== null && "reason" in value && "message" in value;
 }
 
-export function translateFilters(raw: readonly HTTPRouteFilter[] | undefined, ctx: FilterContext): FilterTranslation {
+export function translateFilters(
+  raw: readonly HTTPRouteFilter[] | undefined,
+  ctx: FilterContext,
+): FilterTranslation {
   const result: FilterTranslation = { filters: [], unresolved: [], failClosed: false };
   const seen = new Set<string>();
-  const fail = (problem: Problem): FilterTranslation => ({ ...result, filters: [], invalid: problem });
+  const fail = (problem: Problem): FilterTranslation => ({
+    ...result,
+    filters: [],
+    invalid: problem,
+  });
   for (const [index, filter] of (raw ?? []).entries()) {
     const field = `${ctx.field}.filters[${index}]`;
     if (ctx.level === "backend" && !BACKEND_LEVEL.has(filter.type)) {
-      return fail({ reason: "UnsupportedValue", message: `${field}: ${filter.type} is not supported on a backendRef; move it to the rule's filters` });
+      return fail({
+        reason: "UnsupportedValue",
+        message: `${field}: ${filter.type} is not supported on a backendRef; move it to the rule's filters`,
+      });
     }
     if (seen.has(filter.type) && !REPEATABLE.has(filter.type)) {
-      return fail({ reason: "UnsupportedValue", message: `${field}: ${filter.type} may appear only once per rule` });
+      return fail({
+        reason: "UnsupportedValue",
+        message: `${field}: ${filter.type} may appear only once per rule`,
+      });
     }
     seen.add(filter.type);
     switch (filter.type) {
       case "RequestHeaderModifier":
       case "ResponseHeaderModifier": {
-        const source = filter.type === "RequestHeaderModifier" ? filter.requestHeaderModifier : filter.responseHeaderModifier;
+        const source =
+          filter.type === "RequestHeaderModifier"
+            ? filter.requestHeaderModifier
+            : filter.responseHeaderModifier;
         const modifier = headerModifier(source);
         const problem = headerModifierProblem(modifier, field);
         if (problem) return fail(problem);
@@ -103,12 +154,24 @@ export function translateFilters(raw: readonly HTTPRouteFilter[] | undefined, ct
         const path = pathModifier(redirect.path, ctx, field);
         if (isProblem(path)) return fail(path);
         const statusCode = redirect.statusCode ?? 302;
-        if (statusCode !== 301 && statusCode !== 302 && statusCode !== 303 && statusCode !== 307 && statusCode !== 308) {
-          return fail({ reason: "UnsupportedValue", message: `${field}: statusCode ${statusCode} is not a redirect status (301, 302, 303, 307, 308)` });
+        if (
+          statusCode !== 301 &&
+          statusCode !== 302 &&
+          statusCode !== 303 &&
+          statusCode !== 307 &&
+          statusCode !== 308
+        ) {
+          return fail({
+            reason: "UnsupportedValue",
+            message: `${field}: statusCode ${statusCode} is not a redirect status (301, 302, 303, 307, 308)`,
+          });
         }
         const scheme = redirect.scheme;
         if (scheme !== undefined && scheme !== "http" && scheme !== "https") {
-          return fail({ reason: "UnsupportedValue", message: `${field}: scheme ${scheme} is not supported (http, https)` });
+          return fail({
+            reason: "UnsupportedValue",
+            message: `${field}: scheme ${scheme} is not supported (http, https)`,
+          });
         }
         result.filters.push({
           type: "RequestRedirect",
@@ -133,22 +196,39 @@ export function translateFilters(raw: readonly HTTPRouteFilter[] | undefined, ct
       }
       case "RequestMirror": {
         const mirror = filter.requestMirror;
-        if (!mirror) return fail({ reason: "UnsupportedValue", message: `${field}: requestMirror is required for type RequestMirror` });
-        const resolution = ctx.backends.resolve(mirror.backendRef, ctx.namespace, `${field}.requestMirror.backendRef`);
+        if (!mirror)
+          return fail({
+            reason: "UnsupportedValue",
+            message: `${field}: requestMirror is required for type RequestMirror`,
+          });
+        const resolution = ctx.backends.resolve(
+          mirror.backendRef,
+          ctx.namespace,
+          `${field}.requestMirror.backendRef`,
+        );
         if (!resolution.cluster) {
           // A mirror that cannot be resolved is reported and left out: mirroring must never
           // change what the client gets.
           result.unresolved.push(resolution.problem);
           break;
         }
-        const [numerator, denominator] =
-          mirror.fraction ? [mirror.fraction.numerator, mirror.fraction.denominator ?? 100]
-          : mirror.percent !== undefined ? [mirror.percent, 100]
-          : [1, 1];
+        const [numerator, denominator] = mirror.fraction
+          ? [mirror.fraction.numerator, mirror.fraction.denominator ?? 100]
+          : mirror.percent !== undefined
+            ? [mirror.percent, 100]
+            : [1, 1];
         if (numerator > denominator) {
-          return fail({ reason: "UnsupportedValue", message: `${field}: requestMirror.fraction numerator ${numerator} exceeds denominator ${denominator}` });
+          return fail({
+            reason: "UnsupportedValue",
+            message: `${field}: requestMirror.fraction numerator ${numerator} exceeds denominator ${denominator}`,
+          });
         }
-        result.filters.push({ type: "RequestMirror", clusterId: resolution.cluster.id, numerator, denominator });
+        result.filters.push({
+          type: "RequestMirror",
+          clusterId: resolution.cluster.id,
+          numerator,
+          denominator,
+        });
         break;
       }
       case "CORS": {
@@ -184,11 +264,17 @@ export function translateFilters(raw: readonly HTTPRouteFilter[] | undefined, ct
         break;
       }
       default:
-        return fail({ reason: "UnsupportedValue", message: `${field}: filter type ${filter.type} is not supported by RAUTA` });
+        return fail({
+          reason: "UnsupportedValue",
+          message: `${field}: filter type ${filter.type} is not supported by RAUTA`,
+        });
     }
   }
   if (seen.has("RequestRedirect") && seen.has("URLRewrite")) {
-    return fail({ reason: "IncompatibleFilters", message: `${ctx.field}.filters: RequestRedirect and URLRewrite cannot be used in the same rule` });
+    return fail({
+      reason: "IncompatibleFilters",
+      message: `${ctx.field}.filters: RequestRedirect and URLRewrite cannot be used in the same rule`,
+    });
   }
   return result;
 }

@@ -3,7 +3,13 @@ import type { TlsCertificate } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
-import type { Gateway, GatewayClass, GatewayListener, ReferenceGrant, SecretMeta } from "./snapshot.ts";
+import type {
+  Gateway,
+  GatewayClass,
+  GatewayListener,
+  ReferenceGrant,
+  SecretMeta,
+} from "./snapshot.ts";
 
 export const SUPPORTED_ROUTE_KINDS: Record<string, string[]> = {
   HTTP: ["HTTPRoute"],
@@ -51,7 +57,10 @@ export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined
 // A listener can carry traffic when it is accepted, not conflicted and has what it needs
 // (for HTTPS: at least one usable certificate, for any: at least one supported route kind).
 export function listenerUsable(listener: ListenerModel): boolean {
-  return listenerAccepted(listener) && (listener.protocol !== "HTTPS" || listener.certificates.length > 0);
+  return (
+    listenerAccepted(listener) &&
+    (listener.protocol !== "HTTPS" || listener.certificates.length > 0)
+  );
 }
 
 // A listener routes can attach to: accepted, not conflicted, with a supported route kind. Its
@@ -63,7 +72,11 @@ export function listenerAccepted(listener: ListenerModel): boolean {
 
 const IP_ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:.]*)$/;
 
-function resolveAddress(gateway: Gateway, assigned: string | undefined, fallback: string): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem"> {
+function resolveAddress(
+  gateway: Gateway,
+  assigned: string | undefined,
+  fallback: string,
+): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem"> {
   const requested = gateway.spec.addresses ?? [];
   const unsupported = requested.find(a => (a.type ?? "IPAddress") !== "IPAddress");
   if (unsupported) {
@@ -79,14 +92,20 @@ function resolveAddress(gateway: Gateway, assigned: string | undefined, fallback
   if (invalid) {
     return {
       address: fallback,
-      addressProblem: { reason: "UnsupportedAddress", message: `spec.addresses: ${JSON.stringify(invalid.value)} is not an IP address` },
+      addressProblem: {
+        reason: "UnsupportedAddress",
+        message: `spec.addresses: ${JSON.stringify(invalid.value)} is not an IP address`,
+      },
     };
   }
   if (requested.length > 1) {
     return {
       address: requested[0]!.value!,
       reportedAddress: requested[0]!.value!,
-      addressProblem: { reason: "UnsupportedAddress", message: "spec.addresses: RAUTA binds one address per Gateway; list a single IPAddress" },
+      addressProblem: {
+        reason: "UnsupportedAddress",
+        message: "spec.addresses: RAUTA binds one address per Gateway; list a single IPAddress",
+      },
     };
   }
   const address = requested[0]?.value ?? assigned ?? fallback;
@@ -94,7 +113,11 @@ function resolveAddress(gateway: Gateway, assigned: string | undefined, fallback
   return { address, ...(wildcard ? {} : { reportedAddress: address }) };
 }
 
-function validateListener(listener: ListenerModel, grants: readonly ReferenceGrant[], secrets: ReadonlyMap<string, SecretMeta>): void {
+function validateListener(
+  listener: ListenerModel,
+  grants: readonly ReferenceGrant[],
+  secrets: ReadonlyMap<string, SecretMeta>,
+): void {
   const { spec, protocol } = listener;
   const supported = SUPPORTED_ROUTE_KINDS[protocol];
   if (!supported) {
@@ -109,9 +132,11 @@ function validateListener(listener: ListenerModel, grants: readonly ReferenceGra
     const invalid: string[] = [];
     for (const kind of requestedKinds) {
       const group = kind.group ?? GATEWAY_GROUP;
-      if (group !== GATEWAY_GROUP || !supported.includes(kind.kind)) invalid.push(`${group}/${kind.kind}`);
+      if (group !== GATEWAY_GROUP || !supported.includes(kind.kind))
+        invalid.push(`${group}/${kind.kind}`);
       // Listed twice (group spelled out and defaulted): report it once.
-      else if (!listener.supportedKinds.some(k => k.kind === kind.kind)) listener.supportedKinds.push({ group, kind: kind.kind });
+      else if (!listener.supportedKinds.some(k => k.kind === kind.kind))
+        listener.supportedKinds.push({ group, kind: kind.kind });
     }
     if (invalid.length > 0) {
       listener.unresolved = {
@@ -125,18 +150,28 @@ function validateListener(listener: ListenerModel, grants: readonly ReferenceGra
   if (protocol === "HTTPS") validateTls(listener, grants, secrets);
 }
 
-function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[], secrets: ReadonlyMap<string, SecretMeta>): void {
+function validateTls(
+  listener: ListenerModel,
+  grants: readonly ReferenceGrant[],
+  secrets: ReadonlyMap<string, SecretMeta>,
+): void {
   const tls = listener.spec.tls;
   const where = `listener ${listener.name}`;
   if ((tls?.mode ?? "Terminate") !== "Terminate") {
-    listener.unaccepted = { reason: "UnsupportedValue", message: `${where}: tls.mode ${tls?.mode} is not supported on HTTPS; use Terminate` };
+    listener.unaccepted = {
+      reason: "UnsupportedValue",
+      message: `${where}: tls.mode ${tls?.mode} is not supported on HTTPS; use Terminate`,
+    };
     return;
   }
   const refs = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
     const message = `${where}: HTTPS needs tls.certificateRefs`;
     listener.unresolved = listener.unresolved
-      ? { reason: listener.unresolved.reason, message: `${listener.unresolved.message}; ${message}` }
+      ? {
+          reason: listener.unresolved.reason,
+          message: `${listener.unresolved.message}; ${message}`,
+        }
       : { reason: "InvalidCertificateRef", message };
     return;
   }
@@ -148,7 +183,10 @@ function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[],
     const kind = ref.kind ?? "Secret";
     const targetNamespace = ref.namespace ?? namespace;
     if (group !== "" || kind !== "Secret") {
-      problems.push({ reason: "InvalidCertificateRef", message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret` });
+      problems.push({
+        reason: "InvalidCertificateRef",
+        message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret`,
+      });
       return;
     }
     const allowed = referenceAllowed(
@@ -165,17 +203,27 @@ function validateTls(listener: ListenerModel, grants: readonly ReferenceGrant[],
     }
     const secret = secrets.get(`${targetNamespace}/${ref.name}`);
     if (!secret) {
-      problems.push({ reason: "InvalidCertificateRef", message: `${field}: Secret ${targetNamespace}/${ref.name} does not exist` });
+      problems.push({
+        reason: "InvalidCertificateRef",
+        message: `${field}: Secret ${targetNamespace}/${ref.name} does not exist`,
+      });
       return;
     }
-    if (secret.type !== "kubernetes.io/tls" || !secret.keys.includes("tls.crt") || !secret.keys.includes("tls.key")) {
+    if (
+      secret.type !== "kubernetes.io/tls" ||
+      !secret.keys.includes("tls.crt") ||
+      !secret.keys.includes("tls.key")
+    ) {
       problems.push({
         reason: "InvalidCertificateRef",
         message: `${field}: Secret ${targetNamespace}/${ref.name} is not a kubernetes.io/tls Secret with tls.crt and tls.key`,
       });
       return;
     }
-    listener.certificates.push({ secretRef: { namespace: targetNamespace, name: ref.name }, hostnames: [listener.hostname ?? "*"] });
+    listener.certificates.push({
+      secretRef: { namespace: targetNamespace, name: ref.name },
+      hostnames: [listener.hostname ?? "*"],
+    });
   });
   if (problems.length > 0) {
     // Keep an earlier problem (InvalidRouteKinds): one ResolvedRefs condition names them all.
@@ -230,7 +278,13 @@ export interface GatewayInputs {
   assignedAddresses?: ReadonlyMap<string, string>;
 }
 
-export function buildGateways({ gateways, grants, secrets, defaultAddress, assignedAddresses }: GatewayInputs): GatewayModel[] {
+export function buildGateways({
+  gateways,
+  grants,
+  secrets,
+  defaultAddress,
+  assignedAddresses,
+}: GatewayInputs): GatewayModel[] {
   const models = gateways.map(gateway => {
     const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
     const address = resolveAddress(gateway, assignedAddresses?.get(key), defaultAddress);
@@ -245,7 +299,10 @@ export function buildGateways({ gateways, grants, secrets, defaultAddress, assig
         protocol: spec.protocol,
         hostname: spec.hostname || undefined,
         address: model.address,
-        socket: `${model.address}:${spec.port}`,
+        // IPv6 addresses in brackets, as in URLs, so the port stays unambiguous.
+        socket: model.address.includes(":")
+          ? `[${model.address}]:${spec.port}`
+          : `${model.address}:${spec.port}`,
         supportedKinds: [],
         certificates: [],
         attachedRoutes: 0,
@@ -261,7 +318,10 @@ export function buildGateways({ gateways, grants, secrets, defaultAddress, assig
 
 // The listener on the same socket that a request for `hostname` belongs to: the most specific
 // listener hostname that covers it (listener isolation).
-export function owningListener(hostname: string, candidates: readonly ListenerModel[]): ListenerModel | undefined {
+export function owningListener(
+  hostname: string,
+  candidates: readonly ListenerModel[],
+): ListenerModel | undefined {
   let best: ListenerModel | undefined;
   for (const listener of candidates) {
     const pattern = listener.hostname ?? "*";
@@ -274,5 +334,9 @@ export function owningListener(hostname: string, candidates: readonly ListenerMo
 function specificityOf(listener: ListenerModel): number {
   const hostname = listener.hostname;
   if (!hostname) return 0;
-  return (hostname.startsWith("*.") ? 1_000 : 1_000_000) + hostname.split(".").length * 1_000 + hostname.length;
+  return (
+    (hostname.startsWith("*.") ? 1_000 : 1_000_000) +
+    hostname.split(".").length * 1_000 +
+    hostname.length
+  );
 }

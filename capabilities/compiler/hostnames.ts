@@ -16,7 +16,10 @@ export function hostnameWithin(name: string, pattern: string): boolean {
 
 // The names a route serves through a listener: the spec's intersection of the two.
 // Returns [] when they do not intersect. "*" stands for "any host".
-export function intersectHostnames(listenerHostname: string | undefined, routeHostnames: string[]): string[] {
+export function intersectHostnames(
+  listenerHostname: string | undefined,
+  routeHostnames: string[],
+): string[] {
   if (routeHostnames.length === 0) return [listenerHostname ?? "*"];
   if (!listenerHostname) return [...routeHostnames];
   const result = new Set<string>();

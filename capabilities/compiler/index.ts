@@ -9,14 +9,26 @@ import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import { SUPPORTED_FEATURES } from "./features.ts";
 import type { GatewayModel, ListenerModel } from "./gateways.ts";
-import { buildGateways, classAcceptance, listenerAccepted, listenerUsable, owningListener } from "./gateways.ts";
+import {
+  buildGateways,
+  classAcceptance,
+  listenerAccepted,
+  listenerUsable,
+  owningListener,
+} from "./gateways.ts";
 import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
 import type { RankedEntry } from "./precedence.ts";
 import { comparePrecedence } from "./precedence.ts";
 import { translateRules } from "./rules.ts";
 import type { Namespace, SecretMeta, Snapshot } from "./snapshot.ts";
-import type { CompileOptions, CompileResult, GatewayStatus, HTTPRouteStatus, ObjectStatus } from "./types.ts";
+import type {
+  CompileOptions,
+  CompileResult,
+  GatewayStatus,
+  HTTPRouteStatus,
+  ObjectStatus,
+} from "./types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./types.ts";
 
 export type * from "./snapshot.ts";
@@ -30,7 +42,9 @@ function keyOf(meta: { namespace?: string; name: string }): string {
   return `${meta.namespace ?? ""}/${meta.name}`;
 }
 
-function sortedByKey<T extends { metadata: { namespace?: string; name: string } }>(items: readonly T[]): T[] {
+function sortedByKey<T extends { metadata: { namespace?: string; name: string } }>(
+  items: readonly T[],
+): T[] {
   return [...items].sort((a, b) => {
     const [x, y] = [keyOf(a.metadata), keyOf(b.metadata)];
     return x < y ? -1 : x > y ? 1 : 0;
@@ -59,7 +73,9 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       name: gatewayClass.metadata.name,
       status: {
         conditions: [
-          problem ? condition("Accepted", false, problem.reason, problem.message) : condition("Accepted", true, "Accepted", `handled by ${controllerName}`),
+          problem
+            ? condition("Accepted", false, problem.reason, problem.message)
+            : condition("Accepted", true, "Accepted", `handled by ${controllerName}`),
         ],
         ...(problem ? {} : { supportedFeatures: SUPPORTED_FEATURES.map(name => ({ name })) }),
       },
@@ -67,15 +83,21 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   }
 
   const grants = sortedByKey(snapshot.referenceGrants);
-  const secrets = new Map<string, SecretMeta>(snapshot.secrets.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]));
+  const secrets = new Map<string, SecretMeta>(
+    snapshot.secrets.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]),
+  );
   const namespaces = new Map<string, Namespace>(snapshot.namespaces.map(n => [n.metadata.name, n]));
-  const ours = sortedByKey(snapshot.gateways).filter(g => acceptedClasses.has(g.spec.gatewayClassName));
+  const ours = sortedByKey(snapshot.gateways).filter(g =>
+    acceptedClasses.has(g.spec.gatewayClassName),
+  );
   const gatewayModels = buildGateways({
     gateways: ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) === undefined),
     grants,
     secrets,
     defaultAddress: options.defaultAddress ?? "0.0.0.0",
-    ...(options.gatewayAddresses ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) } : {}),
+    ...(options.gatewayAddresses
+      ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) }
+      : {}),
   });
   const gatewayByKey = new Map(gatewayModels.map(m => [m.key, m]));
   // Our Gateways whose GatewayClass is not accepted: routes naming them get Accepted=False.
@@ -87,10 +109,18 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   }
   const usableBySocket = new Map<string, ListenerModel[]>();
   for (const listener of gatewayModels.flatMap(m => (gatewayAccepted(m) ? m.listeners : []))) {
-    if (listenerUsable(listener)) usableBySocket.set(listener.socket, [...(usableBySocket.get(listener.socket) ?? []), listener]);
+    if (listenerUsable(listener))
+      usableBySocket.set(listener.socket, [
+        ...(usableBySocket.get(listener.socket) ?? []),
+        listener,
+      ]);
   }
 
-  const backends = new BackendResolver(sortedByKey(snapshot.services), sortedByKey(snapshot.endpointSlices), grants);
+  const backends = new BackendResolver(
+    sortedByKey(snapshot.services),
+    sortedByKey(snapshot.endpointSlices),
+    grants,
+  );
   const plugins = new PluginIndex(sortedByKey(snapshot.rautaPlugins));
   const routes = new Map<string, Route>();
   const sockets = new Map<string, SocketEntries>();
@@ -101,24 +131,48 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     const translation = translateRules(route, backends, plugins);
     const condition = conditionFactory(route.metadata.generation, now);
     const routeKey = `${route.metadata.namespace ?? "default"}/${route.metadata.name}`;
-    const allInvalid = translation.rules.length === 0;
+    const allInvalid = translation.rules.every(rule => rule.dropped);
     const parents: HTTPRouteStatus["status"]["parents"] = [];
     // attachedRoutes counts Routes: two parentRefs selecting one listener count once.
     const countedOn = new Set<ListenerModel>();
     for (const attachment of attachments) {
       const rejected =
         attachment.rejected ??
-        (gatewayAccepted(attachment.gateway) ? undefined : { reason: "NoMatchingParent", message: `Gateway ${attachment.gateway.key} is not accepted` }) ??
+        (gatewayAccepted(attachment.gateway)
+          ? undefined
+          : {
+              reason: "NoMatchingParent",
+              message: `Gateway ${attachment.gateway.key} is not accepted`,
+            }) ??
         (allInvalid ? translation.invalid[0] : undefined);
       const conditions = [
-        rejected ? condition("Accepted", false, rejected.reason, rejected.message) : condition("Accepted", true, "Accepted", `attached to Gateway ${attachment.gateway.key}`),
+        rejected
+          ? condition("Accepted", false, rejected.reason, rejected.message)
+          : condition(
+              "Accepted",
+              true,
+              "Accepted",
+              `attached to Gateway ${attachment.gateway.key}`,
+            ),
         translation.unresolved.length > 0
-          ? condition("ResolvedRefs", false, translation.unresolved[0]!.reason, translation.unresolved.map(p => p.message).join("; "))
+          ? condition(
+              "ResolvedRefs",
+              false,
+              translation.unresolved[0]!.reason,
+              translation.unresolved.map(p => p.message).join("; "),
+            )
           : condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
       ];
       if (!allInvalid && translation.invalid.length > 0) {
         // Spec: with the "drop rules" approach the message MUST start with "Dropped Rule".
-        conditions.push(condition("PartiallyInvalid", true, translation.invalid[0]!.reason, `Dropped Rule${translation.invalid.length > 1 ? "s" : ""}: ${translation.invalid.map(p => p.message).join("; ")}`));
+        conditions.push(
+          condition(
+            "PartiallyInvalid",
+            true,
+            translation.invalid[0]!.reason,
+            `Dropped Rule${translation.invalid.length > 1 ? "s" : ""}: ${translation.invalid.map(p => p.message).join("; ")}`,
+          ),
+        );
       }
       parents.push({ parentRef: attachment.parentRef, controllerName, conditions });
       if (rejected) continue;
@@ -142,32 +196,53 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
           for (const rule of translation.rules) {
             routes.set(rule.route.id, rule.route);
             rule.matches.forEach((match, matchIndex) =>
-              entries.push({ routeId: rule.route.id, match, routeCreated: route.metadata.creationTimestamp ?? "", routeKey, ruleIndex: rule.index, matchIndex }),
+              entries.push({
+                routeId: rule.route.id,
+                match,
+                routeCreated: route.metadata.creationTimestamp ?? "",
+                routeKey,
+                ruleIndex: rule.index,
+                matchIndex,
+              }),
             );
           }
         }
       }
     }
-    statuses.push({ kind: "HTTPRoute", namespace: route.metadata.namespace ?? "default", name: route.metadata.name, status: { parents } });
+    statuses.push({
+      kind: "HTTPRoute",
+      namespace: route.metadata.namespace ?? "default",
+      name: route.metadata.name,
+      status: { parents },
+    });
   }
 
   const listeners = buildListeners(usableBySocket, sockets, plugins);
   for (const model of gatewayModels) statuses.push(gatewayStatus(model, now));
-  for (const gateway of ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) !== undefined)) {
+  for (const gateway of ours.filter(
+    g => acceptedClasses.get(g.spec.gatewayClassName) !== undefined,
+  )) {
     const condition = conditionFactory(gateway.metadata.generation, now);
     const message = `GatewayClass ${gateway.spec.gatewayClassName} is not accepted`;
     statuses.push({
       kind: "Gateway",
       namespace: gateway.metadata.namespace ?? "default",
       name: gateway.metadata.name,
-      status: { conditions: [condition("Accepted", false, "Invalid", message), condition("Programmed", false, "Invalid", message)], listeners: [] },
+      status: {
+        conditions: [
+          condition("Accepted", false, "Invalid", message),
+          condition("Programmed", false, "Invalid", message),
+        ],
+        listeners: [],
+      },
     });
   }
   // A plugin is in use only if a served route or listener runs it (a rejected route that
   // names one does not count).
   const usedPlugins = new Set(listeners.flatMap(l => l.plugins));
   for (const route of routes.values()) {
-    for (const f of [...route.filters, ...route.backends.flatMap(b => b.filters)]) if (f.type === "Plugin") usedPlugins.add(f.pluginId);
+    for (const f of [...route.filters, ...route.backends.flatMap(b => b.filters)])
+      if (f.type === "Plugin") usedPlugins.add(f.pluginId);
   }
   plugins.retainUsed(usedPlugins);
   statuses.push(...plugins.statuses(now));
@@ -176,7 +251,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   for (const route of routes.values()) {
     for (const backend of route.backends) {
       if (backend.clusterId) usedClusters.add(backend.clusterId);
-      for (const f of backend.filters) if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
+      for (const f of backend.filters)
+        if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
     }
     for (const f of route.filters) if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
   }
@@ -184,7 +260,9 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     apiVersion: CONFIG_API_VERSION,
     listeners,
     routes: [...routes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-    clusters: [...backends.clusters.values()].filter(c => usedClusters.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    clusters: [...backends.clusters.values()]
+      .filter(c => usedClusters.has(c.id))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     plugins: plugins.compiled(),
   } as const;
   return { config: sealConfig(body, options.generation ?? 1), statuses: sortStatuses(statuses) };
@@ -194,14 +272,19 @@ function gatewayAccepted(model: GatewayModel): boolean {
   return !model.addressProblem && model.listeners.some(listenerAccepted);
 }
 
-function buildListeners(usableBySocket: Map<string, ListenerModel[]>, sockets: Map<string, SocketEntries>, plugins: PluginIndex): Listener[] {
+function buildListeners(
+  usableBySocket: Map<string, ListenerModel[]>,
+  sockets: Map<string, SocketEntries>,
+  plugins: PluginIndex,
+): Listener[] {
   const result: Listener[] = [];
   for (const [socket, members] of usableBySocket) {
     const first = members[0]!;
     const hosts = sockets.get(socket)?.hosts ?? new Map<string, RankedEntry[]>();
     // Every listener hostname gets a virtual host, even with no routes, so requests for a name
     // owned by a listener without routes get 404 instead of falling through to a wildcard.
-    for (const listener of members) if (!hosts.has(listener.hostname ?? "*")) hosts.set(listener.hostname ?? "*", []);
+    for (const listener of members)
+      if (!hosts.has(listener.hostname ?? "*")) hosts.set(listener.hostname ?? "*", []);
     const virtualHosts: VirtualHost[] = [...hosts.entries()]
       .sort(([a], [b]) => compareSpecificity(a, b))
       .map(([hostname, entries]) => {
@@ -220,9 +303,19 @@ function buildListeners(usableBySocket: Map<string, ListenerModel[]>, sockets: M
         };
       });
     const sources = members
-      .map(l => ({ namespace: l.gateway.metadata.namespace ?? "default", gateway: l.gateway.metadata.name, listener: l.name }))
-      .sort((a, b) => (`${a.namespace}/${a.gateway}/${a.listener}` < `${b.namespace}/${b.gateway}/${b.listener}` ? -1 : 1));
-    const pluginIds = new Set(sources.flatMap(s => plugins.gatewayPlugins(s.namespace, s.gateway, s.listener)));
+      .map(l => ({
+        namespace: l.gateway.metadata.namespace ?? "default",
+        gateway: l.gateway.metadata.name,
+        listener: l.name,
+      }))
+      .sort((a, b) =>
+        `${a.namespace}/${a.gateway}/${a.listener}` < `${b.namespace}/${b.gateway}/${b.listener}`
+          ? -1
+          : 1,
+      );
+    const pluginIds = new Set(
+      sources.flatMap(s => plugins.gatewayPlugins(s.namespace, s.gateway, s.listener)),
+    );
     const certificates = members.flatMap(l => l.certificates);
     result.push({
       name: socket,
@@ -235,7 +328,9 @@ function buildListeners(usableBySocket: Map<string, ListenerModel[]>, sockets: M
       virtualHosts,
     });
   }
-  return result.sort((a, b) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  return result.sort(
+    (a, b) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0),
+  );
 }
 
 function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
@@ -259,7 +354,9 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
     namespace: model.gateway.metadata.namespace ?? "default",
     name: model.gateway.metadata.name,
     status: {
-      ...(model.reportedAddress ? { addresses: [{ type: "IPAddress", value: model.reportedAddress }] } : {}),
+      ...(model.reportedAddress
+        ? { addresses: [{ type: "IPAddress", value: model.reportedAddress }] }
+        : {}),
       conditions: [accepted, programmed],
       listeners: model.listeners.map(listener => {
         const c = conditionFactory(model.gateway.metadata.generation, now);
@@ -270,14 +367,25 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
           supportedKinds: listener.supportedKinds,
           attachedRoutes: listener.attachedRoutes,
           conditions: [
-            notAccepted ? c("Accepted", false, notAccepted.reason, notAccepted.message) : c("Accepted", true, "Accepted", "listener is valid"),
-            listener.conflicted ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message) : c("Conflicted", false, "NoConflicts", "no conflicts"),
-            listener.unresolved ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message) : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+            notAccepted
+              ? c("Accepted", false, notAccepted.reason, notAccepted.message)
+              : c("Accepted", true, "Accepted", "listener is valid"),
+            listener.conflicted
+              ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message)
+              : c("Conflicted", false, "NoConflicts", "no conflicts"),
+            listener.unresolved
+              ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message)
+              : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
             // A conflicted listener is not programmed for the conflict's reason (as conformance
             // expects of conflicted ListenerSet listeners); otherwise it is Invalid.
             ok
               ? c("Programmed", true, "Programmed", "listener is serving")
-              : c("Programmed", false, listener.conflicted?.reason ?? "Invalid", (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve"),
+              : c(
+                  "Programmed",
+                  false,
+                  listener.conflicted?.reason ?? "Invalid",
+                  (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve",
+                ),
           ],
         };
       }),
@@ -288,5 +396,7 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
 function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
   const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3 };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
-  return [...statuses].sort((a, b) => order[a.kind] - order[b.kind] || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return [...statuses].sort(
+    (a, b) => order[a.kind] - order[b.kind] || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
+  );
 }

@@ -14,7 +14,11 @@ export interface RankedEntry {
   matchIndex: number;
 }
 
-const PATH_RANK: Record<RouteMatch["path"]["type"], number> = { Exact: 0, RegularExpression: 1, PathPrefix: 2 };
+const PATH_RANK: Record<RouteMatch["path"]["type"], number> = {
+  Exact: 0,
+  RegularExpression: 1,
+  PathPrefix: 2,
+};
 
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -17,13 +17,21 @@ export interface ReferenceTo {
 // A reference within one namespace is always allowed; across namespaces it needs a
 // ReferenceGrant in the target namespace that lists the source (group, kind, namespace) in
 // `from` and the target (group, kind, optionally name) in `to`.
-export function referenceAllowed(from: ReferenceFrom, to: ReferenceTo, grants: readonly ReferenceGrant[]): boolean {
+export function referenceAllowed(
+  from: ReferenceFrom,
+  to: ReferenceTo,
+  grants: readonly ReferenceGrant[],
+): boolean {
   if (from.namespace === to.namespace) return true;
   return grants.some(
     grant =>
       grant.metadata.namespace === to.namespace &&
-      grant.spec?.from.some(f => f.group === from.group && f.kind === from.kind && f.namespace === from.namespace) === true &&
-      grant.spec?.to.some(t => t.group === to.group && t.kind === to.kind && (!t.name || t.name === to.name)) === true,
+      grant.spec?.from.some(
+        f => f.group === from.group && f.kind === from.kind && f.namespace === from.namespace,
+      ) === true &&
+      grant.spec?.to.some(
+        t => t.group === to.group && t.kind === to.kind && (!t.name || t.name === to.name),
+      ) === true,
   );
 }
 
@@ -33,15 +41,20 @@ export interface LabelSelector {
 }
 
 export function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
-  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) if (labels[key] !== value) return false;
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {}))
+    if (labels[key] !== value) return false;
   for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
     const has = Object.hasOwn(labels, key);
     const ok =
-      operator === "In" ? has && values.includes(labels[key]!)
-      : operator === "NotIn" ? !has || !values.includes(labels[key]!)
-      : operator === "Exists" ? has
-      : operator === "DoesNotExist" ? !has
-      : false;
+      operator === "In"
+        ? has && values.includes(labels[key]!)
+        : operator === "NotIn"
+          ? !has || !values.includes(labels[key]!)
+          : operator === "Exists"
+            ? has
+            : operator === "DoesNotExist"
+              ? !has
+              : false;
     if (!ok) return false;
   }
   return true;
@@ -49,6 +62,9 @@ export function selectorMatches(selector: LabelSelector, labels: Record<string, 
 
 // Namespaces that are referenced but absent from the snapshot still carry the label Kubernetes
 // puts on every namespace, so selectors on kubernetes.io/metadata.name keep working offline.
-export function namespaceLabels(name: string, namespaces: ReadonlyMap<string, Namespace>): Record<string, string> {
+export function namespaceLabels(
+  name: string,
+  namespaces: ReadonlyMap<string, Namespace>,
+): Record<string, string> {
   return { ...(namespaces.get(name)?.metadata.labels ?? {}), "kubernetes.io/metadata.name": name };
 }

@@ -13,6 +13,9 @@ export interface CompiledRule {
   index: number;
   route: Route;
   matches: RouteMatch[];
+  // The rule is invalid (reported in status) but its matches are routable: they answer 500, so
+  // its requests never fall through to a less specific rule (one that, say, lacks its auth).
+  dropped?: boolean;
 }
 
 export interface RouteTranslation {
@@ -26,7 +29,11 @@ export function normalizePrefix(value: string): string {
   return value.length > 1 && value.endsWith("/") ? value.replace(/\/+$/, "") || "/" : value;
 }
 
-function valueMatches(raw: Array<{ name: string; type?: string; value: string }> | undefined, field: string, lowercase: boolean): ValueMatch[] | Problem {
+function valueMatches(
+  raw: Array<{ name: string; type?: string; value: string }> | undefined,
+  field: string,
+  lowercase: boolean,
+): ValueMatch[] | Problem {
   const result: ValueMatch[] = [];
   const seen = new Set<string>();
   for (const [index, item] of (raw ?? []).entries()) {
@@ -36,11 +43,18 @@ function valueMatches(raw: Array<{ name: string; type?: string; value: string }>
     seen.add(name);
     const type = item.type ?? "Exact";
     if (type !== "Exact" && type !== "RegularExpression") {
-      return { reason: "UnsupportedValue", message: `${field}[${index}]: match type ${type} is not supported` };
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}[${index}]: match type ${type} is not supported`,
+      };
     }
     if (type === "RegularExpression") {
       const error = checkRegex(item.value);
-      if (error) return { reason: "UnsupportedValue", message: `${field}[${index}]: regular expression ${JSON.stringify(item.value)} is not valid RE2 (linear-time) syntax: ${error}` };
+      if (error)
+        return {
+          reason: "UnsupportedValue",
+          message: `${field}[${index}]: regular expression ${JSON.stringify(item.value)} is not valid RE2 (linear-time) syntax: ${error}`,
+        };
     }
     result.push({ name, type, value: item.value });
   }
@@ -52,20 +66,39 @@ function translateMatch(match: HTTPRouteMatch, field: string): RouteMatch | Prob
   const pathValue = match.path?.value ?? "/";
   let path: RouteMatch["path"];
   if (pathType === "Exact" || pathType === "PathPrefix") {
-    if (!pathValue.startsWith("/")) return { reason: "UnsupportedValue", message: `${field}.path.value: ${JSON.stringify(pathValue)} must start with "/"` };
-    path = pathType === "Exact" ? { type: "Exact", value: pathValue } : { type: "PathPrefix", value: normalizePrefix(pathValue) };
+    if (!pathValue.startsWith("/"))
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.path.value: ${JSON.stringify(pathValue)} must start with "/"`,
+      };
+    path =
+      pathType === "Exact"
+        ? { type: "Exact", value: pathValue }
+        : { type: "PathPrefix", value: normalizePrefix(pathValue) };
   } else if (pathType === "RegularExpression") {
     const error = checkRegex(pathValue);
-    if (error) return { reason: "UnsupportedValue", message: `${field}.path.value: regular expression ${JSON.stringify(pathValue)} is not valid RE2 (linear-time) syntax: ${error}` };
+    if (error)
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.path.value: regular expression ${JSON.stringify(pathValue)} is not valid RE2 (linear-time) syntax: ${error}`,
+      };
     path = { type: "RegularExpression", value: pathValue };
   } else {
-    return { reason: "UnsupportedValue", message: `${field}.path.type: ${pathType} is not supported` };
+    return {
+      reason: "UnsupportedValue",
+      message: `${field}.path.type: ${pathType} is not supported`,
+    };
   }
   const headers = valueMatches(match.headers, `${field}.headers`, true);
   if (!Array.isArray(headers)) return headers;
   const queryParams = valueMatches(match.queryParams, `${field}.queryParams`, false);
   if (!Array.isArray(queryParams)) return queryParams;
-  return { path, headers, queryParams, ...(match.method ? { method: match.method.toUpperCase() } : {}) };
+  return {
+    path,
+    headers,
+    queryParams,
+    ...(match.method ? { method: match.method.toUpperCase() } : {}),
+  };
 }
 
 function isProblem(value: unknown): value is Problem {
@@ -78,13 +111,20 @@ function translateTimeouts(rule: HTTPRouteRule, field: string): Route["timeouts"
     const raw = rule.timeouts?.[key];
     if (raw === undefined) continue;
     const ms = parseDuration(raw);
-    if (ms === undefined) return { reason: "UnsupportedValue", message: `${field}.timeouts.${key}: ${JSON.stringify(raw)} is not a duration like 10s or 1m30s` };
+    if (ms === undefined)
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.timeouts.${key}: ${JSON.stringify(raw)} is not a duration like 10s or 1m30s`,
+      };
     timeouts[key === "request" ? "requestMs" : "backendRequestMs"] = ms;
   }
   const { requestMs, backendRequestMs } = timeouts;
   // 0 disables a timeout; otherwise one backend attempt cannot outlast the whole request.
   if (requestMs && backendRequestMs && backendRequestMs > requestMs) {
-    return { reason: "UnsupportedValue", message: `${field}.timeouts: backendRequest (${rule.timeouts?.backendRequest}) must not exceed request (${rule.timeouts?.request})` };
+    return {
+      reason: "UnsupportedValue",
+      message: `${field}.timeouts: backendRequest (${rule.timeouts?.backendRequest}) must not exceed request (${rule.timeouts?.request})`,
+    };
   }
   return timeouts;
 }
@@ -95,12 +135,24 @@ function translateRetry(rule: HTTPRouteRule, field: string): Route["retry"] | Pr
   let backoffMs: number | undefined;
   if (retry.backoff !== undefined) {
     backoffMs = parseDuration(retry.backoff);
-    if (backoffMs === undefined) return { reason: "UnsupportedValue", message: `${field}.retry.backoff: ${JSON.stringify(retry.backoff)} is not a duration` };
+    if (backoffMs === undefined)
+      return {
+        reason: "UnsupportedValue",
+        message: `${field}.retry.backoff: ${JSON.stringify(retry.backoff)} is not a duration`,
+      };
   }
-  return { attempts: retry.attempts ?? 1, codes: [...(retry.codes ?? [])].sort((a, b) => a - b), ...(backoffMs === undefined ? {} : { backoffMs }) };
+  return {
+    attempts: retry.attempts ?? 1,
+    codes: [...(retry.codes ?? [])].sort((a, b) => a - b),
+    ...(backoffMs === undefined ? {} : { backoffMs }),
+  };
 }
 
-export function translateRules(route: HTTPRoute, backends: BackendResolver, plugins: PluginIndex): RouteTranslation {
+export function translateRules(
+  route: HTTPRoute,
+  backends: BackendResolver,
+  plugins: PluginIndex,
+): RouteTranslation {
   const namespace = route.metadata.namespace ?? "default";
   const key = `${namespace}/${route.metadata.name}`;
   const result: RouteTranslation = { rules: [], invalid: [], unresolved: [] };
@@ -112,11 +164,18 @@ export function translateRules(route: HTTPRoute, backends: BackendResolver, plug
   if (annotation !== undefined) {
     const parsed = PluginIndex.parseAnnotation(annotation);
     if (parsed.problem) {
-      result.unresolved.push({ reason: "InvalidPluginAnnotation", message: `metadata.annotations: ${parsed.problem}` });
+      result.unresolved.push({
+        reason: "InvalidPluginAnnotation",
+        message: `metadata.annotations: ${parsed.problem}`,
+      });
       annotationFailsClosed = true;
     }
     for (const name of parsed.names ?? []) {
-      const lookup = plugins.resolve(namespace, name, `metadata.annotations[${PLUGINS_ANNOTATION}]`);
+      const lookup = plugins.resolve(
+        namespace,
+        name,
+        `metadata.annotations[${PLUGINS_ANNOTATION}]`,
+      );
       if (lookup.problem) {
         result.unresolved.push(lookup.problem);
         annotationFailsClosed = true;
@@ -148,14 +207,20 @@ export function translateRules(route: HTTPRoute, backends: BackendResolver, plug
       plugins,
       allMatchesArePrefix: matches.every(m => m.path.type === "PathPrefix"),
     };
-    const filters = problem ? undefined : translateFilters(rule.filters, { ...ctx, field, level: "rule" });
+    const filters = problem
+      ? undefined
+      : translateFilters(rule.filters, { ...ctx, field, level: "rule" });
     if (filters?.invalid) problem = filters.invalid;
 
     const weighted: WeightedBackend[] = [];
-    let failClosed = annotationFailsClosed || (filters?.failClosed ?? false);
+    const failClosed = annotationFailsClosed || (filters?.failClosed ?? false);
     for (const [b, ref] of (problem ? [] : (rule.backendRefs ?? [])).entries()) {
       const refField = `${field}.backendRefs[${b}]`;
-      const backendFilters = translateFilters(ref.filters, { ...ctx, field: refField, level: "backend" });
+      const backendFilters = translateFilters(ref.filters, {
+        ...ctx,
+        field: refField,
+        level: "backend",
+      });
       if (backendFilters.invalid) {
         problem = backendFilters.invalid;
         break;
@@ -171,8 +236,31 @@ export function translateRules(route: HTTPRoute, backends: BackendResolver, plug
       });
       if (backendFilters.failClosed) weighted[weighted.length - 1]!.clusterId = null;
     }
+    const id = `${key}/rule/${index}`;
+    const source = {
+      namespace,
+      name: route.metadata.name,
+      rule: index,
+      ...(rule.name ? { ruleName: rule.name } : {}),
+    };
     if (problem || !filters || isProblem(timeouts) || timeouts === undefined || isProblem(retry)) {
-      result.invalid.push(problem ?? { reason: "UnsupportedValue", message: `${field}: invalid rule` });
+      result.invalid.push(
+        problem ?? { reason: "UnsupportedValue", message: `${field}: invalid rule` },
+      );
+      if (matches.length === rawMatches.length) {
+        result.rules.push({
+          index,
+          matches,
+          dropped: true,
+          route: {
+            id,
+            source,
+            filters: [],
+            backends: [{ clusterId: null, weight: 1, filters: [] }],
+            timeouts: {},
+          },
+        });
+      }
       continue;
     }
     result.unresolved.push(...filters.unresolved);
@@ -181,8 +269,8 @@ export function translateRules(route: HTTPRoute, backends: BackendResolver, plug
       index,
       matches,
       route: {
-        id: `${key}/rule/${index}`,
-        source: { namespace, name: route.metadata.name, rule: index, ...(rule.name ? { ruleName: rule.name } : {}) },
+        id,
+        source,
         // A filter the spec forbids skipping could not be resolved: answer 500 instead of
         // serving the request without it.
         filters: failClosed ? [] : routeFilters,
@@ -191,7 +279,6 @@ export function translateRules(route: HTTPRoute, backends: BackendResolver, plug
         ...(retry ? { retry } : {}),
       },
     });
-    failClosed = false;
   }
   return result;
 }

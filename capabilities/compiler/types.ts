@@ -50,7 +50,9 @@ export interface HTTPRouteStatus {
   kind: "HTTPRoute";
   namespace: string;
   name: string;
-  status: { parents: Array<{ parentRef: ParentRefStatus; controllerName: string; conditions: Condition[] }> };
+  status: {
+    parents: Array<{ parentRef: ParentRefStatus; controllerName: string; conditions: Condition[] }>;
+  };
 }
 
 export interface RautaPluginStatus {
