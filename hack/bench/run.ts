@@ -403,6 +403,9 @@ backend be
     );
   }
 
+  // BENCH_ONLY=<substring> runs a subset (for iterating; the published table runs everything)
+  const only = process.env.BENCH_ONLY;
+  if (only) targets.splice(0, targets.length, ...targets.filter(t => t.name.includes(only)));
   const best = new Map<string, { h1?: Result; h2?: Result }>();
   try {
     for (let round = 1; round <= ROUNDS; round++) {

@@ -12,13 +12,14 @@ import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 import client from "prom-client";
-import { compile } from "../../capabilities/compiler/index.ts";
 import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
-import { formatManifestError, loadManifests } from "./manifests.ts";
 import type { CompiledConfig } from "../config/schema.ts";
 import { Proxy } from "../runtime/proxy.ts";
-import type { ApplyResult, ProxyOptions } from "../runtime/proxy.ts";
+import type { ApplyResult } from "../runtime/proxy.ts";
+import type { ToWorker, FromWorker } from "./serve-worker.ts";
+import type { HandlerOptions } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
@@ -88,6 +89,10 @@ function parseFlags(argv: string[]): ServeFlags | string {
 // ---------------------------------------------------------------------------------------------
 // Loading and compiling (primary)
 
+function workerOptions(flags: ServeFlags): Partial<HandlerOptions> {
+  return { accessLog: flags.accessLog, forwardedHeader: flags.forwarded };
+}
+
 interface Compiled {
   config: CompiledConfig;
   secrets: Array<[string, TlsKeyPair]>;
@@ -106,7 +111,17 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
   return [...new Set(out)];
 }
 
-export function loadAndCompile(files: string[], generation: number, address: string | undefined): { ok: true; compiled: Compiled; warnings: string[] } | { ok: false; errors: string[] } {
+// The compiler and the YAML loader are loaded only by the process that compiles (the primary),
+// never by workers: they only serve, and every module they do not load is memory they keep.
+let compilerModules: Promise<[typeof import("../../capabilities/compiler/index.ts"), typeof import("./manifests.ts")]> | null = null;
+const loadCompiler = () => (compilerModules ??= Promise.all([import("../../capabilities/compiler/index.ts"), import("./manifests.ts")]));
+
+export async function loadAndCompile(
+  files: string[],
+  generation: number,
+  address: string | undefined,
+): Promise<{ ok: true; compiled: Compiled; warnings: string[] } | { ok: false; errors: string[] }> {
+  const [{ compile }, { loadManifests, formatManifestError }] = await loadCompiler();
   let loaded;
   try {
     loaded = loadManifests(files);
@@ -151,38 +166,38 @@ function watchFiles(files: string[], onChange: () => void): () => void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Messages between primary and workers
+// Workers (serve-worker.ts) run from a bundle built at start-up when esbuild is available: one
+// ESM file instead of ~100 TypeScript modules stripped at load time saves ~30 MB of RSS per
+// worker. Without esbuild the worker runs from its .ts source.
 
-type ToWorker = { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> } | { type: "drain"; graceMs: number };
-type FromWorker = { type: "applied"; result: ApplyResult } | { type: "started" };
+const WORKER_SOURCE = fileURLToPath(new URL("./serve-worker.ts", import.meta.url));
 
-function proxyOptions(flags: ServeFlags, logger: Logger, secrets: StaticSecretProvider): ProxyOptions {
-  return { logger, secrets, handler: { accessLog: flags.accessLog, forwardedHeader: flags.forwarded } };
-}
-
-async function runWorker(flags: ServeFlags): Promise<number> {
-  const logger = createLogger();
-  const secrets = new StaticSecretProvider();
-  const proxy = new Proxy(proxyOptions(flags, logger, secrets));
-  // metrics of this worker are collected by the primary's AggregatorRegistry
-  // (constructing an AggregatorRegistry installs the worker's reply handler)
-  client.AggregatorRegistry.setRegistries([proxy.metrics.registry]);
-  new client.AggregatorRegistry();
-  let draining = false;
-  process.on("message", (msg: ToWorker) => {
-    if (msg.type === "config") {
-      secrets.replace(new Map(msg.secrets));
-      void proxy.apply(msg.config).then(result => process.send?.({ type: "applied", result } satisfies FromWorker));
-    } else if (msg.type === "drain" && !draining) {
-      draining = true;
-      void proxy.close(msg.graceMs).then(() => process.exit(0));
-    }
-  });
-  process.on("SIGTERM", () => {}); // the primary coordinates the drain
-  process.on("SIGINT", () => {});
-  process.send?.({ type: "started" } satisfies FromWorker);
-  await new Promise(() => {});
-  return 0;
+async function workerEntry(logger: Logger): Promise<string> {
+  const out = fileURLToPath(new URL("../../.cache/rauta-serve-worker.mjs", import.meta.url));
+  try {
+    const esbuild = await import("esbuild");
+    const result = await esbuild.build({
+      entryPoints: [WORKER_SOURCE],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node22",
+      packages: "external",
+      outfile: out,
+      write: false,
+      logLevel: "silent",
+    });
+    await esbuild.stop(); // its service process would otherwise stay alive next to the workers
+    // write-then-rename: several `rauta serve` processes may share the checkout
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, result.outputFiles[0]!.contents);
+    fs.renameSync(tmp, out);
+    return out;
+  } catch (err) {
+    logger.debug("worker bundle not built; workers run from TypeScript sources", { error: (err as Error).message });
+    return WORKER_SOURCE;
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -192,11 +207,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return flags ? 2 : 0;
   }
-  if (cluster.isWorker) return runWorker(flags);
 
   const logger = createLogger();
   let generation = 1;
-  const first = loadAndCompile(flags.files, generation, flags.address);
+  const first = await loadAndCompile(flags.files, generation, flags.address);
   if (!first.ok) {
     for (const e of first.errors) process.stderr.write(`error: ${e}\n`);
     process.stderr.write(`rauta serve: ${first.errors.length} error(s); nothing to serve\n`);
@@ -207,12 +221,13 @@ export async function run(argv: string[]): Promise<number> {
 
   const inProcess = flags.workers === 0;
   const secrets = new StaticSecretProvider(new Map(latest.secrets));
-  const proxy = inProcess ? new Proxy(proxyOptions(flags, logger, secrets)) : null;
+  const proxy = inProcess ? new Proxy({ logger, secrets, handler: workerOptions(flags) }) : null;
   const workers = new Map<Worker, { ready: boolean }>();
   let shuttingDown = false;
   const aggregator = inProcess ? null : new client.AggregatorRegistry();
 
   const send = (w: Worker, c: Compiled) => w.send({ type: "config", config: c.config, secrets: c.secrets } satisfies ToWorker);
+
   const report = (result: ApplyResult, who: string) => {
     if (result.ok) {
       for (const p of result.problems) process.stderr.write(`warning: ${p}\n`);
@@ -224,7 +239,7 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const fork = () => {
-    const w = cluster.fork({ RAUTA_WORKER: "1" });
+    const w = cluster.fork({ RAUTA_WORKER_OPTIONS: JSON.stringify(workerOptions(flags)) });
     workers.set(w, { ready: false });
     w.on("message", (msg: FromWorker) => {
       if (msg.type === "started") send(w, latest);
@@ -241,7 +256,13 @@ export async function run(argv: string[]): Promise<number> {
     // per-connection hand-off through the primary, and a connection can never be handed to a
     // worker that just died (with round-robin hand-off it would hang).
     cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
+    cluster.setupPrimary({
+      exec: await workerEntry(logger),
+      args: [],
+      // a small young generation keeps each worker's RSS low (measured: ~35 MB less under load,
+      // no measurable throughput change on this machine)
+      execArgv: [...process.execArgv, "--max-semi-space-size=4"],
+    });
     cluster.on("exit", (w, code, signal) => {
       workers.delete(w);
       if (shuttingDown) return;
@@ -268,8 +289,26 @@ export async function run(argv: string[]): Promise<number> {
           return null;
         });
 
-  const reload = () => {
-    const result = loadAndCompile(flags.files, generation + 1, flags.address);
+  let reloading = false;
+  let again = false;
+  const reload = async () => {
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = true;
+    try {
+      await reloadOnce();
+    } finally {
+      reloading = false;
+      if (again) {
+        again = false;
+        void reload();
+      }
+    }
+  };
+  const reloadOnce = async () => {
+    const result = await loadAndCompile(flags.files, generation + 1, flags.address);
     if (!result.ok) {
       for (const e of result.errors) process.stderr.write(`error: ${e}\n`);
       process.stderr.write(`rauta serve: ${result.errors.length} error(s) in the edited files; still serving generation ${generation}\n`);
@@ -285,7 +324,7 @@ export async function run(argv: string[]): Promise<number> {
       void proxy.apply(latest.config).then(r => report(r, "main"));
     } else for (const w of workers.keys()) send(w, latest);
   };
-  const stopWatching = flags.watch ? watchFiles(flags.files, reload) : () => {};
+  const stopWatching = flags.watch ? watchFiles(flags.files, () => void reload()) : () => {};
 
   const listeners = latest.config.listeners.map(l => `${l.protocol.toLowerCase()}://${l.address === "0.0.0.0" ? "*" : l.address}:${l.port}`);
   process.stderr.write(

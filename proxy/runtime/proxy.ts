@@ -235,6 +235,7 @@ export class Proxy implements ProxyCore {
       listeners: config.listeners.length,
       routes: config.routes.length,
       clusters: config.clusters.length,
+      memoryMiB: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
     });
     return { ok: true, generation: next.number, problems };
   }
