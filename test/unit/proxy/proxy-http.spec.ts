@@ -378,6 +378,91 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     await px.close(100);
   });
 
+  it("answers 504 when the backend request timeout expires, and retries it when configured", async () => {
+    let calls = 0;
+    const sometimesSlow = await startEcho("slowish", (_req, res) => {
+      calls++;
+      if (calls === 1) {
+        setTimeout(() => res.end("late"), 1000);
+        return true;
+      }
+      return false;
+    });
+    const p2 = await freePort();
+    const px = testProxy();
+    await px.apply(
+      simpleConfig(
+        p2,
+        [
+          { routeId: "plain", match: prefix("/plain") },
+          { routeId: "retry", match: prefix("/retry") },
+        ],
+        [
+          route("plain", ["s"], { timeouts: { backendRequestMs: 150 } }),
+          route("retry", ["s"], { timeouts: { backendRequestMs: 150 }, retry: { attempts: 1, codes: [504], backoffMs: 1 } }),
+        ],
+        [cluster("s", [sometimesSlow.port])],
+      ),
+    );
+    const r = await get(p2, "/plain");
+    expect(r.status).to.equal(504);
+    expect(r.body).to.contain("upstream timed out");
+    calls = 0;
+    const t = await get(p2, "/retry");
+    expect(t.status).to.equal(200);
+    expect(calls).to.equal(2);
+    await px.close(100);
+    await sometimesSlow.close();
+  });
+
+  it("sends the RFC 7239 Forwarded header when enabled and writes access logs when asked", async () => {
+    const p2 = await freePort();
+    const lines: unknown[] = [];
+    const { default: winston } = await import("winston");
+    const { Writable } = await import("node:stream");
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    });
+    const logger = winston.createLogger({ format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+    const px = testProxy({ handler: { forwardedHeader: true, accessLog: true }, logger });
+    await px.apply(simpleConfig(p2, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    const r = await get(p2, "/fw?x=1", { host: "shop.example.com", headers: { forwarded: "for=10.1.1.1" } });
+    expect(r.json().headers.forwarded).to.equal('for=10.1.1.1, for=127.0.0.1;host="shop.example.com";proto=http');
+    await sleep(20);
+    const access = lines.find(l => (l as { message?: string }).message === "access") as Record<string, unknown>;
+    expect(access).to.include({ method: "GET", path: "/fw?x=1", status: 200, route: "r" });
+    await px.close(100);
+  });
+
+  it("proxies HEAD and 204/304 responses without a body", async () => {
+    const special = await startEcho("special", (req, res) => {
+      if (req.url === "/204") res.writeHead(204).end();
+      else if (req.url === "/304") res.writeHead(304, { etag: '"x"' }).end();
+      else return false;
+      return true;
+    });
+    const p2 = await freePort();
+    const px = testProxy();
+    await px.apply(simpleConfig(p2, [{ routeId: "r", match: prefix("/") }], [route("r", ["s"])], [cluster("s", [special.port])]));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const head = await get(p2, "/x", { method: "HEAD", agent });
+    expect(head.status).to.equal(200);
+    expect(head.body).to.equal("");
+    expect(head.headers["content-length"]).to.not.equal(undefined);
+    expect((await get(p2, "/204", { agent })).status).to.equal(204);
+    const nm = await get(p2, "/304", { agent });
+    expect(nm.status).to.equal(304);
+    expect(nm.headers.etag).to.equal('"x"');
+    // the connection is still usable afterwards
+    expect((await get(p2, "/after", { agent })).json().url).to.equal("/after");
+    agent.destroy();
+    await px.close(100);
+    await special.close();
+  });
+
   it("mirrors requests fire-and-forget without delaying the response", async () => {
     let mirrored = 0;
     const slowMirror = await startEcho("mirror", (_req, res) => {

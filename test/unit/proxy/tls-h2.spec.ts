@@ -158,6 +158,25 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     expect((await get(plainPort, "/h1")).json().backend).to.equal("a");
   });
 
+  it("streams an HTTP/2 request body to an HTTP/1.1 upstream", async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+      session.on("error", reject);
+      const req = session.request({ ":path": "/upload", ":method": "POST", "content-type": "text/plain" });
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        session.close();
+        resolve(Buffer.concat(chunks).toString());
+      });
+      req.write("hello ");
+      req.end("h2");
+    });
+    const j = JSON.parse(body);
+    expect(j.method).to.equal("POST");
+    expect(j.body).to.equal("hello h2");
+  });
+
   it("rotates a certificate without restart", async () => {
     const before = await peerCN(tlsPort, "a.example.com");
     secrets.replace(
