@@ -332,6 +332,7 @@ export function upstreamRequestHeaders(
     if (plan !== null && plan.drop.has(l)) continue;
     out.push(name, raw[i + 1]!);
   }
+  if (req.httpVersionMajor === 2) joinCookies(out);
   const client = clientAddress(req);
   out.push(
     "host",
@@ -352,6 +353,21 @@ export function upstreamRequestHeaders(
   }
   if (plan !== null) appendPlan(out, plan);
   return out;
+}
+
+// HTTP/2 may split Cookie into several fields; an HTTP/1.1 upstream must get exactly one,
+// joined with "; " (RFC 9113 §8.2.3).
+function joinCookies(out: string[]) {
+  let first = -1;
+  for (let i = 0; i < out.length; i += 2) {
+    if (out[i]!.toLowerCase() !== "cookie") continue;
+    if (first === -1) first = i;
+    else {
+      out[first + 1] = `${out[first + 1]}; ${out[i + 1]}`;
+      out.splice(i, 2);
+      i -= 2;
+    }
+  }
 }
 
 function classify(err: Error & { code?: string }): { status: number; kind: string; detail: string } {

@@ -175,6 +175,22 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     const j = JSON.parse(body);
     expect(j.method).to.equal("POST");
     expect(j.body).to.equal("hello h2");
+    // split cookies arrive as one Cookie header on HTTP/1.1
+    const withCookies = await new Promise<string>((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${plainPort}`);
+      session.on("error", reject);
+      const req = session.request({ ":path": "/c", cookie: ["a=1", "b=2"] });
+      let s = "";
+      req.on("data", (c: Buffer) => (s += c));
+      req.on("end", () => {
+        session.close();
+        resolve(s);
+      });
+      req.end();
+    });
+    const raw = JSON.parse(withCookies).rawHeaders as string[];
+    expect(raw.filter(h => h.toLowerCase() === "cookie")).to.have.length(1);
+    expect(JSON.parse(withCookies).headers.cookie).to.equal("a=1; b=2");
   });
 
   it("rotates a certificate without restart", async () => {
