@@ -60,11 +60,15 @@ function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags
   const tmp = `${out}.tmp-${process.pid}`;
   log(`building ${what} (${pkg}) → ${out}; a cold build takes minutes`);
   const t0 = Date.now();
-  const r = spawnSync("go", ["build", "-trimpath", `-ldflags=-s -w ${ldflags}`, "-o", tmp, pkg], {
-    cwd: modDir,
-    stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, GOFLAGS: "-mod=readonly -buildvcs=false", CGO_ENABLED: "0" },
-  });
+  const r = spawnSync(
+    goBin(),
+    ["build", "-trimpath", `-ldflags=-s -w ${ldflags}`, "-o", tmp, pkg],
+    {
+      cwd: modDir,
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, GOFLAGS: "-mod=readonly -buildvcs=false", CGO_ENABLED: "0" },
+    },
+  );
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
     throw new Error(`go build of ${what} failed (exit ${r.status}); see output above`);
@@ -73,10 +77,19 @@ function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags
   log(`built ${what} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+/** `go` from PATH, else the standard install location (CI shells may not have it on PATH). */
+function goBin(): string {
+  if (spawnSync("go", ["version"]).status === 0) return "go";
+  if (existsSync("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
+  throw new Error(
+    "Go toolchain not found (need go >= 1.26 on PATH or in /usr/local/go; see docs/dev-cluster.md)",
+  );
+}
+
 function ensureGo(): void {
-  const r = spawnSync("go", ["version"], { encoding: "utf8" });
-  if (r.status !== 0)
-    throw new Error("Go toolchain not found on PATH (need go >= 1.26; see docs/dev-cluster.md)");
+  const r = spawnSync(goBin(), ["version"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`go version failed: ${r.stderr}`);
+  log(r.stdout.trim());
 }
 
 /** Host packages the harness shells out to; installed with apt-get only when missing. */

@@ -294,6 +294,7 @@ function daemonArgs(c: Component, bins: Binaries, pki: Pki): [string, string[]] 
           `--pod-cidr=${net.podCIDR}`,
           `--pod-ip-range=${net.podIPFirst}-${net.podIPLast}`,
           `--service-cidr=${net.serviceCIDR}`,
+          `--gateway-pool=${net.gatewayPool}`,
           `--netns-prefix=${net.netnsPrefix}`,
           `--veth-prefix=${net.vethPrefix}`,
           `--apiserver-host=${net.bridgeIP}`,

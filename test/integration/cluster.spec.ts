@@ -14,7 +14,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { binaryPaths } from "../../hack/cluster/build.ts";
-import { listNetns } from "../../hack/cluster/cluster.ts";
+import { ClusterError, listNetns, up } from "../../hack/cluster/cluster.ts";
+import { ports } from "../../hack/cluster/config.ts";
+import { createServer } from "node:net";
 import {
   type Cluster,
   ensureCluster,
@@ -292,6 +294,39 @@ spec:
       expect(phase, `see ${paths.logs}/pods/${ns}_vol-check/check.log`).to.equal("Succeeded");
     });
 
+    it("gives a pod the Gateway pool address it claims, reachable from the host", async () => {
+      const addr = "10.244.0.250";
+      k.apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "gw-addr", annotations: { "rauta.dev/gateway-addresses": addr } },
+          spec: {
+            containers: [
+              {
+                name: "echo",
+                image: "registry.k8s.io/gateway-api/echo-basic:v1.5.1",
+                env: [{ name: "POD_NAME", value: "gw-addr" }],
+                readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 1 },
+              },
+            ],
+          },
+        }),
+        ns,
+      );
+      await eventually("gw-addr Ready", 30_000, () =>
+        isReady(k.getJson<Pod>(["pod", "gw-addr", "-n", ns])) ? true : undefined,
+      );
+      const body = await httpJson(`http://${addr}:3000/`);
+      expect(body.pod).to.equal("gw-addr");
+      k.kubectl(["delete", "pod", "gw-addr", "-n", ns, "--wait=true"]);
+      const gone = await fetch(`http://${addr}:3000/`, { signal: AbortSignal.timeout(1500) }).then(
+        () => false,
+        () => true,
+      );
+      expect(gone, "the address is released with the pod").to.equal(true);
+    });
+
     it("restarts a container whose liveness probe fails", async () => {
       k.apply(
         `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"liveness"},"spec":{"terminationGracePeriodSeconds":1,
@@ -521,6 +556,27 @@ spec:
       expect(links).to.not.match(new RegExp(`\\d+: ${net.vethPrefix}`));
       for (const c of pids) expect(existsSync(`${paths.pids}/${c}.pid`), c).to.equal(false);
       // Later suites call ensureCluster() again; bring it back so they start from a warm state.
+      await ensureCluster();
+    });
+
+    it("fails loudly, naming the component and its log, when one cannot start", async () => {
+      await stopCluster();
+      // Occupy etcd's client port so etcd cannot bind it.
+      const blocker = createServer().listen(ports.etcdClient, "127.0.0.1");
+      await new Promise(r => blocker.once("listening", r));
+      try {
+        const err = await up().then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+        expect(err, "cluster:up should fail").to.be.instanceOf(ClusterError);
+        expect(err!.message).to.match(/^etcd failed: /);
+        expect(err!.message).to.include(`${paths.logs}/etcd.log`);
+        expect(err!.message).to.match(/address already in use/);
+      } finally {
+        blocker.close();
+      }
+      await stopCluster();
       await ensureCluster();
     });
   });

@@ -30,6 +30,7 @@ type config struct {
 	ipFirst, ipLast                         int
 	imageFiles                              []string
 	programServices                         bool
+	gatewayPool                             netip.Prefix
 }
 
 func main() {
@@ -55,6 +56,8 @@ func main() {
 	fs.StringVar(&c.apiserverHost, "apiserver-host", "10.244.0.1", "KUBERNETES_SERVICE_HOST given to pods")
 	fs.StringVar(&c.apiserverPort, "apiserver-port", "6443", "KUBERNETES_SERVICE_PORT given to pods")
 	fs.StringVar(&images, "images", "", "comma-separated image table JSON files; later entries win")
+	var pool string
+	fs.StringVar(&pool, "gateway-pool", "10.244.0.192/26", "addresses pods may claim with the "+gatewayAddressesAnnotation+" annotation")
 	fs.BoolVar(&c.programServices, "program-services", true, "program ClusterIP DNAT with iptables (there is no kube-proxy)")
 	klog.InitFlags(nil)
 	_ = fs.Parse(os.Args[1:])
@@ -72,6 +75,10 @@ func main() {
 	}
 	if _, err := netip.ParsePrefix(c.podCIDR); err != nil {
 		fatalf("bad --pod-cidr: %v", err)
+	}
+	var err error
+	if c.gatewayPool, err = netip.ParsePrefix(pool); err != nil {
+		fatalf("bad --gateway-pool: %v", err)
 	}
 
 	restCfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)

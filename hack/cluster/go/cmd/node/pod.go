@@ -37,6 +37,7 @@ type podWorker struct {
 	message    string
 	startTime  metav1.Time
 	lastSent   *corev1.PodStatus
+	undoAddrs  func() // removes claimed Gateway addresses
 
 	kickCh chan struct{}
 	killCh chan struct{}
@@ -175,6 +176,22 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		w.podIP = w.n.cfg.bridgeIP
 		w.mu.Unlock()
 	}
+	addrs, err := gatewayAddresses(w.n.cfg, p)
+	if err == nil {
+		w.mu.Lock()
+		pn := w.net
+		w.mu.Unlock()
+		var undo func()
+		if undo, err = addGatewayAddresses(w.n.cfg, pn, addrs); err == nil {
+			w.mu.Lock()
+			w.undoAddrs = undo
+			w.mu.Unlock()
+		}
+	}
+	if err != nil {
+		w.setAllWaiting("CreatePodSandboxError", err.Error())
+		return false
+	}
 	w.kick()
 
 	for backoff := time.Second; ; backoff = min(backoff*2, 20*time.Second) {
@@ -294,9 +311,12 @@ func (w *podWorker) stopContainers(grace time.Duration) {
 
 func (w *podWorker) releaseSandbox() {
 	w.mu.Lock()
-	pn := w.net
-	w.net = nil
+	pn, undo := w.net, w.undoAddrs
+	w.net, w.undoAddrs = nil, nil
 	w.mu.Unlock()
+	if undo != nil {
+		undo()
+	}
 	if pn != nil {
 		pn.teardown()
 		w.n.releaseIP(pn.ip)
