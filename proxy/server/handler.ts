@@ -4,6 +4,7 @@
 // request keeps the Generation it started on until it ends.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { PassThrough } from "node:stream";
 import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { hostOf } from "../router/router.ts";
@@ -415,6 +416,8 @@ class Exchange {
   headers: string[] = [];
   path = "";
   hasBody = false;
+  /** the request body when it is teed to mirrors */
+  body: PassThrough | null = null;
   attempt: Attempt | null = null;
   tries = 0;
   retrying = false;
@@ -476,11 +479,15 @@ class Exchange {
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
     if (r.requestTimeoutMs > 0) this.requestTimer = setTimeout(this.onRequestTimeout, r.requestTimeoutMs);
-    if (r.mirrors.length && !this.hasBody) this.mirror();
+    if (r.mirrors.length) this.mirror();
     this.dispatch();
   }
 
+  // Fire-and-forget copies. A body is teed: the main request gets the client's backpressure, a
+  // mirror that cannot keep up is dropped (its upstream sees a cut request) — a mirror never
+  // slows the main exchange.
   private mirror() {
+    let copies: PassThrough[] | null = null;
     for (const m of this.route.mirrors) {
       if (m.numerator < m.denominator && Math.random() * m.denominator >= m.numerator) continue;
       const ep = m.cluster.pick(null);
@@ -488,15 +495,39 @@ class Exchange {
         this.core.metrics.mirrors.labels(m.cluster.id, "no_endpoint").inc();
         continue;
       }
+      let body: PassThrough | null = null;
+      if (this.hasBody) {
+        body = new PassThrough({ highWaterMark: 256 * 1024 });
+        body.on("error", () => {});
+        (copies ??= []).push(body);
+      }
       try {
         ep.pool.dispatch(
-          { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body: null },
+          { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body },
           new MirrorHandler(this.core.metrics, m.cluster.id),
         );
       } catch {
         this.core.metrics.mirrors.labels(m.cluster.id, "error").inc();
       }
     }
+    if (copies === null) return;
+    const req = this.req as IncomingMessage;
+    const main = new PassThrough();
+    this.body = main;
+    const mirrors = copies;
+    req.on("data", (chunk: Buffer) => {
+      for (const c of mirrors) if (!c.destroyed && !c.write(chunk)) c.destroy(new Error("mirror too slow"));
+      if (!main.write(chunk)) req.pause();
+    });
+    main.on("drain", () => req.resume());
+    req.on("end", () => {
+      main.end();
+      for (const c of mirrors) if (!c.destroyed) c.end();
+    });
+    req.on("error", err => {
+      main.destroy(err);
+      for (const c of mirrors) c.destroy(err);
+    });
   }
 
   dispatch(): void {
@@ -522,7 +553,7 @@ class Exchange {
           path: this.path,
           method: this.req.method as Dispatcher.HttpMethod,
           headers: this.headers,
-          body: this.hasBody ? (this.req as IncomingMessage) : null,
+          body: this.hasBody ? (this.body ?? (this.req as IncomingMessage)) : null,
         },
         a,
       );

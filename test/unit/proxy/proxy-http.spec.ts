@@ -489,4 +489,34 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     await px.close(100);
     await slowMirror.close();
   });
+
+  it("mirrors request bodies too (teed), and the main request gets the whole body", async () => {
+    const seen: string[] = [];
+    const mirror = await startEcho("mirror", (req, res) => {
+      let b = "";
+      req.on("data", d => (b += d));
+      req.on("end", () => {
+        seen.push(b);
+        res.end("m");
+      });
+      return true;
+    });
+    const p2 = await freePort();
+    const px = testProxy();
+    await px.apply(
+      simpleConfig(
+        p2,
+        [{ routeId: "m", match: prefix("/") }],
+        [route("m", ["a"], { filters: [{ type: "RequestMirror", clusterId: "mirror", numerator: 100, denominator: 100 }] })],
+        [cluster("a", [a.port]), cluster("mirror", [mirror.port])],
+      ),
+    );
+    const body = "payload-".repeat(5000);
+    const r = await get(p2, "/upload", { method: "POST", body });
+    expect(r.json().body).to.equal(body);
+    await sleep(100);
+    expect(seen).to.deep.equal([body]);
+    await px.close(100);
+    await mirror.close();
+  });
 });
