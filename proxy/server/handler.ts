@@ -175,7 +175,7 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
     done(500, r.pluginFailure);
     return;
   }
-  if (r.limiter !== null && !r.limiter.take(clientAddress(req))) {
+  if (r.limiter !== null && !r.limiter.take(r.limiter.keyHeader === null ? clientAddress(req) : (headerString(req.headers[r.limiter.keyHeader]) ?? ""))) {
     core.metrics.rateLimited.labels(r.id).inc();
     done(429, "rate limit exceeded", { "retry-after": "1" });
     return;

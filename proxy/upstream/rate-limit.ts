@@ -5,6 +5,8 @@ export interface RateLimitOptions {
   burst: number;
   /** Keep at most this many buckets (oldest swept first). */
   maxKeys?: number;
+  /** What a bucket is per: the client address (default) or the value of a request header. */
+  key?: "client" | { header: string };
 }
 
 interface Bucket {
@@ -16,6 +18,8 @@ export class TokenBucketLimiter {
   private readonly buckets = new Map<string, Bucket>();
   readonly rate: number;
   readonly burst: number;
+  /** lowercased header name whose value is the key, or null for the client address */
+  readonly keyHeader: string | null;
   private readonly maxKeys: number;
   private readonly now: () => number;
 
@@ -23,6 +27,7 @@ export class TokenBucketLimiter {
     this.rate = options.rate;
     this.burst = options.burst;
     this.maxKeys = options.maxKeys ?? 100_000;
+    this.keyHeader = typeof options.key === "object" ? options.key.header.toLowerCase() : null;
     this.now = now;
   }
 

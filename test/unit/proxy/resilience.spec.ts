@@ -45,6 +45,26 @@ describe("proxy: resilience", function () {
     await flaky.close();
   });
 
+  it("stops retrying when the retry budget is spent", async () => {
+    let calls = 0;
+    const busy = await startEcho("busy", (_req, res) => {
+      calls++;
+      res.writeHead(503);
+      res.end("busy");
+      return true;
+    });
+    const port = await freePort();
+    // budget: at most max(1, 0 × active) = 1 retry in flight across the cluster
+    const px = testProxy({ handler: { retryBudgetMin: 1, retryBudgetRatio: 0 }, outlier: { consecutiveFailures: 0 }, circuitBreaker: { minRequests: 10_000 } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["b"], { retry: { attempts: 3, codes: [503], backoffMs: 200 } })], [cluster("b", [busy.port])]));
+    const replies = await Promise.all(Array.from({ length: 10 }, () => get(port, "/")));
+    expect(replies.every(r => r.status === 503)).to.equal(true);
+    // without a budget 10 requests × (1 + 3 retries) = 40 upstream calls
+    expect(calls).to.be.below(20);
+    await px.close(100);
+    await busy.close();
+  });
+
   it("retries a connection failure on another endpoint", async () => {
     const dead = await freePort();
     const port = await freePort();
@@ -90,6 +110,15 @@ describe("proxy: resilience", function () {
     const r = await get(port, "/");
     expect(r.headers["retry-after"]).to.equal("1");
     expect(r.body).to.contain("rate limit exceeded");
+    await px.close(100);
+  });
+
+  it("rate-limits per header value when the key is a header", async () => {
+    const port = await freePort();
+    const px = testProxy({ rateLimits: { r: { rate: 1, burst: 1, key: { header: "X-Api-Key" } } } });
+    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    const s = async (key: string) => (await get(port, "/", { headers: { "x-api-key": key } })).status;
+    expect([await s("k1"), await s("k1"), await s("k2"), await s("k2")]).to.deep.equal([200, 429, 200, 429]);
     await px.close(100);
   });
 
