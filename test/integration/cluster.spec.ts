@@ -71,6 +71,7 @@ spec:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
         ports: [{name: http, containerPort: 3000}]
+        resources: {requests: {cpu: 10m, memory: 16Mi}}
         readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
         livenessProbe: {tcpSocket: {port: 3000}, periodSeconds: 2}
 ---

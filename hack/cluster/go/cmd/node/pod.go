@@ -376,7 +376,7 @@ func (w *podWorker) buildStatus() corev1.PodStatus {
 	defer w.mu.Unlock()
 	p := w.pod
 	st := corev1.PodStatus{Phase: w.phase, Reason: w.reason, Message: w.message, StartTime: &w.startTime,
-		HostIP: w.n.cfg.bridgeIP, HostIPs: []corev1.HostIP{{IP: w.n.cfg.bridgeIP}}, QOSClass: corev1.PodQOSBestEffort}
+		HostIP: w.n.cfg.bridgeIP, HostIPs: []corev1.HostIP{{IP: w.n.cfg.bridgeIP}}, QOSClass: p.Status.QOSClass}
 	if w.podIP != "" {
 		st.PodIP, st.PodIPs = w.podIP, []corev1.PodIP{{IP: w.podIP}}
 	}
