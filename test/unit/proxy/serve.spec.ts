@@ -2,7 +2,9 @@
 // hot reload on edit, a broken edit reported while the last good config keeps serving, metrics,
 // a crashed worker replaced, graceful SIGTERM.
 import { expect } from "chai";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
+import https from "node:https";
+import type tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -130,5 +132,83 @@ describe("rauta serve (standalone, real CLI)", function () {
     child.kill("SIGTERM");
     expect(await exited).to.equal(0);
     expect(stderr).to.contain("SIGTERM: draining");
+  });
+});
+
+describe("rauta serve with TLS from a kubernetes.io/tls Secret (in-process, --workers 0)", function () {
+  this.timeout(40_000);
+
+  it("terminates TLS with the Secret's certificate and routes", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-serve-tls-"));
+    const api = await startEcho("api");
+    const port = await freePort();
+    const metricsPort = await freePort();
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "c"), "-days", "1", "-subj", "/CN=secure.example.com", "-addext", "subjectAltName=DNS:secure.example.com"], { stdio: "ignore" });
+    const b64 = (f: string) => fs.readFileSync(path.join(dir, f)).toString("base64");
+    const yaml = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: rauta }
+spec: { controllerName: rauta.io/gateway-controller }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: tls, namespace: default }
+spec:
+  gatewayClassName: rauta
+  listeners:
+    - name: https
+      protocol: HTTPS
+      port: ${port}
+      hostname: secure.example.com
+      tls: { mode: Terminate, certificateRefs: [{ name: secure-cert }] }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: secure-cert, namespace: default }
+type: kubernetes.io/tls
+data: { tls.crt: ${b64("c")}, tls.key: ${b64("k")} }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r, namespace: default }
+spec:
+  parentRefs: [{ name: tls }]
+  rules: [{ backendRefs: [{ name: api, port: 80 }] }]
+---
+${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
+    fs.writeFileSync(path.join(dir, "all.yaml"), yaml);
+    const child = spawn(process.execPath, [path.join(root, "proxy/bin/rauta.ts"), "serve", "-f", path.join(dir, "all.yaml"), "--workers", "0", "--metrics-port", String(metricsPort), "--address", "127.0.0.1"], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", d => (stderr += d));
+    try {
+      await until(async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined), 20_000, "readyz");
+      const { cn, body } = await new Promise<{ cn: string; body: string }>((resolve, reject) => {
+        const req = https.get(
+          { host: "127.0.0.1", port, path: "/hello", servername: "secure.example.com", headers: { host: "secure.example.com" }, rejectUnauthorized: false, agent: false },
+          res => {
+            const cert = (res.socket as tls.TLSSocket).getPeerCertificate();
+            let b = "";
+            res.on("data", d => (b += d));
+            res.on("end", () => resolve({ cn: String(cert.subject?.CN), body: b }));
+          },
+        );
+        req.on("error", reject);
+      });
+      expect(cn).to.equal("secure.example.com");
+      const j = JSON.parse(body);
+      expect(j.backend).to.equal("api");
+      expect(j.headers["x-forwarded-proto"]).to.equal("https");
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${stderr}`);
+    } finally {
+      const exited = new Promise(r => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      await api.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
