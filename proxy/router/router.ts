@@ -126,35 +126,35 @@ export class VirtualHostRouter<R> {
   }
 
   match(req: RequestView): MatchedEntry<R> | null {
+    // candidates come from up to three sources; each list is in precedence order, so a list is
+    // scanned only until its first match or until it reaches the best index found so far
     let best: MatchedEntry<R> | null = null;
-    let bestIndex = Infinity;
-    const scan = (list: MatchedEntry<R>[] | undefined) => {
-      if (list === undefined) return;
-      for (let i = 0; i < list.length; i++) {
-        const e = list[i]!;
-        if (e.index >= bestIndex) return;
-        if (e.test(req)) {
-          best = e;
-          bestIndex = e.index;
-          return;
-        }
-      }
-    };
     const path = req.path;
-    if (this.exact.size) scan(this.exact.get(path));
+    if (this.exact.size) best = scan(this.exact.get(path), req, best);
     if (this.prefix.size) {
       // every '/'-boundary of the path is a candidate prefix: "", "/a", "/a/b", ...
-      scan(this.prefix.get(""));
+      best = scan(this.prefix.get(""), req, best);
       for (let i = 1; i <= path.length; i++) {
         if (i === path.length || path.charCodeAt(i) === 47 /* / */) {
           const list = this.prefix.get(path.slice(0, i));
-          if (list !== undefined) scan(list);
+          if (list !== undefined) best = scan(list, req, best);
         }
       }
     }
-    if (this.other.length) scan(this.other);
+    if (this.other.length) best = scan(this.other, req, best);
     return best;
   }
+}
+
+function scan<R>(list: MatchedEntry<R>[] | undefined, req: RequestView, best: MatchedEntry<R> | null): MatchedEntry<R> | null {
+  if (list === undefined) return best;
+  const bound = best === null ? Infinity : best.index;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!;
+    if (e.index >= bound) return best;
+    if (e.test(req)) return e;
+  }
+  return best;
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V) {
