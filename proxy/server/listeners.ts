@@ -176,6 +176,7 @@ export class ListenerServer {
     const opts: http2.SecureServerOptions = {
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
+      maxSessionMemory: 32,
       settings: { maxHeaderListSize: l.maxHeaderSize },
       SNICallback: (servername, cb) => {
         const ctx = sni?.(servername) ?? null;

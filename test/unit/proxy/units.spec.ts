@@ -213,6 +213,54 @@ describe("router", () => {
     expect(r.virtualHost("h0.example.com")!.match(view("/svc3000"))).to.equal(null);
   });
 
+  it("gives the same answer as a linear scan of the precedence list (property)", () => {
+    const seg = fc.constantFrom("a", "b", "api", "v1", "x");
+    const pathArb = fc.array(seg, { maxLength: 4 }).map(p => `/${p.join("/")}`);
+    const matchArb = fc.record({
+      kind: fc.constantFrom("Exact", "PathPrefix", "RegularExpression"),
+      path: pathArb,
+      trailing: fc.boolean(),
+      method: fc.option(fc.constantFrom("GET", "POST"), { nil: undefined }),
+      header: fc.option(fc.constantFrom("1", "2"), { nil: undefined }),
+    });
+    const reqArb = fc.record({ path: fc.tuple(pathArb, fc.boolean()).map(([p, t]) => (t && p !== "/" ? `${p}/` : p)), method: fc.constantFrom("GET", "POST"), h: fc.constantFrom("1", "2", "") });
+    fc.assert(
+      fc.property(fc.array(matchArb, { maxLength: 12 }), fc.array(reqArb, { minLength: 1, maxLength: 10 }), (ms, reqs) => {
+        const entries = ms.map((m, i) => {
+          const value = m.kind === "PathPrefix" && m.trailing && m.path !== "/" ? `${m.path}/` : m.path;
+          const path =
+            m.kind === "RegularExpression"
+              ? { type: "RegularExpression" as const, value: `${m.path.replace(/\//g, "\\/")}(/.*)?` }
+              : { type: m.kind as "Exact" | "PathPrefix", value };
+          return {
+            routeId: `r${i}`,
+            match: { path, headers: m.header ? [{ name: "x-h", type: "Exact" as const, value: m.header }] : [], queryParams: [], ...(m.method ? { method: m.method } : {}) },
+          };
+        });
+        const router = new HostRouter<string>([vh("*", entries)], id => id);
+        for (const q of reqs) {
+          const req = view(q.path, { method: q.method, headers: q.h ? { "x-h": q.h } : {} });
+          // reference: scan the list in order with the Gateway API semantics written out plainly
+          const ref = entries.find(e => {
+            const m = e.match;
+            if (m.method && m.method !== q.method) return false;
+            if (m.headers.length && req.headers["x-h"] !== m.headers[0]!.value) return false;
+            if (m.path.type === "Exact") return q.path === m.path.value;
+            if (m.path.type === "PathPrefix") {
+              const p = m.path.value.replace(/\/+$/, "");
+              return p === "" || q.path === p || q.path.startsWith(`${p}/`);
+            }
+            return new RegExp(`^(?:${m.path.value})$`).test(q.path);
+          });
+          const got = router.virtualHost("any")!.match(req);
+          if ((got?.route ?? null) !== (ref?.routeId ?? null)) return false;
+        }
+        return true;
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it("parses hosts and query parameters", () => {
     expect(hostOf("Example.COM:8080")).to.equal("example.com");
     expect(hostOf("[::1]:80")).to.equal("[::1]");
