@@ -60,6 +60,11 @@ export function composePlan(base: HeaderPlan, m: HeaderModifier): HeaderPlan {
 /** Names listed in a Connection header value, lowercased ("close"/"keep-alive" ignored). */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (!value) return null;
+  // the common values name no header: skip the split
+  if (value.length <= 10) {
+    const l = value.toLowerCase();
+    if (l === "keep-alive" || l === "close") return null;
+  }
   let out: Set<string> | null = null;
   for (const t of value.split(",")) {
     const n = t.trim().toLowerCase();
