@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { request } from "node:https";
 import { join } from "node:path";
 import { binaryPaths, ensureBinaries, ensureHostTools, type Binaries } from "./build.ts";
@@ -28,6 +29,7 @@ import {
 import { ensurePki, pkiPaths, writeKubeconfig, type Pki } from "./pki.ts";
 import {
   log,
+  readIfExists,
   readPidRecord,
   recordAlive,
   run,
@@ -322,11 +324,22 @@ function imageTables(): string[] {
   return [generated, ...extra];
 }
 
+/**
+ * Digest of everything a component is started with (binary, flags, and for the node the image
+ * tables' contents). A running cluster is reused only if every component's digest still matches,
+ * e.g. not when another checkout or a different RAUTA_NODE_IMAGES started it.
+ */
+function configKey(c: Component, bins: Binaries, pki: Pki): string {
+  const h = createHash("sha256").update(JSON.stringify(daemonArgs(c, bins, pki)));
+  if (c === "node") for (const f of imageTables()) h.update(readIfExists(f) ?? `missing:${f}`);
+  return h.digest("hex").slice(0, 16);
+}
+
 async function componentHealthy(c: Component, pki: Pki, bins: Binaries): Promise<boolean> {
   const rec = readPidRecord(paths.pids, c);
-  // A component running an outdated binary (sources changed since) counts as unhealthy, so
-  // `up` restarts the cluster on the current build instead of reusing a stale one.
-  if (!recordAlive(rec) || rec?.bin !== (c === "node" ? bins.node : bins.kube)) return false;
+  // A component running an outdated binary or configuration counts as unhealthy, so `up`
+  // restarts the cluster on the current build instead of reusing a stale one.
+  if (!recordAlive(rec) || rec?.key !== configKey(c, bins, pki)) return false;
   switch (c) {
     case "etcd":
       return etcdHealthy();
@@ -365,7 +378,11 @@ export async function status(print = true): Promise<boolean> {
     const ok = existsSync(pki.caCert) && (await componentHealthy(c, pki, bins).catch(() => false));
     all &&= ok;
     if (print) {
-      const pid = rec && recordAlive(rec) ? `pid ${rec.pid}` : "not running";
+      const alive = rec && recordAlive(rec);
+      const stale = alive && !ok && rec.key !== configKey(c, bins, pki);
+      const pid = alive
+        ? `pid ${rec.pid}${stale ? ", started with other binaries/config: STALE" : ""}`
+        : "not running";
       console.log(
         `${c.padEnd(24)} ${ok ? "healthy" : "DOWN"}  (${pid}; log ${join(paths.logs, `${c}.log`)})`,
       );
@@ -410,7 +427,7 @@ async function upLocked(bins: Binaries, t0: number): Promise<string> {
     const [bin, args] = daemonArgs(c, bins, pki);
     // Logs are truncated per start so "which log" always means this run.
     rmSync(join(paths.logs, `${c}.log`), { force: true });
-    const pid = startDaemon(c, bin, args, paths.logs, paths.pids);
+    const pid = startDaemon(c, bin, args, paths.logs, paths.pids, configKey(c, bins, pki));
     log(`started ${c} (pid ${pid})`);
   };
   start("etcd");

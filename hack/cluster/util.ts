@@ -127,6 +127,7 @@ export function startDaemon(
   args: string[],
   logsDir: string,
   pidsDir: string,
+  key = "",
   env?: NodeJS.ProcessEnv,
 ): number {
   mkdirSync(logsDir, { recursive: true });
@@ -141,7 +142,7 @@ export function startDaemon(
   closeSync(fd);
   if (!child.pid) throw new Error(`failed to start ${name} (${bin})`);
   child.unref();
-  writeFileSync(join(pidsDir, `${name}.pid`), `${child.pid}\n${bin}\n`);
+  writeFileSync(join(pidsDir, `${name}.pid`), `${child.pid}\n${bin}\n${key}\n`);
   return child.pid;
 }
 
@@ -149,13 +150,15 @@ export interface PidRecord {
   name: string;
   pid: number;
   bin: string;
+  /** What the process was started with (a digest of its configuration), to detect drift. */
+  key: string;
 }
 
 export function readPidRecord(pidsDir: string, name: string): PidRecord | undefined {
   const txt = readIfExists(join(pidsDir, `${name}.pid`));
   if (!txt) return undefined;
-  const [pid, bin] = txt.split("\n");
-  return { name, pid: Number(pid), bin: bin ?? "" };
+  const [pid, bin, key] = txt.split("\n");
+  return { name, pid: Number(pid), bin: bin ?? "", key: key ?? "" };
 }
 
 /** True if the recorded PID is alive and still runs the binary we started. */

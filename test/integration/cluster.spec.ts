@@ -328,6 +328,123 @@ spec:
       expect(gone, "the address is released with the pod").to.equal(true);
     });
 
+    it("runs a hostNetwork pod in the host's network namespace with the node's IP", async () => {
+      const port = 39000 + Math.floor(Math.random() * 1000);
+      k.apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "host-net" },
+          spec: {
+            hostNetwork: true,
+            containers: [
+              {
+                name: "echo",
+                image: "registry.k8s.io/gateway-api/echo-basic:v1.5.1",
+                env: [
+                  { name: "HTTP_PORT", value: String(port) },
+                  { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                ],
+                readinessProbe: { httpGet: { path: "/", port }, periodSeconds: 1 },
+              },
+            ],
+          },
+        }),
+        ns,
+      );
+      const pod = await eventually("host-net Ready", 30_000, () => {
+        const p = k.getJson<Pod>(["pod", "host-net", "-n", ns]);
+        return isReady(p) ? p : undefined;
+      });
+      expect(pod.status.podIP).to.equal(net.bridgeIP);
+      // Reachable on loopback: it really is in the host's namespace.
+      expect((await httpJson(`http://127.0.0.1:${port}/`)).pod).to.equal("host-net");
+      k.kubectl(["delete", "pod", "host-net", "-n", ns, "--wait=true"]);
+    });
+
+    it("reports readiness honestly and drops unready pods from the EndpointSlice", async () => {
+      const flag = join(tmpdir(), `rauta-ready-${ns}`);
+      rmSync(flag, { force: true });
+      k.apply(
+        `
+apiVersion: v1
+kind: Pod
+metadata: {name: flappy, labels: {app: flappy}}
+spec:
+  containers:
+  - name: echo
+    image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
+    readinessProbe: {exec: {command: [/bin/test, -f, ${flag}]}, periodSeconds: 1, failureThreshold: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: flappy}
+spec:
+  selector: {app: flappy}
+  ports: [{port: 80, targetPort: 3000}]
+`,
+        ns,
+      );
+      const readyEndpoints = () =>
+        k
+          .getJson<List<EndpointSlice>>([
+            "endpointslices",
+            "-n",
+            ns,
+            "-l",
+            "kubernetes.io/service-name=flappy",
+          ])
+          .items.flatMap(s => s.endpoints ?? [])
+          .filter(e => e.conditions?.ready === true).length;
+      await eventually("flappy Running but not Ready", 30_000, () => {
+        const p = k.getJson<Pod>(["pod", "flappy", "-n", ns]);
+        return p.status.phase === "Running" && p.status.containerStatuses?.[0]?.ready === false
+          ? true
+          : undefined;
+      });
+      expect(readyEndpoints()).to.equal(0);
+      writeFileSync(flag, "");
+      try {
+        await eventually("flappy Ready and in the EndpointSlice", 30_000, () =>
+          isReady(k.getJson<Pod>(["pod", "flappy", "-n", ns])) && readyEndpoints() === 1
+            ? true
+            : undefined,
+        );
+      } finally {
+        rmSync(flag, { force: true });
+      }
+      await eventually("flappy unready again", 30_000, () =>
+        !isReady(k.getJson<Pod>(["pod", "flappy", "-n", ns])) && readyEndpoints() === 0
+          ? true
+          : undefined,
+      );
+    });
+
+    it("runs init containers to completion before the main container", async () => {
+      k.apply(
+        `
+apiVersion: v1
+kind: Pod
+metadata: {name: with-init}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: prepare, image: "rauta.dev/exec:test", command: [/bin/sh, -c, "echo prepared > /work/state"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: "rauta.dev/exec:test", command: [/bin/sh, -c, 'test "$(cat /work/state)" = prepared'], volumeMounts: [{name: work, mountPath: /work}]}
+  volumes: [{name: work, emptyDir: {}}]
+`,
+        ns,
+      );
+      const phase = await eventually("with-init to finish", 30_000, () => {
+        const p = k.getJson<Pod>(["pod", "with-init", "-n", ns]);
+        return p.status.phase === "Succeeded" || p.status.phase === "Failed"
+          ? p.status.phase
+          : undefined;
+      });
+      expect(phase).to.equal("Succeeded");
+    });
+
     it("restarts a container whose liveness probe fails", async () => {
       k.apply(
         `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"liveness"},"spec":{"terminationGracePeriodSeconds":1,
