@@ -98,6 +98,12 @@ export class Metrics {
     });
   }
 
+  forgetRoute(routeId: string) {
+    for (const code of CLASSES) this.requests.remove(routeId, code);
+    this.duration.remove(routeId);
+    this.rateLimited.remove(routeId);
+  }
+
   route(routeId: string): RouteMetrics {
     return new RouteMetrics(this, routeId);
   }

@@ -220,6 +220,9 @@ export class Proxy implements ProxyCore {
       void s.close(this.opts.listenerDrainMs ?? 10_000);
     }
     for (const t of this.tunnels) if (!next.routes.has(t.routeId)) t.close();
+    // series of routes that no longer exist go away (route churn must not grow /metrics forever),
+    // once the requests still running on the previous generation have recorded theirs
+    if (prev) this.forgetRemovedRoutes(prev);
     if (this.checker) {
       const eps = new Map<string, { address: string; port: number; health: EndpointHealth }>();
       for (const c of next.clusters.values()) for (const e of c.endpoints) eps.set(e.key, e);
@@ -238,6 +241,21 @@ export class Proxy implements ProxyCore {
       memoryMiB: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
     });
     return { ok: true, generation: next.number, problems };
+  }
+
+  private forgetRemovedRoutes(prev: Generation) {
+    const forget = () => {
+      const cur = this.current;
+      for (const id of prev.routes.keys()) if (!cur?.routes.has(id)) this.metrics.forgetRoute(id);
+    };
+    if (prev.inflight === 0) return forget();
+    const deadline = Date.now() + 600_000;
+    const t = setInterval(() => {
+      if (prev.inflight > 0 && Date.now() < deadline) return;
+      clearInterval(t);
+      forget();
+    }, 100);
+    t.unref();
   }
 
   /** Re-reads certificates from the SecretProvider into the current generation. */

@@ -56,6 +56,11 @@ describe("proxy: hot swap", function () {
     expect(j.backend).to.equal("slow");
     expect(j.headers["x-gen"]).to.equal("1");
     expect(first.inflight).to.equal(0);
+    // the removed route's series are gone from /metrics once its last request has finished
+    await sleep(250);
+    const m = await proxy.metrics.registry.metrics();
+    expect(m).to.not.contain('route="slow"');
+    expect(m).to.contain('route="other"');
     await proxy.close(100);
   });
 
