@@ -1,0 +1,339 @@
+// End to end through the real API (hack/cluster): the user's install (npm run deploy:local),
+// then Gateway API objects → statuses → traffic through the proxy to echo-basic pods; admission
+// messages; ReferenceGrant enforcement; controller and proxy restarts.
+import { expect } from "chai";
+import http from "node:http";
+import { deployLocal } from "../../hack/deploy/local.ts";
+import type { Cluster } from "./helpers/cluster.ts";
+import { eventually, uniqueNamespace } from "./helpers/cluster.ts";
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+interface GatewayStatus {
+  status?: { addresses?: Array<{ value: string }>; conditions?: Condition[]; listeners?: Array<{ name: string; attachedRoutes: number; conditions: Condition[] }> };
+}
+interface RouteStatus {
+  status?: { parents?: Array<{ controllerName: string; conditions: Condition[] }> };
+}
+
+const condition = (conditions: Condition[] | undefined, type: string) => conditions?.find(c => c.type === type);
+
+function request(address: string, port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: address, port, path, headers: { host }, agent: false, timeout: 3000 }, res => {
+      let body = "";
+      res.on("data", chunk => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const echo = (name: string) => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: echo
+        image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        ports: [{name: http, containerPort: 3000}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  selector: {app: ${name}}
+  ports: [{name: http, port: 8080, targetPort: http}]
+`;
+
+describe("control plane end to end (deploy:local on hack/cluster)", function () {
+  this.timeout(20 * 60_000);
+  let k: Cluster;
+  const ns = uniqueNamespace("it-cp");
+  const other = uniqueNamespace("it-cp-other");
+  let address = "";
+
+  const gateway = () => k.getJson<GatewayStatus>(["gateway", "gw", "-n", ns]);
+  const route = (name: string, namespace = ns) => k.getJson<RouteStatus>(["httproute", name, "-n", namespace]);
+  const routeCondition = (name: string, type: string, namespace = ns) =>
+    condition(route(name, namespace).status?.parents?.find(p => p.controllerName === "rauta.io/gateway-controller")?.conditions, type);
+  const get = (host: string, path: string) => request(address, 80, host, path);
+
+  before(async () => {
+    k = await deployLocal();
+    k.kubectl(["create", "namespace", ns]);
+    k.kubectl(["create", "namespace", other]);
+    k.apply(echo("echo"), ns);
+    k.apply(echo("echo-other"), other);
+    k.apply(
+      `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: rauta
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+`,
+      ns,
+    );
+  });
+
+  after(() => {
+    k?.kubectlResult(["delete", "namespace", ns, other, "--wait=false"]);
+  });
+
+  describe("routing", () => {
+    it("accepts and programs the Gateway with an address from the pool", async () => {
+      const status = await eventually("Gateway Programmed=True", 120_000, () => {
+        const s = gateway().status;
+        return condition(s?.conditions, "Programmed")?.status === "True" ? s : undefined;
+      });
+      expect(condition(status.conditions, "Accepted")).to.include({ status: "True", reason: "Accepted" });
+      expect(condition(status.conditions, "Programmed")).to.include({ reason: "Programmed" });
+      address = status.addresses?.[0]?.value ?? "";
+      expect(address).to.match(/^10\.244\.0\.2\d\d$/);
+    });
+
+    it("attaches an HTTPRoute, reports Accepted/ResolvedRefs, and routes traffic to the echo pod", async () => {
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [web.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v1}}]
+    backendRefs: [{name: echo, port: 8080}]
+`,
+        ns,
+      );
+      await eventually("route Accepted", 60_000, () => (routeCondition("web", "Accepted")?.status === "True" ? true : undefined));
+      expect(routeCondition("web", "ResolvedRefs")).to.include({ status: "True", reason: "ResolvedRefs" });
+      await eventually("listener attachedRoutes=1", 30_000, () => (gateway().status?.listeners?.[0]?.attachedRoutes === 1 ? true : undefined));
+      const response = await eventually("traffic through the proxy", 60_000, async () => {
+        const r = await get("web.example.com", "/v1/items").catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      });
+      const body = JSON.parse(response.body) as { namespace: string; pod: string; path: string };
+      expect(body.namespace).to.equal(ns);
+      expect(body.pod).to.match(/^echo-/);
+      expect(body.path).to.equal("/v1/items");
+      expect((await get("web.example.com", "/v2/items")).status).to.equal(404);
+    });
+
+    it("follows route updates and deletion", async () => {
+      k.kubectl(["patch", "httproute", "web", "-n", ns, "--type=json", "-p", '[{"op":"replace","path":"/spec/rules/0/matches/0/path/value","value":"/v2"}]']);
+      await eventually("the updated route to serve /v2", 30_000, async () => ((await get("web.example.com", "/v2/x")).status === 200 ? true : undefined));
+      expect((await get("web.example.com", "/v1/x")).status).to.equal(404);
+      k.kubectl(["delete", "httproute", "web", "-n", ns]);
+      await eventually("the deleted route to stop serving", 30_000, async () => ((await get("web.example.com", "/v2/x")).status === 404 ? true : undefined));
+    });
+  });
+
+  describe("ReferenceGrant", () => {
+    it("refuses a cross-namespace backend until a grant allows it, and again once the grant is gone", async () => {
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cross}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [cross.example.com]
+  rules:
+  - backendRefs: [{name: echo-other, namespace: ${other}, port: 8080}]
+`,
+        ns,
+      );
+      await eventually("RefNotPermitted", 60_000, () => (routeCondition("cross", "ResolvedRefs")?.reason === "RefNotPermitted" ? true : undefined));
+      await eventually("HTTP 500 for the refused backend", 30_000, async () => ((await get("cross.example.com", "/")).status === 500 ? true : undefined));
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: allow-routes}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: ${ns}}]
+  to: [{group: "", kind: Service}]
+`,
+        other,
+      );
+      await eventually("ResolvedRefs=True", 60_000, () => (routeCondition("cross", "ResolvedRefs")?.status === "True" ? true : undefined));
+      const allowed = await eventually("traffic to the other namespace", 30_000, async () => {
+        const r = await get("cross.example.com", "/");
+        return r.status === 200 ? r : undefined;
+      });
+      expect((JSON.parse(allowed.body) as { namespace: string }).namespace).to.equal(other);
+      k.kubectl(["delete", "referencegrant", "allow-routes", "-n", other]);
+      await eventually("RefNotPermitted again", 60_000, () => (routeCondition("cross", "ResolvedRefs")?.reason === "RefNotPermitted" ? true : undefined));
+      await eventually("HTTP 500 again", 30_000, async () => ((await get("cross.example.com", "/")).status === 500 ? true : undefined));
+    });
+  });
+
+  describe("admission", () => {
+    const routeWith = (name: string, rule: string, annotations = "") => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ${name}${annotations ? `, annotations: {${annotations}}` : ""}}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - ${rule}
+`;
+    const gatewayWith = (name: string, listeners: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ${name}}
+spec:
+  gatewayClassName: rauta
+  listeners: ${listeners}
+`;
+    const cases: Array<{ name: string; invalid: string; valid: string; message: string }> = [
+      {
+        name: "lookahead regex",
+        invalid: routeWith("a1", `{matches: [{path: {type: RegularExpression, value: "/api/(?!x).*"}}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a1", `{matches: [{path: {type: RegularExpression, value: "/api/[a-z]+"}}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: 'HTTPRoute NS/a1: spec.rules[0].matches[0].path.value: regular expression "/api/(?!x).*" is not valid RE2 (linear-time) syntax',
+      },
+      {
+        name: "backreference in a header regex",
+        invalid: routeWith("a2", `{matches: [{headers: [{name: x-id, type: RegularExpression, value: "(a)\\\\1"}]}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a2", `{matches: [{headers: [{name: x-id, type: RegularExpression, value: "(a)+"}]}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: "spec.rules[0].matches[0].headers[0]: regular expression",
+      },
+      {
+        name: "query param regex that does not compile",
+        invalid: routeWith("a3", `{matches: [{queryParams: [{name: q, type: RegularExpression, value: "[a-"}]}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a3", `{matches: [{queryParams: [{name: q, type: RegularExpression, value: "[a-z]"}]}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: 'spec.rules[0].matches[0].queryParams[0]: regular expression "[a-" is not valid RE2',
+      },
+      {
+        name: "ReplacePrefixMatch on an Exact match",
+        invalid: routeWith("a4", `{matches: [{path: {type: Exact, value: /old}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a4", `{matches: [{path: {type: PathPrefix, value: /old}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: "spec.rules[0].filters[0].path: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+      },
+      {
+        name: "the same header in set and remove",
+        invalid: routeWith("a5", `{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: "1"}], remove: [x-a]}}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a5", `{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: "1"}], remove: [x-b]}}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: "spec.rules[0].filters[0]: header x-a is named more than once across set, add and remove",
+      },
+      {
+        name: "backendRequest longer than request",
+        invalid: routeWith("a6", `{timeouts: {request: 5s, backendRequest: 10s}, backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a6", `{timeouts: {request: 10s, backendRequest: 5s}, backendRefs: [{name: echo, port: 8080}]}`),
+        message: "spec.rules[0].timeouts: backendRequest (10s) must not exceed request (5s)",
+      },
+      {
+        name: "unparsable rauta.io/plugins annotation",
+        invalid: routeWith("a7", `{backendRefs: [{name: echo, port: 8080}]}`, `"rauta.io/plugins": "auth, Bad_Name"`),
+        valid: routeWith("a7", `{backendRefs: [{name: echo, port: 8080}]}`, `"rauta.io/plugins": "auth, rate-limit"`),
+        message: 'annotation rauta.io/plugins: "Bad_Name" is not a valid RautaPlugin name',
+      },
+      {
+        name: "duplicate RequestMirror-free filter",
+        invalid: routeWith("a8", `{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: a, value: "1"}]}}, {type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: b, value: "2"}]}}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a8", `{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: a, value: "1"}, {name: b, value: "2"}]}}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: "spec.rules[0].filters[1]: ResponseHeaderModifier may appear only once per rule",
+      },
+      {
+        name: "one port with two protocols",
+        invalid: gatewayWith("g1", `[{name: web, port: 8443, protocol: HTTP}, {name: secure, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}]`),
+        valid: gatewayWith("g1", `[{name: web, port: 8081, protocol: HTTP}, {name: secure, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}]`),
+        message: "Gateway NS/g1: spec.listeners[1] (secure): port 8443 is already used by listener web with protocol HTTP; one port carries one protocol",
+      },
+      {
+        name: "two listeners with one port and hostname",
+        invalid: gatewayWith("g2", `[{name: a, port: 8082, protocol: HTTP, hostname: shop.example.com}, {name: b, port: 8082, protocol: HTTP, hostname: shop.example.com}]`),
+        valid: gatewayWith("g2", `[{name: a, port: 8082, protocol: HTTP, hostname: shop.example.com}, {name: b, port: 8082, protocol: HTTP, hostname: api.example.com}]`),
+        message: "spec.listeners[1] (b): listener a already serves port 8082 with hostname shop.example.com; give each listener a distinct hostname or port",
+      },
+      {
+        name: "TCP listener",
+        invalid: gatewayWith("g3", `[{name: db, port: 5432, protocol: TCP}]`),
+        valid: gatewayWith("g3", `[{name: db, port: 5432, protocol: HTTP}]`),
+        message: "spec.listeners[0] (db): protocol TCP is not served by RAUTA; use HTTP or HTTPS",
+      },
+      {
+        name: "RautaPlugin config that does not match its schema",
+        invalid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: auth}
+spec: {source: {builtin: jwt-auth}, config: {issuer: 42}, configSchema: {type: object, properties: {issuer: {type: string}}}}
+`,
+        valid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: auth}
+spec: {source: {builtin: jwt-auth}, config: {issuer: "https://id.example.com"}, configSchema: {type: object, properties: {issuer: {type: string}}}}
+`,
+        message: "RautaPlugin NS/auth: spec.config.issuer: Invalid input: expected string, received number",
+      },
+    ];
+
+    for (const c of cases) {
+      it(`rejects ${c.name} with the intended message; accepts the valid twin`, () => {
+        const rejected = k.kubectlResult(["apply", "-n", ns, "-f", "-"], c.invalid);
+        expect(rejected.code, rejected.stdout).to.not.equal(0);
+        expect(rejected.stderr).to.include("denied the request");
+        expect(rejected.stderr).to.include(c.message.replaceAll("NS", ns));
+        const accepted = k.kubectlResult(["apply", "-n", ns, "-f", "-"], c.valid);
+        expect(accepted.code, accepted.stderr).to.equal(0);
+      });
+    }
+  });
+
+  describe("restarts", () => {
+    it("keeps serving from the last ConfigMap while the controller is down, and after the proxy restarts", async () => {
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: steady}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [steady.example.com]
+  rules: [{backendRefs: [{name: echo, port: 8080}]}]
+`,
+        ns,
+      );
+      await eventually("steady route serving", 60_000, async () => ((await get("steady.example.com", "/")).status === 200 ? true : undefined));
+      k.kubectl(["scale", "-n", "pepr-system", "deployment/pepr-rauta-watcher", "--replicas=0"]);
+      try {
+        await eventually("watcher pods gone", 60_000, () => (k.getJson<{ items: unknown[] }>(["pods", "-n", "pepr-system", "-l", "pepr.dev/controller=watcher"]).items.length === 0 ? true : undefined));
+        k.kubectl(["delete", "pod", "-n", "rauta-system", "-l", "app.kubernetes.io/name=rauta-proxy", "--wait=true"]);
+        await eventually("the restarted proxy to serve the last config without the controller", 120_000, async () =>
+          (await get("steady.example.com", "/").catch(() => ({ status: 0 }))).status === 200 ? true : undefined,
+        );
+      } finally {
+        k.kubectl(["scale", "-n", "pepr-system", "deployment/pepr-rauta-watcher", "--replicas=1"]);
+      }
+      k.kubectl(["rollout", "status", "-n", "pepr-system", "deployment/pepr-rauta-watcher", "--timeout=180s"]);
+      k.kubectl(["patch", "httproute", "steady", "-n", ns, "--type=json", "-p", '[{"op":"add","path":"/spec/rules/0/matches","value":[{"path":{"type":"PathPrefix","value":"/after-restart"}}]}]']);
+      await eventually("the restarted controller to publish changes", 120_000, async () => ((await get("steady.example.com", "/after-restart")).status === 200 ? true : undefined));
+      expect((await get("steady.example.com", "/")).status).to.equal(404);
+    });
+  });
+});
