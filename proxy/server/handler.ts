@@ -98,6 +98,7 @@ function headerString(v: string | string[] | undefined): string | undefined {
 }
 
 interface Routed {
+  failed: false;
   gen: Generation;
   pl: PreparedListener;
   entry: MatchedEntry<PreparedRoute>;
@@ -105,23 +106,24 @@ interface Routed {
   authority: string;
 }
 
-// Shared by requests and upgrades: generation, listener, host index, route. Answers locally and
-// returns null when the request cannot be routed.
-function route(
-  core: ProxyCore,
-  lctx: ListenerContext,
-  req: DownstreamRequest,
-  fail: (status: number, detail: string, routeMetrics: RouteMetrics | null) => void,
-): Routed | null {
+interface RouteFailure {
+  failed: true;
+  status: number;
+  detail: string;
+}
+
+const fail = (status: number, detail: string): RouteFailure => ({ failed: true, status, detail });
+
+// Shared by requests and upgrades: generation, listener, host index, route (no closures: this
+// runs for every request).
+function route(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest): Routed | RouteFailure {
   const gen = core.current;
   if (gen === null) {
-    fail(503, "no configuration loaded yet", null);
-    return null;
+    return fail(503, "no configuration loaded yet");
   }
   const pl = gen.listeners.get(lctx.socket);
   if (pl === undefined) {
-    fail(503, "this listener is being removed", null);
-    return null;
+    return fail(503, "this listener is being removed");
   }
   const isH2 = req.httpVersionMajor === 2;
   const authority = (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ?? req.headers.host ?? "";
@@ -132,8 +134,7 @@ function route(
       const u = new URL(url);
       url = u.pathname + u.search;
     } catch {
-      fail(400, "request target must be an absolute path", null);
-      return null;
+      return fail(400, "request target must be an absolute path");
     }
   }
   const q = url.indexOf("?");
@@ -146,38 +147,33 @@ function route(
   const vh = pl.router.virtualHost(hostOf(authority));
   const entry = vh === null ? null : vh.match(view);
   if (entry === null) {
-    fail(404, `no route matches this request (host ${JSON.stringify(hostOf(authority))})`, null);
-    return null;
+    return fail(404, `no route matches this request (host ${JSON.stringify(hostOf(authority))})`);
   }
-  return { gen, pl, entry, view, authority };
+  return { failed: false, gen, pl, entry, view, authority };
 }
 
 export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest, res: DownstreamResponse) {
   const start = performance.now();
-  const routed = route(core, lctx, req, (status, detail) => {
-    sendLocal(res, status, detail);
-    core.noRouteMetrics.record(status, (performance.now() - start) / 1000);
-  });
-  if (routed === null) return;
+  const routed = route(core, lctx, req);
+  if (routed.failed) {
+    sendLocal(res, routed.status, routed.detail);
+    core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
+    return;
+  }
   const { gen, entry, view } = routed;
   const r = entry.route;
-  const done = (status: number, detail: string, extra?: Record<string, string>) => {
-    sendLocal(res, status, detail, extra);
-    r.metrics.record(status, (performance.now() - start) / 1000);
-    if (core.options.accessLog) accessLog(core, req, status, r.id, start);
-  };
   const rawCount = req.rawHeaders.length >> 1;
   if (rawCount > core.options.maxHeaderCount) {
-    done(431, `more than ${core.options.maxHeaderCount} request headers`);
+    localReply(core, req, res, r, start, 431, `more than ${core.options.maxHeaderCount} request headers`);
     return;
   }
   if (r.pluginFailure !== null) {
-    done(500, r.pluginFailure);
+    localReply(core, req, res, r, start, 500, r.pluginFailure);
     return;
   }
   if (r.limiter !== null && !r.limiter.take(r.limiter.keyHeader === null ? clientAddress(req) : (headerString(req.headers[r.limiter.keyHeader]) ?? ""))) {
     core.metrics.rateLimited.labels(r.id).inc();
-    done(429, "rate limit exceeded", { "retry-after": "1" });
+    localReply(core, req, res, r, start, 429, "rate limit exceeded", { "retry-after": "1" });
     return;
   }
   let corsHeaders: Array<[string, string]> | null = null;
@@ -217,22 +213,37 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
   }
   const backend = pickBackend(r);
   if (backend === null) {
-    done(500, "the route has no valid backend (backendRef invalid or all weights 0)");
+    localReply(core, req, res, r, start, 500, "the route has no valid backend (backendRef invalid or all weights 0)");
     return;
   }
   const cluster = backend.cluster;
   if (cluster === null) {
-    done(500, `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`);
+    localReply(core, req, res, r, start, 500, `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`);
     return;
   }
   const declared = req.headers["content-length"];
   const max = core.options.maxRequestBodyBytes;
   if (max > 0 && declared !== undefined && Number(declared) > max) {
-    done(413, `request body larger than ${max} bytes`);
+    localReply(core, req, res, r, start, 413, `request body larger than ${max} bytes`);
     return;
   }
   const ex = new Exchange(core, lctx, gen, req, res, r, entry, view, backend, cluster, routed.authority, start, corsHeaders);
   ex.start();
+}
+
+function localReply(
+  core: ProxyCore,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  r: PreparedRoute,
+  start: number,
+  status: number,
+  detail: string,
+  extra?: Record<string, string>,
+) {
+  sendLocal(res, status, detail, extra);
+  r.metrics.record(status, (performance.now() - start) / 1000);
+  if (core.options.accessLog) accessLog(core, req, status, r.id, start);
 }
 
 function corsAllowed(c: CorsPlan, origin: string): boolean {
@@ -478,7 +489,7 @@ class Exchange {
     }
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
-    if (r.requestTimeoutMs > 0) this.requestTimer = setTimeout(this.onRequestTimeout, r.requestTimeoutMs);
+    if (r.requestTimeoutMs > 0) this.requestTimer = setTimeout(() => this.onRequestTimeout(), r.requestTimeoutMs);
     if (r.mirrors.length) this.mirror();
     this.dispatch();
   }
@@ -546,7 +557,7 @@ class Exchange {
     const a = new Attempt(this, ep);
     this.attempt = a;
     const r = this.route;
-    if (r.backendTimeoutMs > 0) a.timer = setTimeout(a.onTimeout, r.backendTimeoutMs);
+    if (r.backendTimeoutMs > 0) a.timer = setTimeout(() => a.onTimeout(), r.backendTimeoutMs);
     try {
       ep.pool.dispatch(
         {
@@ -615,14 +626,14 @@ class Exchange {
     this.finish(499);
   };
 
-  onRequestTimeout = (): void => {
+  onRequestTimeout(): void {
     this.requestTimer = null;
     if (this.finished) return;
     const a = this.attempt;
     this.attempt = null;
     a?.cancel(timeoutError(), true);
     this.fail(504, "request timeout");
-  };
+  }
 }
 
 class Attempt implements Dispatcher.DispatchHandler {
@@ -652,12 +663,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.abortFn !== null) this.abortFn(err);
   }
 
-  onTimeout = (): void => {
+  onTimeout(): void {
     this.timer = null;
     if (this.cancelled || this.completed) return;
     if (this.abortFn !== null) this.abortFn(timeoutError());
     else this.onError(timeoutError());
-  };
+  }
 
   private settle(success: boolean, record = true) {
     if (this.completed) return;
@@ -748,13 +759,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.cancelled) return false;
     const res = this.ex.res;
     const ok = (res as ServerResponse).write(chunk);
-    if (!ok) res.once("drain", this.onDrain);
+    if (!ok) res.once("drain", () => this.resumeFn?.());
     return ok;
   }
-
-  private onDrain = (): void => {
-    this.resumeFn?.();
-  };
 
   onComplete(): void {
     if (this.cancelled) return;
@@ -832,11 +839,12 @@ export function handleUpgrade(core: ProxyCore, lctx: ListenerContext, req: Incom
     } else socket.destroy();
   };
   socket.on("error", () => socket.destroy());
-  const routed = route(core, lctx, req, (status, detail) => {
-    reject(status, detail);
-    core.noRouteMetrics.record(status, (performance.now() - start) / 1000);
-  });
-  if (routed === null) return;
+  const routed = route(core, lctx, req);
+  if (routed.failed) {
+    reject(routed.status, routed.detail);
+    core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
+    return;
+  }
   const { gen, entry, view } = routed;
   const r = entry.route;
   const done = (status: number, detail: string) => {
