@@ -11,8 +11,13 @@ for (const [name, port] of backends) {
   http
     .createServer((req, res) => {
       const body = `${JSON.stringify({ backend: name, method: req.method, path: req.url, headers: req.headers }, null, 2)}\n`;
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+      });
       res.end(body);
     })
-    .listen(port, "127.0.0.1", () => process.stderr.write(`demo backend "${name}" on http://127.0.0.1:${port}\n`));
+    .listen(port, "127.0.0.1", () =>
+      process.stderr.write(`demo backend "${name}" on http://127.0.0.1:${port}\n`),
+    );
 }

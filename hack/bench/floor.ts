@@ -5,12 +5,21 @@ import http from "node:http";
 import { Pool } from "undici";
 
 const [listenPort, upstreamPort] = process.argv.slice(2).map(Number);
-const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
+const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, {
+  connections: 256,
+  pipelining: 1,
+  keepAliveTimeout: 30_000,
+});
 
 const server = http.createServer((req, res) => {
   pool
     .stream(
-      { path: req.url!, method: req.method as "GET", headers: { host: req.headers.host ?? "" }, body: req.method === "GET" || req.method === "HEAD" ? null : req },
+      {
+        path: req.url!,
+        method: req.method as "GET",
+        headers: { host: req.headers.host ?? "" },
+        body: req.method === "GET" || req.method === "HEAD" ? null : req,
+      },
       ({ statusCode, headers }) => {
         delete headers.connection;
         delete headers["keep-alive"];
@@ -25,4 +34,6 @@ const server = http.createServer((req, res) => {
     });
 });
 server.keepAliveTimeout = 30_000;
-server.listen(listenPort, "127.0.0.1", () => process.stderr.write(`floor proxy on :${listenPort} → :${upstreamPort}\n`));
+server.listen(listenPort, "127.0.0.1", () =>
+  process.stderr.write(`floor proxy on :${listenPort} → :${upstreamPort}\n`),
+);

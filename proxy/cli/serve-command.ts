@@ -71,10 +71,15 @@ function parseFlags(argv: string[]): ServeFlags | string {
   if (!files.length) return "at least one -f <file|dir> is required";
   const workersRaw = values.workers as string | undefined;
   const workers = workersRaw === undefined ? os.availableParallelism() : Number(workersRaw);
-  if (!Number.isInteger(workers) || workers < 0 || workers > 256) return `--workers: expected a number 0..256, got ${workersRaw}`;
+  if (!Number.isInteger(workers) || workers < 0 || workers > 256)
+    return `--workers: expected a number 0..256, got ${workersRaw}`;
   const mp = (values["metrics-port"] as string | undefined) ?? "9090";
   const metricsPort = mp === "off" ? null : Number(mp);
-  if (metricsPort !== null && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) return `--metrics-port: bad port ${mp}`;
+  if (
+    metricsPort !== null &&
+    (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)
+  )
+    return `--metrics-port: bad port ${mp}`;
   return {
     files,
     workers,
@@ -103,9 +108,14 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
   for (const s of statuses) {
     const name = "namespace" in s ? `${s.kind} ${s.namespace}/${s.name}` : `${s.kind} ${s.name}`;
     const conditions =
-      s.kind === "HTTPRoute" ? s.status.parents.flatMap(p => p.conditions) : s.kind === "Gateway" ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)] : s.status.conditions;
+      s.kind === "HTTPRoute"
+        ? s.status.parents.flatMap(p => p.conditions)
+        : s.kind === "Gateway"
+          ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)]
+          : s.status.conditions;
     for (const c of conditions) {
-      if (c.status === "False" && ["Accepted", "ResolvedRefs", "Programmed"].includes(c.type)) out.push(`${name}: ${c.type}=False (${c.reason}): ${c.message}`);
+      if (c.status === "False" && ["Accepted", "ResolvedRefs", "Programmed"].includes(c.type))
+        out.push(`${name}: ${c.type}=False (${c.reason}): ${c.message}`);
     }
   }
   return [...new Set(out)];
@@ -113,8 +123,14 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
 
 // The compiler and the YAML loader are loaded only by the process that compiles (the primary),
 // never by workers: they only serve, and every module they do not load is memory they keep.
-let compilerModules: Promise<[typeof import("../../capabilities/compiler/index.ts"), typeof import("./manifests.ts")]> | null = null;
-const loadCompiler = () => (compilerModules ??= Promise.all([import("../../capabilities/compiler/index.ts"), import("./manifests.ts")]));
+let compilerModules: Promise<
+  [typeof import("../../capabilities/compiler/index.ts"), typeof import("./manifests.ts")]
+> | null = null;
+const loadCompiler = () =>
+  (compilerModules ??= Promise.all([
+    import("../../capabilities/compiler/index.ts"),
+    import("./manifests.ts"),
+  ]));
 
 export async function loadAndCompile(
   files: string[],
@@ -139,7 +155,11 @@ export async function loadAndCompile(
   } catch (err) {
     return { ok: false, errors: [`compiler: ${(err as Error).message}`] };
   }
-  return { ok: true, compiled: { config: result.config, secrets: [...loaded.tlsSecrets] }, warnings: statusProblems(result.statuses) };
+  return {
+    ok: true,
+    compiled: { config: result.config, secrets: [...loaded.tlsSecrets] },
+    warnings: statusProblems(result.statuses),
+  };
 }
 
 function watchFiles(files: string[], onChange: () => void): () => void {
@@ -195,7 +215,9 @@ async function workerEntry(logger: Logger): Promise<string> {
     fs.renameSync(tmp, out);
     return out;
   } catch (err) {
-    logger.debug("worker bundle not built; workers run from TypeScript sources", { error: (err as Error).message });
+    logger.debug("worker bundle not built; workers run from TypeScript sources", {
+      error: (err as Error).message,
+    });
     return WORKER_SOURCE;
   }
 }
@@ -226,7 +248,8 @@ export async function run(argv: string[]): Promise<number> {
   let shuttingDown = false;
   const aggregator = inProcess ? null : new client.AggregatorRegistry();
 
-  const send = (w: Worker, c: Compiled) => w.send({ type: "config", config: c.config, secrets: c.secrets } satisfies ToWorker);
+  const send = (w: Worker, c: Compiled) =>
+    w.send({ type: "config", config: c.config, secrets: c.secrets } satisfies ToWorker);
 
   const report = (result: ApplyResult, who: string) => {
     if (result.ok) {
@@ -234,7 +257,9 @@ export async function run(argv: string[]): Promise<number> {
       logger.info("serving", { generation: result.generation, worker: who });
     } else {
       for (const p of result.problems) process.stderr.write(`error: ${p}\n`);
-      process.stderr.write(`rauta serve: config ${result.generation} refused; still serving the previous one\n`);
+      process.stderr.write(
+        `rauta serve: config ${result.generation} refused; still serving the previous one\n`,
+      );
     }
   };
 
@@ -245,7 +270,8 @@ export async function run(argv: string[]): Promise<number> {
       if (msg.type === "started") send(w, latest);
       else if (msg.type === "applied") {
         if (msg.result.ok) workers.get(w)!.ready = true;
-        if (w.id === Math.min(...[...workers.keys()].map(x => x.id)) || !msg.result.ok) report(msg.result, `worker ${w.id}`);
+        if (w.id === Math.min(...[...workers.keys()].map(x => x.id)) || !msg.result.ok)
+          report(msg.result, `worker ${w.id}`);
       }
     });
   };
@@ -262,7 +288,10 @@ export async function run(argv: string[]): Promise<number> {
       // a small young generation keeps each worker's RSS low (measured at 1,000 routes under
       // load: default ≈ 190 MB, 4 MiB ≈ 140-147 MB, 2 MiB ≈ 131 MB but slower); override with
       // RAUTA_WORKER_SEMI_SPACE=<MiB>
-      execArgv: [...process.execArgv, `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "4"}`],
+      execArgv: [
+        ...process.execArgv,
+        `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "4"}`,
+      ],
     });
     cluster.on("exit", (w, code, signal) => {
       workers.delete(w);
@@ -280,13 +309,21 @@ export async function run(argv: string[]): Promise<number> {
           {
             metrics: async () =>
               proxy
-                ? { contentType: proxy.metrics.registry.contentType, body: await proxy.metrics.registry.metrics() }
-                : { contentType: aggregator!.contentType, body: await aggregator!.clusterMetrics() },
+                ? {
+                    contentType: proxy.metrics.registry.contentType,
+                    body: await proxy.metrics.registry.metrics(),
+                  }
+                : {
+                    contentType: aggregator!.contentType,
+                    body: await aggregator!.clusterMetrics(),
+                  },
             ready: () => (proxy ? proxy.ready : [...workers.values()].some(w => w.ready)),
           },
           flags.metricsPort,
         ).catch(err => {
-          process.stderr.write(`rauta serve: metrics port ${flags.metricsPort}: ${(err as Error).message} (continuing without /metrics)\n`);
+          process.stderr.write(
+            `rauta serve: metrics port ${flags.metricsPort}: ${(err as Error).message} (continuing without /metrics)\n`,
+          );
           return null;
         });
 
@@ -312,10 +349,16 @@ export async function run(argv: string[]): Promise<number> {
     const result = await loadAndCompile(flags.files, generation + 1, flags.address);
     if (!result.ok) {
       for (const e of result.errors) process.stderr.write(`error: ${e}\n`);
-      process.stderr.write(`rauta serve: ${result.errors.length} error(s) in the edited files; still serving generation ${generation}\n`);
+      process.stderr.write(
+        `rauta serve: ${result.errors.length} error(s) in the edited files; still serving generation ${generation}\n`,
+      );
       return;
     }
-    if (result.compiled.config.hash === latest.config.hash && JSON.stringify(result.compiled.secrets) === JSON.stringify(latest.secrets)) return;
+    if (
+      result.compiled.config.hash === latest.config.hash &&
+      JSON.stringify(result.compiled.secrets) === JSON.stringify(latest.secrets)
+    )
+      return;
     generation++;
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     latest = result.compiled;
@@ -327,7 +370,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   const stopWatching = flags.watch ? watchFiles(flags.files, () => void reload()) : () => {};
 
-  const listeners = latest.config.listeners.map(l => `${l.protocol.toLowerCase()}://${l.address === "0.0.0.0" ? "*" : l.address}:${l.port}`);
+  const listeners = latest.config.listeners.map(
+    l => `${l.protocol.toLowerCase()}://${l.address === "0.0.0.0" ? "*" : l.address}:${l.port}`,
+  );
   process.stderr.write(
     `rauta serve: ${listeners.join(", ") || "no listeners"}; ${inProcess ? "1 process" : `${flags.workers} workers`}` +
       `${admin ? `; metrics on :${(admin.address() as { port: number }).port}/metrics` : ""}${flags.watch ? "; watching for changes" : ""}\n`,

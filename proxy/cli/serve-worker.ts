@@ -10,7 +10,9 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { createLogger } from "../observability/logger.ts";
 
-export type ToWorker = { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> } | { type: "drain"; graceMs: number };
+export type ToWorker =
+  | { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> }
+  | { type: "drain"; graceMs: number };
 export type FromWorker = { type: "applied"; result: ApplyResult } | { type: "started" };
 
 function runWorker() {
@@ -26,7 +28,9 @@ function runWorker() {
   process.on("message", (msg: ToWorker) => {
     if (msg.type === "config") {
       secrets.replace(new Map(msg.secrets));
-      void proxy.apply(msg.config).then(result => process.send?.({ type: "applied", result } satisfies FromWorker));
+      void proxy
+        .apply(msg.config)
+        .then(result => process.send?.({ type: "applied", result } satisfies FromWorker));
     } else if (msg.type === "drain" && !draining) {
       draining = true;
       void proxy.close(msg.graceMs).then(() => process.exit(0));

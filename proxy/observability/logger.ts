@@ -8,10 +8,17 @@ export function createLogger(level = process.env.RAUTA_LOG_LEVEL ?? "info"): Log
     level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { component: "rauta-proxy", pid: process.pid },
-    transports: [new winston.transports.Console({ stderrLevels: ["error", "warn", "info", "http", "verbose", "debug", "silly"] })],
+    transports: [
+      new winston.transports.Console({
+        stderrLevels: ["error", "warn", "info", "http", "verbose", "debug", "silly"],
+      }),
+    ],
   });
 }
 
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+  return winston.createLogger({
+    silent: true,
+    transports: [new winston.transports.Console({ silent: true })],
+  });
 }

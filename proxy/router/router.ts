@@ -77,13 +77,16 @@ export function normalizePrefix(prefix: string): string {
 }
 
 function compileEntry<R>(index: number, route: R, match: RouteMatch): MatchedEntry<R> {
-  const headers: ValueTest[] = match.headers.map(h => valueTest(h.name.toLowerCase(), h.type, h.value));
+  const headers: ValueTest[] = match.headers.map(h =>
+    valueTest(h.name.toLowerCase(), h.type, h.value),
+  );
   const query: ValueTest[] = match.queryParams.map(q => valueTest(q.name, q.type, q.value));
   const method = match.method;
   let pathTest: StringMatcher | null = null;
   let prefixLength = -1;
   if (match.path.type === "RegularExpression") pathTest = compileRegex(match.path.value).test;
-  else if (match.path.type === "PathPrefix") prefixLength = normalizePrefix(match.path.value).length;
+  else if (match.path.type === "PathPrefix")
+    prefixLength = normalizePrefix(match.path.value).length;
   // Path Exact/PathPrefix are guaranteed by the index that produced the candidate.
   const extra = headers.length > 0 || query.length > 0 || method !== undefined || pathTest !== null;
   const test = !extra
@@ -146,7 +149,11 @@ export class VirtualHostRouter<R> {
   }
 }
 
-function scan<R>(list: MatchedEntry<R>[] | undefined, req: RequestView, best: MatchedEntry<R> | null): MatchedEntry<R> | null {
+function scan<R>(
+  list: MatchedEntry<R>[] | undefined,
+  req: RequestView,
+  best: MatchedEntry<R> | null,
+): MatchedEntry<R> | null {
   if (list === undefined) return best;
   const bound = best === null ? Infinity : best.index;
   for (let i = 0; i < list.length; i++) {

@@ -2,7 +2,14 @@
 // request path: routers with compiled matchers, header plans, backend pickers, cluster runtimes
 // with their pools and Maglev tables, SNI contexts. Swapping configs is one reference assignment.
 import type tls from "node:tls";
-import type { CompiledConfig, Filter, Listener, PathModifier, Route, Cluster } from "../config/schema.ts";
+import type {
+  CompiledConfig,
+  Filter,
+  Listener,
+  PathModifier,
+  Route,
+  Cluster,
+} from "../config/schema.ts";
 import { HostRouter } from "../router/router.ts";
 import { composePlan, emptyPlan, isEmptyPlan } from "../filters/headers.ts";
 import type { HeaderPlan } from "../filters/headers.ts";
@@ -105,7 +112,13 @@ export class Generation {
     this.config = config;
     this.number = config.generation;
     for (const c of config.clusters) {
-      const rt = new ClusterRuntime(c, deps.pools, deps.healthOf, deps.clusterState(c), deps.outlier);
+      const rt = new ClusterRuntime(
+        c,
+        deps.pools,
+        deps.healthOf,
+        deps.clusterState(c),
+        deps.outlier,
+      );
       this.clusters.set(c.id, rt);
       for (const e of rt.endpoints) this.poolKeys.add(e.key);
     }
@@ -152,7 +165,13 @@ export class Generation {
           response = composePlan(response, f);
           break;
         case "RequestRedirect":
-          redirect = { scheme: f.scheme, hostname: f.hostname, port: f.port, path: f.path, statusCode: f.statusCode };
+          redirect = {
+            scheme: f.scheme,
+            hostname: f.hostname,
+            port: f.port,
+            path: f.path,
+            statusCode: f.statusCode,
+          };
           break;
         case "URLRewrite":
           rewriteHost = f.hostname ?? rewriteHost;
@@ -233,7 +252,10 @@ function corsPlan(f: Extract<Filter, { type: "CORS" }>): CorsPlan {
   for (const o of f.allowOrigins) {
     if (o === "*") all = true;
     else if (o.includes("*")) {
-      const src = o.split("*").map(s => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("[^/]*");
+      const src = o
+        .split("*")
+        .map(s => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
+        .join("[^/]*");
       wildcardOrigins.push(new RegExp(`^${src}$`));
     } else origins.add(o);
   }

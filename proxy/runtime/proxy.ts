@@ -97,7 +97,9 @@ export class Proxy implements ProxyCore {
     if (this.checker) {
       this.checker.onChange = (key, healthy) => {
         this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
-        this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", { endpoint: key });
+        this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", {
+          endpoint: key,
+        });
       };
     }
   }
@@ -137,7 +139,9 @@ export class Proxy implements ProxyCore {
         const prev = this.clusterStates.get(c.id);
         if (prev && prev.fingerprint === fingerprint) return prev.state;
         const state = new ClusterState(this.opts.circuitBreaker ?? {}, s =>
-          this.metrics.circuitState.labels(c.id).set(s === "closed" ? 0 : s === "half-open" ? 1 : 2),
+          this.metrics.circuitState
+            .labels(c.id)
+            .set(s === "closed" ? 0 : s === "half-open" ? 1 : 2),
         );
         this.clusterStates.set(c.id, { fingerprint, state });
         return state;
@@ -193,11 +197,19 @@ export class Proxy implements ProxyCore {
       const socket = `${l.address}:${l.port}`;
       try {
         await server.listen(
-          name => this.current?.listeners.get(socket)?.sni?.lookup(name) ?? next.listeners.get(socket)?.sni?.lookup(name) ?? null,
+          name =>
+            this.current?.listeners.get(socket)?.sni?.lookup(name) ??
+            next.listeners.get(socket)?.sni?.lookup(name) ??
+            null,
           next.listeners.get(socket)?.sni?.defaultPair ?? null,
         );
         this.servers.set(key, server);
-        this.logger.info("listener bound", { listener: l.name, address: bind, port: l.port, protocol: l.protocol });
+        this.logger.info("listener bound", {
+          listener: l.name,
+          address: bind,
+          port: l.port,
+          protocol: l.protocol,
+        });
       } catch (err) {
         problems.push(`listener ${l.name} (${bind}:${l.port}): ${(err as Error).message}`);
         this.metrics.configReloads.labels("bind_error").inc();
@@ -229,8 +241,10 @@ export class Proxy implements ProxyCore {
       this.checker.sync(eps);
     }
     for (const key of [...this.health.keys()]) if (!next.poolKeys.has(key)) this.health.delete(key);
-    for (const id of [...this.clusterStates.keys()]) if (!next.clusters.has(id)) this.clusterStates.delete(id);
-    if (problems.length) this.logger.warn("config applied with problems", { generation: next.number, problems });
+    for (const id of [...this.clusterStates.keys()])
+      if (!next.clusters.has(id)) this.clusterStates.delete(id);
+    if (problems.length)
+      this.logger.warn("config applied with problems", { generation: next.number, problems });
     this.logger.info("config applied", {
       generation: next.number,
       previous: prev?.number ?? null,
@@ -238,7 +252,9 @@ export class Proxy implements ProxyCore {
       listeners: config.listeners.length,
       routes: config.routes.length,
       clusters: config.clusters.length,
-      memoryMiB: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
+      memoryMiB: Object.fromEntries(
+        Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)]),
+      ),
     });
     return { ok: true, generation: next.number, problems };
   }

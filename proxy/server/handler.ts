@@ -11,7 +11,13 @@ import { hostOf } from "../router/router.ts";
 import type { MatchedEntry, RequestView } from "../router/router.ts";
 import { HOP_BY_HOP, appendPlan, connectionTokens } from "../filters/headers.ts";
 import type { HeaderPlan } from "../filters/headers.ts";
-import type { Generation, PreparedBackend, PreparedListener, PreparedRoute, CorsPlan } from "../runtime/generation.ts";
+import type {
+  Generation,
+  PreparedBackend,
+  PreparedListener,
+  PreparedRoute,
+  CorsPlan,
+} from "../runtime/generation.ts";
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -76,13 +82,22 @@ export function errorBody(status: number, detail: string): string {
   return `${status} ${REASONS[status] ?? ""}: ${detail}\n`;
 }
 
-function sendLocal(res: DownstreamResponse, status: number, detail: string, extra?: Record<string, string>) {
+function sendLocal(
+  res: DownstreamResponse,
+  status: number,
+  detail: string,
+  extra?: Record<string, string>,
+) {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = errorBody(status, detail);
-  const headers: Record<string, string | number> = { "content-type": TEXT, "content-length": Buffer.byteLength(body), ...extra };
+  const headers: Record<string, string | number> = {
+    "content-type": TEXT,
+    "content-length": Buffer.byteLength(body),
+    ...extra,
+  };
   (res as ServerResponse).writeHead(status, headers);
   res.end(body);
 }
@@ -116,7 +131,11 @@ const fail = (status: number, detail: string): RouteFailure => ({ failed: true, 
 
 // Shared by requests and upgrades: generation, listener, host index, route (no closures: this
 // runs for every request).
-function route(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest): Routed | RouteFailure {
+function route(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  req: DownstreamRequest,
+): Routed | RouteFailure {
   const gen = core.current;
   if (gen === null) {
     return fail(503, "no configuration loaded yet");
@@ -126,7 +145,10 @@ function route(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest): 
     return fail(503, "this listener is being removed");
   }
   const isH2 = req.httpVersionMajor === 2;
-  const authority = (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ?? req.headers.host ?? "";
+  const authority =
+    (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ??
+    req.headers.host ??
+    "";
   let url = req.url ?? "/";
   if (url.charCodeAt(0) !== 47 /* / */) {
     // absolute-form (a client talking to us as a forward proxy) or asterisk-form
@@ -152,7 +174,12 @@ function route(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest): 
   return { failed: false, gen, pl, entry, view, authority };
 }
 
-export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: DownstreamRequest, res: DownstreamResponse) {
+export function handleRequest(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+) {
   const start = performance.now();
   const routed = route(core, lctx, req);
   if (routed.failed) {
@@ -164,14 +191,29 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
   const r = entry.route;
   const rawCount = req.rawHeaders.length >> 1;
   if (rawCount > core.options.maxHeaderCount) {
-    localReply(core, req, res, r, start, 431, `more than ${core.options.maxHeaderCount} request headers`);
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      431,
+      `more than ${core.options.maxHeaderCount} request headers`,
+    );
     return;
   }
   if (r.pluginFailure !== null) {
     localReply(core, req, res, r, start, 500, r.pluginFailure);
     return;
   }
-  if (r.limiter !== null && !r.limiter.take(r.limiter.keyHeader === null ? clientAddress(req) : (headerString(req.headers[r.limiter.keyHeader]) ?? ""))) {
+  if (
+    r.limiter !== null &&
+    !r.limiter.take(
+      r.limiter.keyHeader === null
+        ? clientAddress(req)
+        : (headerString(req.headers[r.limiter.keyHeader]) ?? ""),
+    )
+  ) {
     core.metrics.rateLimited.labels(r.id).inc();
     localReply(core, req, res, r, start, 429, "rate limit exceeded", { "retry-after": "1" });
     return;
@@ -184,7 +226,8 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
       if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
         const h: Record<string, string> = {};
         if (allowed) {
-          h["access-control-allow-origin"] = r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin;
+          h["access-control-allow-origin"] =
+            r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin;
           if (r.cors.allowMethods) h["access-control-allow-methods"] = r.cors.allowMethods;
           if (r.cors.allowHeaders) h["access-control-allow-headers"] = r.cors.allowHeaders;
           if (r.cors.allowCredentials) h["access-control-allow-credentials"] = "true";
@@ -197,9 +240,16 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
         return;
       }
       if (allowed) {
-        corsHeaders = [["access-control-allow-origin", r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin], ["vary", "Origin"]];
+        corsHeaders = [
+          [
+            "access-control-allow-origin",
+            r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin,
+          ],
+          ["vary", "Origin"],
+        ];
         if (r.cors.allowCredentials) corsHeaders.push(["access-control-allow-credentials", "true"]);
-        if (r.cors.exposeHeaders) corsHeaders.push(["access-control-expose-headers", r.cors.exposeHeaders]);
+        if (r.cors.exposeHeaders)
+          corsHeaders.push(["access-control-expose-headers", r.cors.exposeHeaders]);
       }
     }
   }
@@ -213,12 +263,28 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
   }
   const backend = pickBackend(r);
   if (backend === null) {
-    localReply(core, req, res, r, start, 500, "the route has no valid backend (backendRef invalid or all weights 0)");
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      500,
+      "the route has no valid backend (backendRef invalid or all weights 0)",
+    );
     return;
   }
   const cluster = backend.cluster;
   if (cluster === null) {
-    localReply(core, req, res, r, start, 500, `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`);
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      500,
+      `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`,
+    );
     return;
   }
   const declared = req.headers["content-length"];
@@ -227,7 +293,21 @@ export function handleRequest(core: ProxyCore, lctx: ListenerContext, req: Downs
     localReply(core, req, res, r, start, 413, `request body larger than ${max} bytes`);
     return;
   }
-  const ex = new Exchange(core, lctx, gen, req, res, r, entry, view, backend, cluster, routed.authority, start, corsHeaders);
+  const ex = new Exchange(
+    core,
+    lctx,
+    gen,
+    req,
+    res,
+    r,
+    entry,
+    view,
+    backend,
+    cluster,
+    routed.authority,
+    start,
+    corsHeaders,
+  );
   ex.start();
 }
 
@@ -297,7 +377,13 @@ function redirectLocation(
   return `${scheme}://${hostPart}${port === defaultPort ? "" : `:${port}`}${path}${query}`;
 }
 
-function accessLog(core: ProxyCore, req: DownstreamRequest, status: number, routeId: string, start: number) {
+function accessLog(
+  core: ProxyCore,
+  req: DownstreamRequest,
+  status: number,
+  routeId: string,
+  start: number,
+) {
   core.logger.info("access", {
     method: req.method,
     authority: req.headers.host ?? req.headers[":authority"],
@@ -382,9 +468,17 @@ function joinCookies(out: string[]) {
   }
 }
 
-function classify(err: Error & { code?: string }): { status: number; kind: string; detail: string } {
+function classify(err: Error & { code?: string }): {
+  status: number;
+  kind: string;
+  detail: string;
+} {
   const code = err.code ?? "";
-  if (code === "RAUTA_BACKEND_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+  if (
+    code === "RAUTA_BACKEND_TIMEOUT" ||
+    code === "UND_ERR_HEADERS_TIMEOUT" ||
+    code === "UND_ERR_BODY_TIMEOUT"
+  ) {
     return { status: 504, kind: "timeout", detail: "upstream timed out" };
   }
   if (
@@ -403,10 +497,15 @@ function classify(err: Error & { code?: string }): { status: number; kind: strin
   if (code === "ECONNRESET" || code === "UND_ERR_SOCKET" || code === "EPIPE") {
     return { status: 502, kind: "reset", detail: "upstream reset the connection" };
   }
-  return { status: 502, kind: "protocol", detail: `bad upstream response (${code || err.message})` };
+  return {
+    status: 502,
+    kind: "protocol",
+    detail: `bad upstream response (${code || err.message})`,
+  };
 }
 
-const timeoutError = () => Object.assign(new Error("backend request timeout"), { code: "RAUTA_BACKEND_TIMEOUT" });
+const timeoutError = () =>
+  Object.assign(new Error("backend request timeout"), { code: "RAUTA_BACKEND_TIMEOUT" });
 
 // One proxied request/response exchange; each try is an Attempt (undici's handler).
 class Exchange {
@@ -471,7 +570,8 @@ class Exchange {
     const r = this.route;
     const view = this.view;
     let path = view.path;
-    if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, this.entry.prefixLength);
+    if (r.rewritePath !== undefined)
+      path = rewritePath(path, r.rewritePath, this.entry.prefixLength);
     this.path = view.query === "" ? path : `${path}?${view.query}`;
     this.headers = upstreamRequestHeaders(
       this.req,
@@ -485,11 +585,13 @@ class Exchange {
     if (this.isH2) this.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
     else {
       const cl = req.headers["content-length"];
-      this.hasBody = (cl !== undefined && cl !== "0") || req.headers["transfer-encoding"] !== undefined;
+      this.hasBody =
+        (cl !== undefined && cl !== "0") || req.headers["transfer-encoding"] !== undefined;
     }
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
-    if (r.requestTimeoutMs > 0) this.requestTimer = setTimeout(() => this.onRequestTimeout(), r.requestTimeoutMs);
+    if (r.requestTimeoutMs > 0)
+      this.requestTimer = setTimeout(() => this.onRequestTimeout(), r.requestTimeoutMs);
     if (r.mirrors.length) this.mirror();
     this.dispatch();
   }
@@ -514,7 +616,12 @@ class Exchange {
       }
       try {
         ep.pool.dispatch(
-          { path: this.path, method: this.req.method as Dispatcher.HttpMethod, headers: this.headers, body },
+          {
+            path: this.path,
+            method: this.req.method as Dispatcher.HttpMethod,
+            headers: this.headers,
+            body,
+          },
           new MirrorHandler(this.core.metrics, m.cluster.id),
         );
       } catch {
@@ -527,7 +634,8 @@ class Exchange {
     this.body = main;
     const mirrors = copies;
     req.on("data", (chunk: Buffer) => {
-      for (const c of mirrors) if (!c.destroyed && !c.write(chunk)) c.destroy(new Error("mirror too slow"));
+      for (const c of mirrors)
+        if (!c.destroyed && !c.write(chunk)) c.destroy(new Error("mirror too slow"));
       if (!main.write(chunk)) req.pause();
     });
     main.on("drain", () => req.resume());
@@ -543,7 +651,9 @@ class Exchange {
 
   dispatch(): void {
     if (this.finished) return;
-    const ep = this.cluster.pick(this.cluster.config.lb === "maglev" ? clientAddress(this.req) : null);
+    const ep = this.cluster.pick(
+      this.cluster.config.lb === "maglev" ? clientAddress(this.req) : null,
+    );
     if (ep === null) {
       this.fail(503, `no healthy endpoint for cluster ${this.cluster.id}`);
       return;
@@ -575,10 +685,14 @@ class Exchange {
 
   canRetry(): boolean {
     const retry = this.route.retry;
-    if (retry === null || this.tries > retry.attempts || this.hasBody || this.finished) return false;
+    if (retry === null || this.tries > retry.attempts || this.hasBody || this.finished)
+      return false;
     if (!IDEMPOTENT.has(this.req.method ?? "")) return false;
     const c = this.cluster;
-    const budget = Math.max(this.core.options.retryBudgetMin, c.active * this.core.options.retryBudgetRatio);
+    const budget = Math.max(
+      this.core.options.retryBudgetMin,
+      c.active * this.core.options.retryBudgetRatio,
+    );
     return c.retriesActive < budget;
   }
 
@@ -614,7 +728,8 @@ class Exchange {
     if (this.requestTimer !== null) clearTimeout(this.requestTimer);
     this.gen.inflight--;
     this.route.metrics.record(status, (performance.now() - this.startedAt) / 1000);
-    if (this.core.options.accessLog) accessLog(this.core, this.req, status, this.route.id, this.startedAt);
+    if (this.core.options.accessLog)
+      accessLog(this.core, this.req, status, this.route.id, this.startedAt);
   }
 
   onDownstreamClose = (): void => {
@@ -744,7 +859,8 @@ class Attempt implements Dispatcher.DispatchHandler {
       let headers = out;
       if (tokens !== null) {
         headers = [];
-        for (let i = 0; i < out.length; i += 2) if (!tokens.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
+        for (let i = 0; i < out.length; i += 2)
+          if (!tokens.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
       }
       if (plan !== null) appendPlan(headers, plan);
       if (ex.cors !== null) for (const [k, v] of ex.cors) headers.push(k, v);
@@ -828,7 +944,13 @@ class MirrorHandler implements Dispatcher.DispatchHandler {
 // HTTP/1.1 Upgrade (WebSocket and others): routed like a request, then a raw tunnel between the
 // client socket and the upstream socket undici hands over after 101.
 
-export function handleUpgrade(core: ProxyCore, lctx: ListenerContext, req: IncomingMessage, socket: Duplex, head: Buffer) {
+export function handleUpgrade(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+) {
   const start = performance.now();
   const reject = (status: number, detail: string) => {
     const body = errorBody(status, detail);
@@ -854,26 +976,40 @@ export function handleUpgrade(core: ProxyCore, lctx: ListenerContext, req: Incom
   if (r.pluginFailure !== null) return done(500, r.pluginFailure);
   if (r.redirect !== null) {
     const location = redirectLocation(r, entry, view, routed.authority, lctx);
-    socket.end(`HTTP/1.1 ${r.redirect.statusCode} Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 ${r.redirect.statusCode} Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+    );
     r.metrics.record(r.redirect.statusCode, (performance.now() - start) / 1000);
     return;
   }
   const backend = pickBackend(r);
-  if (backend === null || backend.cluster === null) return done(500, "the route has no valid backend");
+  if (backend === null || backend.cluster === null)
+    return done(500, "the route has no valid backend");
   const cluster = backend.cluster;
   const ep = cluster.pick(cluster.config.lb === "maglev" ? clientAddress(req) : null);
   if (ep === null) return done(503, `no healthy endpoint for cluster ${cluster.id}`);
-  if (!cluster.state.breaker.allow()) return done(503, `circuit breaker open for cluster ${cluster.id}`);
+  if (!cluster.state.breaker.allow())
+    return done(503, `circuit breaker open for cluster ${cluster.id}`);
   let path = view.path;
   if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, entry.prefixLength);
   if (view.query) path += `?${view.query}`;
-  const headers = upstreamRequestHeaders(req, backend.request, r.rewriteHost ?? routed.authority, routed.authority, lctx.scheme, core.options.forwardedHeader);
+  const headers = upstreamRequestHeaders(
+    req,
+    backend.request,
+    r.rewriteHost ?? routed.authority,
+    routed.authority,
+    lctx.scheme,
+    core.options.forwardedHeader,
+  );
   const upgrade = headerString(req.headers.upgrade) ?? "websocket";
   gen.inflight++;
   const handler = new UpgradeHandler(core, gen, r, cluster, ep, socket, head, start);
   cluster.active++;
   try {
-    ep.pool.dispatch({ path, method: req.method as Dispatcher.HttpMethod, headers, upgrade, body: null }, handler);
+    ep.pool.dispatch(
+      { path, method: req.method as Dispatcher.HttpMethod, headers, upgrade, body: null },
+      handler,
+    );
   } catch (err) {
     handler.onError(err as Error);
   }
@@ -894,7 +1030,16 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
   private status = 0;
   private closed = false;
 
-  constructor(core: ProxyCore, gen: Generation, route: PreparedRoute, cluster: ClusterRuntime, ep: UpstreamEndpoint, socket: Duplex, head: Buffer, start: number) {
+  constructor(
+    core: ProxyCore,
+    gen: Generation,
+    route: PreparedRoute,
+    cluster: ClusterRuntime,
+    ep: UpstreamEndpoint,
+    socket: Duplex,
+    head: Buffer,
+    start: number,
+  ) {
     this.core = core;
     this.generation = gen;
     this.route = route;
@@ -923,7 +1068,8 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     const client = this.socket;
     let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
     const list = raw ?? [];
-    for (let i = 0; i < list.length; i += 2) head += `${list[i]!.toString()}: ${list[i + 1]!.toString()}\r\n`;
+    for (let i = 0; i < list.length; i += 2)
+      head += `${list[i]!.toString()}: ${list[i + 1]!.toString()}\r\n`;
     head += "\r\n";
     if (!client.writable) {
       upstream.destroy();
@@ -936,7 +1082,9 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     if (this.head.length) upstream.write(this.head);
     const idle = this.core.options.tunnelIdleTimeoutMs;
     for (const s of [client, upstream]) {
-      (s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(idle, () => this.close());
+      (s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(idle, () =>
+        this.close(),
+      );
       s.on("error", () => this.destroy());
       s.on("close", () => this.destroy());
     }
@@ -993,7 +1141,9 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     if (!this.settled) {
       this.settle(false, c.status);
       const body = errorBody(c.status, c.detail);
-      this.socket.end(`HTTP/1.1 ${c.status} ${REASONS[c.status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      this.socket.end(
+        `HTTP/1.1 ${c.status} ${REASONS[c.status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
     } else this.socket.destroy();
     this.end();
   }

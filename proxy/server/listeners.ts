@@ -13,7 +13,12 @@ import http2 from "node:http2";
 import type tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { handleRequest, handleUpgrade, errorBody } from "./handler.ts";
-import type { ProxyCore, ListenerContext, DownstreamRequest, DownstreamResponse } from "./handler.ts";
+import type {
+  ProxyCore,
+  ListenerContext,
+  DownstreamRequest,
+  DownstreamResponse,
+} from "./handler.ts";
 import type { Listener } from "../config/schema.ts";
 
 export interface ServerLimits {
@@ -56,10 +61,18 @@ function clientErrorResponse(err: Error & { code?: string; reason?: string }): s
     detail = "request not received in time";
   } else if (/content-length/i.test(why) && /transfer-encoding/i.test(why)) {
     detail = `ambiguous framing: ${why}`;
-  } else if (err.code === "HPE_INVALID_CHUNK_SIZE" || err.code === "HPE_INVALID_TRANSFER_ENCODING") {
+  } else if (
+    err.code === "HPE_INVALID_CHUNK_SIZE" ||
+    err.code === "HPE_INVALID_TRANSFER_ENCODING"
+  ) {
     detail = `malformed chunked body or Transfer-Encoding (${why})`;
   }
-  const reason = status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request";
+  const reason =
+    status === 431
+      ? "Request Header Fields Too Large"
+      : status === 408
+        ? "Request Timeout"
+        : "Bad Request";
   const body = errorBody(status, detail);
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
@@ -102,8 +115,10 @@ export class ListenerServer {
     return `${l.protocol}|${l.address}:${l.port}`;
   }
 
-  private onRequest = (req: DownstreamRequest, res: DownstreamResponse) => handleRequest(this.core, this.ctx, req, res);
-  private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => handleUpgrade(this.core, this.ctx, req, socket, head);
+  private onRequest = (req: DownstreamRequest, res: DownstreamResponse) =>
+    handleRequest(this.core, this.ctx, req, res);
+  private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+    handleUpgrade(this.core, this.ctx, req, socket, head);
 
   private track(socket: net.Socket) {
     this.sockets.add(socket);
@@ -132,7 +147,10 @@ export class ListenerServer {
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
   };
 
-  async listen(sni?: (servername: string) => tls.SecureContext | null, defaultPair?: { cert: string; key: string } | null): Promise<void> {
+  async listen(
+    sni?: (servername: string) => tls.SecureContext | null,
+    defaultPair?: { cert: string; key: string } | null,
+  ): Promise<void> {
     const l = this.limits;
     if (this.protocol === "HTTP") {
       const h1 = http.createServer(this.http1Options(), this.onRequest);
@@ -145,7 +163,10 @@ export class ListenerServer {
         await listenOn(h1, this.bindAddress, this.ctx.port);
         return;
       }
-      const h2 = http2.createServer({ settings: { maxHeaderListSize: l.maxHeaderSize }, maxSessionMemory: 32 }, this.onRequest);
+      const h2 = http2.createServer(
+        { settings: { maxHeaderListSize: l.maxHeaderSize }, maxSessionMemory: 32 },
+        this.onRequest,
+      );
       h2.on("session", this.watchSession);
       this.h2 = h2;
       const outer = net.createServer({ noDelay: true, pauseOnConnect: false }, socket => {
@@ -204,7 +225,8 @@ export class ListenerServer {
 
   /** New default certificate for SNI-less clients (rotation). */
   setDefaultCertificate(pair: { cert: string; key: string }) {
-    if (this.protocol === "HTTPS" && this.h2) (this.h2 as http2.Http2SecureServer).setSecureContext({ cert: pair.cert, key: pair.key });
+    if (this.protocol === "HTTPS" && this.h2)
+      (this.h2 as http2.Http2SecureServer).setSecureContext({ cert: pair.cert, key: pair.key });
   }
 
   get address(): net.AddressInfo | null {
@@ -219,7 +241,9 @@ export class ListenerServer {
 
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes everything. */
   async close(graceMs = 10_000): Promise<void> {
-    const servers = [this.outer, this.h1, this.h2].filter((s): s is NonNullable<typeof s> => s !== null);
+    const servers = [this.outer, this.h1, this.h2].filter(
+      (s): s is NonNullable<typeof s> => s !== null,
+    );
     const listening = this.outer ?? (this.protocol === "HTTPS" ? this.h2 : this.h1);
     await new Promise<void>(resolve => {
       if (listening === null || !listening.listening) return resolve();
@@ -230,7 +254,8 @@ export class ListenerServer {
       const deadline = Date.now() + graceMs;
       const tick = setInterval(() => {
         this.h1?.closeIdleConnections();
-        if (this.protocol === "HTTPS") (this.h2 as unknown as http.Server | null)?.closeIdleConnections?.();
+        if (this.protocol === "HTTPS")
+          (this.h2 as unknown as http.Server | null)?.closeIdleConnections?.();
         if (Date.now() >= deadline) {
           for (const s of this.sockets) s.destroy();
           for (const s of this.sessions) s.destroy();
@@ -250,9 +275,16 @@ function listenOn(server: net.Server, address: string, port: number): Promise<vo
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once("error", onError);
-    server.listen({ host: address === "0.0.0.0" || address === "::" || address === "" ? undefined : address, port, exclusive: false }, () => {
-      server.off("error", onError);
-      resolve();
-    });
+    server.listen(
+      {
+        host: address === "0.0.0.0" || address === "::" || address === "" ? undefined : address,
+        port,
+        exclusive: false,
+      },
+      () => {
+        server.off("error", onError);
+        resolve();
+      },
+    );
   });
 }

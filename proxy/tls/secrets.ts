@@ -51,9 +51,14 @@ export class StaticSecretProvider implements SecretProvider {
 }
 
 /** Decodes a kubernetes.io/tls Secret's data (base64 tls.crt / tls.key). */
-export function keyPairFromSecretData(data: Record<string, string> | undefined): TlsKeyPair | undefined {
+export function keyPairFromSecretData(
+  data: Record<string, string> | undefined,
+): TlsKeyPair | undefined {
   const crt = data?.["tls.crt"];
   const key = data?.["tls.key"];
   if (!crt || !key) return undefined;
-  return { cert: Buffer.from(crt, "base64").toString("utf8"), key: Buffer.from(key, "base64").toString("utf8") };
+  return {
+    cert: Buffer.from(crt, "base64").toString("utf8"),
+    key: Buffer.from(key, "base64").toString("utf8"),
+  };
 }

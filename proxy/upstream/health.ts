@@ -45,10 +45,20 @@ export function probe(address: string, port: number, o: HealthCheckOptions): Pro
       s.once("error", () => finish(false));
       return;
     }
-    const req = http.get({ host: address, port, path: o.httpPath, timeout: o.timeoutMs, agent: false, headers: { "user-agent": "rauta-health-check" } }, res => {
-      res.resume();
-      finish((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
-    });
+    const req = http.get(
+      {
+        host: address,
+        port,
+        path: o.httpPath,
+        timeout: o.timeoutMs,
+        agent: false,
+        headers: { "user-agent": "rauta-health-check" },
+      },
+      res => {
+        res.resume();
+        finish((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+      },
+    );
     req.once("timeout", () => {
       req.destroy();
       finish(false);
@@ -76,7 +86,13 @@ export class HealthChecker {
     }
     for (const [key, e] of endpoints) {
       if (this.targets.has(key)) continue;
-      const t: Target = { ...e, ok: 0, fail: 0, running: false, timer: undefined as unknown as NodeJS.Timeout };
+      const t: Target = {
+        ...e,
+        ok: 0,
+        fail: 0,
+        running: false,
+        timer: undefined as unknown as NodeJS.Timeout,
+      };
       t.timer = setInterval(() => void this.check(key, t), this.options.intervalMs);
       t.timer.unref();
       this.targets.set(key, t);

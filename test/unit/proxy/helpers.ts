@@ -3,7 +3,15 @@
 import http from "node:http";
 import net from "node:net";
 import { sealConfig } from "../../../proxy/config/hash.ts";
-import type { CompiledConfig, CompiledConfigBody, Route, Cluster, Listener, RouteMatch, Filter } from "../../../proxy/config/schema.ts";
+import type {
+  CompiledConfig,
+  CompiledConfigBody,
+  Route,
+  Cluster,
+  Listener,
+  RouteMatch,
+  Filter,
+} from "../../../proxy/config/schema.ts";
 import { Proxy } from "../../../proxy/runtime/proxy.ts";
 import type { ProxyOptions } from "../../../proxy/runtime/proxy.ts";
 import { silentLogger } from "../../../proxy/observability/logger.ts";
@@ -17,8 +25,17 @@ export interface Echo {
 }
 
 /** A backend that answers JSON describing the request it received. */
-export async function startEcho(name: string, handler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<Echo> {
-  const echo: Echo = { name, port: 0, server: null as unknown as http.Server, hits: 0, close: async () => {} };
+export async function startEcho(
+  name: string,
+  handler?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean,
+): Promise<Echo> {
+  const echo: Echo = {
+    name,
+    port: 0,
+    server: null as unknown as http.Server,
+    hits: 0,
+    close: async () => {},
+  };
   const server = http.createServer((req, res) => {
     echo.hits++;
     if (handler?.(req, res)) return;
@@ -33,7 +50,11 @@ export async function startEcho(name: string, handler?: (req: http.IncomingMessa
         rawHeaders: req.rawHeaders,
         body: Buffer.concat(chunks).toString(),
       });
-      res.writeHead(200, { "content-type": "application/json", "x-backend": name, "content-length": Buffer.byteLength(body) });
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "x-backend": name,
+        "content-length": Buffer.byteLength(body),
+      });
       res.end(body);
     });
   });
@@ -60,16 +81,27 @@ export async function freePort(): Promise<number> {
 export function match(path: RouteMatch["path"], extra: Partial<RouteMatch> = {}): RouteMatch {
   return { path, headers: [], queryParams: [], ...extra };
 }
-export const prefix = (value: string, extra: Partial<RouteMatch> = {}) => match({ type: "PathPrefix", value }, extra);
-export const exact = (value: string, extra: Partial<RouteMatch> = {}) => match({ type: "Exact", value }, extra);
-export const regex = (value: string, extra: Partial<RouteMatch> = {}) => match({ type: "RegularExpression", value }, extra);
+export const prefix = (value: string, extra: Partial<RouteMatch> = {}) =>
+  match({ type: "PathPrefix", value }, extra);
+export const exact = (value: string, extra: Partial<RouteMatch> = {}) =>
+  match({ type: "Exact", value }, extra);
+export const regex = (value: string, extra: Partial<RouteMatch> = {}) =>
+  match({ type: "RegularExpression", value }, extra);
 
-export function route(id: string, clusterIds: Array<string | null | [string | null, number]>, extra: Partial<Route> = {}): Route {
+export function route(
+  id: string,
+  clusterIds: Array<string | null | [string | null, number]>,
+  extra: Partial<Route> = {},
+): Route {
   return {
     id,
     source: { namespace: "default", name: id, rule: 0 },
     filters: [],
-    backends: clusterIds.map(c => (Array.isArray(c) ? { clusterId: c[0], weight: c[1], filters: [] } : { clusterId: c, weight: 1, filters: [] })),
+    backends: clusterIds.map(c =>
+      Array.isArray(c)
+        ? { clusterId: c[0], weight: c[1], filters: [] }
+        : { clusterId: c, weight: 1, filters: [] },
+    ),
     timeouts: {},
     ...extra,
   };
@@ -81,12 +113,22 @@ export function cluster(id: string, ports: number[], extra: Partial<Cluster> = {
     service: { namespace: "default", name: id, port: 80 },
     protocol: "http1",
     lb: "round-robin",
-    endpoints: ports.map(port => ({ address: "127.0.0.1", port, ready: true, serving: true, terminating: false })),
+    endpoints: ports.map(port => ({
+      address: "127.0.0.1",
+      port,
+      ready: true,
+      serving: true,
+      terminating: false,
+    })),
     ...extra,
   };
 }
 
-export function listener(port: number, vhosts: Listener["virtualHosts"], extra: Partial<Listener> = {}): Listener {
+export function listener(
+  port: number,
+  vhosts: Listener["virtualHosts"],
+  extra: Partial<Listener> = {},
+): Listener {
   return {
     name: `127.0.0.1:${port}`,
     address: "127.0.0.1",
@@ -101,7 +143,14 @@ export function listener(port: number, vhosts: Listener["virtualHosts"], extra: 
 
 export function config(body: Partial<CompiledConfigBody>, generation = 1): CompiledConfig {
   return sealConfig(
-    { apiVersion: "rauta.io/v1alpha1", listeners: [], routes: [], clusters: [], plugins: [], ...body } as CompiledConfigBody,
+    {
+      apiVersion: "rauta.io/v1alpha1",
+      listeners: [],
+      routes: [],
+      clusters: [],
+      plugins: [],
+      ...body,
+    } as CompiledConfigBody,
     generation,
   );
 }
@@ -115,7 +164,14 @@ export function simpleConfig(
   generation = 1,
   listenerExtra: Partial<Listener> = {},
 ): CompiledConfig {
-  return config({ listeners: [listener(port, [{ hostname: "*", routes: entries }], listenerExtra)], routes, clusters }, generation);
+  return config(
+    {
+      listeners: [listener(port, [{ hostname: "*", routes: entries }], listenerExtra)],
+      routes,
+      clusters,
+    },
+    generation,
+  );
 }
 
 export function testProxy(opts: ProxyOptions = {}): Proxy {
@@ -140,7 +196,17 @@ export interface EchoBody {
 
 export const keepAliveAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-export function get(port: number, path: string, options: { method?: string; headers?: Record<string, string | string[]>; body?: string; agent?: http.Agent | false; host?: string } = {}): Promise<Reply> {
+export function get(
+  port: number,
+  path: string,
+  options: {
+    method?: string;
+    headers?: Record<string, string | string[]>;
+    body?: string;
+    agent?: http.Agent | false;
+    host?: string;
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -174,7 +240,11 @@ export function get(port: number, path: string, options: { method?: string; head
 }
 
 /** Writes raw bytes on a fresh connection and returns everything the server sends until it closes (or timeoutMs). */
-export function rawExchange(port: number, data: string | Buffer, timeoutMs = 3000): Promise<string> {
+export function rawExchange(
+  port: number,
+  data: string | Buffer,
+  timeoutMs = 3000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, "127.0.0.1");
     const chunks: Buffer[] = [];

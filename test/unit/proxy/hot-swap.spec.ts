@@ -2,7 +2,18 @@
 // test (200 swaps under steady load, no failed or reset request).
 import { expect } from "chai";
 import http from "node:http";
-import { startEcho, freePort, config, listener, prefix, route, cluster, testProxy, get, sleep } from "./helpers.ts";
+import {
+  startEcho,
+  freePort,
+  config,
+  listener,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  get,
+  sleep,
+} from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 import type { Route, Cluster } from "../../../proxy/config/schema.ts";
 
@@ -31,14 +42,33 @@ describe("proxy: hot swap", function () {
     const proxy = testProxy();
     const gen1 = config(
       {
-        listeners: [listener(port, [{ hostname: "*", routes: [{ routeId: "slow", match: prefix("/") }] }])],
-        routes: [route("slow", ["slow"], { filters: [{ type: "RequestHeaderModifier", set: [{ name: "x-gen", value: "1" }], add: [], remove: [] }] })],
+        listeners: [
+          listener(port, [{ hostname: "*", routes: [{ routeId: "slow", match: prefix("/") }] }]),
+        ],
+        routes: [
+          route("slow", ["slow"], {
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                set: [{ name: "x-gen", value: "1" }],
+                add: [],
+                remove: [],
+              },
+            ],
+          }),
+        ],
         clusters: [cluster("slow", [slow.port])],
       },
       1,
     );
     const gen2 = config(
-      { listeners: [listener(port, [{ hostname: "*", routes: [{ routeId: "other", match: prefix("/") }] }])], routes: [route("other", ["a"])], clusters: [cluster("a", [a.port])] },
+      {
+        listeners: [
+          listener(port, [{ hostname: "*", routes: [{ routeId: "other", match: prefix("/") }] }]),
+        ],
+        routes: [route("other", ["a"])],
+        clusters: [cluster("a", [a.port])],
+      },
       2,
     );
     expect((await proxy.apply(gen1)).ok).to.equal(true);
@@ -71,7 +101,11 @@ describe("proxy: hot swap", function () {
     const mk = (gen: number, extra: number) =>
       config(
         {
-          listeners: [listener(port, [{ hostname: "*", routes: [{ routeId: `r${extra}`, match: prefix("/") }] }])],
+          listeners: [
+            listener(port, [
+              { hostname: "*", routes: [{ routeId: `r${extra}`, match: prefix("/") }] },
+            ]),
+          ],
           routes: [route(`r${extra}`, ["a"])],
           clusters: [cluster("a", [a.port])],
         },
@@ -103,9 +137,23 @@ describe("proxy: hot swap", function () {
       for (let p = 0; p < PATHS; p++) {
         const id = `p${p}-g${gen % 3}`;
         const cid = `c${p}-${gen % 2}`;
-        const eps = [backends[(p + gen) % 3]!.port, backends[(p + gen + 1) % 3]!.port].slice(0, 1 + (gen % 2));
+        const eps = [backends[(p + gen) % 3]!.port, backends[(p + gen + 1) % 3]!.port].slice(
+          0,
+          1 + (gen % 2),
+        );
         clusters.push(cluster(cid, eps));
-        routes.push(route(id, [cid], { filters: [{ type: "RequestHeaderModifier", set: [{ name: "x-gen", value: String(gen) }], add: [], remove: [] }] }));
+        routes.push(
+          route(id, [cid], {
+            filters: [
+              {
+                type: "RequestHeaderModifier",
+                set: [{ name: "x-gen", value: String(gen) }],
+                add: [],
+                remove: [],
+              },
+            ],
+          }),
+        );
         entries.push({ routeId: id, match: prefix(`/p${p}`) });
       }
       const extra = gen % 7;
@@ -114,7 +162,10 @@ describe("proxy: hot swap", function () {
         routes.push(route(id, [`c0-${gen % 2}`]));
         entries.unshift({ routeId: id, match: prefix(`/extra/${gen}/${e}`) });
       }
-      return config({ listeners: [listener(port, [{ hostname: "*", routes: entries }])], routes, clusters }, gen);
+      return config(
+        { listeners: [listener(port, [{ hostname: "*", routes: entries }])], routes, clusters },
+        gen,
+      );
     };
     expect((await proxy.apply(build(1))).ok).to.equal(true);
 

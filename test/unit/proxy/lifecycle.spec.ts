@@ -2,7 +2,19 @@
 // bind failures reported, TCP health checks.
 import { expect } from "chai";
 import net from "node:net";
-import { startEcho, freePort, config, listener, simpleConfig, prefix, route, cluster, testProxy, get, sleep } from "./helpers.ts";
+import {
+  startEcho,
+  freePort,
+  config,
+  listener,
+  simpleConfig,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  get,
+  sleep,
+} from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
 describe("proxy: listener lifecycle", function () {
@@ -24,7 +36,14 @@ describe("proxy: listener lifecycle", function () {
   it("drains on close: in-flight requests finish, new connections are refused", async () => {
     const port = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
     const inflight = get(port, "/slow");
     await sleep(100);
     const closing = px.close(5000);
@@ -49,7 +68,9 @@ describe("proxy: listener lifecycle", function () {
     const vh = [{ hostname: "*", routes: [{ routeId: "r", match: prefix("/") }] }];
     await px.apply(config({ listeners: [listener(p1, vh)], routes, clusters }, 1));
     expect((await get(p1, "/")).status).to.equal(200);
-    await px.apply(config({ listeners: [listener(p1, vh), listener(p2, vh)], routes, clusters }, 2));
+    await px.apply(
+      config({ listeners: [listener(p1, vh), listener(p2, vh)], routes, clusters }, 2),
+    );
     expect((await get(p2, "/")).status).to.equal(200);
     await px.apply(config({ listeners: [listener(p2, vh)], routes, clusters }, 3));
     await sleep(300);
@@ -64,7 +85,16 @@ describe("proxy: listener lifecycle", function () {
     const res = await px.apply(
       config(
         {
-          listeners: [listener(p2, vh, { protocol: "HTTPS", tls: { certificates: [{ secretRef: { namespace: "default", name: "missing" }, hostnames: ["*"] }] } })],
+          listeners: [
+            listener(p2, vh, {
+              protocol: "HTTPS",
+              tls: {
+                certificates: [
+                  { secretRef: { namespace: "default", name: "missing" }, hostnames: ["*"] },
+                ],
+              },
+            }),
+          ],
           routes,
           clusters,
         },
@@ -84,7 +114,13 @@ describe("proxy: listener lifecycle", function () {
     const ok = await freePort();
     const px = testProxy();
     const vh = [{ hostname: "*", routes: [{ routeId: "r", match: prefix("/") }] }];
-    const res = await px.apply(config({ listeners: [listener(taken, vh), listener(ok, vh)], routes: [route("r", ["a"])], clusters: [cluster("a", [a.port])] }));
+    const res = await px.apply(
+      config({
+        listeners: [listener(taken, vh), listener(ok, vh)],
+        routes: [route("r", ["a"])],
+        clusters: [cluster("a", [a.port])],
+      }),
+    );
     expect(res.ok).to.equal(true);
     expect(res.problems.join()).to.match(/EADDRINUSE/);
     expect((await get(ok, "/")).status).to.equal(200);
@@ -95,8 +131,18 @@ describe("proxy: listener lifecycle", function () {
   it("probes endpoints with TCP health checks when no HTTP path is set", async () => {
     const dead = await freePort();
     const port = await freePort();
-    const px = testProxy({ healthCheck: { intervalMs: 50, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 1 }, outlier: { consecutiveFailures: 0 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"])], [cluster("c", [dead, a.port])]));
+    const px = testProxy({
+      healthCheck: { intervalMs: 50, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 1 },
+      outlier: { consecutiveFailures: 0 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["c"])],
+        [cluster("c", [dead, a.port])],
+      ),
+    );
     await sleep(250);
     for (let i = 0; i < 6; i++) expect((await get(port, "/")).status).to.equal(200);
     const m = await px.metrics.registry.getSingleMetricAsString("rauta_endpoint_healthy");

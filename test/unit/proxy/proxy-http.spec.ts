@@ -34,7 +34,12 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         return true;
       }
       if (req.url?.startsWith("/hop")) {
-        res.writeHead(200, { connection: "close, x-private", "x-private": "secret", "keep-alive": "timeout=5", "x-ok": "1" });
+        res.writeHead(200, {
+          connection: "close, x-private",
+          "x-private": "secret",
+          "keep-alive": "timeout=5",
+          "x-ok": "1",
+        });
         res.end("hop");
         return true;
       }
@@ -61,8 +66,16 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
             hostname: "*",
             routes: [
               { routeId: "exact-path", match: exact("/exact") },
-              { routeId: "hdr", match: prefix("/", { headers: [{ name: "x-version", type: "Exact", value: "2" }] }) },
-              { routeId: "query", match: prefix("/", { queryParams: [{ name: "v", type: "RegularExpression", value: "b[0-9]+" }] }) },
+              {
+                routeId: "hdr",
+                match: prefix("/", { headers: [{ name: "x-version", type: "Exact", value: "2" }] }),
+              },
+              {
+                routeId: "query",
+                match: prefix("/", {
+                  queryParams: [{ name: "v", type: "RegularExpression", value: "b[0-9]+" }],
+                }),
+              },
               { routeId: "method", match: prefix("/m", { method: "POST" }) },
               { routeId: "re", match: regex("/re/[a-z]+/[0-9]{2}") },
               { routeId: "redirect", match: prefix("/redirect") },
@@ -92,11 +105,30 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         route("method", ["b"]),
         route("re", ["b"]),
         route("redirect", [], {
-          filters: [{ type: "RequestRedirect", statusCode: 302, hostname: "other.example.com", path: { type: "ReplacePrefixMatch", value: "/moved" } }],
+          filters: [
+            {
+              type: "RequestRedirect",
+              statusCode: 302,
+              hostname: "other.example.com",
+              path: { type: "ReplacePrefixMatch", value: "/moved" },
+            },
+          ],
         }),
-        route("redirect-https", [], { filters: [{ type: "RequestRedirect", statusCode: 301, scheme: "https" }] }),
-        route("rewrite", ["a"], { filters: [{ type: "URLRewrite", hostname: "internal.svc", path: { type: "ReplacePrefixMatch", value: "/" } }] }),
-        route("rewrite-full", ["a"], { filters: [{ type: "URLRewrite", path: { type: "ReplaceFullPath", value: "/replaced" } }] }),
+        route("redirect-https", [], {
+          filters: [{ type: "RequestRedirect", statusCode: 301, scheme: "https" }],
+        }),
+        route("rewrite", ["a"], {
+          filters: [
+            {
+              type: "URLRewrite",
+              hostname: "internal.svc",
+              path: { type: "ReplacePrefixMatch", value: "/" },
+            },
+          ],
+        }),
+        route("rewrite-full", ["a"], {
+          filters: [{ type: "URLRewrite", path: { type: "ReplaceFullPath", value: "/replaced" } }],
+        }),
         route("headers", ["a"], {
           filters: [
             {
@@ -105,7 +137,12 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
               add: [{ name: "X-Add", value: "added" }],
               remove: ["x-remove-me"],
             },
-            { type: "ResponseHeaderModifier", set: [{ name: "X-Resp", value: "r" }], add: [], remove: ["x-backend"] },
+            {
+              type: "ResponseHeaderModifier",
+              set: [{ name: "X-Resp", value: "r" }],
+              add: [],
+              remove: ["x-backend"],
+            },
           ],
         }),
         route("null-backend", [null]),
@@ -120,7 +157,11 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         route("prefix-foo", ["b"]),
         route("root", ["a"]),
       ],
-      clusters: [cluster("a", [a.port]), cluster("b", [b.port]), cluster("dead", [await freePort()])],
+      clusters: [
+        cluster("a", [a.port]),
+        cluster("b", [b.port]),
+        cluster("dead", [await freePort()]),
+      ],
     });
     const res = await proxy.apply(cfg);
     expect(res.ok, res.problems.join("; ")).to.equal(true);
@@ -134,7 +175,9 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
 
   it("routes by exact host, wildcard host and the '*' fallback", async () => {
     expect((await get(port, "/", { host: "exact.example.com" })).json().backend).to.equal("a");
-    expect((await get(port, "/", { host: "x.wild.example.com:8080" })).json().backend).to.equal("b");
+    expect((await get(port, "/", { host: "x.wild.example.com:8080" })).json().backend).to.equal(
+      "b",
+    );
     expect((await get(port, "/", { host: "a.b.wild.example.com" })).json().backend).to.equal("b");
     // "*.wild.example.com" needs at least one label: the bare name falls to "*"
     expect((await get(port, "/", { host: "wild.example.com" })).json().backend).to.equal("a");
@@ -144,8 +187,12 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
   it("honours precedence order: exact path, headers, query, method, regex", async () => {
     expect((await get(port, "/exact")).json().backend).to.equal("b");
     expect((await get(port, "/exact/more")).json().backend).to.equal("a");
-    expect((await get(port, "/anything", { headers: { "x-version": "2" } })).json().backend).to.equal("b");
-    expect((await get(port, "/anything", { headers: { "x-version": "3" } })).json().backend).to.equal("a");
+    expect(
+      (await get(port, "/anything", { headers: { "x-version": "2" } })).json().backend,
+    ).to.equal("b");
+    expect(
+      (await get(port, "/anything", { headers: { "x-version": "3" } })).json().backend,
+    ).to.equal("a");
     expect((await get(port, "/q?v=b12")).json().backend).to.equal("b");
     expect((await get(port, "/q?v=b12x")).json().backend).to.equal("a", "regex is full-match");
     expect((await get(port, "/m", { method: "POST", body: "x" })).json().backend).to.equal("b");
@@ -179,7 +226,9 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
   });
 
   it("applies request and response header modifiers", async () => {
-    const r = await get(port, "/headers", { headers: { "x-set": "client", "x-add": "client", "x-remove-me": "gone" } });
+    const r = await get(port, "/headers", {
+      headers: { "x-set": "client", "x-add": "client", "x-remove-me": "gone" },
+    });
     const j = r.json();
     expect(j.headers["x-set"]).to.equal("set-value");
     expect(j.headers["x-add"]).to.equal("client,added");
@@ -198,7 +247,9 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
   it("splits traffic by weight", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const counts: Record<string, number> = { a: 0, b: 0 };
-    const replies = await Promise.all(Array.from({ length: 400 }, () => get(port, "/weighted", { agent })));
+    const replies = await Promise.all(
+      Array.from({ length: 400 }, () => get(port, "/weighted", { agent })),
+    );
     for (const r of replies) counts[r.json().backend]!++;
     agent.destroy();
     // 3:1 → expect ~300/100; allow wide bounds (binomial sd ≈ 8.7)
@@ -209,7 +260,17 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
   it("returns 404 with a clear body when nothing matches the host", async () => {
     const p2 = await freePort();
     const px = testProxy();
-    await px.apply(config({ listeners: [listener(p2, [{ hostname: "only.example.com", routes: [{ routeId: "r", match: prefix("/") }] }])], routes: [route("r", ["a"])], clusters: [cluster("a", [a.port])] }));
+    await px.apply(
+      config({
+        listeners: [
+          listener(p2, [
+            { hostname: "only.example.com", routes: [{ routeId: "r", match: prefix("/") }] },
+          ]),
+        ],
+        routes: [route("r", ["a"])],
+        clusters: [cluster("a", [a.port])],
+      }),
+    );
     const r = await get(p2, "/", { host: "other.example.com" });
     expect(r.status).to.equal(404);
     expect(r.body).to.contain("no route matches");
@@ -218,7 +279,14 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
 
   it("strips hop-by-hop headers both ways and sets X-Forwarded-*", async () => {
     const r = await get(port, "/anything?keep=1", {
-      headers: { connection: "keep-alive, x-drop-me", "x-drop-me": "1", "keep-alive": "timeout=5", te: "trailers", "x-forwarded-for": "10.0.0.1", "proxy-connection": "x" },
+      headers: {
+        connection: "keep-alive, x-drop-me",
+        "x-drop-me": "1",
+        "keep-alive": "timeout=5",
+        te: "trailers",
+        "x-forwarded-for": "10.0.0.1",
+        "proxy-connection": "x",
+      },
     });
     const j = r.json();
     expect(j.url).to.equal("/anything?keep=1");
@@ -254,11 +322,20 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     const r = await get(port, "/body", { method: "POST", body: "hello world" });
     expect(r.json().body).to.equal("hello world");
     const chunked = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ host: "127.0.0.1", port, path: "/body", method: "PUT", headers: { host: "x", "transfer-encoding": "chunked" } }, res => {
-        const c: Buffer[] = [];
-        res.on("data", d => c.push(d));
-        res.on("end", () => resolve(JSON.parse(Buffer.concat(c).toString()).body));
-      });
+      const req = http.request(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "/body",
+          method: "PUT",
+          headers: { host: "x", "transfer-encoding": "chunked" },
+        },
+        res => {
+          const c: Buffer[] = [];
+          res.on("data", d => c.push(d));
+          res.on("end", () => resolve(JSON.parse(Buffer.concat(c).toString()).body));
+        },
+      );
       req.on("error", reject);
       req.write("part1-");
       setTimeout(() => req.end("part2"), 20);
@@ -269,7 +346,13 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
   it("counts requests by route id and status class in /metrics, and serves /readyz", async () => {
     await get(port, "/exact");
     const admin = await startAdminServer(
-      { metrics: async () => ({ contentType: proxy.metrics.registry.contentType, body: await proxy.metrics.registry.metrics() }), ready: () => proxy.ready },
+      {
+        metrics: async () => ({
+          contentType: proxy.metrics.registry.contentType,
+          body: await proxy.metrics.registry.metrics(),
+        }),
+        ready: () => proxy.ready,
+      },
       0,
       "127.0.0.1",
     );
@@ -277,9 +360,11 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     const m = await get(ap, "/metrics");
     expect(m.body).to.match(/rauta_requests_total\{route="exact-path",code="2xx"\} \d+/);
     expect(m.body).to.match(/rauta_requests_total\{route="null-backend",code="5xx"\} \d+/);
-    expect(m.body).to.match(/rauta_request_duration_seconds_bucket\{le="[^"]+",route="exact-path"\}/);
+    expect(m.body).to.match(
+      /rauta_request_duration_seconds_bucket\{le="[^"]+",route="exact-path"\}/,
+    );
     expect(m.body).to.contain("rauta_config_generation 1");
-    expect(m.body).to.not.contain("/exact\"");
+    expect(m.body).to.not.contain('/exact"');
     expect((await get(ap, "/readyz")).status).to.equal(200);
     expect((await get(ap, "/healthz")).status).to.equal(200);
     admin.close();
@@ -287,11 +372,22 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
 
   it("/readyz is 503 until a config is loaded", async () => {
     const px = testProxy();
-    const admin = await startAdminServer({ metrics: async () => ({ contentType: "text/plain", body: "" }), ready: () => px.ready }, 0, "127.0.0.1");
+    const admin = await startAdminServer(
+      { metrics: async () => ({ contentType: "text/plain", body: "" }), ready: () => px.ready },
+      0,
+      "127.0.0.1",
+    );
     const ap = (admin.address() as net.AddressInfo).port;
     expect((await get(ap, "/readyz")).status).to.equal(503);
     const p2 = await freePort();
-    await px.apply(simpleConfig(p2, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    await px.apply(
+      simpleConfig(
+        p2,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
     expect((await get(ap, "/readyz")).status).to.equal(200);
     admin.close();
     await px.close(100);
@@ -303,13 +399,21 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     const res = await proxy.apply(bad);
     expect(res.ok).to.equal(false);
     expect(res.problems.join()).to.contain("route missing does not exist");
-    const badRegex = simpleConfig(port, [{ routeId: "r", match: regex("(unclosed") }], [route("r", ["a"])], [cluster("a", [a.port])], 3);
+    const badRegex = simpleConfig(
+      port,
+      [{ routeId: "r", match: regex("(unclosed") }],
+      [route("r", ["a"])],
+      [cluster("a", [a.port])],
+      3,
+    );
     expect((await proxy.apply(badRegex)).ok).to.equal(false);
     const tampered = { ...simpleConfig(port, [], [], [], 4), hash: `sha256:${"0".repeat(64)}` };
     expect((await proxy.apply(tampered)).ok).to.equal(false);
     expect((await proxy.apply({ nonsense: true })).ok).to.equal(false);
     expect((await get(port, "/exact")).json().backend).to.equal(before);
-    const m = await proxy.metrics.registry.getSingleMetricAsString("rauta_config_reload_failures_total");
+    const m = await proxy.metrics.registry.getSingleMetricAsString(
+      "rauta_config_reload_failures_total",
+    );
     expect(m).to.match(/rauta_config_reload_failures_total 4/);
     expect(proxy.current?.number).to.equal(1);
   });
@@ -327,8 +431,21 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     });
     await px.apply(
       config({
-        listeners: [listener(p2, [{ hostname: "*", routes: [{ routeId: "open", match: prefix("/open") }, { routeId: "closed", match: prefix("/closed") }] }])],
-        routes: [route("open", ["a"], { filters: [{ type: "Plugin", pluginId: "ns/open" }] }), route("closed", ["a"], { filters: [{ type: "Plugin", pluginId: "ns/closed" }] })],
+        listeners: [
+          listener(p2, [
+            {
+              hostname: "*",
+              routes: [
+                { routeId: "open", match: prefix("/open") },
+                { routeId: "closed", match: prefix("/closed") },
+              ],
+            },
+          ]),
+        ],
+        routes: [
+          route("open", ["a"], { filters: [{ type: "Plugin", pluginId: "ns/open" }] }),
+          route("closed", ["a"], { filters: [{ type: "Plugin", pluginId: "ns/closed" }] }),
+        ],
         clusters: [cluster("a", [a.port])],
         plugins: [plugin("ns/open", "FailOpen"), plugin("ns/closed", "FailClosed")],
       }),
@@ -365,7 +482,10 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         [cluster("a", [a.port])],
       ),
     );
-    const pre = await get(p2, "/x", { method: "OPTIONS", headers: { origin: "https://a.trusted.io", "access-control-request-method": "POST" } });
+    const pre = await get(p2, "/x", {
+      method: "OPTIONS",
+      headers: { origin: "https://a.trusted.io", "access-control-request-method": "POST" },
+    });
     expect(pre.status).to.equal(204);
     expect(pre.headers["access-control-allow-origin"]).to.equal("https://a.trusted.io");
     expect(pre.headers["access-control-allow-methods"]).to.equal("GET, POST");
@@ -399,7 +519,10 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         ],
         [
           route("plain", ["s"], { timeouts: { backendRequestMs: 150 } }),
-          route("retry", ["s"], { timeouts: { backendRequestMs: 150 }, retry: { attempts: 1, codes: [504], backoffMs: 1 } }),
+          route("retry", ["s"], {
+            timeouts: { backendRequestMs: 150 },
+            retry: { attempts: 1, codes: [504], backoffMs: 1 },
+          }),
         ],
         [cluster("s", [sometimesSlow.port])],
       ),
@@ -426,13 +549,31 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
         cb();
       },
     });
-    const logger = winston.createLogger({ format: winston.format.json(), transports: [new winston.transports.Stream({ stream: sink })] });
+    const logger = winston.createLogger({
+      format: winston.format.json(),
+      transports: [new winston.transports.Stream({ stream: sink })],
+    });
     const px = testProxy({ handler: { forwardedHeader: true, accessLog: true }, logger });
-    await px.apply(simpleConfig(p2, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
-    const r = await get(p2, "/fw?x=1", { host: "shop.example.com", headers: { forwarded: "for=10.1.1.1" } });
-    expect(r.json().headers.forwarded).to.equal('for=10.1.1.1, for=127.0.0.1;host="shop.example.com";proto=http');
+    await px.apply(
+      simpleConfig(
+        p2,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
+    const r = await get(p2, "/fw?x=1", {
+      host: "shop.example.com",
+      headers: { forwarded: "for=10.1.1.1" },
+    });
+    expect(r.json().headers.forwarded).to.equal(
+      'for=10.1.1.1, for=127.0.0.1;host="shop.example.com";proto=http',
+    );
     await sleep(20);
-    const access = lines.find(l => (l as { message?: string }).message === "access") as Record<string, unknown>;
+    const access = lines.find(l => (l as { message?: string }).message === "access") as Record<
+      string,
+      unknown
+    >;
     expect(access).to.include({ method: "GET", path: "/fw?x=1", status: 200, route: "r" });
     await px.close(100);
   });
@@ -446,7 +587,14 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     });
     const p2 = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(p2, [{ routeId: "r", match: prefix("/") }], [route("r", ["s"])], [cluster("s", [special.port])]));
+    await px.apply(
+      simpleConfig(
+        p2,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["s"])],
+        [cluster("s", [special.port])],
+      ),
+    );
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const head = await get(p2, "/x", { method: "HEAD", agent });
     expect(head.status).to.equal(200);
@@ -476,7 +624,11 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
       simpleConfig(
         p2,
         [{ routeId: "m", match: prefix("/") }],
-        [route("m", ["a"], { filters: [{ type: "RequestMirror", clusterId: "mirror", numerator: 1, denominator: 1 }] })],
+        [
+          route("m", ["a"], {
+            filters: [{ type: "RequestMirror", clusterId: "mirror", numerator: 1, denominator: 1 }],
+          }),
+        ],
         [cluster("a", [a.port]), cluster("mirror", [slowMirror.port])],
       ),
     );
@@ -507,7 +659,13 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
       simpleConfig(
         p2,
         [{ routeId: "m", match: prefix("/") }],
-        [route("m", ["a"], { filters: [{ type: "RequestMirror", clusterId: "mirror", numerator: 100, denominator: 100 }] })],
+        [
+          route("m", ["a"], {
+            filters: [
+              { type: "RequestMirror", clusterId: "mirror", numerator: 100, denominator: 100 },
+            ],
+          }),
+        ],
         [cluster("a", [a.port]), cluster("mirror", [mirror.port])],
       ),
     );

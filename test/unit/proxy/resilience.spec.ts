@@ -2,7 +2,17 @@
 // balancing over real sockets.
 import { expect } from "chai";
 import http from "node:http";
-import { startEcho, freePort, simpleConfig, prefix, route, cluster, testProxy, get, sleep } from "./helpers.ts";
+import {
+  startEcho,
+  freePort,
+  simpleConfig,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  get,
+  sleep,
+} from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
 describe("proxy: resilience", function () {
@@ -30,7 +40,14 @@ describe("proxy: resilience", function () {
     });
     const port = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"], { retry: { attempts: 3, codes: [503], backoffMs: 10 } })], [cluster("f", [flaky.port])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["f"], { retry: { attempts: 3, codes: [503], backoffMs: 10 } })],
+        [cluster("f", [flaky.port])],
+      ),
+    );
     const r = await get(port, "/x");
     expect(r.status).to.equal(200);
     expect(calls).to.equal(3);
@@ -55,8 +72,19 @@ describe("proxy: resilience", function () {
     });
     const port = await freePort();
     // budget: at most max(1, 0 × active) = 1 retry in flight across the cluster
-    const px = testProxy({ handler: { retryBudgetMin: 1, retryBudgetRatio: 0 }, outlier: { consecutiveFailures: 0 }, circuitBreaker: { minRequests: 10_000 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["b"], { retry: { attempts: 3, codes: [503], backoffMs: 200 } })], [cluster("b", [busy.port])]));
+    const px = testProxy({
+      handler: { retryBudgetMin: 1, retryBudgetRatio: 0 },
+      outlier: { consecutiveFailures: 0 },
+      circuitBreaker: { minRequests: 10_000 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["b"], { retry: { attempts: 3, codes: [503], backoffMs: 200 } })],
+        [cluster("b", [busy.port])],
+      ),
+    );
     const replies = await Promise.all(Array.from({ length: 10 }, () => get(port, "/")));
     expect(replies.every(r => r.status === 503)).to.equal(true);
     // without a budget 10 requests × (1 + 3 retries) = 40 upstream calls
@@ -69,7 +97,14 @@ describe("proxy: resilience", function () {
     const dead = await freePort();
     const port = await freePort();
     const px = testProxy({ outlier: { consecutiveFailures: 0 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"], { retry: { attempts: 2, codes: [], backoffMs: 1 } })], [cluster("c", [dead, a.port])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["c"], { retry: { attempts: 2, codes: [], backoffMs: 1 } })],
+        [cluster("c", [dead, a.port])],
+      ),
+    );
     for (let i = 0; i < 6; i++) {
       const r = await get(port, "/x");
       expect(r.status).to.equal(200);
@@ -87,8 +122,18 @@ describe("proxy: resilience", function () {
       return true;
     });
     const port = await freePort();
-    const px = testProxy({ circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 }, outlier: { consecutiveFailures: 0 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"])], [cluster("f", [failing.port])]));
+    const px = testProxy({
+      circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 },
+      outlier: { consecutiveFailures: 0 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["f"])],
+        [cluster("f", [failing.port])],
+      ),
+    );
     for (let i = 0; i < 5; i++) expect((await get(port, "/")).status).to.equal(500);
     const r = await get(port, "/");
     expect(r.status).to.equal(503);
@@ -103,7 +148,14 @@ describe("proxy: resilience", function () {
   it("rate-limits a route per client with a token bucket (429)", async () => {
     const port = await freePort();
     const px = testProxy({ rateLimits: { r: { rate: 1, burst: 3 } } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await get(port, "/")).status);
     expect(statuses).to.deep.equal([200, 200, 200, 429, 429]);
@@ -115,10 +167,22 @@ describe("proxy: resilience", function () {
 
   it("rate-limits per header value when the key is a header", async () => {
     const port = await freePort();
-    const px = testProxy({ rateLimits: { r: { rate: 1, burst: 1, key: { header: "X-Api-Key" } } } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
-    const s = async (key: string) => (await get(port, "/", { headers: { "x-api-key": key } })).status;
-    expect([await s("k1"), await s("k1"), await s("k2"), await s("k2")]).to.deep.equal([200, 429, 200, 429]);
+    const px = testProxy({
+      rateLimits: { r: { rate: 1, burst: 1, key: { header: "X-Api-Key" } } },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
+    const s = async (key: string) =>
+      (await get(port, "/", { headers: { "x-api-key": key } })).status;
+    expect([await s("k1"), await s("k1"), await s("k2"), await s("k2")]).to.deep.equal([
+      200, 429, 200, 429,
+    ]);
     await px.close(100);
   });
 
@@ -133,8 +197,23 @@ describe("proxy: resilience", function () {
       return false;
     });
     const port = await freePort();
-    const px = testProxy({ healthCheck: { intervalMs: 50, timeoutMs: 200, unhealthyThreshold: 2, healthyThreshold: 2, httpPath: "/healthz" } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"])], [cluster("c", [sick.port, a.port])]));
+    const px = testProxy({
+      healthCheck: {
+        intervalMs: 50,
+        timeoutMs: 200,
+        unhealthyThreshold: 2,
+        healthyThreshold: 2,
+        httpPath: "/healthz",
+      },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["c"])],
+        [cluster("c", [sick.port, a.port])],
+      ),
+    );
     const spread = async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 10; i++) seen.add((await get(port, "/")).json().backend);
@@ -158,8 +237,18 @@ describe("proxy: resilience", function () {
       return true;
     });
     const port = await freePort();
-    const px = testProxy({ outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 }, circuitBreaker: { minRequests: 1000 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["c"])], [cluster("c", [bad.port, a.port])]));
+    const px = testProxy({
+      outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 },
+      circuitBreaker: { minRequests: 1000 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["c"])],
+        [cluster("c", [bad.port, a.port])],
+      ),
+    );
     const statuses: number[] = [];
     for (let i = 0; i < 20; i++) statuses.push((await get(port, "/")).status);
     expect(statuses.filter(s => s === 502)).to.have.length(3);
@@ -174,8 +263,18 @@ describe("proxy: resilience", function () {
       return true;
     });
     const port = await freePort();
-    const px = testProxy({ outlier: { consecutiveFailures: 2 }, circuitBreaker: { minRequests: 2 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["s"])], [cluster("s", [slow.port])]));
+    const px = testProxy({
+      outlier: { consecutiveFailures: 2 },
+      circuitBreaker: { minRequests: 2 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["s"])],
+        [cluster("s", [slow.port])],
+      ),
+    );
     for (let i = 0; i < 10; i++) {
       const req = http.request({ host: "127.0.0.1", port, path: "/", headers: { host: "x" } });
       req.on("error", () => {});
@@ -199,8 +298,18 @@ describe("proxy: resilience", function () {
       return true;
     });
     const port = await freePort();
-    const px = testProxy({ outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 }, circuitBreaker: { minRequests: 1000 } });
-    await px.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["f"])], [cluster("f", [flaky.port])]));
+    const px = testProxy({
+      outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 },
+      circuitBreaker: { minRequests: 1000 },
+    });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["f"])],
+        [cluster("f", [flaky.port])],
+      ),
+    );
     expect((await get(port, "/")).status).to.equal(502);
     expect((await get(port, "/")).status).to.equal(502); // ejected now
     fail = false;

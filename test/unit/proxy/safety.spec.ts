@@ -1,7 +1,17 @@
 // Request smuggling, malformed requests and resource limits, written as raw bytes on a socket.
 import { expect } from "chai";
 import net from "node:net";
-import { startEcho, freePort, simpleConfig, prefix, route, cluster, testProxy, rawExchange, get } from "./helpers.ts";
+import {
+  startEcho,
+  freePort,
+  simpleConfig,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  rawExchange,
+  get,
+} from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 
@@ -15,7 +25,14 @@ describe("proxy: smuggling, malformed requests and limits", () => {
       handler: { maxHeaderCount: 20, maxRequestBodyBytes: 1000 },
       limits: { headersTimeoutMs: 500, connectionsCheckingIntervalMs: 100, maxHeaderSize: 4096 },
     });
-    const r = await proxy.apply(simpleConfig(port, [{ routeId: "r", match: prefix("/") }], [route("r", ["a"])], [cluster("a", [a.port])]));
+    const r = await proxy.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "r", match: prefix("/") }],
+        [route("r", ["a"])],
+        [cluster("a", [a.port])],
+      ),
+    );
     expect(r.ok).to.equal(true);
   });
 
@@ -39,14 +56,23 @@ describe("proxy: smuggling, malformed requests and limits", () => {
   });
 
   it("rejects duplicate/conflicting Content-Length headers", async () => {
-    const out = await rawExchange(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde");
+    const out = await rawExchange(
+      port,
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+    );
     expect(status(out)).to.equal(400);
   });
 
   it("rejects obfuscated Transfer-Encoding and malformed chunk sizes", async () => {
-    const te = await rawExchange(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n");
+    const te = await rawExchange(
+      port,
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    );
     expect(status(te)).to.equal(400);
-    const chunk = await rawExchange(port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+    const chunk = await rawExchange(
+      port,
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
     // the head was fine, so the request may have been routed before the body broke: either way
     // the client gets an error and the connection is closed, never a smuggled second request
     expect(chunk).to.not.match(/HTTP\/1\.1 200[\s\S]*HTTP\/1\.1 200/);
@@ -55,15 +81,26 @@ describe("proxy: smuggling, malformed requests and limits", () => {
 
   it("rejects a bare LF / space before colon / invalid header characters", async () => {
     expect(status(await rawExchange(port, "GET / HTTP/1.1\r\nHost : x\r\n\r\n"))).to.equal(400);
-    expect(status(await rawExchange(port, "GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n"))).to.equal(400);
-    expect(status(await rawExchange(port, "GET / HTTP/1.1\r\n\r\n"))).to.equal(400, "HTTP/1.1 without Host");
+    expect(
+      status(await rawExchange(port, "GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n")),
+    ).to.equal(400);
+    expect(status(await rawExchange(port, "GET / HTTP/1.1\r\n\r\n"))).to.equal(
+      400,
+      "HTTP/1.1 without Host",
+    );
   });
 
   it("answers 431 when the header section is too large or has too many fields", async () => {
-    const big = await rawExchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(5000)}\r\n\r\n`);
+    const big = await rawExchange(
+      port,
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(5000)}\r\n\r\n`,
+    );
     expect(status(big)).to.equal(431);
     const many = Array.from({ length: 30 }, (_, i) => `X-H${i}: v`).join("\r\n");
-    const out = await rawExchange(port, `GET / HTTP/1.1\r\nHost: x\r\n${many}\r\nConnection: close\r\n\r\n`);
+    const out = await rawExchange(
+      port,
+      `GET / HTTP/1.1\r\nHost: x\r\n${many}\r\nConnection: close\r\n\r\n`,
+    );
     expect(status(out)).to.equal(431);
     expect(out).to.contain("number of fields");
   });

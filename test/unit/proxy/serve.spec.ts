@@ -17,14 +17,23 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 
 function gatewayYaml(port: number, extraRule = ""): string {
   const example = fs.readFileSync(path.join(root, "examples/gateway.yaml"), "utf8");
-  return example.replace("port: 8080", `port: ${port}`).replace("  rules:\n", `  rules:\n${extraRule}`);
+  return example
+    .replace("port: 8080", `port: ${port}`)
+    .replace("  rules:\n", `  rules:\n${extraRule}`);
 }
 
 function backendsYaml(api: number, web: number): string {
-  return fs.readFileSync(path.join(root, "examples/backends.yaml"), "utf8").replace("port: 9001, protocol", `port: ${api}, protocol`).replace("port: 9002, protocol", `port: ${web}, protocol`);
+  return fs
+    .readFileSync(path.join(root, "examples/backends.yaml"), "utf8")
+    .replace("port: 9001, protocol", `port: ${api}, protocol`)
+    .replace("port: 9002, protocol", `port: ${web}, protocol`);
 }
 
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -52,13 +61,32 @@ describe("rauta serve (standalone, real CLI)", function () {
     metricsPort = await freePort();
     fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port));
     fs.writeFileSync(path.join(dir, "backends.yaml"), backendsYaml(api.port, web.port));
-    child = spawn(process.execPath, [path.join(root, "proxy/bin/rauta.ts"), "serve", "-f", dir, "--workers", "2", "--metrics-port", String(metricsPort), "--address", "127.0.0.1"], {
-      cwd: root,
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, RAUTA_LOG_LEVEL: "info" },
-    });
+    child = spawn(
+      process.execPath,
+      [
+        path.join(root, "proxy/bin/rauta.ts"),
+        "serve",
+        "-f",
+        dir,
+        "--workers",
+        "2",
+        "--metrics-port",
+        String(metricsPort),
+        "--address",
+        "127.0.0.1",
+      ],
+      {
+        cwd: root,
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { ...process.env, RAUTA_LOG_LEVEL: "info" },
+      },
+    );
     child.stderr!.on("data", d => (stderr += d));
-    await until(async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined), 20_000, "readyz");
+    await until(
+      async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined),
+      20_000,
+      "readyz",
+    );
   });
 
   after(async () => {
@@ -87,17 +115,21 @@ describe("rauta serve (standalone, real CLI)", function () {
 
   it("serves /metrics aggregated over the workers", async () => {
     const m = await get(metricsPort, "/metrics");
-    expect(m.body).to.match(/rauta_requests_total\{route="default\/demo\/rule\/0",code="2xx"\} \d+/);
+    expect(m.body).to.match(
+      /rauta_requests_total\{route="default\/demo\/rule\/0",code="2xx"\} \d+/,
+    );
     expect(m.body).to.match(/rauta_config_generation 1/);
   });
 
   it("hot-reloads an edit", async () => {
-    const rule = "    - matches:\n        - path: { type: Exact, value: /new }\n      backendRefs:\n        - { name: api, port: 80 }\n";
+    const rule =
+      "    - matches:\n        - path: { type: Exact, value: /new }\n      backendRefs:\n        - { name: api, port: 80 }\n";
     fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port, rule));
     // every worker applies it (they receive it at once; each swaps when it has prepared it)
     await until(
       async () => {
-        for (let i = 0; i < 20; i++) if ((await get(port, "/new")).json().backend !== "api") return undefined;
+        for (let i = 0; i < 20; i++)
+          if ((await get(port, "/new")).json().backend !== "api") return undefined;
         return true;
       },
       10_000,
@@ -107,8 +139,15 @@ describe("rauta serve (standalone, real CLI)", function () {
 
   it("reports a broken edit (file, object, field) and keeps serving the last good config", async () => {
     const before = stderr.length;
-    fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port).replace("type: PathPrefix, value: /api", "type: NoSuchType, value: /api"));
-    await until(async () => (stderr.slice(before).includes("still serving") ? true : undefined), 10_000, "the error report");
+    fs.writeFileSync(
+      path.join(dir, "gateway.yaml"),
+      gatewayYaml(port).replace("type: PathPrefix, value: /api", "type: NoSuchType, value: /api"),
+    );
+    await until(
+      async () => (stderr.slice(before).includes("still serving") ? true : undefined),
+      10_000,
+      "the error report",
+    );
     const report = stderr.slice(before);
     expect(report).to.contain("gateway.yaml");
     expect(report).to.contain("HTTPRoute default/demo");
@@ -118,12 +157,23 @@ describe("rauta serve (standalone, real CLI)", function () {
   });
 
   it("replaces a crashed worker while the other keeps serving", async () => {
-    const pids = [...new Set([...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].map(m => Number(m[1])))];
+    const pids = [
+      ...new Set([...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].map(m => Number(m[1]))),
+    ];
     expect(pids.length).to.be.greaterThanOrEqual(2);
     process.kill(pids[0]!, "SIGKILL");
     for (let i = 0; i < 20; i++) expect((await get(port, "/api/x")).status).to.equal(200);
-    await until(async () => (stderr.includes("worker exited; starting a replacement") ? true : undefined), 5000, "the replacement");
-    await until(async () => ([...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].length >= 3 ? true : undefined), 10_000, "the new worker");
+    await until(
+      async () => (stderr.includes("worker exited; starting a replacement") ? true : undefined),
+      5000,
+      "the replacement",
+    );
+    await until(
+      async () =>
+        [...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].length >= 3 ? true : undefined,
+      10_000,
+      "the new worker",
+    );
     expect((await get(port, "/new")).json().backend).to.equal("api");
   });
 
@@ -143,7 +193,29 @@ describe("rauta serve with TLS from a kubernetes.io/tls Secret (in-process, --wo
     const api = await startEcho("api");
     const port = await freePort();
     const metricsPort = await freePort();
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "c"), "-days", "1", "-subj", "/CN=secure.example.com", "-addext", "subjectAltName=DNS:secure.example.com"], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        path.join(dir, "k"),
+        "-out",
+        path.join(dir, "c"),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=secure.example.com",
+        "-addext",
+        "subjectAltName=DNS:secure.example.com",
+      ],
+      { stdio: "ignore" },
+    );
     const b64 = (f: string) => fs.readFileSync(path.join(dir, f)).toString("base64");
     const yaml = `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -177,17 +249,44 @@ spec:
 ---
 ${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
     fs.writeFileSync(path.join(dir, "all.yaml"), yaml);
-    const child = spawn(process.execPath, [path.join(root, "proxy/bin/rauta.ts"), "serve", "-f", path.join(dir, "all.yaml"), "--workers", "0", "--metrics-port", String(metricsPort), "--address", "127.0.0.1"], {
-      cwd: root,
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, "proxy/bin/rauta.ts"),
+        "serve",
+        "-f",
+        path.join(dir, "all.yaml"),
+        "--workers",
+        "0",
+        "--metrics-port",
+        String(metricsPort),
+        "--address",
+        "127.0.0.1",
+      ],
+      {
+        cwd: root,
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     let stderr = "";
     child.stderr!.on("data", d => (stderr += d));
     try {
-      await until(async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined), 20_000, "readyz");
+      await until(
+        async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined),
+        20_000,
+        "readyz",
+      );
       const { cn, body } = await new Promise<{ cn: string; body: string }>((resolve, reject) => {
         const req = https.get(
-          { host: "127.0.0.1", port, path: "/hello", servername: "secure.example.com", headers: { host: "secure.example.com" }, rejectUnauthorized: false, agent: false },
+          {
+            host: "127.0.0.1",
+            port,
+            path: "/hello",
+            servername: "secure.example.com",
+            headers: { host: "secure.example.com" },
+            rejectUnauthorized: false,
+            agent: false,
+          },
           res => {
             const cert = (res.socket as tls.TLSSocket).getPeerCertificate();
             let b = "";

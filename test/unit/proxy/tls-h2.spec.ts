@@ -9,7 +9,17 @@ import tls from "node:tls";
 import https from "node:https";
 import http2 from "node:http2";
 import net from "node:net";
-import { startEcho, freePort, config, listener, prefix, route, cluster, testProxy, get } from "./helpers.ts";
+import {
+  startEcho,
+  freePort,
+  config,
+  listener,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  get,
+} from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
@@ -18,25 +28,57 @@ import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
 function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", key, "-out", crt, "-days", "1", "-subj", `/CN=${name}`, "-addext", `subjectAltName=${san}`,
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      crt,
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      `subjectAltName=${san}`,
+    ],
+    { stdio: "ignore" },
+  );
   return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
 }
 
 function peerCN(port: number, servername: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: "127.0.0.1", port, servername, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
-      const cn = s.getPeerCertificate().subject?.CN ?? "";
-      s.end();
-      resolve(Array.isArray(cn) ? cn.join(",") : cn);
-    });
+    const s = tls.connect(
+      {
+        host: "127.0.0.1",
+        port,
+        servername,
+        rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"],
+      },
+      () => {
+        const cn = s.getPeerCertificate().subject?.CN ?? "";
+        s.end();
+        resolve(Array.isArray(cn) ? cn.join(",") : cn);
+      },
+    );
     s.on("error", reject);
   });
 }
 
-function h2Get(authority: string, path: string, opts: http2.SecureClientSessionOptions = {}): Promise<{ status: number; body: string; alpn: string | false | null | undefined }> {
+function h2Get(
+  authority: string,
+  path: string,
+  opts: http2.SecureClientSessionOptions = {},
+): Promise<{ status: number; body: string; alpn: string | false | null | undefined }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(authority, opts);
     session.on("error", reject);
@@ -93,7 +135,10 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
               tls: {
                 certificates: [
                   { secretRef: { namespace: "default", name: "a" }, hostnames: ["a.example.com"] },
-                  { secretRef: { namespace: "default", name: "wild" }, hostnames: ["*.wild.example.com"] },
+                  {
+                    secretRef: { namespace: "default", name: "wild" },
+                    hostnames: ["*.wild.example.com"],
+                  },
                   { secretRef: { namespace: "default", name: "default" }, hostnames: ["*"] },
                 ],
               },
@@ -125,11 +170,22 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
   it("serves HTTP/1.1 over TLS (ALPN http/1.1) and routes by Host", async () => {
     const body = await new Promise<string>((resolve, reject) => {
       https
-        .get({ host: "127.0.0.1", port: tlsPort, path: "/t", servername: "a.example.com", headers: { host: "a.example.com" }, rejectUnauthorized: false, agent: false }, res => {
-          let s = "";
-          res.on("data", d => (s += d));
-          res.on("end", () => resolve(s));
-        })
+        .get(
+          {
+            host: "127.0.0.1",
+            port: tlsPort,
+            path: "/t",
+            servername: "a.example.com",
+            headers: { host: "a.example.com" },
+            rejectUnauthorized: false,
+            agent: false,
+          },
+          res => {
+            let s = "";
+            res.on("data", d => (s += d));
+            res.on("end", () => resolve(s));
+          },
+        )
         .on("error", reject);
     });
     const j = JSON.parse(body);
@@ -141,7 +197,14 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     const r = await h2Get(`https://a.example.com:${tlsPort}`, "/h2?x=1", {
       rejectUnauthorized: false,
       servername: "a.example.com",
-      createConnection: () => tls.connect({ host: "127.0.0.1", port: tlsPort, servername: "a.example.com", rejectUnauthorized: false, ALPNProtocols: ["h2"] }),
+      createConnection: () =>
+        tls.connect({
+          host: "127.0.0.1",
+          port: tlsPort,
+          servername: "a.example.com",
+          rejectUnauthorized: false,
+          ALPNProtocols: ["h2"],
+        }),
     });
     expect(r.alpn).to.equal("h2");
     expect(r.status).to.equal(200);
@@ -162,7 +225,11 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     const body = await new Promise<string>((resolve, reject) => {
       const session = http2.connect(`http://127.0.0.1:${plainPort}`);
       session.on("error", reject);
-      const req = session.request({ ":path": "/upload", ":method": "POST", "content-type": "text/plain" });
+      const req = session.request({
+        ":path": "/upload",
+        ":method": "POST",
+        "content-type": "text/plain",
+      });
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
@@ -217,7 +284,9 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     const px = testProxy();
     await px.apply(
       config({
-        listeners: [listener(port, [{ hostname: "*", routes: [{ routeId: "g", match: prefix("/") }] }])],
+        listeners: [
+          listener(port, [{ hostname: "*", routes: [{ routeId: "g", match: prefix("/") }] }]),
+        ],
         routes: [route("g", ["g"])],
         clusters: [cluster("g", [bport], { protocol: "h2c" })],
       }),

@@ -14,7 +14,8 @@ import { composePlan, emptyPlan, appendPlan } from "../../../proxy/filters/heade
 import { prefix, exact, regex } from "./helpers.ts";
 
 describe("maglev", () => {
-  const names = (n: number) => Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}:8080`);
+  const names = (n: number) =>
+    Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}:8080`);
   const keys = Array.from({ length: 50_000 }, (_, i) => `client-${i}`);
 
   it("uses a prime table size ≥ 100 × backends", () => {
@@ -42,7 +43,10 @@ describe("maglev", () => {
     const all = names(n);
     const before = new Maglev(all, 65537);
     const removed = all[4]!;
-    const after = new Maglev(all.filter(x => x !== removed), 65537);
+    const after = new Maglev(
+      all.filter(x => x !== removed),
+      65537,
+    );
     let moved = 0;
     let movedFromOthers = 0;
     for (const k of keys) {
@@ -62,7 +66,10 @@ describe("maglev", () => {
 describe("circuit breaker", () => {
   it("opens at ≥ 50% errors once the minimum request count is reached, half-opens after openMs", () => {
     let now = 0;
-    const cb = new CircuitBreaker({ windowMs: 10_000, minRequests: 10, errorRatio: 0.5, openMs: 30_000, halfOpenProbes: 1 }, () => now);
+    const cb = new CircuitBreaker(
+      { windowMs: 10_000, minRequests: 10, errorRatio: 0.5, openMs: 30_000, halfOpenProbes: 1 },
+      () => now,
+    );
     for (let i = 0; i < 4; i++) cb.record(false);
     expect(cb.state).to.equal("closed", "below the minimum request count");
     for (let i = 0; i < 5; i++) cb.record(true);
@@ -101,13 +108,23 @@ describe("token bucket", () => {
   it("allows bursts up to burst, then rate per second, per key", () => {
     let now = 0;
     const tb = new TokenBucketLimiter({ rate: 2, burst: 3 }, () => now);
-    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([true, true, true, false]);
+    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([
+      true,
+      true,
+      true,
+      false,
+    ]);
     expect(tb.take("other")).to.equal(true);
     now += 500; // +1 token
     expect(tb.take("k")).to.equal(true);
     expect(tb.take("k")).to.equal(false);
     now += 10_000;
-    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([true, true, true, false]);
+    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([
+      true,
+      true,
+      true,
+      false,
+    ]);
   });
 });
 
@@ -141,7 +158,13 @@ describe("RE2 regexes on the hot path", () => {
       const ours = compileRegex(p);
       const ref = RE2JS.compile(p);
       fc.assert(
-        fc.property(fc.string({ unit: fc.constantFrom(..."abcxyz/.-_019 \t\r\nfoobarjscsspng[]".split("")), maxLength: 24 }), s => ours.test(s) === ref.matches(s)),
+        fc.property(
+          fc.string({
+            unit: fc.constantFrom(..."abcxyz/.-_019 \t\r\nfoobarjscsspng[]".split("")),
+            maxLength: 24,
+          }),
+          s => ours.test(s) === ref.matches(s),
+        ),
         { numRuns: 300 },
       );
     }
@@ -161,8 +184,14 @@ describe("RE2 regexes on the hot path", () => {
 });
 
 describe("router", () => {
-  const vh = (hostname: string, routes: Array<{ routeId: string; match: ReturnType<typeof prefix> }>) => ({ hostname, routes });
-  const view = (path: string, extra: Partial<{ method: string; query: string; headers: Record<string, string> }> = {}) => ({
+  const vh = (
+    hostname: string,
+    routes: Array<{ routeId: string; match: ReturnType<typeof prefix> }>,
+  ) => ({ hostname, routes });
+  const view = (
+    path: string,
+    extra: Partial<{ method: string; query: string; headers: Record<string, string> }> = {},
+  ) => ({
     method: extra.method ?? "GET",
     path,
     query: extra.query ?? "",
@@ -175,7 +204,10 @@ describe("router", () => {
         vh("*", [
           { routeId: "exact", match: exact("/a/b") },
           { routeId: "long-prefix", match: prefix("/a/b") },
-          { routeId: "hdr", match: prefix("/a", { headers: [{ name: "X-K", type: "Exact", value: "v" }] }) },
+          {
+            routeId: "hdr",
+            match: prefix("/a", { headers: [{ name: "X-K", type: "Exact", value: "v" }] }),
+          },
           { routeId: "re", match: regex("/a/[0-9]+") },
           { routeId: "short", match: prefix("/a/") },
           { routeId: "root", match: prefix("/") },
@@ -183,7 +215,8 @@ describe("router", () => {
       ],
       id => id,
     );
-    const m = (p: string, h: Record<string, string> = {}) => r.virtualHost("x")!.match(view(p, { headers: h }))?.route;
+    const m = (p: string, h: Record<string, string> = {}) =>
+      r.virtualHost("x")!.match(view(p, { headers: h }))?.route;
     expect(m("/a/b")).to.equal("exact");
     expect(m("/a/b/c")).to.equal("long-prefix");
     expect(m("/a/x", { "x-k": "v" })).to.equal("hdr");
@@ -206,7 +239,15 @@ describe("router", () => {
   });
 
   it("finds the last of 300 hosts × 300 routes by index (host map, then path map)", () => {
-    const hosts = Array.from({ length: 300 }, (_, i) => vh(`h${i}.example.com`, Array.from({ length: 300 }, (_, j) => ({ routeId: `r${i}-${j}`, match: prefix(`/svc${j}`) }))));
+    const hosts = Array.from({ length: 300 }, (_, i) =>
+      vh(
+        `h${i}.example.com`,
+        Array.from({ length: 300 }, (_, j) => ({
+          routeId: `r${i}-${j}`,
+          match: prefix(`/svc${j}`),
+        })),
+      ),
+    );
     const r = new HostRouter<string>(hosts, id => id);
     expect(r.virtualHost("h299.example.com")!.match(view("/svc299/x"))!.route).to.equal("r299-299");
     expect(r.virtualHost("h0.example.com")!.match(view("/svc0"))!.route).to.equal("r0-0");
@@ -223,40 +264,57 @@ describe("router", () => {
       method: fc.option(fc.constantFrom("GET", "POST"), { nil: undefined }),
       header: fc.option(fc.constantFrom("1", "2"), { nil: undefined }),
     });
-    const reqArb = fc.record({ path: fc.tuple(pathArb, fc.boolean()).map(([p, t]) => (t && p !== "/" ? `${p}/` : p)), method: fc.constantFrom("GET", "POST"), h: fc.constantFrom("1", "2", "") });
+    const reqArb = fc.record({
+      path: fc.tuple(pathArb, fc.boolean()).map(([p, t]) => (t && p !== "/" ? `${p}/` : p)),
+      method: fc.constantFrom("GET", "POST"),
+      h: fc.constantFrom("1", "2", ""),
+    });
     fc.assert(
-      fc.property(fc.array(matchArb, { maxLength: 12 }), fc.array(reqArb, { minLength: 1, maxLength: 10 }), (ms, reqs) => {
-        const entries = ms.map((m, i) => {
-          const value = m.kind === "PathPrefix" && m.trailing && m.path !== "/" ? `${m.path}/` : m.path;
-          const path =
-            m.kind === "RegularExpression"
-              ? { type: "RegularExpression" as const, value: `${m.path.replace(/\//g, "\\/")}(/.*)?` }
-              : { type: m.kind as "Exact" | "PathPrefix", value };
-          return {
-            routeId: `r${i}`,
-            match: { path, headers: m.header ? [{ name: "x-h", type: "Exact" as const, value: m.header }] : [], queryParams: [], ...(m.method ? { method: m.method } : {}) },
-          };
-        });
-        const router = new HostRouter<string>([vh("*", entries)], id => id);
-        for (const q of reqs) {
-          const req = view(q.path, { method: q.method, headers: q.h ? { "x-h": q.h } : {} });
-          // reference: scan the list in order with the Gateway API semantics written out plainly
-          const ref = entries.find(e => {
-            const m = e.match;
-            if (m.method && m.method !== q.method) return false;
-            if (m.headers.length && req.headers["x-h"] !== m.headers[0]!.value) return false;
-            if (m.path.type === "Exact") return q.path === m.path.value;
-            if (m.path.type === "PathPrefix") {
-              const p = m.path.value.replace(/\/+$/, "");
-              return p === "" || q.path === p || q.path.startsWith(`${p}/`);
-            }
-            return new RegExp(`^(?:${m.path.value})$`).test(q.path);
+      fc.property(
+        fc.array(matchArb, { maxLength: 12 }),
+        fc.array(reqArb, { minLength: 1, maxLength: 10 }),
+        (ms, reqs) => {
+          const entries = ms.map((m, i) => {
+            const value =
+              m.kind === "PathPrefix" && m.trailing && m.path !== "/" ? `${m.path}/` : m.path;
+            const path =
+              m.kind === "RegularExpression"
+                ? {
+                    type: "RegularExpression" as const,
+                    value: `${m.path.replace(/\//g, "\\/")}(/.*)?`,
+                  }
+                : { type: m.kind as "Exact" | "PathPrefix", value };
+            return {
+              routeId: `r${i}`,
+              match: {
+                path,
+                headers: m.header ? [{ name: "x-h", type: "Exact" as const, value: m.header }] : [],
+                queryParams: [],
+                ...(m.method ? { method: m.method } : {}),
+              },
+            };
           });
-          const got = router.virtualHost("any")!.match(req);
-          if ((got?.route ?? null) !== (ref?.routeId ?? null)) return false;
-        }
-        return true;
-      }),
+          const router = new HostRouter<string>([vh("*", entries)], id => id);
+          for (const q of reqs) {
+            const req = view(q.path, { method: q.method, headers: q.h ? { "x-h": q.h } : {} });
+            // reference: scan the list in order with the Gateway API semantics written out plainly
+            const ref = entries.find(e => {
+              const m = e.match;
+              if (m.method && m.method !== q.method) return false;
+              if (m.headers.length && req.headers["x-h"] !== m.headers[0]!.value) return false;
+              if (m.path.type === "Exact") return q.path === m.path.value;
+              if (m.path.type === "PathPrefix") {
+                const p = m.path.value.replace(/\/+$/, "");
+                return p === "" || q.path === p || q.path.startsWith(`${p}/`);
+              }
+              return new RegExp(`^(?:${m.path.value})$`).test(q.path);
+            });
+            const got = router.virtualHost("any")!.match(req);
+            if ((got?.route ?? null) !== (ref?.routeId ?? null)) return false;
+          }
+          return true;
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -274,7 +332,8 @@ describe("router", () => {
 
 describe("filters", () => {
   it("replaces a matched prefix as the Gateway API specifies", () => {
-    const rp = (path: string, pfx: string, value: string) => rewritePath(path, { type: "ReplacePrefixMatch", value }, pfx.replace(/\/+$/, "").length);
+    const rp = (path: string, pfx: string, value: string) =>
+      rewritePath(path, { type: "ReplacePrefixMatch", value }, pfx.replace(/\/+$/, "").length);
     expect(rp("/prefix/one/two", "/prefix/one", "/one")).to.equal("/one/two");
     expect(rp("/strip-prefix/three", "/strip-prefix", "/")).to.equal("/three");
     expect(rp("/strip-prefix", "/strip-prefix", "/")).to.equal("/");
@@ -284,11 +343,16 @@ describe("filters", () => {
   });
 
   it("composes header modifiers in order into one plan", () => {
-    let p = composePlan(emptyPlan(), { set: [{ name: "X-A", value: "1" }], add: [{ name: "X-B", value: "b" }], remove: ["x-c"] });
+    let p = composePlan(emptyPlan(), {
+      set: [{ name: "X-A", value: "1" }],
+      add: [{ name: "X-B", value: "b" }],
+      remove: ["x-c"],
+    });
     p = composePlan(p, { set: [], add: [{ name: "x-a", value: "2" }], remove: ["X-B"] });
     const out = ["X-C", "gone", "Keep", "k", "x-b", "orig"];
     const filtered: string[] = [];
-    for (let i = 0; i < out.length; i += 2) if (!p.drop.has(out[i]!.toLowerCase())) filtered.push(out[i]!, out[i + 1]!);
+    for (let i = 0; i < out.length; i += 2)
+      if (!p.drop.has(out[i]!.toLowerCase())) filtered.push(out[i]!, out[i + 1]!);
     appendPlan(filtered, p);
     expect(filtered).to.deep.equal(["Keep", "k", "X-A", "1,2"]);
   });

@@ -18,8 +18,13 @@ async function startWsBackend(): Promise<WsBackend> {
   server.on("upgrade", (req, socket: net.Socket, head) => {
     sockets.add(socket);
     const key = req.headers["sec-websocket-key"] ?? "";
-    const accept = crypto.createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Path: ${req.url}\r\n\r\n`);
+    const accept = crypto
+      .createHash("sha1")
+      .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest("base64");
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Path: ${req.url}\r\n\r\n`,
+    );
     if (head.length) socket.write(head);
     socket.on("data", d => socket.write(d));
     socket.on("error", () => {});
@@ -35,7 +40,10 @@ async function startWsBackend(): Promise<WsBackend> {
   };
 }
 
-function openWs(port: number, path: string): Promise<{ socket: net.Socket; head: string; received: () => string; closed: Promise<void> }> {
+function openWs(
+  port: number,
+  path: string,
+): Promise<{ socket: net.Socket; head: string; received: () => string; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1");
     let buf = "";
@@ -69,7 +77,14 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const ws = await startWsBackend();
     const port = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(port, [{ routeId: "ws", match: prefix("/chat") }], [route("ws", ["ws"])], [cluster("ws", [ws.port], { protocol: "ws" })]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/chat") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port], { protocol: "ws" })],
+      ),
+    );
     const c = await openWs(port, "/chat/room?x=1");
     expect(c.head).to.match(/^HTTP\/1\.1 101/);
     expect(c.head.toLowerCase()).to.contain("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=");
@@ -88,18 +103,42 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const ws = await startWsBackend();
     const port = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(port, [{ routeId: "ws", match: prefix("/") }], [route("ws", ["ws"])], [cluster("ws", [ws.port])], 1));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port])],
+        1,
+      ),
+    );
     const c = await openWs(port, "/live");
     expect(px.tunnels.size).to.equal(1);
     // a swap that keeps the route keeps the tunnel
-    await px.apply(simpleConfig(port, [{ routeId: "ws", match: prefix("/") }], [route("ws", ["ws"])], [cluster("ws", [ws.port])], 2));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port])],
+        2,
+      ),
+    );
     c.socket.write("still-here");
     await sleep(50);
     expect(c.received()).to.equal("still-here");
     // a swap that removes it ends the tunnel with a FIN
     let ended = false;
     c.socket.on("end", () => (ended = true));
-    await px.apply(simpleConfig(port, [{ routeId: "other", match: prefix("/") }], [route("other", ["ws"])], [cluster("ws", [ws.port])], 3));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "other", match: prefix("/") }],
+        [route("other", ["ws"])],
+        [cluster("ws", [ws.port])],
+        3,
+      ),
+    );
     await c.closed;
     expect(ended).to.equal(true);
     await sleep(50);
@@ -112,7 +151,14 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const ws = await startWsBackend();
     const port = await freePort();
     const px = testProxy({ handler: { tunnelIdleTimeoutMs: 300 } });
-    await px.apply(simpleConfig(port, [{ routeId: "ws", match: prefix("/") }], [route("ws", ["ws"])], [cluster("ws", [ws.port])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port])],
+      ),
+    );
     const c = await openWs(port, "/idle");
     const t0 = Date.now();
     await c.closed;
@@ -127,7 +173,14 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const bport = (server.address() as net.AddressInfo).port;
     const port = await freePort();
     const px = testProxy();
-    await px.apply(simpleConfig(port, [{ routeId: "ws", match: prefix("/") }], [route("ws", ["ws"])], [cluster("ws", [bport])]));
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [bport])],
+      ),
+    );
     const out = await new Promise<string>(resolve => {
       const s = net.connect(port, "127.0.0.1");
       let buf = "";
