@@ -245,6 +245,11 @@ function daemonArgs(c: Component, bins: Binaries, pki: Pki): [string, string[]] 
           "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota",
           // No kube-proxy exists, so the API server must dial webhook/aggregated Services by endpoint IP.
           "--enable-aggregator-routing=true",
+          // `kubectl logs` goes to the process node's kubelet API, by IP: never a DNS lookup of the
+          // node's name, which would leave the machine.
+          `--kubelet-client-certificate=${pki.adminCert}`,
+          `--kubelet-client-key=${pki.adminKey}`,
+          "--kubelet-preferred-address-types=InternalIP",
           "--allow-privileged=true",
           "--profiling=false",
           "--endpoint-reconciler-type=lease",
@@ -297,6 +302,8 @@ function daemonArgs(c: Component, bins: Binaries, pki: Pki): [string, string[]] 
           `--pod-ip-range=${net.podIPFirst}-${net.podIPLast}`,
           `--service-cidr=${net.serviceCIDR}`,
           `--gateway-pool=${net.gatewayPool}`,
+          `--client-ca-file=${pki.caCert}`,
+          `--kubelet-port=${ports.kubelet}`,
           `--netns-prefix=${net.netnsPrefix}`,
           `--veth-prefix=${net.vethPrefix}`,
           `--apiserver-host=${net.bridgeIP}`,

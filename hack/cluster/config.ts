@@ -59,6 +59,8 @@ export const ports = {
   apiserver: 6443,
   controllerManager: 10257,
   scheduler: 10259,
+  /** The process node's kubelet API (container logs only), on the bridge address. */
+  kubelet: 10250,
 };
 
 export const nodeName = "rauta-node";

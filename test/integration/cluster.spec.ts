@@ -181,6 +181,11 @@ describe("dev cluster (hack/cluster)", function () {
       expect(names.has(String(body.pod))).to.equal(true);
     });
 
+    it("serves container logs to kubectl logs (the node's kubelet API)", () => {
+      const out = k.kubectl(["logs", "-n", ns, pods[0]!.metadata.name, "--tail=20"]);
+      expect(out).to.include("Starting server, listening on port 3000 (http)");
+    });
+
     it("replaces a deleted pod through its ReplicaSet", async () => {
       const victim = pods[0]!;
       k.kubectl(["delete", "pod", "-n", ns, victim.metadata.name, "--wait=true", "--timeout=60s"]);

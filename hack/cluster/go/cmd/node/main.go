@@ -31,6 +31,8 @@ type config struct {
 	imageFiles                              []string
 	programServices                         bool
 	gatewayPool                             netip.Prefix
+	clientCAFile                            string
+	kubeletPort                             int
 }
 
 func main() {
@@ -56,6 +58,8 @@ func main() {
 	fs.StringVar(&c.apiserverHost, "apiserver-host", "10.244.0.1", "KUBERNETES_SERVICE_HOST given to pods")
 	fs.StringVar(&c.apiserverPort, "apiserver-port", "6443", "KUBERNETES_SERVICE_PORT given to pods")
 	fs.StringVar(&images, "images", "", "comma-separated image table JSON files; later entries win")
+	fs.StringVar(&c.clientCAFile, "client-ca-file", "", "CA that signs the API server's kubelet client cert; enables the logs endpoint")
+	fs.IntVar(&c.kubeletPort, "kubelet-port", 10250, "port of the kubelet API (container logs) on --bridge-ip")
 	var pool string
 	fs.StringVar(&pool, "gateway-pool", "10.244.0.192/26", "addresses pods may claim with the "+gatewayAddressesAnnotation+" annotation")
 	fs.BoolVar(&c.programServices, "program-services", true, "program ClusterIP DNAT with iptables (there is no kube-proxy)")

@@ -57,6 +57,11 @@ func (n *node) run(ctx context.Context) error {
 	// A previous incarnation's namespaces hold nothing we can adopt (its processes died with
 	// it or are orphans); start clean so IPs and links are ours.
 	cleanupStaleNetns(n.cfg)
+	if n.cfg.clientCAFile != "" {
+		if err := serveKubeletAPI(ctx, n.cfg); err != nil {
+			return fmt.Errorf("kubelet API: %w", err)
+		}
+	}
 	if err := n.register(ctx); err != nil {
 		return fmt.Errorf("registering node: %w", err)
 	}
@@ -194,6 +199,7 @@ func (n *node) nodeStatus(now metav1.Time) corev1.NodeStatus {
 			{Type: corev1.NodeInternalIP, Address: n.cfg.bridgeIP},
 			{Type: corev1.NodeHostName, Address: n.cfg.nodeName},
 		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.cfg.kubeletPort)}},
 		NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: runtime.GOARCH,
 			KubeletVersion: "rauta-process-node", ContainerRuntimeVersion: "process://local"},
 	}
