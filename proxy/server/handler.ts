@@ -841,7 +841,12 @@ class Attempt implements Dispatcher.DispatchHandler {
         if (ex.cors !== null) for (const [k, v] of ex.cors) extra.push(k, v);
         for (let i = 0; i < extra.length; i += 2) obj[extra[i]!.toLowerCase()] = extra[i + 1]!;
       }
-      (res as Http2ServerResponse).writeHead(statusCode, obj);
+      try {
+        (res as Http2ServerResponse).writeHead(statusCode, obj);
+      } catch (err) {
+        this.headRejected(err as Error);
+        return false;
+      }
     } else {
       const out: string[] = [];
       let conn: string | undefined;
@@ -864,11 +869,28 @@ class Attempt implements Dispatcher.DispatchHandler {
       }
       if (plan !== null) appendPlan(headers, plan);
       if (ex.cors !== null) for (const [k, v] of ex.cors) headers.push(k, v);
-      (res as ServerResponse).writeHead(statusCode, headers);
+      try {
+        (res as ServerResponse).writeHead(statusCode, headers);
+      } catch (err) {
+        this.headRejected(err as Error);
+        return false;
+      }
     }
     this.headersWritten = true;
     ex.status = statusCode;
     return true;
+  }
+
+  // Node validates what it writes; an upstream head it refuses (or a client already gone) must
+  // end this exchange with a 502, never throw into undici's parser callback.
+  private headRejected(err: Error & { code?: string }) {
+    const ex = this.ex;
+    this.cancelled = true;
+    this.settle(false);
+    this.abortFn?.(err);
+    ex.attempt = null;
+    ex.core.metrics.upstreamErrors.labels(ex.cluster.id, "protocol").inc();
+    ex.fail(502, `upstream response head rejected (${err.code ?? err.message})`);
   }
 
   onData(chunk: Buffer): boolean {

@@ -611,6 +611,44 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     await special.close();
   });
 
+  it("answers 502 for upstream heads it cannot relay, and keeps running", async () => {
+    const raw = net.createServer(sock => {
+      sock.once("data", () =>
+        sock.end("HTTP/1.1 200 OK\r\nX-Bad: a\x7fb\r\nContent-Length: 2\r\n\r\nok"),
+      );
+      sock.on("error", () => {});
+    });
+    await new Promise<void>(r => raw.listen(0, "127.0.0.1", () => r()));
+    const rport = (raw.address() as net.AddressInfo).port;
+    const garbage = net.createServer(sock => {
+      sock.once("data", () => sock.end("NOT HTTP AT ALL\r\n\r\n"));
+      sock.on("error", () => {});
+    });
+    await new Promise<void>(r => garbage.listen(0, "127.0.0.1", () => r()));
+    const gport = (garbage.address() as net.AddressInfo).port;
+    const p2 = await freePort();
+    const px = testProxy();
+    await px.apply(
+      simpleConfig(
+        p2,
+        [
+          { routeId: "bad", match: prefix("/bad") },
+          { routeId: "garbage", match: prefix("/garbage") },
+        ],
+        [route("bad", ["raw"]), route("garbage", ["g"])],
+        [cluster("raw", [rport]), cluster("g", [gport])],
+      ),
+    );
+    const r = await get(p2, "/bad");
+    expect(r.status).to.equal(502);
+    const g = await get(p2, "/garbage");
+    expect(g.status).to.equal(502);
+    expect(g.body).to.contain("bad upstream response");
+    await px.close(100);
+    await new Promise<void>(res => raw.close(() => res()));
+    await new Promise<void>(res => garbage.close(() => res()));
+  });
+
   it("mirrors requests fire-and-forget without delaying the response", async () => {
     let mirrored = 0;
     const slowMirror = await startEcho("mirror", (_req, res) => {
