@@ -29,6 +29,7 @@ import {
 import { ensurePki, pkiPaths, writeKubeconfig, type Pki } from "./pki.ts";
 import {
   log,
+  procStartTime,
   readIfExists,
   readPidRecord,
   recordAlive,
@@ -534,8 +535,15 @@ async function killStrayPods(quiet: boolean): Promise<void> {
   if (existsSync(podsDir)) {
     for (const uid of readdirSync(podsDir)) {
       for (const f of readdirSync(join(podsDir, uid)).filter(f => f.endsWith(".pid"))) {
-        const rec = readPidRecord(join(podsDir, uid), f.slice(0, -4));
-        if (rec && recordAlive(rec)) pids.add(rec.pid);
+        // The node writes "<pid>\nstarttime:<ticks>": the kernel start time tells our process
+        // from an unrelated one that reused the PID.
+        const [pid, start] = (readIfExists(join(podsDir, uid, f)) ?? "").split("\n");
+        if (
+          pid &&
+          start?.startsWith("starttime:") &&
+          procStartTime(Number(pid)) === start.slice(10)
+        )
+          pids.add(Number(pid));
       }
     }
   }

@@ -111,6 +111,13 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or undefined. */
+export function procStartTime(pid: number): string | undefined {
+  const stat = readIfExists(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+}
+
 /** The executable path of a live PID, so we only ever signal processes we started. */
 export function pidExe(pid: number): string | undefined {
   try {

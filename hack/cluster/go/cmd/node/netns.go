@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -98,4 +99,28 @@ func cleanupStaleNetns(c config) {
 			}
 		}
 	}
+}
+
+// cleanupStalePods kills container processes a previous node incarnation recorded (pid +
+// kernel start time, so a reused PID is never hit) — hostNetwork pods have no namespace to sweep —
+// and drops that incarnation's volumes.
+func cleanupStalePods(stateDir string) {
+	files, _ := filepath.Glob(filepath.Join(stateDir, "pods", "*", "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(b), "\n")
+		pid, err := strconv.Atoi(lines[0])
+		if err != nil || len(lines) < 2 || pid <= 1 {
+			continue
+		}
+		if st, ok := strings.CutPrefix(lines[1], "starttime:"); ok && st != "" && procStartTime(pid) == st {
+			klog.Infof("killing stale container process %d (%s)", pid, f)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	_ = os.RemoveAll(filepath.Join(stateDir, "pods"))
 }

@@ -51,12 +51,13 @@ func newNode(c config, client kubernetes.Interface) (*node, error) {
 }
 
 func (n *node) run(ctx context.Context) error {
+	// A previous incarnation's pods cannot be adopted (their processes died with it or are
+	// orphans): start clean so IPs, links and volumes are ours. Its pods get restarted.
+	cleanupStalePods(n.cfg.stateDir)
+	cleanupStaleNetns(n.cfg)
 	if err := os.MkdirAll(n.cfg.stateDir+"/pods", 0o755); err != nil {
 		return err
 	}
-	// A previous incarnation's namespaces hold nothing we can adopt (its processes died with
-	// it or are orphans); start clean so IPs and links are ours.
-	cleanupStaleNetns(n.cfg)
 	if n.cfg.clientCAFile != "" {
 		if err := serveKubeletAPI(ctx, n.cfg); err != nil {
 			return fmt.Errorf("kubelet API: %w", err)
