@@ -246,6 +246,7 @@ spec:
         'test "$GREETING" = hello',
         'ip -4 -o addr show dev eth0 | grep -q " $MY_IP/"',
         'test "$(cat /etc/podinfo/name)" = vol-check',
+        'test "$(cat /proc/sys/kernel/hostname)" = vol-check',
         'test "$(cat /etc/sec/password)" = s3cret',
         "test -d /scratch && touch /scratch/ok",
         "SA=/var/run/secrets/kubernetes.io/serviceaccount",

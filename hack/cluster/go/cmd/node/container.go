@@ -57,6 +57,8 @@ type initSpec struct {
 	Env        []string    `json:"env"`
 	WorkingDir string      `json:"workingDir"`
 	Mounts     []initMount `json:"mounts"`
+	// Hostname is set in the container's own UTS namespace (pods not on the host network).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 type initMount struct {
@@ -85,6 +87,12 @@ func (c *container) build(ctx context.Context, vols map[string]string) error {
 		return fmt.Errorf("no command: the image table entry for %q has no entrypoint and the pod sets none", c.spec.Image)
 	}
 	spec := initSpec{Argv: argv, WorkingDir: c.spec.WorkingDir}
+	if !w.pod.Spec.HostNetwork {
+		spec.Hostname = w.pod.Name
+		if w.pod.Spec.Hostname != "" {
+			spec.Hostname = w.pod.Spec.Hostname
+		}
+	}
 	if spec.WorkingDir == "" {
 		spec.WorkingDir = c.image.WorkingDir
 	}
@@ -152,7 +160,8 @@ func (c *container) start() error {
 	var cmd *exec.Cmd
 	if pn != nil {
 		cmd = exec.Command("ip", "netns", "exec", pn.netns, w.n.self, "container-init", specFile)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Own UTS namespace so the pod's hostname is its name, as under kubelet.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWUTS}
 	} else {
 		cmd = exec.Command(w.n.self, "container-init", specFile)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}

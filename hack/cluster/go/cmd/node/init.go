@@ -29,6 +29,11 @@ func containerInit(args []string) {
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
 		initFail("making / a slave mount: %v", err)
 	}
+	if s.Hostname != "" {
+		if err := syscall.Sethostname([]byte(s.Hostname)); err != nil {
+			initFail("sethostname: %v", err)
+		}
+	}
 	for _, m := range s.Mounts {
 		st, err := os.Stat(m.Source)
 		if err != nil {
