@@ -285,12 +285,12 @@ export async function run(argv: string[]): Promise<number> {
     cluster.setupPrimary({
       exec: await workerEntry(logger),
       args: [],
-      // a small young generation keeps each worker's RSS low (measured at 1,000 routes under
-      // load: default ≈ 190 MB, 4 MiB ≈ 140-147 MB, 2 MiB ≈ 131 MB but slower); override with
-      // RAUTA_WORKER_SEMI_SPACE=<MiB>
+      // a small young generation keeps each worker's RSS low. Measured at 1,000 routes under
+      // wrk -c50 (worker RSS): default ≈ 190 MB, 4 MiB 136-153 MB, 2 MiB 128-132 MB, throughput
+      // differences within this shared machine's noise. RAUTA_WORKER_SEMI_SPACE=<MiB> overrides.
       execArgv: [
         ...process.execArgv,
-        `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "4"}`,
+        `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "2"}`,
       ],
     });
     cluster.on("exit", (w, code, signal) => {
