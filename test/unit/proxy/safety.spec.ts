@@ -129,12 +129,44 @@ describe("proxy: smuggling, malformed requests and limits", () => {
   });
 
   it("survives random malformed heads (fuzz) and always answers with a status line or closes", async () => {
-    const tokens = ["GET", "POST", " ", "/", "/a?b=c", "HTTP/1.1", "HTTP/1.0", "HTTP/9.9", "\r\n", "\n", ":", "Host: x", "Content-Length: 3", "Content-Length: -1", "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "0\r\n\r\n", "abc", "\x00", "\xff", "Connection: Upgrade", "Upgrade: websocket", "Expect: 100-continue", "X: \x7f"];
+    const tokens = [
+      "GET",
+      "POST",
+      " ",
+      "/",
+      "/a?b=c",
+      "HTTP/1.1",
+      "HTTP/1.0",
+      "HTTP/9.9",
+      "\r\n",
+      "\n",
+      ":",
+      "Host: x",
+      "Content-Length: 3",
+      "Content-Length: -1",
+      "Transfer-Encoding: chunked",
+      "Transfer-Encoding: gzip, chunked",
+      "0\r\n\r\n",
+      "abc",
+      "\x00",
+      "\xff",
+      "Connection: Upgrade",
+      "Upgrade: websocket",
+      "Expect: 100-continue",
+      "X: \x7f",
+    ];
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.constantFrom(...tokens), { minLength: 1, maxLength: 14 }), async parts => {
-        const out = await rawExchange(port, Buffer.from(`${parts.join("")}\r\n\r\n`, "latin1"), 400);
-        return out === "" || /^HTTP\/1\.[01] \d{3} /.test(out);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...tokens), { minLength: 1, maxLength: 14 }),
+        async parts => {
+          const out = await rawExchange(
+            port,
+            Buffer.from(`${parts.join("")}\r\n\r\n`, "latin1"),
+            400,
+          );
+          return out === "" || /^HTTP\/1\.[01] \d{3} /.test(out);
+        },
+      ),
       { numRuns: 60 },
     );
     expect((await get(port, "/after-fuzz")).status).to.equal(200);

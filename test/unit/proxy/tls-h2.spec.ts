@@ -19,6 +19,7 @@ import {
   cluster,
   testProxy,
   get,
+  startWsBackend,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
@@ -258,6 +259,58 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     const raw = JSON.parse(withCookies).rawHeaders as string[];
     expect(raw.filter(h => h.toLowerCase() === "cookie")).to.have.length(1);
     expect(JSON.parse(withCookies).headers.cookie).to.equal("a=1; b=2");
+  });
+
+  it("passes WebSocket upgrades through over TLS (wss, ALPN http/1.1)", async () => {
+    const ws = await startWsBackend();
+    const port = await freePort();
+    const px = testProxy({ secrets });
+    await px.apply(
+      config({
+        listeners: [
+          listener(port, [{ hostname: "*", routes: [{ routeId: "ws", match: prefix("/") }] }], {
+            protocol: "HTTPS",
+            tls: {
+              certificates: [
+                { secretRef: { namespace: "default", name: "default" }, hostnames: ["*"] },
+              ],
+            },
+          }),
+        ],
+        routes: [route("ws", ["ws"])],
+        clusters: [cluster("ws", [ws.port], { protocol: "ws" })],
+      }),
+    );
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = tls.connect(
+        {
+          host: "127.0.0.1",
+          port,
+          servername: "chat.example.com",
+          rejectUnauthorized: false,
+          ALPNProtocols: ["http/1.1"],
+        },
+        () => {
+          s.write(
+            "GET /chat HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+          );
+        },
+      );
+      let buf = "";
+      s.on("data", d => {
+        buf += d;
+        if (buf.includes("\r\n\r\n") && !buf.includes("echo-me")) s.write("echo-me");
+        if (buf.endsWith("echo-me")) {
+          s.destroy();
+          resolve(buf);
+        }
+      });
+      s.on("error", reject);
+    });
+    expect(out).to.match(/^HTTP\/1\.1 101/);
+    expect(out.endsWith("echo-me")).to.equal(true);
+    await px.close(100);
+    await ws.close();
   });
 
   it("rotates a certificate without restart", async () => {

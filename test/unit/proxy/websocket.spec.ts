@@ -3,42 +3,16 @@
 import { expect } from "chai";
 import http from "node:http";
 import net from "node:net";
-import crypto from "node:crypto";
-import { freePort, simpleConfig, prefix, route, cluster, testProxy, sleep } from "./helpers.ts";
-
-interface WsBackend {
-  port: number;
-  close(): Promise<void>;
-}
-
-// A minimal WebSocket-ish backend: completes the RFC 6455 handshake, then echoes raw bytes.
-async function startWsBackend(): Promise<WsBackend> {
-  const server = http.createServer((_req, res) => res.end("plain"));
-  const sockets = new Set<net.Socket>();
-  server.on("upgrade", (req, socket: net.Socket, head) => {
-    sockets.add(socket);
-    const key = req.headers["sec-websocket-key"] ?? "";
-    const accept = crypto
-      .createHash("sha1")
-      .update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-      .digest("base64");
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Path: ${req.url}\r\n\r\n`,
-    );
-    if (head.length) socket.write(head);
-    socket.on("data", d => socket.write(d));
-    socket.on("error", () => {});
-  });
-  await new Promise<void>(r => server.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>(r => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
+import {
+  freePort,
+  simpleConfig,
+  prefix,
+  route,
+  cluster,
+  testProxy,
+  sleep,
+  startWsBackend,
+} from "./helpers.ts";
 
 function openWs(
   port: number,
