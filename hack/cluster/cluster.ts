@@ -400,7 +400,16 @@ export async function status(print = true): Promise<boolean> {
   return all;
 }
 
+function ensureRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new ClusterError(
+      "hack/cluster must run as root: it creates network namespaces, a bridge, veths and iptables rules",
+    );
+  }
+}
+
 export async function up(): Promise<string> {
+  ensureRoot();
   const t0 = Date.now();
   ensureHostTools();
   const bins = ensureBinaries();
@@ -508,6 +517,7 @@ function installCrds(bins: Binaries): void {
 }
 
 export async function down(quiet = false): Promise<void> {
+  ensureRoot();
   guardRoutes();
   const recs = components.map(c => readPidRecord(paths.pids, c)).filter((r): r is PidRecord => !!r);
   // Node first: on SIGTERM it stops its pods gracefully and removes their namespaces.
