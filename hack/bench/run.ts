@@ -418,6 +418,11 @@ backend be
   const only = process.env.BENCH_ONLY;
   if (only) targets.splice(0, targets.length, ...targets.filter(t => t.name.includes(only)));
   const best = new Map<string, { h1?: Result; h2?: Result }>();
+  const allRounds = new Map<string, { h1: number[]; h2: number[]; rss: number[] }>();
+  const load = os
+    .loadavg()
+    .map(x => x.toFixed(2))
+    .join(", ");
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
@@ -434,6 +439,10 @@ backend be
             `round ${round} ${t.name} h1: ${Math.round(r.rps)} rps p50 ${r.p50} p99 ${r.p99} rss ${r.rssMb.toFixed(0)} MB`,
           );
           if (!entry.h1 || r.rps > entry.h1.rps) entry.h1 = r;
+          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [] };
+          all.h1.push(r.rps);
+          if (r.rssMb) all.rss.push(r.rssMb);
+          allRounds.set(t.name, all);
         }
         if (t.h2) {
           const r = {
@@ -445,6 +454,9 @@ backend be
             `round ${round} ${t.name} h2: ${Math.round(r.rps)} rps mean ${r.p50} max ${r.p99}`,
           );
           if (!entry.h2 || r.rps > entry.h2.rps) entry.h2 = r;
+          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [] };
+          all.h2.push(r.rps);
+          allRounds.set(t.name, all);
         }
         best.set(t.name, entry);
         await t.stop();
@@ -492,6 +504,13 @@ backend be
     ...rows,
     "",
     ...targetsText,
+    "",
+    `Every round (the machine is shared: load average ${load} when the run started), h1 rps / h2 rps / RSS:`,
+    "",
+    ...[...allRounds.entries()].map(
+      ([name, a]) =>
+        `- ${name}: ${a.h1.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"} / ${a.h2.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"}${a.rss.length ? ` / ${a.rss.map(x => x.toFixed(0)).join(", ")} MB` : ""}`,
+    ),
     "<!-- dataplane-bench:end -->",
   ].join("\n");
   console.log(section);
