@@ -87,10 +87,10 @@ func (c *container) build(ctx context.Context, vols map[string]string) error {
 		return fmt.Errorf("no command: the image table entry for %q has no entrypoint and the pod sets none", c.spec.Image)
 	}
 	spec := initSpec{Argv: argv, WorkingDir: c.spec.WorkingDir}
-	if !w.pod.Spec.HostNetwork {
-		spec.Hostname = w.pod.Name
-		if w.pod.Spec.Hostname != "" {
-			spec.Hostname = w.pod.Spec.Hostname
+	if p := w.current(); !p.Spec.HostNetwork {
+		spec.Hostname = p.Name
+		if p.Spec.Hostname != "" {
+			spec.Hostname = p.Spec.Hostname
 		}
 	}
 	if spec.WorkingDir == "" {
@@ -166,7 +166,8 @@ func (c *container) start() error {
 		cmd = exec.Command(w.n.self, "container-init", specFile)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
 	}
-	logDir := filepath.Join(w.n.cfg.logsDir, w.pod.Namespace+"_"+w.pod.Name)
+	p := w.current()
+	logDir := filepath.Join(w.n.cfg.logsDir, p.Namespace+"_"+p.Name)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
@@ -261,7 +262,7 @@ func (c *container) runToCompletion(ctx context.Context) (int32, bool) {
 
 // supervise runs the container and restarts it per the pod's restartPolicy.
 func (c *container) supervise(ctx context.Context) {
-	policy := c.w.pod.Spec.RestartPolicy
+	policy := c.w.current().Spec.RestartPolicy
 	for {
 		if err := c.start(); err != nil {
 			klog.Warningf("pod %s container %s: start: %v", c.w.key, c.spec.Name, err)

@@ -41,6 +41,7 @@ type podWorker struct {
 
 	kickCh chan struct{}
 	killCh chan struct{}
+	doneCh chan struct{} // closed when the worker has finished (ends statusLoop)
 	killMu sync.Once
 	// deleting is set when the API object is being deleted (vs. node shutdown).
 	deleting bool
@@ -49,7 +50,7 @@ type podWorker struct {
 func newPodWorker(n *node, p *corev1.Pod) *podWorker {
 	return &podWorker{n: n, pod: p, key: p.Namespace + "/" + p.Name, phase: corev1.PodPending,
 		dir:    filepath.Join(n.cfg.stateDir, "pods", string(p.UID)),
-		kickCh: make(chan struct{}, 1), killCh: make(chan struct{}), startTime: metav1.Now()}
+		kickCh: make(chan struct{}, 1), killCh: make(chan struct{}), doneCh: make(chan struct{}), startTime: metav1.Now()}
 }
 
 func (w *podWorker) kick() {
@@ -71,6 +72,13 @@ func (w *podWorker) update(p *corev1.Pod) {
 	}
 }
 
+// current is the latest pod object the informer delivered.
+func (w *podWorker) current() *corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod
+}
+
 func (w *podWorker) kill() { w.killMu.Do(func() { close(w.killCh) }) }
 
 func (w *podWorker) killed() bool {
@@ -84,10 +92,10 @@ func (w *podWorker) killed() bool {
 
 func (w *podWorker) run(ctx context.Context) {
 	klog.Infof("pod %s: starting", w.key)
-	if w.pod.DeletionTimestamp != nil {
-		w.deleting = true
-		w.kill()
+	if w.current().DeletionTimestamp != nil {
+		w.update(w.current())
 	}
+	defer close(w.doneCh)
 	go w.statusLoop(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -118,7 +126,7 @@ func (w *podWorker) run(ctx context.Context) {
 	deleting := w.deleting
 	w.mu.Unlock()
 	if deleting && ctx.Err() == nil {
-		w.n.finalDelete(context.Background(), w.pod)
+		w.n.finalDelete(context.Background(), w.current())
 	}
 	klog.Infof("pod %s: stopped and cleaned up", w.key)
 }
@@ -127,7 +135,7 @@ func (w *podWorker) run(ctx context.Context) {
 // On an error the pod stays Pending with the reason in its container statuses (as kubelet
 // reports it), and the step is retried until it works or the pod is deleted.
 func (w *podWorker) prepare(ctx context.Context) bool {
-	p := w.pod
+	p := w.current()
 	mk := func(cs []corev1.Container, init bool) []*container {
 		var out []*container
 		for _, c := range cs {
@@ -148,7 +156,9 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 			c.setWaiting("ErrImagePull", fmt.Sprintf("image %q has no local command in the process node's image table (hack/cluster/images.json, or a file in $RAUTA_NODE_IMAGES)", c.spec.Image))
 			continue
 		}
+		c.mu.Lock()
 		c.image = img
+		c.mu.Unlock()
 	}
 	w.kick()
 	if missing {
@@ -156,43 +166,20 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		return false
 	}
 
-	if !p.Spec.HostNetwork {
-		ip, err := w.n.allocIP(p.UID)
-		if err != nil {
-			w.setAllWaiting("CreatePodSandboxError", err.Error())
-			return false
+	for backoff := time.Second; ; backoff = min(backoff*2, 20*time.Second) {
+		err := w.createSandbox(p)
+		if err == nil {
+			break
 		}
-		pn := newPodNet(w.n.cfg, string(p.UID), ip)
-		if err := pn.setup(w.n.cfg); err != nil {
-			w.n.releaseIP(ip)
-			w.setAllWaiting("CreatePodSandboxError", err.Error())
-			return false
-		}
-		w.mu.Lock()
-		w.net, w.podIP = &pn, ip.String()
-		w.mu.Unlock()
-	} else {
-		w.mu.Lock()
-		w.podIP = w.n.cfg.bridgeIP
-		w.mu.Unlock()
-	}
-	addrs, err := gatewayAddresses(w.n.cfg, p)
-	if err == nil {
-		w.mu.Lock()
-		pn := w.net
-		w.mu.Unlock()
-		var undo func()
-		if undo, err = addGatewayAddresses(w.n.cfg, pn, addrs); err == nil {
-			w.mu.Lock()
-			w.undoAddrs = undo
-			w.mu.Unlock()
-		}
-	}
-	if err != nil {
+		klog.Warningf("pod %s: sandbox: %v", w.key, err)
 		w.setAllWaiting("CreatePodSandboxError", err.Error())
-		return false
+		select {
+		case <-w.killCh:
+			return false
+		case <-time.After(backoff):
+		}
 	}
-	w.kick()
+	w.setAllWaiting("ContainerCreating", "")
 
 	for backoff := time.Second; ; backoff = min(backoff*2, 20*time.Second) {
 		err := w.materialize(ctx)
@@ -207,6 +194,43 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// createSandbox gives the pod its network: a namespace, an IP and any claimed Gateway
+// addresses (hostNetwork pods: the node's IP). Undone completely on error.
+func (w *podWorker) createSandbox(p *corev1.Pod) error {
+	var pn *podNet
+	podIP := w.n.cfg.bridgeIP
+	if !p.Spec.HostNetwork {
+		ip, err := w.n.allocIP(p.UID)
+		if err != nil {
+			return err
+		}
+		n := newPodNet(w.n.cfg, string(p.UID), ip)
+		if err := n.setup(w.n.cfg); err != nil {
+			w.n.releaseIP(ip)
+			return err
+		}
+		pn, podIP = &n, ip.String()
+	}
+	undo, err := func() (func(), error) {
+		addrs, err := gatewayAddresses(w.n.cfg, p)
+		if err != nil {
+			return nil, err
+		}
+		return addGatewayAddresses(w.n.cfg, pn, addrs)
+	}()
+	if err != nil {
+		if pn != nil {
+			pn.teardown()
+			w.n.releaseIP(pn.ip)
+		}
+		return err
+	}
+	w.mu.Lock()
+	w.net, w.podIP, w.undoAddrs = pn, podIP, undo
+	w.mu.Unlock()
+	return nil
 }
 
 func (w *podWorker) materialize(ctx context.Context) error {
@@ -249,7 +273,7 @@ func (w *podWorker) runContainers(ctx context.Context) {
 			if code == 0 {
 				break
 			}
-			if w.pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			if w.current().Spec.RestartPolicy == corev1.RestartPolicyNever {
 				w.mu.Lock()
 				w.phase, w.reason = corev1.PodFailed, "InitContainerFailed"
 				w.mu.Unlock()
@@ -331,6 +355,8 @@ func (w *podWorker) statusLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-w.doneCh:
 			return
 		case <-w.kickCh:
 		case <-t.C:

@@ -106,7 +106,7 @@ func (c *container) runProbe(ctx context.Context, p *corev1.Probe, kind string, 
 }
 
 func (c *container) grace() int64 {
-	if g := c.w.pod.Spec.TerminationGracePeriodSeconds; g != nil {
+	if g := c.w.current().Spec.TerminationGracePeriodSeconds; g != nil {
 		return *g
 	}
 	return 30

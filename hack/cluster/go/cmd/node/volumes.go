@@ -21,7 +21,7 @@ import (
 // env (with $(VAR) expansion and valueFrom), plus the in-cluster API server variables.
 func (c *container) env(ctx context.Context) (map[string]string, error) {
 	w := c.w
-	p := w.pod
+	p := w.current()
 	env := map[string]string{
 		"PATH":     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOSTNAME": p.Name,
@@ -159,7 +159,7 @@ func (w *podWorker) fieldRef(path string) (string, error) {
 }
 
 func (w *podWorker) configMapData(ctx context.Context, name string, optional bool) (map[string]string, error) {
-	cm, err := w.n.client.CoreV1().ConfigMaps(w.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	cm, err := w.n.client.CoreV1().ConfigMaps(w.current().Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) && optional {
 		return map[string]string{}, nil
 	}
@@ -177,7 +177,7 @@ func (w *podWorker) configMapData(ctx context.Context, name string, optional boo
 }
 
 func (w *podWorker) secretData(ctx context.Context, name string, optional bool) (map[string]string, error) {
-	s, err := w.n.client.CoreV1().Secrets(w.pod.Namespace).Get(ctx, name, metav1.GetOptions{})
+	s, err := w.n.client.CoreV1().Secrets(w.current().Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) && optional {
 		return map[string]string{}, nil
 	}
@@ -195,7 +195,7 @@ func (w *podWorker) secretData(ctx context.Context, name string, optional bool) 
 // Service-account tokens are refreshed by refreshTokens while the pod runs.
 func (w *podWorker) volumes(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
-	for _, v := range w.pod.Spec.Volumes {
+	for _, v := range w.current().Spec.Volumes {
 		dir := filepath.Join(w.dir, "volumes", v.Name)
 		if v.HostPath != nil {
 			out[v.Name] = v.HostPath.Path
@@ -324,7 +324,7 @@ func (w *podWorker) projectedFiles(ctx context.Context, pv *corev1.ProjectedVolu
 // token asks the TokenRequest API for a pod-bound service-account token, exactly what kubelet
 // mounts at /var/run/secrets/kubernetes.io/serviceaccount/token.
 func (w *podWorker) token(ctx context.Context, src *corev1.ServiceAccountTokenProjection) (string, error) {
-	p := w.pod
+	p := w.current()
 	sa := p.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
