@@ -235,6 +235,23 @@ spec:
         return p.status.containerStatuses?.[0]?.state.waiting?.reason;
       });
       expect(reason).to.equal("ErrImagePull");
+      // ... and says why where people look first (kubectl describe → events).
+      await eventually("a Failed event", 10_000, () =>
+        k
+          .kubectl([
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "involvedObject.name=no-such-image",
+            "-o",
+            "jsonpath={.items[*].message}",
+          ])
+          .includes("has no local command")
+          ? true
+          : undefined,
+      );
     });
 
     it("runs a pod with configMap/secret/downwardAPI volumes, env valueFrom and an in-cluster service-account token", async () => {

@@ -184,6 +184,7 @@ func (c *container) start() error {
 	// pid + kernel start time: lets cluster:down kill an orphan without hitting a reused PID.
 	_ = os.WriteFile(filepath.Join(w.dir, c.spec.Name+".pid"),
 		[]byte(fmt.Sprintf("%d\nstarttime:%s\n", cmd.Process.Pid, procStartTime(cmd.Process.Pid))), 0o644)
+	w.n.events.Eventf(p, corev1.EventTypeNormal, "Started", "Started container %s (pid %d)", c.spec.Name, cmd.Process.Pid)
 	c.mu.Lock()
 	c.cmd = cmd
 	c.exited = make(chan struct{})
@@ -295,6 +296,7 @@ func (c *container) supervise(ctx context.Context) {
 		c.restarts++
 		c.waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 			Message: fmt.Sprintf("back-off %s restarting failed container %s", c.backoffD, c.spec.Name)}
+		c.w.n.events.Eventf(c.w.current(), corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s (exit code %d)", c.spec.Name, code)
 		c.mu.Unlock()
 		c.w.kick()
 		if !c.backoff() {
@@ -336,6 +338,7 @@ func (c *container) stop(grace time.Duration) {
 	if !running || exited == nil {
 		return
 	}
+	c.w.n.events.Eventf(c.w.current(), corev1.EventTypeNormal, "Killing", "Stopping container %s", c.spec.Name)
 	c.signal(syscall.SIGTERM)
 	select {
 	case <-exited:

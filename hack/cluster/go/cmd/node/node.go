@@ -18,7 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 )
@@ -30,6 +33,8 @@ type node struct {
 	client kubernetes.Interface
 	images *imageTable
 	self   string // this executable, re-run as container-init
+	// events make `kubectl describe pod` useful: Started, Killing, Unhealthy, BackOff, Failed.
+	events record.EventRecorder
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -46,7 +51,10 @@ func newNode(c config, client kubernetes.Interface) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &node{cfg: c, client: client, images: images, self: self,
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: c.nodeName})
+	return &node{cfg: c, client: client, images: images, self: self, events: rec,
 		workers: map[types.UID]*podWorker{}, ips: map[netip.Addr]types.UID{}}, nil
 }
 

@@ -153,7 +153,9 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		img, ok := w.n.images.lookup(c.spec.Image)
 		if !ok {
 			missing = true
-			c.setWaiting("ErrImagePull", fmt.Sprintf("image %q has no local command in the process node's image table (hack/cluster/images.json, or a file in $RAUTA_NODE_IMAGES)", c.spec.Image))
+			msg := fmt.Sprintf("image %q has no local command in the process node's image table (hack/cluster/images.json, or a file in $RAUTA_NODE_IMAGES)", c.spec.Image)
+			c.setWaiting("ErrImagePull", msg)
+			w.n.events.Event(p, corev1.EventTypeWarning, "Failed", msg)
 			continue
 		}
 		c.mu.Lock()
@@ -172,6 +174,7 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 			break
 		}
 		klog.Warningf("pod %s: sandbox: %v", w.key, err)
+		w.n.events.Eventf(p, corev1.EventTypeWarning, "FailedCreatePodSandBox", "%v", err)
 		w.setAllWaiting("CreatePodSandboxError", err.Error())
 		select {
 		case <-w.killCh:
@@ -188,6 +191,7 @@ func (w *podWorker) prepare(ctx context.Context) bool {
 		}
 		klog.Warningf("pod %s: %v", w.key, err)
 		w.setAllWaiting("CreateContainerConfigError", err.Error())
+		w.n.events.Eventf(p, corev1.EventTypeWarning, "Failed", "Error: %v", err)
 		select {
 		case <-w.killCh:
 			return false

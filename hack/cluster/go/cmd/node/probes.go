@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,7 @@ func (c *container) runProbe(ctx context.Context, p *corev1.Probe, kind string, 
 				if onResult != nil {
 					onResult(false)
 				}
+				c.w.n.events.Eventf(c.w.current(), corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %v", strings.ToUpper(kind[:1])+kind[1:], err)
 				if kind == "liveness" || kind == "startup" {
 					klog.Infof("pod %s container %s: %s probe failed %d times (%v); restarting", c.w.key, c.spec.Name, kind, fail, err)
 					go c.stop(time.Duration(c.grace()) * time.Second)
