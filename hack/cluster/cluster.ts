@@ -568,6 +568,9 @@ async function main(): Promise<void> {
   try {
     if (cmd === "up") {
       const kc = await up();
+      log(
+        `logs: ${paths.logs}/ · kubectl: hack/cluster/bin/kubectl · pods ${net.podCIDR} · services ${net.serviceCIDR} · gateway pool ${net.gatewayPool}`,
+      );
       console.log(`export KUBECONFIG=${kc}`);
     } else if (cmd === "down") {
       await down();
