@@ -87,6 +87,14 @@ function rssKb(pid: number): number {
   }
 }
 
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+  } catch {
+    return "";
+  }
+}
+
 function childrenOf(pid: number): number[] {
   try {
     return fs
@@ -408,7 +416,8 @@ backend be
               RAUTA_LOG_LEVEL: "warn",
             },
           ),
-        p => childrenOf(p.pid!),
+        // the workers only (not an esbuild service the primary may still be stopping)
+        p => childrenOf(p.pid!).filter(pid => cmdline(pid).includes("serve-worker")),
         routes === 1 ? "/" : `/svc${routes - 1}/x`,
       ),
     );

@@ -264,7 +264,12 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const fork = () => {
-    const w = cluster.fork({ RAUTA_WORKER_OPTIONS: JSON.stringify(workerOptions(flags)) });
+    const w = cluster.fork({
+      RAUTA_WORKER_OPTIONS: JSON.stringify(workerOptions(flags)),
+      // few glibc malloc arenas: V8's helper threads otherwise each grow their own and RSS
+      // balloons with fragmentation (a common Node.js server setting)
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
+    });
     workers.set(w, { ready: false });
     w.on("message", (msg: FromWorker) => {
       if (msg.type === "started") send(w, latest);

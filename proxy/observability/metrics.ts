@@ -19,9 +19,11 @@ export class Metrics {
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
 
-  constructor(registry = new client.Registry()) {
+  constructor(registry = new client.Registry(), processMetrics = true) {
     this.registry = registry;
     const r = [registry];
+    // process and runtime metrics (RSS, heap spaces, GC, event-loop lag), prefixed rauta_
+    if (processMetrics) client.collectDefaultMetrics({ register: registry, prefix: "rauta_" });
     this.requests = new client.Counter({
       name: "rauta_requests_total",
       help: "Downstream requests by route id and status class",
