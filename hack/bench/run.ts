@@ -87,6 +87,20 @@ function rssKb(pid: number): number {
   }
 }
 
+const TICKS_PER_SECOND =
+  Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** user + system CPU ticks of a process (fields 14 and 15 of /proc/<pid>/stat) */
+function cpuTicks(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
 function cmdline(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
@@ -131,6 +145,8 @@ interface Result {
   rssMb: number;
   /** anonymous (private) memory: RSS without the shared, file-backed pages of the node binary */
   privateMb: number;
+  /** CPU time (user + system) the serving processes spent per request: robust to a busy machine */
+  cpuUsPerReq: number;
 }
 
 function ms(s: string): number {
@@ -140,7 +156,10 @@ function ms(s: string): number {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-function runWrk(url: string, headers: string[] = []): Omit<Result, "rssMb" | "privateMb"> {
+function runWrk(
+  url: string,
+  headers: string[] = [],
+): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
   const out = execFileSync(
     "wrk",
     [
@@ -156,36 +175,34 @@ function runWrk(url: string, headers: string[] = []): Omit<Result, "rssMb" | "pr
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
   const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
   if (errors) console.error(`  wrk ${url}: ${errors[0]}`);
-  return { rps, p50, p99, p99ms: ms(p99) };
+  return { rps, p50, p99, p99ms: ms(p99), requests };
 }
 
-function runH2load(url: string, headers: string[] = []): Omit<Result, "rssMb" | "privateMb"> {
+function runH2load(
+  url: string,
+  headers: string[] = [],
+): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
   const out = execFileSync(
     "h2load",
-    [
-      "-c",
-      "10",
-      "-m",
-      "10",
-      "-D",
-      String(DURATION),
-      "--warm-up-time=1",
-      ...headers.flatMap(h => ["-H", h]),
-      url,
-    ],
+    ["-c", "10", "-m", "10", "-D", String(DURATION), ...headers.flatMap(h => ["-H", h]), url],
     { encoding: "utf8" },
   );
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
   const line = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
   const failed = /requests: .* (\d+) failed/.exec(out);
+  const requests = Number(
+    /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(out)?.[1] ?? 0,
+  );
   if (failed && failed[1] !== "0") console.error(`  h2load ${url}: ${failed[0]}`);
   return {
     rps,
     p50: line ? `${line[3]} (mean)` : "?",
     p99: line ? `${line[2]} (max)` : "?",
     p99ms: line ? ms(line[2]!) : NaN,
+    requests,
   };
 }
 
@@ -315,7 +332,7 @@ http { access_log off; keepalive_requests 10000000;
     ),
     h1: `http://127.0.0.1:${up}/`,
     h2: `http://127.0.0.1:${upH2}/`,
-    servingPids: () => [],
+    servingPids: () => childrenOf(upstream.pid!),
   });
 
   const nginxH1 = await freePort();
@@ -427,7 +444,7 @@ backend be
   const only = process.env.BENCH_ONLY;
   if (only) targets.splice(0, targets.length, ...targets.filter(t => t.name.includes(only)));
   const best = new Map<string, { h1?: Result; h2?: Result }>();
-  const allRounds = new Map<string, { h1: number[]; h2: number[]; rss: number[] }>();
+  const allRounds = new Map<string, { h1: number[]; h2: number[]; rss: number[]; cpu: number[] }>();
   const load = os
     .loadavg()
     .map(x => x.toFixed(2))
@@ -439,31 +456,44 @@ backend be
         const entry = best.get(t.name) ?? {};
         if (t.h1) {
           execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.h1], { stdio: "ignore" }); // warm-up
+          const pids = t.servingPids();
+          const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
+          const run = runWrk(t.h1, t.extraHeaders);
+          const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
           const r = {
-            ...runWrk(t.h1, t.extraHeaders),
-            rssMb: t.servingPids().reduce((s, p) => s + rssKb(p), 0) / 1024,
-            privateMb: t.servingPids().reduce((s, p) => s + anonKb(p), 0) / 1024,
+            ...run,
+            rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
+            privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
+            cpuUsPerReq:
+              pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
           };
           console.error(
-            `round ${round} ${t.name} h1: ${Math.round(r.rps)} rps p50 ${r.p50} p99 ${r.p99} rss ${r.rssMb.toFixed(0)} MB`,
+            `round ${round} ${t.name} h1: ${Math.round(r.rps)} rps p50 ${r.p50} p99 ${r.p99} rss ${r.rssMb.toFixed(0)} MB cpu ${r.cpuUsPerReq.toFixed(1)} us/req`,
           );
           if (!entry.h1 || r.rps > entry.h1.rps) entry.h1 = r;
-          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [] };
+          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [], cpu: [] };
           all.h1.push(r.rps);
+          if (Number.isFinite(r.cpuUsPerReq)) all.cpu.push(r.cpuUsPerReq);
           if (r.rssMb) all.rss.push(r.rssMb);
           allRounds.set(t.name, all);
         }
         if (t.h2) {
+          const pids = t.servingPids();
+          const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
+          const run = runH2load(t.h2, t.extraHeaders);
+          const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
           const r = {
-            ...runH2load(t.h2, t.extraHeaders),
-            rssMb: t.servingPids().reduce((s, p) => s + rssKb(p), 0) / 1024,
-            privateMb: t.servingPids().reduce((s, p) => s + anonKb(p), 0) / 1024,
+            ...run,
+            rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
+            privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
+            cpuUsPerReq:
+              pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
           };
           console.error(
-            `round ${round} ${t.name} h2: ${Math.round(r.rps)} rps mean ${r.p50} max ${r.p99}`,
+            `round ${round} ${t.name} h2: ${Math.round(r.rps)} rps mean ${r.p50} max ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req`,
           );
           if (!entry.h2 || r.rps > entry.h2.rps) entry.h2 = r;
-          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [] };
+          const all = allRounds.get(t.name) ?? { h1: [], h2: [], rss: [], cpu: [] };
           all.h2.push(r.rps);
           allRounds.set(t.name, all);
         }
@@ -482,14 +512,25 @@ backend be
   const r1 = get("RAUTA, 1 route");
   const r1000 = get("RAUTA, 1,000");
   const ratio = (a?: number, b?: number) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+  const us = (r?: Result) =>
+    r && Number.isFinite(r.cpuUsPerReq) ? `${r.cpuUsPerReq.toFixed(1)} µs` : "–";
   const rows = [...best.entries()].map(([name, r]) => {
     const h1 = r.h1;
     const h2 = r.h2;
-    return `| ${name} | ${h1 ? Math.round(h1.rps).toLocaleString("en-US") : "–"} | ${h1?.p50 ?? "–"} | ${h1?.p99 ?? "–"} | ${h1 && h1.rssMb ? `${h1.rssMb.toFixed(0)} MB (${h1.privateMb.toFixed(0)})` : "–"} | ${ratio(h1?.rps, nginx?.h1?.rps)} | ${ratio(h1?.rps, floor?.h1?.rps)} | ${h2 ? Math.round(h2.rps).toLocaleString("en-US") : "–"} | ${h2?.p50 ?? "–"} | ${ratio(h2?.rps, nginx?.h2?.rps)} |`;
+    const n = (x?: number) => (x ? Math.round(x).toLocaleString("en-US") : "–");
+    return `| ${name} | ${n(h1?.rps)} | ${h1?.p50 ?? "–"} | ${h1?.p99 ?? "–"} | ${us(h1)} | ${h1 && h1.rssMb ? `${h1.rssMb.toFixed(0)} MB (${h1.privateMb.toFixed(0)})` : "–"} | ${ratio(h1?.rps, nginx?.h1?.rps)} | ${ratio(h1?.rps, floor?.h1?.rps)} | ${n(h2?.rps)} | ${h2?.p50 ?? "–"} | ${us(h2)} | ${ratio(h2?.rps, nginx?.h2?.rps)} |`;
   });
   const cpu = (os.cpus()[0]?.model ?? "?").replace(/\s+/g, " ");
   const check = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "met" : "NOT met");
+  const cpuMin = (name: string) => {
+    const a = allRounds.get(name)?.cpu ?? [];
+    return a.length ? Math.min(...a) : NaN;
+  };
+  const floorName = [...best.keys()].find(k => k.startsWith("node floor")) ?? "";
+  const r1Name = [...best.keys()].find(k => k.startsWith("RAUTA, 1 route")) ?? "";
+  const nginxName = "nginx";
   const targetsText = [
+    `- CPU per request (lowest of the rounds; does not depend on how busy the machine was): RAUTA ${cpuMin(r1Name).toFixed(1)} µs, floor ${cpuMin(floorName).toFixed(1)} µs, nginx ${cpuMin(nginxName).toFixed(1)} µs — RAUTA costs ${(cpuMin(r1Name) / cpuMin(floorName)).toFixed(2)}× the floor's CPU per request and ${(cpuMin(r1Name) / cpuMin(nginxName)).toFixed(2)}× nginx's (the issue's targets, as CPU efficiency: ≤ ${(1 / 0.9).toFixed(2)}× the floor, ≤ ${(1 / 0.3).toFixed(1)}× nginx)`,
     `- RAUTA (1 route, filters and metrics on) vs the tuned floor: ${ratio(r1?.h1?.rps, floor?.h1?.rps)} (target ≥ 0.90×) — ${check(r1?.h1 && floor?.h1 ? r1.h1.rps >= 0.9 * floor.h1.rps : undefined)}`,
     `- RAUTA vs nginx, HTTP/1.1: ${ratio(r1?.h1?.rps, nginx?.h1?.rps)} (target ≥ 0.30×, stretch ≥ 0.45×) — ${check(r1?.h1 && nginx?.h1 ? r1.h1.rps >= 0.3 * nginx.h1.rps : undefined)}`,
     `- p99 vs nginx's: ${ratio(r1?.h1?.p99ms, nginx?.h1?.p99ms)} (target ≤ 4×) — ${check(r1?.h1 && nginx?.h1 ? r1.h1.p99ms <= 4 * nginx.h1.p99ms : undefined)}`,
@@ -508,17 +549,17 @@ backend be
     "(distinct path prefixes, a Service each) and the request hits the last one. RSS: the serving process(es) after the HTTP/1.1 run (RAUTA: the worker, not the primary);",
     "in parentheses the private (anonymous) part.",
     "",
-    "| target | h1 rps | p50 | p99 | RSS (private) | ÷ nginx | ÷ floor | h2 rps | h2 mean latency | h2 ÷ nginx |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| target | h1 rps | p50 | p99 | CPU/req | RSS (private) | ÷ nginx | ÷ floor | h2 rps | h2 mean latency | h2 CPU/req | h2 ÷ nginx |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
     ...targetsText,
     "",
-    `Every round (the machine is shared: load average ${load} when the run started), h1 rps / h2 rps / RSS:`,
+    `Every round (the machine is shared: load average ${load} when the run started), h1 rps / h2 rps / RSS / h1 CPU per request:`,
     "",
     ...[...allRounds.entries()].map(
       ([name, a]) =>
-        `- ${name}: ${a.h1.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"} / ${a.h2.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"}${a.rss.length ? ` / ${a.rss.map(x => x.toFixed(0)).join(", ")} MB` : ""}`,
+        `- ${name}: ${a.h1.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"} / ${a.h2.map(x => Math.round(x / 100) / 10 + "k").join(", ") || "–"}${a.rss.length ? ` / ${a.rss.map(x => x.toFixed(0)).join(", ")} MB` : ""}${a.cpu.length ? ` / ${a.cpu.map(x => x.toFixed(1)).join(", ")} µs` : ""}`,
     ),
     "<!-- dataplane-bench:end -->",
   ].join("\n");
