@@ -228,10 +228,10 @@ spec:
         message: 'spec.rules[0].matches[0].queryParams[0]: regular expression "[a-" is not valid RE2',
       },
       {
-        name: "ReplacePrefixMatch on an Exact match",
-        invalid: routeWith("a4", `{matches: [{path: {type: Exact, value: /old}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}], backendRefs: [{name: echo, port: 8080}]}`),
-        valid: routeWith("a4", `{matches: [{path: {type: PathPrefix, value: /old}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}], backendRefs: [{name: echo, port: 8080}]}`),
-        message: "spec.rules[0].filters[0].path: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+        name: "a RequestRedirect on a backendRef",
+        invalid: routeWith("a4", `{backendRefs: [{name: echo, port: 8080, filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]}]}`),
+        valid: routeWith("a4", `{backendRefs: [{name: echo, port: 8080, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: "1"}]}}]}]}`),
+        message: "spec.rules[0].backendRefs[0].filters[0]: RequestRedirect is not supported on a backendRef; move it to the rule's filters",
       },
       {
         name: "the same header in set and remove",
@@ -240,10 +240,10 @@ spec:
         message: "spec.rules[0].filters[0]: header x-a is named more than once across set, add and remove",
       },
       {
-        name: "backendRequest longer than request",
-        invalid: routeWith("a6", `{timeouts: {request: 5s, backendRequest: 10s}, backendRefs: [{name: echo, port: 8080}]}`),
-        valid: routeWith("a6", `{timeouts: {request: 10s, backendRequest: 5s}, backendRefs: [{name: echo, port: 8080}]}`),
-        message: "spec.rules[0].timeouts: backendRequest (10s) must not exceed request (5s)",
+        name: "path regex with an unbalanced parenthesis",
+        invalid: routeWith("a6", `{matches: [{path: {type: RegularExpression, value: "/api/("}}], backendRefs: [{name: echo, port: 8080}]}`),
+        valid: routeWith("a6", `{matches: [{path: {type: RegularExpression, value: "/api/(v1|v2)"}}], backendRefs: [{name: echo, port: 8080}]}`),
+        message: 'spec.rules[0].matches[0].path.value: regular expression "/api/(" is not valid RE2',
       },
       {
         name: "unparsable rauta.io/plugins annotation",
@@ -252,10 +252,36 @@ spec:
         message: 'annotation rauta.io/plugins: "Bad_Name" is not a valid RautaPlugin name',
       },
       {
-        name: "duplicate RequestMirror-free filter",
-        invalid: routeWith("a8", `{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: a, value: "1"}]}}, {type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: b, value: "2"}]}}], backendRefs: [{name: echo, port: 8080}]}`),
-        valid: routeWith("a8", `{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: a, value: "1"}, {name: b, value: "2"}]}}], backendRefs: [{name: echo, port: 8080}]}`),
-        message: "spec.rules[0].filters[1]: ResponseHeaderModifier may appear only once per rule",
+        name: "RautaPlugin config missing a required property",
+        invalid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: limits}
+spec: {source: {builtin: rate-limit}, config: {burst: 10}, configSchema: {type: object, required: [rps], properties: {rps: {type: integer}, burst: {type: integer}}}}
+`,
+        valid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: limits}
+spec: {source: {builtin: rate-limit}, config: {rps: 100, burst: 10}, configSchema: {type: object, required: [rps], properties: {rps: {type: integer}, burst: {type: integer}}}}
+`,
+        message: "RautaPlugin NS/limits: spec.config.rps: Invalid input: expected number, received undefined",
+      },
+      {
+        name: "RautaPlugin whose configSchema is not a usable JSON Schema",
+        invalid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: schema}
+spec: {source: {builtin: cors}, config: {}, configSchema: {type: nonsense}}
+`,
+        valid: `
+apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: {name: schema}
+spec: {source: {builtin: cors}, config: {}, configSchema: {type: object}}
+`,
+        message: "RautaPlugin NS/schema: spec.configSchema is not a usable JSON Schema: Unsupported type: nonsense",
       },
       {
         name: "one port with two protocols",
@@ -264,10 +290,10 @@ spec:
         message: "Gateway NS/g1: spec.listeners[1] (secure): port 8443 is already used by listener web with protocol HTTP; one port carries one protocol",
       },
       {
-        name: "two listeners with one port and hostname",
-        invalid: gatewayWith("g2", `[{name: a, port: 8082, protocol: HTTP, hostname: shop.example.com}, {name: b, port: 8082, protocol: HTTP, hostname: shop.example.com}]`),
-        valid: gatewayWith("g2", `[{name: a, port: 8082, protocol: HTTP, hostname: shop.example.com}, {name: b, port: 8082, protocol: HTTP, hostname: api.example.com}]`),
-        message: "spec.listeners[1] (b): listener a already serves port 8082 with hostname shop.example.com; give each listener a distinct hostname or port",
+        name: "TLS passthrough listener",
+        invalid: gatewayWith("g2", `[{name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}]`),
+        valid: gatewayWith("g2", `[{name: tls, port: 8443, protocol: HTTP}]`),
+        message: "Gateway NS/g2: spec.listeners[0] (tls): protocol TLS is not served by RAUTA; use HTTP or HTTPS",
       },
       {
         name: "TCP listener",
