@@ -10,7 +10,15 @@
 // and header values are ASCII/latin1 strings). Anything outside the subset runs on re2js, which
 // is linear by construction. Both are compiled once, when a config is loaded.
 import v8 from "node:v8";
-import { RE2JS } from "re2js";
+import { createRequire } from "node:module";
+import type { RE2JS as RE2JSClass } from "re2js";
+
+// re2js is loaded on first use only: most configs never need it (~5 MB of RSS per worker).
+let re2: typeof RE2JSClass | null = null;
+function RE2(): typeof RE2JSClass {
+  re2 ??= (createRequire(import.meta.url)("re2js") as { RE2JS: typeof RE2JSClass }).RE2JS;
+  return re2;
+}
 
 export const V8_REGEXP_FLAG = "--enable-experimental-regexp-engine-on-excessive-backtracks";
 v8.setFlagsFromString(V8_REGEXP_FLAG);
@@ -112,16 +120,17 @@ export function translateRe2ToJs(pattern: string): string | null {
 }
 
 export function compileRegex(pattern: string): CompiledRegex {
-  // re2js validates the syntax exactly as the compiler did; an invalid pattern throws here.
-  const re2 = RE2JS.compile(pattern);
   const js = translateRe2ToJs(pattern);
   if (js !== null) {
     try {
+      // the translated subset is valid RE2 and means the same in both dialects
       const re = new RegExp(`^(?:${js})$`);
       return { engine: "v8", test: (v: string) => re.test(v) };
     } catch {
-      // fall through to re2js
+      // e.g. an unbalanced group: re2js reports it below
     }
   }
-  return { engine: "re2js", test: (v: string) => re2.matches(v) };
+  // re2js validates the syntax exactly as the compiler did; an invalid pattern throws here.
+  const compiled = RE2().compile(pattern);
+  return { engine: "re2js", test: (v: string) => compiled.matches(v) };
 }
