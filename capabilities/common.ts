@@ -3,7 +3,7 @@
 // watcher pod (and `pepr dev`), so the reconciler starts there and nowhere else.
 import type { GenericClass } from "kubernetes-fluent-client";
 import { randomUUID } from "node:crypto";
-import { Log } from "pepr";
+import { K8s, Log, a } from "pepr";
 import type { Capability, PeprValidateRequest } from "pepr";
 import type { Gateway } from "./compiler/index.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./compiler/index.ts";
@@ -13,11 +13,52 @@ import { LeaderElector } from "./controller/leader.ts";
 import { Reconciler } from "./controller/reconciler.ts";
 import type { KubeObject, SnapshotKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
+import {
+  Gateway as GatewayModel,
+  GatewayClass,
+  HTTPRoute,
+  RautaPlugin,
+  ReferenceGrant,
+} from "./kinds.ts";
 
 export const CONTROLLER_NAME = process.env.RAUTA_CONTROLLER_NAME ?? DEFAULT_CONTROLLER_NAME;
 export const RAUTA_NAMESPACE = process.env.RAUTA_NAMESPACE ?? "rauta-system";
 
 let controlPlane: { store: SnapshotStore; reconciler: Reconciler } | undefined;
+
+const LISTED: Array<[SnapshotKind, GenericClass]> = [
+  ["GatewayClass", GatewayClass],
+  ["Gateway", GatewayModel],
+  ["HTTPRoute", HTTPRoute],
+  ["ReferenceGrant", ReferenceGrant],
+  ["RautaPlugin", RautaPlugin],
+  ["Service", a.Service],
+  ["EndpointSlice", a.EndpointSlice],
+  ["Secret", a.Secret],
+  ["Namespace", a.Namespace],
+];
+
+// Each Pepr watch lists and then streams on its own schedule, so right after start-up the store
+// may hold Gateways but not yet their routes. Publishing a compile of that would drop live
+// routes; a new leader therefore lists every kind itself before its first reconcile.
+async function primeStore(store: SnapshotStore): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      for (const [kind, model] of LISTED) {
+        const list = await K8s(model).Get();
+        for (const item of list.items) store.upsert(kind, item as unknown as KubeObject);
+      }
+      return;
+    } catch (error) {
+      const delay = Math.min(30_000, 500 * 2 ** attempt);
+      Log.warn(
+        { error: String(error), attempt, retryInMs: delay },
+        "listing objects before the first reconcile failed; retrying",
+      );
+      await new Promise(resolve => setTimeout(resolve, delay));
+    }
+  }
+}
 
 export function getControlPlane(): { store: SnapshotStore; reconciler: Reconciler } {
   if (!controlPlane) {
@@ -37,9 +78,15 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
       name: "rauta-controller",
       identity: `${process.env.HOSTNAME ?? "controller"}-${randomUUID().slice(0, 8)}`,
       onChange: leader => {
-        Log.info({ leader }, leader ? "became leader: reconciling" : "not the leader: standing by");
-        if (leader) reconciler.start();
-        else reconciler.stop();
+        Log.info(
+          { leader },
+          leader ? "became leader: listing, then reconciling" : "not the leader: standing by",
+        );
+        if (!leader) reconciler.stop();
+        else
+          void primeStore(store).then(() => {
+            if (elector.isLeader) reconciler.start();
+          });
       },
       log: (message, fields) => Log.warn(fields, message),
     });

@@ -12,6 +12,6 @@ if [ -n "$(ls test/integration/*.spec.ts 2>/dev/null)" ]; then
   if [ "${RAUTA_SKIP_CLUSTER:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then
     echo "integration: skipped (RAUTA_SKIP_CLUSTER=1)"
   else
-    npx --offline mocha --spec 'test/integration/**/*.spec.ts' --timeout 900000
+    npx --offline mocha --config test/integration/.mocharc.json
   fi
 fi
