@@ -296,6 +296,7 @@ export async function run(argv: string[]): Promise<number> {
       execArgv: [
         ...process.execArgv,
         `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "2"}`,
+        "--expose-gc", // serve-worker.ts collects once after each config
       ],
     });
     cluster.on("exit", (w, code, signal) => {
