@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): type-check, unit tests with coverage, then the
+# The project's test command (README, .ci/run): type-check, lint/format check, unit tests with
+# coverage, then the
 # slow suites (local cluster, ...). RAUTA_SKIP_CLUSTER=1 skips the cluster suite on a laptop;
 # CI always runs it.
 set -euo pipefail
@@ -7,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
 echo "node $(npm exec --offline -- node --version)"
 npx --offline tsc --noEmit -p tsconfig.json
+# The module's own lint + format check (eslint + prettier), as `npx pepr format` applies them.
+npx --offline pepr format --validate-only
 npx --offline c8 --reporter=text-summary --reporter=lcov --report-dir=coverage mocha
 if [ -n "$(ls test/integration/*.spec.ts 2>/dev/null)" ]; then
   if [ "${RAUTA_SKIP_CLUSTER:-0}" = "1" ] && [ "${CI:-}" != "true" ]; then

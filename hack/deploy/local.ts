@@ -11,7 +11,11 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
-import { clusterHandle, ensureCluster, eventually } from "../../test/integration/helpers/cluster.ts";
+import {
+  clusterHandle,
+  ensureCluster,
+  eventually,
+} from "../../test/integration/helpers/cluster.ts";
 import type { Cluster } from "../../test/integration/helpers/cluster.ts";
 import { repoRoot } from "../cluster/config.ts";
 
@@ -23,8 +27,14 @@ function step(message: string): void {
 }
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv): void {
-  const result = spawnSync(command, args, { cwd: repoRoot, env, stdio: ["ignore", "inherit", "inherit"], timeout: 600_000 });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} exited ${result.status ?? result.signal}`);
+  const result = spawnSync(command, args, {
+    cwd: repoRoot,
+    env,
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 600_000,
+  });
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(" ")} exited ${result.status ?? result.signal}`);
 }
 
 interface DaemonSetLike {
@@ -35,10 +45,15 @@ interface DaemonSetLike {
 // The proxy DaemonSet as shipped, plus the annotation that makes the process node give the pod
 // the local Gateway addresses.
 function localProxyManifests(): string {
-  const docs = parseAllDocuments(readFileSync(join(repoRoot, "proxy/deploy/proxy-daemonset.yaml"), "utf8")).map(d => d.toJS() as DaemonSetLike);
+  const docs = parseAllDocuments(
+    readFileSync(join(repoRoot, "proxy/deploy/proxy-daemonset.yaml"), "utf8"),
+  ).map(d => d.toJS() as DaemonSetLike);
   for (const doc of docs) {
     if (doc?.kind !== "DaemonSet") continue;
-    doc.spec.template.metadata.annotations = { ...doc.spec.template.metadata.annotations, [GATEWAY_ADDRESSES_ANNOTATION]: LOCAL_GATEWAY_ADDRESSES.join(",") };
+    doc.spec.template.metadata.annotations = {
+      ...doc.spec.template.metadata.annotations,
+      [GATEWAY_ADDRESSES_ANNOTATION]: LOCAL_GATEWAY_ADDRESSES.join(","),
+    };
   }
   return docs.map(d => stringify(d)).join("---\n");
 }
@@ -47,33 +62,97 @@ export async function deployLocal(): Promise<Cluster> {
   step("cluster");
   const cluster = await ensureCluster();
   // The project's Node first on PATH: pepr's bin runs on whatever `node` it finds.
-  const env = { ...process.env, KUBECONFIG: cluster.kubeconfig, PATH: `${join(repoRoot, "node_modules/.bin")}:${process.env.PATH ?? ""}` };
+  const env = {
+    ...process.env,
+    KUBECONFIG: cluster.kubeconfig,
+    PATH: `${join(repoRoot, "node_modules/.bin")}:${process.env.PATH ?? ""}`,
+  };
   step("RautaPlugin CRD");
-  cluster.kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(repoRoot, "crds/rautaplugin.yaml")]);
-  cluster.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/rautaplugins.rauta.io"]);
+  cluster.kubectl([
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "-f",
+    join(repoRoot, "crds/rautaplugin.yaml"),
+  ]);
+  cluster.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/rautaplugins.rauta.io",
+  ]);
   step("npx pepr deploy --yes");
   run(join(repoRoot, "node_modules/.bin/pepr"), ["deploy", "--yes"], env);
   step("controller address pool");
-  cluster.kubectl(["set", "env", "-n", "pepr-system", "deployment/pepr-rauta-watcher", `RAUTA_ADDRESS_POOL=${LOCAL_GATEWAY_ADDRESSES.join(",")}`]);
+  cluster.kubectl([
+    "set",
+    "env",
+    "-n",
+    "pepr-system",
+    "deployment/pepr-rauta-watcher",
+    `RAUTA_ADDRESS_POOL=${LOCAL_GATEWAY_ADDRESSES.join(",")}`,
+  ]);
   step("kubectl apply proxy/deploy/base.yaml + proxy DaemonSet");
   cluster.kubectl(["apply", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
   cluster.apply(localProxyManifests());
-  cluster.kubectl(["rollout", "status", "-n", "pepr-system", "deployment/pepr-rauta-watcher", "--timeout=180s"]);
-  cluster.kubectl(["rollout", "status", "-n", "pepr-system", "deployment/pepr-rauta", "--timeout=180s"]);
+  cluster.kubectl([
+    "rollout",
+    "status",
+    "-n",
+    "pepr-system",
+    "deployment/pepr-rauta-watcher",
+    "--timeout=180s",
+  ]);
+  cluster.kubectl([
+    "rollout",
+    "status",
+    "-n",
+    "pepr-system",
+    "deployment/pepr-rauta",
+    "--timeout=180s",
+  ]);
   step("waiting for GatewayClass rauta to be Accepted");
   await eventually("GatewayClass rauta Accepted", 180_000, () => {
-    const gatewayClass = cluster.getJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(["gatewayclass", "rauta"]);
-    return gatewayClass.status?.conditions?.some(c => c.type === "Accepted" && c.status === "True") ? true : undefined;
+    const gatewayClass = cluster.getJson<{
+      status?: { conditions?: Array<{ type: string; status: string }> };
+    }>(["gatewayclass", "rauta"]);
+    return gatewayClass.status?.conditions?.some(c => c.type === "Accepted" && c.status === "True")
+      ? true
+      : undefined;
   });
-  cluster.kubectl(["rollout", "status", "-n", "rauta-system", "daemonset/rauta-proxy", "--timeout=180s"]);
+  cluster.kubectl([
+    "rollout",
+    "status",
+    "-n",
+    "rauta-system",
+    "daemonset/rauta-proxy",
+    "--timeout=180s",
+  ]);
   step("done: GatewayClass rauta is Accepted and the proxy is Ready");
   return cluster;
 }
 
 export function undeployLocal(cluster: Cluster = clusterHandle()): void {
-  cluster.kubectlResult(["delete", "--ignore-not-found", "--wait=false", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
-  cluster.kubectlResult(["delete", "--ignore-not-found", "namespace", "pepr-system", "--wait=false"]);
-  cluster.kubectlResult(["delete", "--ignore-not-found", "validatingwebhookconfiguration", "pepr-rauta"]);
+  cluster.kubectlResult([
+    "delete",
+    "--ignore-not-found",
+    "--wait=false",
+    "-f",
+    join(repoRoot, "proxy/deploy/base.yaml"),
+  ]);
+  cluster.kubectlResult([
+    "delete",
+    "--ignore-not-found",
+    "namespace",
+    "pepr-system",
+    "--wait=false",
+  ]);
+  cluster.kubectlResult([
+    "delete",
+    "--ignore-not-found",
+    "validatingwebhookconfiguration",
+    "pepr-rauta",
+  ]);
 }
 
 if (import.meta.main) {
@@ -81,7 +160,9 @@ if (import.meta.main) {
     const cluster = await deployLocal();
     console.log(`export KUBECONFIG=${cluster.kubeconfig}`);
   } catch (error) {
-    process.stderr.write(`deploy:local failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `deploy:local failed: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     process.exitCode = 1;
   }
 }

@@ -49,7 +49,7 @@ export function translateRe2ToJs(pattern: string): string | null {
         if (inClass) return null;
         out += "[^\\t\\n\\f\\r ]";
       } else if (/[nrtf]/.test(n)) out += "\\" + n;
-      else if (/[.\\+*?()|[\]{}^$\/\-]/.test(n)) out += "\\" + n;
+      else if (/[.\\+*?()|[\]{}^$/-]/.test(n)) out += "\\" + n;
       else return null; // \p, \Q…\E, \z, \A, \x{…}, octal, … : leave to re2js
       continue;
     }

@@ -21,11 +21,14 @@ const GATEWAY_ADDRESS = "127.0.0.200";
 
 function get(host: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: GATEWAY_ADDRESS, port: 80, path, headers: { host }, agent: false, timeout: 3000 }, res => {
-      let body = "";
-      res.on("data", chunk => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      { host: GATEWAY_ADDRESS, port: 80, path, headers: { host }, agent: false, timeout: 3000 },
+      res => {
+        let body = "";
+        res.on("data", chunk => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.on("error", reject);
     req.end();
@@ -74,22 +77,51 @@ describe("control plane in `npx pepr dev` mode", function () {
       RAUTA_ADDRESS_POOL: GATEWAY_ADDRESS,
       LOG_LEVEL: "info",
     };
-    k.kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(repoRoot, "crds/rautaplugin.yaml")]);
+    k.kubectl([
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "-f",
+      join(repoRoot, "crds/rautaplugin.yaml"),
+    ]);
     k.kubectl(["apply", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
     k.kubectl(["create", "namespace", ns]);
-    dev = spawn(join(repoRoot, "node_modules/.bin/pepr"), ["dev", "--host", "localhost", "--yes"], { cwd: repoRoot, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    dev = spawn(join(repoRoot, "node_modules/.bin/pepr"), ["dev", "--host", "localhost", "--yes"], {
+      cwd: repoRoot,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     dev.stdout!.on("data", c => (devLog += c));
     dev.stderr!.on("data", c => (devLog += c));
     const metricsPort = await freePort();
     proxy = spawn(
       join(repoRoot, "node_modules/.bin/node"),
-      [join(repoRoot, "proxy/bin/rauta.ts"), "proxy", "--config-source", "kubernetes", "--namespace", "rauta-system", "--identity", "dev-proxy", "--metrics-port", String(metricsPort)],
+      [
+        join(repoRoot, "proxy/bin/rauta.ts"),
+        "proxy",
+        "--config-source",
+        "kubernetes",
+        "--namespace",
+        "rauta-system",
+        "--identity",
+        "dev-proxy",
+        "--metrics-port",
+        String(metricsPort),
+      ],
       { cwd: repoRoot, env, detached: true, stdio: ["ignore", "ignore", "pipe"] },
     );
     proxy.stderr!.on("data", c => (proxyLog += c));
     await eventually("GatewayClass rauta Accepted by the dev controller", 300_000, () => {
-      const gatewayClass = k.getJson<{ status?: { conditions?: Condition[] } }>(["gatewayclass", "rauta"]);
-      return gatewayClass.status?.conditions?.some(c => c.type === "Accepted" && c.status === "True") ? true : undefined;
+      const gatewayClass = k.getJson<{ status?: { conditions?: Condition[] } }>([
+        "gatewayclass",
+        "rauta",
+      ]);
+      return gatewayClass.status?.conditions?.some(
+        c => c.type === "Accepted" && c.status === "True",
+      )
+        ? true
+        : undefined;
     }).catch(error => {
       throw new Error(`${String(error)}\n--- pepr dev output (tail) ---\n${devLog.slice(-4000)}`);
     });
@@ -146,9 +178,14 @@ spec:
       ns,
     );
     await eventually("Gateway Programmed with the pool address", 120_000, () => {
-      const gateway = k.getJson<{ status?: { addresses?: Array<{ value: string }>; conditions?: Condition[] } }>(["gateway", "gw", "-n", ns]);
+      const gateway = k.getJson<{
+        status?: { addresses?: Array<{ value: string }>; conditions?: Condition[] };
+      }>(["gateway", "gw", "-n", ns]);
       const programmed = gateway.status?.conditions?.find(c => c.type === "Programmed");
-      return programmed?.status === "True" && gateway.status?.addresses?.[0]?.value === GATEWAY_ADDRESS ? true : undefined;
+      return programmed?.status === "True" &&
+        gateway.status?.addresses?.[0]?.value === GATEWAY_ADDRESS
+        ? true
+        : undefined;
     }).catch(error => {
       throw new Error(`${String(error)}\n--- proxy log (tail) ---\n${proxyLog.slice(-3000)}`);
     });
@@ -174,6 +211,8 @@ spec:
 `,
     );
     expect(rejected.code).to.not.equal(0);
-    expect(rejected.stderr).to.include(`HTTPRoute ${ns}/bad: spec.rules[0].matches[0].path.value: regular expression "/(?=x)" is not valid RE2 (linear-time) syntax`);
+    expect(rejected.stderr).to.include(
+      `HTTPRoute ${ns}/bad: spec.rules[0].matches[0].path.value: regular expression "/(?=x)" is not valid RE2 (linear-time) syntax`,
+    );
   });
 });

@@ -3,7 +3,7 @@
 // messages; ReferenceGrant enforcement; controller and proxy restarts.
 import { expect } from "chai";
 import http from "node:http";
-import { deployLocal } from "../../hack/deploy/local.ts";
+import { deployLocal, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Cluster } from "./helpers/cluster.ts";
 import { eventually, uniqueNamespace } from "./helpers/cluster.ts";
 
@@ -117,6 +117,8 @@ spec:
 
   after(() => {
     k?.kubectlResult(["delete", "namespace", ns, other, "--wait=false"]);
+    // Leave the cluster as other suites expect it: no RAUTA install claiming pool addresses.
+    if (k) undeployLocal(k);
   });
 
   describe("routing", () => {

@@ -4,7 +4,10 @@ import { KubernetesSecretProvider } from "../../../proxy/kubernetes/secret-provi
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const copy = (source: string, cert: string) => ({
-  metadata: { name: certificateCopyName({ namespace: source.split("/")[0]!, name: source.split("/")[1]! }), annotations: { "rauta.io/source": source } },
+  metadata: {
+    name: certificateCopyName({ namespace: source.split("/")[0]!, name: source.split("/")[1]! }),
+    annotations: { "rauta.io/source": source },
+  },
   data: { "tls.crt": b64(cert), "tls.key": b64("KEY") },
 });
 
@@ -14,7 +17,10 @@ describe("KubernetesSecretProvider (certificate copies in the proxy namespace)",
     let changes = 0;
     provider.onChange(() => changes++);
     provider.apply(copy("web/site-cert", "CERT-1"), false);
-    expect(provider.get({ namespace: "web", name: "site-cert" })).to.deep.equal({ cert: "CERT-1", key: "KEY" });
+    expect(provider.get({ namespace: "web", name: "site-cert" })).to.deep.equal({
+      cert: "CERT-1",
+      key: "KEY",
+    });
     provider.apply(copy("web/site-cert", "CERT-2"), false);
     expect(provider.get({ namespace: "web", name: "site-cert" })?.cert).to.equal("CERT-2");
     provider.apply(copy("web/site-cert", "CERT-2"), true);
@@ -25,6 +31,8 @@ describe("KubernetesSecretProvider (certificate copies in the proxy namespace)",
   it("names copies deterministically and within Kubernetes name limits", () => {
     const name = certificateCopyName({ namespace: "a".repeat(63), name: "b".repeat(253) });
     expect(name).to.match(/^rauta-cert-[0-9a-f]{20}$/);
-    expect(certificateCopyName({ namespace: "x", name: "y" })).to.not.equal(certificateCopyName({ namespace: "x", name: "z" }));
+    expect(certificateCopyName({ namespace: "x", name: "y" })).to.not.equal(
+      certificateCopyName({ namespace: "x", name: "z" }),
+    );
   });
 });
