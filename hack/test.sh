@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): type-check, lint/format check, unit tests with
-# coverage, then the
-# slow suites (local cluster, ...). RAUTA_SKIP_CLUSTER=1 skips the cluster suite on a laptop;
-# CI always runs it.
+# coverage, then the slow suites (local cluster, ...). RAUTA_SKIP_CLUSTER=1 skips the cluster
+# suites on a laptop; CI always runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/bootstrap.sh
