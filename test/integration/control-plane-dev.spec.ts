@@ -4,12 +4,10 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import net from "node:net";
 import { join } from "node:path";
 import type { Cluster } from "./helpers/cluster.ts";
 import { ensureCluster, eventually, repoRoot, uniqueNamespace } from "./helpers/cluster.ts";
+import { echoApp, freePort, httpGet } from "./helpers/workloads.ts";
 
 interface Condition {
   type: string;
@@ -19,29 +17,7 @@ interface Condition {
 
 const GATEWAY_ADDRESS = "127.0.0.200";
 
-function get(host: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: GATEWAY_ADDRESS, port: 80, path, headers: { host }, agent: false, timeout: 3000 },
-      res => {
-        let body = "";
-        res.on("data", chunk => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await new Promise(r => server.once("listening", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise(r => server.close(r));
-  return port;
-}
+const get = (host: string, path: string) => httpGet(GATEWAY_ADDRESS, 80, host, path);
 
 function stop(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null) return Promise.resolve();
@@ -135,31 +111,7 @@ describe("control plane in `npx pepr dev` mode", function () {
 
   it("programs a Gateway and routes through the local proxy to an echo pod", async () => {
     k.apply(
-      `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: echo}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: echo}}
-  template:
-    metadata: {labels: {app: echo}}
-    spec:
-      containers:
-      - name: echo
-        image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
-        env:
-        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-        ports: [{name: http, containerPort: 3000}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo}
-spec:
-  selector: {app: echo}
-  ports: [{name: http, port: 8080, targetPort: http}]
+      `${echoApp("echo")}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -190,7 +142,7 @@ spec:
       throw new Error(`${String(error)}\n--- proxy log (tail) ---\n${proxyLog.slice(-3000)}`);
     });
     const response = await eventually("traffic to the echo pod", 120_000, async () => {
-      const r = await get("anything.example.com", "/dev").catch(() => undefined);
+      const r = await get("anything.example.com", "/dev");
       return r?.status === 200 ? r : undefined;
     });
     expect((JSON.parse(response.body) as { namespace: string }).namespace).to.equal(ns);

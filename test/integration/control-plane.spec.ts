@@ -2,10 +2,10 @@
 // then Gateway API objects → statuses → traffic through the proxy to echo-basic pods; admission
 // messages; ReferenceGrant enforcement; controller and proxy restarts.
 import { expect } from "chai";
-import http from "node:http";
 import { deployLocal, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Cluster } from "./helpers/cluster.ts";
 import { eventually, uniqueNamespace } from "./helpers/cluster.ts";
+import { echoApp, httpGet } from "./helpers/workloads.ts";
 
 interface Condition {
   type: string;
@@ -27,55 +27,6 @@ interface RouteStatus {
 const condition = (conditions: Condition[] | undefined, type: string) =>
   conditions?.find(c => c.type === type);
 
-function request(
-  address: string,
-  port: number,
-  host: string,
-  path: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: address, port, path, headers: { host }, agent: false, timeout: 3000 },
-      res => {
-        let body = "";
-        res.on("data", chunk => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-const echo = (name: string) => `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ${name}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: ${name}}}
-  template:
-    metadata: {labels: {app: ${name}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: echo
-        image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
-        env:
-        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-        ports: [{name: http, containerPort: 3000}]
-        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ${name}}
-spec:
-  selector: {app: ${name}}
-  ports: [{name: http, port: 8080, targetPort: http}]
-`;
-
 describe("control plane end to end (deploy:local on hack/cluster)", function () {
   this.timeout(20 * 60_000);
   let k: Cluster;
@@ -93,14 +44,14 @@ describe("control plane end to end (deploy:local on hack/cluster)", function () 
       )?.conditions,
       type,
     );
-  const get = (host: string, path: string) => request(address, 80, host, path);
+  const get = (host: string, path: string) => httpGet(address, 80, host, path);
 
   before(async () => {
     k = await deployLocal();
     k.kubectl(["create", "namespace", ns]);
     k.kubectl(["create", "namespace", other]);
-    k.apply(echo("echo"), ns);
-    k.apply(echo("echo-other"), other);
+    k.apply(echoApp("echo"), ns);
+    k.apply(echoApp("echo-other"), other);
     k.apply(
       `
 apiVersion: gateway.networking.k8s.io/v1
@@ -162,7 +113,7 @@ spec:
         gateway().status?.listeners?.[0]?.attachedRoutes === 1 ? true : undefined,
       );
       const response = await eventually("traffic through the proxy", 60_000, async () => {
-        const r = await get("web.example.com", "/v1/items").catch(() => undefined);
+        const r = await get("web.example.com", "/v1/items");
         return r?.status === 200 ? r : undefined;
       });
       const body = JSON.parse(response.body) as { namespace: string; pod: string; path: string };
@@ -490,10 +441,7 @@ spec:
         await eventually(
           "the restarted proxy to serve the last config without the controller",
           120_000,
-          async () =>
-            (await get("steady.example.com", "/").catch(() => ({ status: 0 }))).status === 200
-              ? true
-              : undefined,
+          async () => ((await get("steady.example.com", "/")).status === 200 ? true : undefined),
         );
       } finally {
         k.kubectl(["scale", "-n", "pepr-system", "deployment/pepr-rauta-watcher", "--replicas=1"]);

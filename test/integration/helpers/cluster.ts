@@ -42,6 +42,8 @@ export function clusterHandle(kubeconfig = paths.kubeconfig): Cluster {
       encoding: "utf8",
       input,
       timeout: 120_000,
+      // `get -o json` of a thousand objects is several MiB (the default limit is 1 MiB).
+      maxBuffer: 256 * 1024 * 1024,
     });
     return {
       code: r.status ?? -1,

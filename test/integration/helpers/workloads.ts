@@ -1,0 +1,74 @@
+// Workloads and probes shared by the cluster suites and the cluster benchmarks.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import net from "node:net";
+
+// A Deployment of the Gateway API echo-basic backend (its JSON names pod and namespace) and a
+// Service "<name>" on port 8080.
+export function echoApp(name: string, replicas = 1): string {
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: echo
+        image: registry.k8s.io/gateway-api/echo-basic:v1.5.1
+        env:
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+        ports: [{name: http, containerPort: 3000}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  selector: {app: ${name}}
+  ports: [{name: http, port: 8080, targetPort: http}]
+`;
+}
+
+// GET with an explicit Host header; a failure or timeout resolves to status 0 (never hangs:
+// destroy() emits no error, so "close" resolves too).
+export function httpGet(
+  address: string,
+  port: number,
+  host: string,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise(resolve => {
+    let responded = false;
+    const req = http.request(
+      { host: address, port, path, headers: { host }, agent: false, timeout: 3000 },
+      res => {
+        responded = true;
+        let body = "";
+        res.on("data", chunk => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        // After "end" this is a no-op; before it, the body was cut off.
+        res.on("close", () => resolve({ status: 0, body: "" }));
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve({ status: 0, body: "" }));
+    req.on("close", () => {
+      if (!responded) resolve({ status: 0, body: "" });
+    });
+    req.end();
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, "127.0.0.1");
+  await new Promise(resolve => server.once("listening", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise(resolve => server.close(resolve));
+  return port;
+}
