@@ -1,5 +1,5 @@
 // The control plane's I/O against the Kubernetes API (kubernetes-fluent-client): publish the
-// config into ConfigMaps (server-side apply), patch status subresources, and read the proxies'
+// config into ConfigMaps and statuses into status subresources (server-side apply), and read the proxies'
 // heartbeat Leases to learn which config generation they have loaded.
 import { K8s, kind } from "pepr";
 import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
@@ -16,6 +16,7 @@ import {
   encodeConfigMaps,
 } from "../../proxy/config/index.ts";
 import { Gateway, GatewayClass, HTTPRoute, Lease, RautaPlugin } from "../kinds.ts";
+import { applyStatus } from "./apply-status.ts";
 import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
 
 const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
@@ -78,11 +79,7 @@ export class KubernetesIO implements ControlPlaneIO {
     name: string,
     status: Record<string, unknown>,
   ): Promise<void> {
-    const model = STATUS_MODELS[statusKind];
-    await K8s(model).PatchStatus({
-      metadata: { name, ...(namespace ? { namespace } : {}) },
-      status,
-    } as InstanceType<typeof model>);
+    await applyStatus(STATUS_MODELS[statusKind], namespace, name, status);
   }
 
   async proxyGeneration(): Promise<number | undefined> {
