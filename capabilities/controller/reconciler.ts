@@ -61,6 +61,7 @@ export class Reconciler {
   private running: Promise<void> | undefined;
   private dirty = false;
   private failures = 0;
+  private ackPolls = 0;
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
   private readonly outcomes = new Set<(outcome: ReconcileOutcome) => void>();
@@ -171,10 +172,14 @@ export class Reconciler {
     const loaded = await this.io.proxyGeneration();
     const caughtUp = loaded !== undefined && loaded >= config.generation;
     const statusWrites = await this.writeStatuses(holdProgrammed(result.statuses, caughtUp));
-    // Come back to flip Programmed once the proxy has loaded this generation.
+    // Come back to flip Programmed once the proxy has loaded this generation: soon at first,
+    // then backing off (up to 5 s) so a cluster with no proxy running is not recompiled 4×/s.
     const pending = !caughtUp && result.statuses.some(s => s.kind === "Gateway");
-    if (pending && !this.stopped)
-      setTimeout(() => this.markDirty(0), this.options.ackPollMs).unref();
+    this.ackPolls = pending && !published ? this.ackPolls + 1 : 0;
+    if (pending && !this.stopped) {
+      const delay = Math.min(5_000, this.options.ackPollMs * 2 ** Math.min(this.ackPolls, 5));
+      setTimeout(() => this.markDirty(0), delay).unref();
+    }
     return { generation: config.generation, hash: config.hash, published, statusWrites };
   }
 

@@ -17,6 +17,25 @@ export const SNAPSHOT_KINDS = {
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
 
+// Kinds whose metadata.generation moves with every spec change (and never with status).
+const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
+  "GatewayClass",
+  "Gateway",
+  "HTTPRoute",
+  "RautaPlugin",
+]);
+
+function sameSpec(a: KubeObject, b: KubeObject): boolean {
+  const [x, y] = [a.metadata ?? {}, b.metadata ?? {}];
+  return (
+    x.generation !== undefined &&
+    x.generation === y.generation &&
+    JSON.stringify(x.labels ?? {}) === JSON.stringify(y.labels ?? {}) &&
+    JSON.stringify(x.annotations ?? {}) === JSON.stringify(y.annotations ?? {}) &&
+    JSON.stringify(x.creationTimestamp) === JSON.stringify(y.creationTimestamp)
+  );
+}
+
 export interface KubeObject {
   metadata?: Partial<ObjectMeta> & { name?: string };
   [key: string]: unknown;
@@ -83,6 +102,9 @@ export class SnapshotStore {
     const version = stored.metadata?.resourceVersion;
     if (previous && version !== undefined && previous.metadata?.resourceVersion === version) return;
     byKey.set(key, stored);
+    // Our own status writes come back as watch events; they change nothing the compiler reads,
+    // so they update the stored object (for status diffs) without triggering a compile.
+    if (previous && STATUS_ONLY_KINDS.has(kind) && sameSpec(previous, stored)) return;
     this.changed();
   }
 

@@ -218,3 +218,32 @@ describe("reconciler", () => {
     );
   });
 });
+
+describe("snapshot store", () => {
+  it("does not signal a change for status-only updates of Gateway API objects", () => {
+    const store = new SnapshotStore();
+    let changes = 0;
+    store.onChange(() => changes++);
+    const route = {
+      metadata: { name: "r", namespace: "n", generation: 1, resourceVersion: "1" },
+      spec: { rules: [] },
+    };
+    store.upsert("HTTPRoute", route);
+    store.upsert("HTTPRoute", {
+      ...route,
+      metadata: { ...route.metadata, resourceVersion: "2" },
+      status: { parents: [] },
+    });
+    expect(changes).to.equal(1);
+    expect(store.get("HTTPRoute", "n", "r")!.status).to.deep.equal({ parents: [] });
+    store.upsert("HTTPRoute", {
+      ...route,
+      metadata: { ...route.metadata, resourceVersion: "3", generation: 2 },
+    });
+    store.upsert("HTTPRoute", {
+      ...route,
+      metadata: { ...route.metadata, resourceVersion: "4", generation: 2, labels: { a: "b" } },
+    });
+    expect(changes).to.equal(3);
+  });
+});
