@@ -14,6 +14,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "../../test/helpers/net.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -42,14 +43,6 @@ function ensureTools() {
     stdio: "inherit",
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>(r => s.listen(0, "127.0.0.1", () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>(r => s.close(() => r()));
-  return p;
 }
 
 async function waitPort(port: number, timeoutMs = 30_000) {

@@ -1,7 +1,6 @@
 // Workloads and probes shared by the cluster suites and the cluster benchmarks.
 import http from "node:http";
-import type { AddressInfo } from "node:net";
-import net from "node:net";
+export { freePort } from "../../helpers/net.ts";
 
 // A Deployment of the Gateway API echo-basic backend (its JSON names pod and namespace) and a
 // Service "<name>" on port 8080.
@@ -63,12 +62,4 @@ export function httpGet(
     });
     req.end();
   });
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await new Promise(resolve => server.once("listening", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise(resolve => server.close(resolve));
-  return port;
 }

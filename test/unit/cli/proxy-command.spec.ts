@@ -6,23 +6,15 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { compile, emptySnapshot } from "../../../capabilities/compiler/index.ts";
 import type { Snapshot } from "../../../capabilities/compiler/index.ts";
 import { encodeConfigMaps } from "../../../proxy/config/index.ts";
 import { readConfigPath } from "../../../proxy/cli/proxy-command.ts";
+import { freePort } from "../../helpers/net.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await new Promise(r => server.once("listening", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise(r => server.close(r));
-  return port;
-}
 
 function snapshot(listenerPort: number, backendPort: number, prefix: string): Snapshot {
   return {

@@ -16,6 +16,7 @@ import type {
 import { Proxy } from "../../../proxy/runtime/proxy.ts";
 import type { ProxyOptions } from "../../../proxy/runtime/proxy.ts";
 import { silentLogger } from "../../../proxy/observability/logger.ts";
+export { freePort } from "../../helpers/net.ts";
 
 export interface Echo {
   name: string;
@@ -69,14 +70,6 @@ export async function startEcho(
       server.close(() => r());
     });
   return echo;
-}
-
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>(r => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>(r => s.close(() => r()));
-  return port;
 }
 
 export function match(path: RouteMatch["path"], extra: Partial<RouteMatch> = {}): RouteMatch {
