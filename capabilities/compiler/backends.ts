@@ -3,6 +3,7 @@ import type { Cluster, Endpoint } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
 import type { EndpointSlice, ReferenceGrant, Service, ServicePort } from "./snapshot.ts";
+import { compareStrings } from "./order.ts";
 
 export interface BackendRefLike {
   group?: string;
@@ -169,6 +170,6 @@ export class BackendResolver {
         }
       }
     }
-    return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
+    return [...byKey.entries()].sort(([a], [b]) => compareStrings(a, b)).map(([, e]) => e);
   }
 }

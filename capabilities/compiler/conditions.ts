@@ -25,3 +25,8 @@ export interface Problem {
   reason: string;
   message: string;
 }
+
+// Translation helpers return either a value or the Problem that prevents it.
+export function isProblem(value: unknown): value is Problem {
+  return typeof value === "object" && value !== null && "reason" in value && "message" in value;
+}

@@ -3,7 +3,7 @@
 // rule answer 500 where the spec says a filter must not be skipped.
 import type { Filter, HeaderModifier, PathModifier } from "../../proxy/config/index.ts";
 import type { BackendResolver } from "./backends.ts";
-import type { Problem } from "./conditions.ts";
+import { isProblem, type Problem } from "./conditions.ts";
 import type { PluginIndex } from "./plugins.ts";
 import type { HTTPRouteFilter } from "./snapshot.ts";
 
@@ -104,10 +104,6 @@ function pathModifier(
     reason: "UnsupportedValue",
     message: `${field}.path: type ${raw.type} is not supported`,
   };
-}
-
-function isProblem(value: unknown): value is Problem {
-  return typeof value === "object" && value !== null && "reason" in value && "message" in value;
 }
 
 export function translateFilters(

@@ -1,5 +1,6 @@
 // Hostname semantics of the Gateway API: "*.example.com" matches any name with at least one more
 // label in front of "example.com" (and not "example.com" itself); an absent hostname matches all.
+import { compareStrings } from "./order.ts";
 
 export function isWildcard(hostname: string): boolean {
   return hostname.startsWith("*.");
@@ -41,5 +42,5 @@ export function hostnameSpecificity(hostname: string | undefined): [number, numb
 export function compareSpecificity(a: string | undefined, b: string | undefined): number {
   const [x, y] = [hostnameSpecificity(a), hostnameSpecificity(b)];
   for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return y[i]! - x[i]!;
-  return (a ?? "") < (b ?? "") ? -1 : (a ?? "") > (b ?? "") ? 1 : 0;
+  return compareStrings(a ?? "", b ?? "");
 }

@@ -30,6 +30,7 @@ import type {
   ObjectStatus,
 } from "./types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./types.ts";
+import { compareStrings } from "./order.ts";
 
 export type * from "./snapshot.ts";
 export type * from "./types.ts";
@@ -45,10 +46,7 @@ function keyOf(meta: { namespace?: string; name: string }): string {
 function sortedByKey<T extends { metadata: { namespace?: string; name: string } }>(
   items: readonly T[],
 ): T[] {
-  return [...items].sort((a, b) => {
-    const [x, y] = [keyOf(a.metadata), keyOf(b.metadata)];
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  return [...items].sort((a, b) => compareStrings(keyOf(a.metadata), keyOf(b.metadata)));
 }
 
 interface SocketEntries {
@@ -259,10 +257,10 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   const body = {
     apiVersion: CONFIG_API_VERSION,
     listeners,
-    routes: [...routes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    routes: [...routes.values()].sort((a, b) => compareStrings(a.id, b.id)),
     clusters: [...backends.clusters.values()]
       .filter(c => usedClusters.has(c.id))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      .sort((a, b) => compareStrings(a.id, b.id)),
     plugins: plugins.compiled(),
   } as const;
   return { config: sealConfig(body, options.generation ?? 1), statuses: sortStatuses(statuses) };
@@ -309,9 +307,10 @@ function buildListeners(
         listener: l.name,
       }))
       .sort((a, b) =>
-        `${a.namespace}/${a.gateway}/${a.listener}` < `${b.namespace}/${b.gateway}/${b.listener}`
-          ? -1
-          : 1,
+        compareStrings(
+          `${a.namespace}/${a.gateway}/${a.listener}`,
+          `${b.namespace}/${b.gateway}/${b.listener}`,
+        ),
       );
     const pluginIds = new Set(
       sources.flatMap(s => plugins.gatewayPlugins(s.namespace, s.gateway, s.listener)),
@@ -328,9 +327,7 @@ function buildListeners(
       virtualHosts,
     });
   }
-  return result.sort(
-    (a, b) => a.port - b.port || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0),
-  );
+  return result.sort((a, b) => a.port - b.port || compareStrings(a.address, b.address));
 }
 
 function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
@@ -397,6 +394,6 @@ function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
   const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3 };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(
-    (a, b) => order[a.kind] - order[b.kind] || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
+    (a, b) => order[a.kind] - order[b.kind] || compareStrings(key(a), key(b)),
   );
 }

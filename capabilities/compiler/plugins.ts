@@ -4,6 +4,7 @@ import type { MakeCondition, Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import type { RautaPlugin } from "./snapshot.ts";
 import type { RautaPluginStatus } from "./types.ts";
+import { compareStrings } from "./order.ts";
 
 export const BUILTIN_PLUGINS = ["jwt-auth", "cors", "rate-limit", "request-transformer"] as const;
 export const PLUGINS_ANNOTATION = "rauta.io/plugins";
@@ -152,7 +153,7 @@ export class PluginIndex {
 
   statuses(now: string): RautaPluginStatus[] {
     return [...this.entries.values()]
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .sort((a, b) => compareStrings(a.id, b.id))
       .map(entry => {
         const condition: MakeCondition = conditionFactory(entry.plugin.metadata.generation, now);
         const accepted = entry.problem

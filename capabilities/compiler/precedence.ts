@@ -4,6 +4,7 @@
 //   > PathPrefix (longest first) > has method > most headers > most query params
 //   > oldest route > route namespace/name alphabetical > rule order > match order.
 import type { RouteMatch } from "../../proxy/config/index.ts";
+import { compareStrings } from "./order.ts";
 
 export interface RankedEntry {
   routeId: string;
@@ -19,10 +20,6 @@ const PATH_RANK: Record<RouteMatch["path"]["type"], number> = {
   RegularExpression: 1,
   PathPrefix: 2,
 };
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 export function comparePrecedence(a: RankedEntry, b: RankedEntry): number {
   return (

@@ -2,7 +2,7 @@
 // unusable (dropped, reported as PartiallyInvalid / Accepted=False) or its references unresolved.
 import type { Route, RouteMatch, ValueMatch, WeightedBackend } from "../../proxy/config/index.ts";
 import type { BackendResolver } from "./backends.ts";
-import type { Problem } from "./conditions.ts";
+import { isProblem, type Problem } from "./conditions.ts";
 import { parseDuration } from "./durations.ts";
 import { translateFilters } from "./filters.ts";
 import { PLUGINS_ANNOTATION, PluginIndex } from "./plugins.ts";
@@ -99,10 +99,6 @@ function translateMatch(match: HTTPRouteMatch, field: string): RouteMatch | Prob
     queryParams,
     ...(match.method ? { method: match.method.toUpperCase() } : {}),
   };
-}
-
-function isProblem(value: unknown): value is Problem {
-  return typeof value === "object" && value !== null && "reason" in value && "message" in value;
 }
 
 function translateTimeouts(rule: HTTPRouteRule, field: string): Route["timeouts"] | Problem {
