@@ -227,6 +227,21 @@ async function kill(p: ChildProcess | null) {
   clearTimeout(t);
 }
 
+// Runs one load and adds what the serving processes spent on it: CPU per request, and their
+// RSS (and its private part) right after.
+function measured<R extends { requests: number }>(pids: number[], load: () => R) {
+  const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
+  const run = load();
+  const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
+  return {
+    ...run,
+    rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
+    privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
+    cpuUsPerReq:
+      pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
+  };
+}
+
 function gatewayYaml(port: number, routes: number, upstreamPort: number): string {
   const docs: string[] = [
     `apiVersion: gateway.networking.k8s.io/v1
@@ -449,17 +464,7 @@ backend be
         const entry = best.get(t.name) ?? {};
         if (t.h1) {
           execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.h1], { stdio: "ignore" }); // warm-up
-          const pids = t.servingPids();
-          const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
-          const run = runWrk(t.h1, t.extraHeaders);
-          const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
-          const r = {
-            ...run,
-            rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
-            privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
-            cpuUsPerReq:
-              pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
-          };
+          const r = measured(t.servingPids(), () => runWrk(t.h1!, t.extraHeaders));
           console.error(
             `round ${round} ${t.name} h1: ${Math.round(r.rps)} rps p50 ${r.p50} p99 ${r.p99} rss ${r.rssMb.toFixed(0)} MB cpu ${r.cpuUsPerReq.toFixed(1)} us/req`,
           );
@@ -471,17 +476,7 @@ backend be
           allRounds.set(t.name, all);
         }
         if (t.h2) {
-          const pids = t.servingPids();
-          const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
-          const run = runH2load(t.h2, t.extraHeaders);
-          const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
-          const r = {
-            ...run,
-            rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
-            privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
-            cpuUsPerReq:
-              pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
-          };
+          const r = measured(t.servingPids(), () => runH2load(t.h2!, t.extraHeaders));
           console.error(
             `round ${round} ${t.name} h2: ${Math.round(r.rps)} rps mean ${r.p50} max ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req`,
           );
