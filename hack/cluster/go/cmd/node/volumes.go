@@ -70,6 +70,21 @@ func (c *container) env(ctx context.Context) (map[string]string, error) {
 	return env, nil
 }
 
+// keyValue picks one key of a Secret's or ConfigMap's data for an env var; a missing key is an
+// error unless the reference is optional (then the variable is left unset).
+func keyValue(data map[string]string, err error, key string, optional bool, kind, name string) (*string, error) {
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := data[key]; ok {
+		return &v, nil
+	}
+	if optional {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("key %q not found in %s %s", key, kind, name)
+}
+
 func (w *podWorker) valueFrom(ctx context.Context, vf *corev1.EnvVarSource) (*string, error) {
 	switch {
 	case vf.FieldRef != nil:
@@ -77,30 +92,14 @@ func (w *podWorker) valueFrom(ctx context.Context, vf *corev1.EnvVarSource) (*st
 		return &v, err
 	case vf.SecretKeyRef != nil:
 		r := vf.SecretKeyRef
-		data, err := w.secretData(ctx, r.Name, ptr.Deref(r.Optional, false))
-		if err != nil {
-			return nil, err
-		}
-		if v, ok := data[r.Key]; ok {
-			return &v, nil
-		}
-		if ptr.Deref(r.Optional, false) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("key %q not found in secret %s", r.Key, r.Name)
+		optional := ptr.Deref(r.Optional, false)
+		data, err := w.secretData(ctx, r.Name, optional)
+		return keyValue(data, err, r.Key, optional, "secret", r.Name)
 	case vf.ConfigMapKeyRef != nil:
 		r := vf.ConfigMapKeyRef
-		data, err := w.configMapData(ctx, r.Name, ptr.Deref(r.Optional, false))
-		if err != nil {
-			return nil, err
-		}
-		if v, ok := data[r.Key]; ok {
-			return &v, nil
-		}
-		if ptr.Deref(r.Optional, false) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("key %q not found in configmap %s", r.Key, r.Name)
+		optional := ptr.Deref(r.Optional, false)
+		data, err := w.configMapData(ctx, r.Name, optional)
+		return keyValue(data, err, r.Key, optional, "configmap", r.Name)
 	case vf.ResourceFieldRef != nil:
 		// No resource accounting here; report the node's generous capacity.
 		v := "1"
