@@ -2,7 +2,9 @@
 // that targets the endpoint. A swap keeps the pools the new generation still uses; pools nobody
 // uses any more are closed gracefully after a grace period, so requests still in flight on the
 // previous generation (and their retries) finish.
-import { Pool, H2CClient } from "undici";
+// the client modules only, not undici's index (fetch, WebSocket, caches): see undici-clients.d.ts
+import Pool from "undici/lib/dispatcher/pool.js";
+import H2CClient from "undici/lib/dispatcher/h2c-client.js";
 import type { Dispatcher } from "undici";
 
 export interface PoolOptions {
@@ -18,8 +20,11 @@ export interface PoolOptions {
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   connections: 256,
   keepAliveTimeoutMs: 30_000,
+  // equal on purpose, as nginx's proxy_read_timeout (60 s for the headers and between body
+  // reads): undici then refreshes one timer per request instead of allocating a second one,
+  // and every one it allocates outlives the young generation (less old-space garbage per request)
   headersTimeoutMs: 60_000,
-  bodyTimeoutMs: 300_000,
+  bodyTimeoutMs: 60_000,
   connectTimeoutMs: 5_000,
   retireGraceMs: 30_000,
 };
