@@ -2,6 +2,8 @@
 // The `rauta` CLI: the composition root of standalone mode, the one place in proxy/ allowed to
 // wire the compiler and the proxy together. Each subcommand lives in its own module and is
 // loaded on demand so `rauta compile` never pays for the proxy's start-up.
+import { hasV8Flags, proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
+
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   compile: () => import("../cli/compile-command.ts"),
   serve: () => import("../cli/serve-command.ts"),
@@ -18,7 +20,26 @@ if (!load) {
       `  proxy --config-source kubernetes|file  run the data plane on a published config (in a cluster)\n`,
   );
   process.exitCode = name === undefined || name === "--help" || name === "-h" ? 0 : 2;
+} else if (name === "proxy" && reexecWithProxyV8Flags()) {
+  // unreachable: the process image was replaced
 } else {
   const command = await load();
   process.exitCode = await command.run(rest);
+}
+
+// `rauta proxy` serves in this very process, so it needs the proxy's V8 heap settings
+// (runtime/v8-flags.ts) from the start: re-exec in place (same PID, so a container's PID 1 stays
+// PID 1) unless they are already set. RAUTA_V8_REEXEC guards against a loop.
+function reexecWithProxyV8Flags(): boolean {
+  const tuning = proxyV8Flags();
+  if (!tuning.length) return false; // RAUTA_V8_FLAGS="": V8's defaults, no re-exec
+  const flags = [...tuning, "--expose-gc"]; // for compactHeap() after each config
+  if (hasV8Flags(process.execArgv, flags) || process.env.RAUTA_V8_REEXEC) return false;
+  if (typeof process.execve !== "function") return false;
+  process.execve(
+    process.execPath,
+    [process.execPath, ...withV8Flags(process.execArgv, flags), ...process.argv.slice(1)],
+    { ...process.env, RAUTA_V8_REEXEC: "1" },
+  );
+  return true;
 }

@@ -20,6 +20,7 @@ import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
+import { compactHeap } from "../runtime/v8-flags.ts";
 
 const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
 
@@ -98,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
   let served: number | undefined;
   const apply = async (config: unknown, origin: string) => {
     const result = await proxy.apply(config);
+    compactHeap(); // the garbage of reading and preparing it (runtime/v8-flags.ts)
     if (result.ok) {
       served = result.generation;
       logger.info("serving config", {

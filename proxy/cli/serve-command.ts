@@ -24,6 +24,7 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
+import { proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 import type { Logger } from "../observability/logger.ts";
 
 interface ServeFlags {
@@ -290,12 +291,9 @@ export async function run(argv: string[]): Promise<number> {
     cluster.setupPrimary({
       exec: await workerEntry(logger),
       args: [],
-      // a small young generation keeps each worker's RSS low. Measured at 1,000 routes under
-      // wrk -c50 (worker RSS): default ≈ 190 MB, 4 MiB 136-153 MB, 2 MiB 128-132 MB, throughput
-      // differences within this shared machine's noise. RAUTA_WORKER_SEMI_SPACE=<MiB> overrides.
+      // the proxy's heap settings (runtime/v8-flags.ts); the primary only compiles and keeps V8's
       execArgv: [
-        ...process.execArgv,
-        `--max-semi-space-size=${process.env.RAUTA_WORKER_SEMI_SPACE ?? "2"}`,
+        ...withV8Flags(process.execArgv, proxyV8Flags()),
         "--expose-gc", // serve-worker.ts collects once after each config
       ],
     });

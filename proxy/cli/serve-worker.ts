@@ -9,6 +9,7 @@ import type { HandlerOptions } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { createLogger } from "../observability/logger.ts";
+import { compactHeap } from "../runtime/v8-flags.ts";
 
 export type ToWorker =
   | { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> }
@@ -30,10 +31,7 @@ function runWorker() {
       secrets.replace(new Map(msg.secrets));
       void proxy.apply(msg.config).then(result => {
         process.send?.({ type: "applied", result } satisfies FromWorker);
-        // Receiving, validating and preparing a config leaves megabytes of garbage (≈ 1 MB of
-        // JSON per 1,000 routes, parsed, validated, copied): collect it now, once per config,
-        // rather than letting the heap grow on it under traffic.
-        (globalThis as { gc?: () => void }).gc?.();
+        compactHeap(); // the garbage of receiving and preparing it (runtime/v8-flags.ts)
       });
     } else if (msg.type === "drain" && !draining) {
       draining = true;

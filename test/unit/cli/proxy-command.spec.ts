@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { compile, emptySnapshot } from "../../../capabilities/compiler/index.ts"
 import type { Snapshot } from "../../../capabilities/compiler/index.ts";
 import { encodeConfigMaps } from "../../../proxy/config/index.ts";
 import { readConfigPath } from "../../../proxy/cli/proxy-command.ts";
+import { DEFAULT_PROXY_V8_FLAGS } from "../../../proxy/runtime/v8-flags.ts";
 import { freePort } from "../../helpers/net.ts";
 
 const repo = resolve(import.meta.dirname, "../../..");
@@ -154,6 +155,9 @@ describe("rauta proxy --config-source file", function () {
     );
     expect((await get(listenerPort, "/b")).status).to.equal(404);
     expect((await get(metricsPort, "/readyz")).status).to.equal(200);
+    // re-executed in place with the proxy's heap settings: the PID we started serves
+    const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
+    for (const flag of [...DEFAULT_PROXY_V8_FLAGS, "--expose-gc"]) expect(cmdline).to.include(flag);
 
     write("/b", 2);
     await eventually(
