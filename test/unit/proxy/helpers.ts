@@ -168,6 +168,20 @@ export function simpleConfig(
   );
 }
 
+/** The most common test config: one route "r" on "/" of a listener on `port`, to one cluster. */
+export function oneRouteConfig(
+  port: number,
+  target: Cluster,
+  routeExtra: Partial<Route> = {},
+): CompiledConfig {
+  return simpleConfig(
+    port,
+    [{ routeId: "r", match: prefix("/") }],
+    [route("r", [target.id], routeExtra)],
+    [target],
+  );
+}
+
 export function testProxy(opts: ProxyOptions = {}): Proxy {
   return new Proxy({ logger: silentLogger(), listenerDrainMs: 200, ...opts });
 }

@@ -8,6 +8,7 @@ import {
   startEcho,
   freePort,
   simpleConfig,
+  oneRouteConfig,
   config,
   listener,
   prefix,
@@ -380,14 +381,7 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     const ap = (admin.address() as net.AddressInfo).port;
     expect((await get(ap, "/readyz")).status).to.equal(503);
     const p2 = await freePort();
-    await px.apply(
-      simpleConfig(
-        p2,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["a"])],
-        [cluster("a", [a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(p2, cluster("a", [a.port])));
     expect((await get(ap, "/readyz")).status).to.equal(200);
     admin.close();
     await px.close(100);
@@ -554,14 +548,7 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
       transports: [new winston.transports.Stream({ stream: sink })],
     });
     const px = testProxy({ handler: { forwardedHeader: true, accessLog: true }, logger });
-    await px.apply(
-      simpleConfig(
-        p2,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["a"])],
-        [cluster("a", [a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(p2, cluster("a", [a.port])));
     const r = await get(p2, "/fw?x=1", {
       host: "shop.example.com",
       headers: { forwarded: "for=10.1.1.1" },
@@ -587,14 +574,7 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     });
     const p2 = await freePort();
     const px = testProxy();
-    await px.apply(
-      simpleConfig(
-        p2,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["s"])],
-        [cluster("s", [special.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(p2, cluster("s", [special.port])));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const head = await get(p2, "/x", { method: "HEAD", agent });
     expect(head.status).to.equal(200);

@@ -6,6 +6,7 @@ import {
   startEcho,
   freePort,
   simpleConfig,
+  oneRouteConfig,
   prefix,
   route,
   cluster,
@@ -41,12 +42,9 @@ describe("proxy: resilience", function () {
     const port = await freePort();
     const px = testProxy();
     await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["f"], { retry: { attempts: 3, codes: [503], backoffMs: 10 } })],
-        [cluster("f", [flaky.port])],
-      ),
+      oneRouteConfig(port, cluster("f", [flaky.port]), {
+        retry: { attempts: 3, codes: [503], backoffMs: 10 },
+      }),
     );
     const r = await get(port, "/x");
     expect(r.status).to.equal(200);
@@ -78,12 +76,9 @@ describe("proxy: resilience", function () {
       circuitBreaker: { minRequests: 10_000 },
     });
     await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["b"], { retry: { attempts: 3, codes: [503], backoffMs: 200 } })],
-        [cluster("b", [busy.port])],
-      ),
+      oneRouteConfig(port, cluster("b", [busy.port]), {
+        retry: { attempts: 3, codes: [503], backoffMs: 200 },
+      }),
     );
     const replies = await Promise.all(Array.from({ length: 10 }, () => get(port, "/")));
     expect(replies.every(r => r.status === 503)).to.equal(true);
@@ -98,12 +93,9 @@ describe("proxy: resilience", function () {
     const port = await freePort();
     const px = testProxy({ outlier: { consecutiveFailures: 0 } });
     await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["c"], { retry: { attempts: 2, codes: [], backoffMs: 1 } })],
-        [cluster("c", [dead, a.port])],
-      ),
+      oneRouteConfig(port, cluster("c", [dead, a.port]), {
+        retry: { attempts: 2, codes: [], backoffMs: 1 },
+      }),
     );
     for (let i = 0; i < 6; i++) {
       const r = await get(port, "/x");
@@ -126,14 +118,7 @@ describe("proxy: resilience", function () {
       circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 },
       outlier: { consecutiveFailures: 0 },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["f"])],
-        [cluster("f", [failing.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("f", [failing.port])));
     for (let i = 0; i < 5; i++) expect((await get(port, "/")).status).to.equal(500);
     const r = await get(port, "/");
     expect(r.status).to.equal(503);
@@ -148,14 +133,7 @@ describe("proxy: resilience", function () {
   it("rate-limits a route per client with a token bucket (429)", async () => {
     const port = await freePort();
     const px = testProxy({ rateLimits: { r: { rate: 1, burst: 3 } } });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["a"])],
-        [cluster("a", [a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("a", [a.port])));
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await get(port, "/")).status);
     expect(statuses).to.deep.equal([200, 200, 200, 429, 429]);
@@ -170,14 +148,7 @@ describe("proxy: resilience", function () {
     const px = testProxy({
       rateLimits: { r: { rate: 1, burst: 1, key: { header: "X-Api-Key" } } },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["a"])],
-        [cluster("a", [a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("a", [a.port])));
     const s = async (key: string) =>
       (await get(port, "/", { headers: { "x-api-key": key } })).status;
     expect([await s("k1"), await s("k1"), await s("k2"), await s("k2")]).to.deep.equal([
@@ -206,14 +177,7 @@ describe("proxy: resilience", function () {
         httpPath: "/healthz",
       },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["c"])],
-        [cluster("c", [sick.port, a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("c", [sick.port, a.port])));
     const spread = async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 10; i++) seen.add((await get(port, "/")).json().backend);
@@ -241,14 +205,7 @@ describe("proxy: resilience", function () {
       outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 },
       circuitBreaker: { minRequests: 1000 },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["c"])],
-        [cluster("c", [bad.port, a.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("c", [bad.port, a.port])));
     const statuses: number[] = [];
     for (let i = 0; i < 20; i++) statuses.push((await get(port, "/")).status);
     expect(statuses.filter(s => s === 502)).to.have.length(3);
@@ -267,14 +224,7 @@ describe("proxy: resilience", function () {
       outlier: { consecutiveFailures: 2 },
       circuitBreaker: { minRequests: 2 },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["s"])],
-        [cluster("s", [slow.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("s", [slow.port])));
     for (let i = 0; i < 10; i++) {
       const req = http.request({ host: "127.0.0.1", port, path: "/", headers: { host: "x" } });
       req.on("error", () => {});
@@ -302,14 +252,7 @@ describe("proxy: resilience", function () {
       outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 },
       circuitBreaker: { minRequests: 1000 },
     });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["f"])],
-        [cluster("f", [flaky.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("f", [flaky.port])));
     expect((await get(port, "/")).status).to.equal(502);
     expect((await get(port, "/")).status).to.equal(502); // ejected now
     fail = false;
