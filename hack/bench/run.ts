@@ -548,6 +548,7 @@ backend be
     `Measured ${new Date().toISOString().slice(0, 10)} on this project's machine (${os.availableParallelism()} cores, ${cpu}, shared with other work; Node ${process.version}) with`,
     `\`BENCH_DURATION=${DURATION} BENCH_ROUNDS=${ROUNDS} npm run bench\` (hack/bench/run.ts). Upstream: nginx \`return 200\` with a 100-byte body, 1 worker.`,
     `Every proxy runs 1 worker (nginx \`worker_processes 1\`, haproxy \`nbthread 1\`, one Node process, \`rauta serve --workers 1\`).`,
+    `RAUTA's worker runs with the V8 heap settings of proxy/runtime/v8-flags.ts${process.env.RAUTA_V8_FLAGS !== undefined ? ` replaced by RAUTA_V8_FLAGS="${process.env.RAUTA_V8_FLAGS}"` : ""}; the floor with V8's defaults.`,
     `HTTP/1.1: \`wrk -t1 -c${CONNECTIONS} -d${DURATION}s --latency\`; h2 (h2c prior knowledge): \`h2load -c 10 -m 10 -D ${DURATION}\` (h2load reports mean/max, not percentiles).`,
     `Best of ${ROUNDS} interleaved rounds per target. RAUTA runs with routing, a request and a response header filter, and metrics on; 1,000 routes = 1,000 HTTPRoutes`,
     "(distinct path prefixes, a Service each) and the request hits the last one. RSS: the serving process(es) after the HTTP/1.1 run (RAUTA: the worker, not the primary),",
