@@ -6,25 +6,21 @@
 // With --workers N > 0 (default: one per core) the primary process loads, compiles and watches,
 // and node:cluster workers serve; a crashed worker is replaced with the latest config, SIGTERM
 // drains them all. --workers 0 serves in this one process.
-import cluster from "node:cluster";
-import type { Worker } from "node:cluster";
 import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import client from "prom-client";
 import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
 import type { CompiledConfig } from "../config/schema.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
-import type { ToWorker, FromWorker } from "./serve-worker.ts";
+import { WorkerPool, workerEntry } from "./worker-pool.ts";
 import type { HandlerOptions } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
-import { proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 import type { Logger } from "../observability/logger.ts";
 
 interface ServeFlags {
@@ -186,43 +182,6 @@ function watchFiles(files: string[], onChange: () => void): () => void {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Workers (serve-worker.ts) run from a bundle built at start-up when esbuild is available: one
-// ESM file instead of ~100 TypeScript modules stripped at load time saves ~30 MB of RSS per
-// worker. Without esbuild the worker runs from its .ts source.
-
-const WORKER_SOURCE = fileURLToPath(new URL("./serve-worker.ts", import.meta.url));
-
-async function workerEntry(logger: Logger): Promise<string> {
-  const out = fileURLToPath(new URL("../../.cache/rauta-serve-worker.mjs", import.meta.url));
-  try {
-    const esbuild = await import("esbuild");
-    const result = await esbuild.build({
-      entryPoints: [WORKER_SOURCE],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node22",
-      packages: "external",
-      outfile: out,
-      write: false,
-      logLevel: "silent",
-    });
-    await esbuild.stop(); // its service process would otherwise stay alive next to the workers
-    // write-then-rename: several `rauta serve` processes may share the checkout
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    const tmp = `${out}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, result.outputFiles[0]!.contents);
-    fs.renameSync(tmp, out);
-    return out;
-  } catch (err) {
-    logger.debug("worker bundle not built; workers run from TypeScript sources", {
-      error: (err as Error).message,
-    });
-    return WORKER_SOURCE;
-  }
-}
-
 export async function run(argv: string[]): Promise<number> {
   const flags = parseFlags(argv);
   if (typeof flags === "string") {
@@ -245,12 +204,8 @@ export async function run(argv: string[]): Promise<number> {
   const inProcess = flags.workers === 0;
   const secrets = new StaticSecretProvider(new Map(latest.secrets));
   const proxy = inProcess ? new Proxy({ logger, secrets, handler: workerOptions(flags) }) : null;
-  const workers = new Map<Worker, { ready: boolean }>();
   let shuttingDown = false;
-  const aggregator = inProcess ? null : new client.AggregatorRegistry();
-
-  const send = (w: Worker, c: Compiled) =>
-    w.send({ type: "config", config: c.config, secrets: c.secrets } satisfies ToWorker);
+  let pool: WorkerPool | null = null;
 
   const report = (result: ApplyResult, who: string) => {
     if (result.ok) {
@@ -264,46 +219,18 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
 
-  const fork = () => {
-    const w = cluster.fork({
-      RAUTA_WORKER_OPTIONS: JSON.stringify(workerOptions(flags)),
-      // few glibc malloc arenas: V8's helper threads otherwise each grow their own and RSS
-      // balloons with fragmentation (a common Node.js server setting)
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
-    });
-    workers.set(w, { ready: false });
-    w.on("message", (msg: FromWorker) => {
-      if (msg.type === "started") send(w, latest);
-      else if (msg.type === "applied") {
-        if (msg.result.ok) workers.get(w)!.ready = true;
-        if (w.id === Math.min(...[...workers.keys()].map(x => x.id)) || !msg.result.ok)
-          report(msg.result, `worker ${w.id}`);
-      }
-    });
-  };
-
   if (proxy) report(await proxy.apply(latest.config), "main");
   else {
-    // Workers accept on the shared socket themselves (the kernel spreads connections): no
-    // per-connection hand-off through the primary, and a connection can never be handed to a
-    // worker that just died (with round-robin hand-off it would hang).
-    cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({
-      exec: await workerEntry(logger),
-      args: [],
-      // the proxy's heap settings (runtime/v8-flags.ts); the primary only compiles and keeps V8's
-      execArgv: [
-        ...withV8Flags(process.execArgv, proxyV8Flags()),
-        "--expose-gc", // serve-worker.ts collects once after each config
-      ],
+    pool = new WorkerPool({
+      workers: flags.workers,
+      entry: await workerEntry(logger),
+      settings: { handler: workerOptions(flags) },
+      logger,
+      onApplied: (result, worker, first) => {
+        if (first || !result.ok) report(result, `worker ${worker}`);
+      },
     });
-    cluster.on("exit", (w, code, signal) => {
-      workers.delete(w);
-      if (shuttingDown) return;
-      logger.error("worker exited; starting a replacement", { worker: w.id, code, signal });
-      fork();
-    });
-    for (let i = 0; i < flags.workers; i++) fork();
+    pool.publish(latest);
   }
 
   const admin =
@@ -317,11 +244,8 @@ export async function run(argv: string[]): Promise<number> {
                     contentType: proxy.metrics.registry.contentType,
                     body: await proxy.metrics.registry.metrics(),
                   }
-                : {
-                    contentType: aggregator!.contentType,
-                    body: await aggregator!.clusterMetrics(),
-                  },
-            ready: () => (proxy ? proxy.ready : [...workers.values()].some(w => w.ready)),
+                : await pool!.metrics(),
+            ready: () => (proxy ? proxy.ready : pool!.ready),
           },
           flags.metricsPort,
         ).catch(err => {
@@ -370,7 +294,7 @@ export async function run(argv: string[]): Promise<number> {
     if (proxy) {
       secrets.replace(new Map(latest.secrets));
       void proxy.apply(latest.config).then(r => report(r, "main"));
-    } else for (const w of workers.keys()) send(w, latest);
+    } else pool!.publish(latest);
   };
   const stopWatching = flags.watch ? watchFiles(flags.files, () => void reload()) : () => {};
 
@@ -392,20 +316,7 @@ export async function run(argv: string[]): Promise<number> {
       const graceMs = 10_000;
       const done = () => resolve(0);
       if (proxy) void proxy.close(graceMs).then(done);
-      else {
-        for (const w of workers.keys()) w.send({ type: "drain", graceMs } satisfies ToWorker);
-        const t = setTimeout(() => {
-          for (const w of workers.keys()) w.kill("SIGKILL");
-          done();
-        }, graceMs + 2000);
-        t.unref();
-        cluster.on("exit", () => {
-          if (workers.size === 0) {
-            clearTimeout(t);
-            done();
-          }
-        });
-      }
+      else void pool!.drain(graceMs).then(done);
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));

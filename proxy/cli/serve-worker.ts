@@ -1,6 +1,7 @@
-// A `rauta serve` worker process (node:cluster): serves whatever config the primary sends, never
-// compiles. Handler options come from the primary in RAUTA_WORKER_OPTIONS. Kept free of the
-// compiler and the YAML loader so a worker only loads (and holds in memory) the data plane.
+// A serving worker process (node:cluster) of `rauta serve` and `rauta proxy --workers N`: serves
+// whatever config its primary sends (worker-pool.ts), never compiles or talks to Kubernetes.
+// Settings come from the primary in RAUTA_WORKER_SETTINGS. Kept free of the compiler, the YAML
+// loader and the Kubernetes client so a worker only loads (and holds in memory) the data plane.
 import client from "prom-client";
 import type { CompiledConfig } from "../config/schema.ts";
 import { Proxy } from "../runtime/proxy.ts";
@@ -14,13 +15,25 @@ import { compactHeap } from "../runtime/v8-flags.ts";
 export type ToWorker =
   | { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> }
   | { type: "drain"; graceMs: number };
+export interface WorkerSettings {
+  handler: Partial<HandlerOptions>;
+  /** bind every listener on all local addresses instead of its Gateway address */
+  bindAll?: boolean;
+}
 export type FromWorker = { type: "applied"; result: ApplyResult } | { type: "started" };
 
 function runWorker() {
   const logger = createLogger();
   const secrets = new StaticSecretProvider();
-  const handler = JSON.parse(process.env.RAUTA_WORKER_OPTIONS ?? "{}") as Partial<HandlerOptions>;
-  const proxy = new Proxy({ logger, secrets, handler });
+  const settings = JSON.parse(
+    process.env.RAUTA_WORKER_SETTINGS ?? '{"handler":{}}',
+  ) as WorkerSettings;
+  const proxy = new Proxy({
+    logger,
+    secrets,
+    handler: settings.handler,
+    ...(settings.bindAll ? { bindAddress: () => "0.0.0.0" } : {}),
+  });
   // metrics of this worker are collected by the primary's AggregatorRegistry
   // (constructing an AggregatorRegistry installs the worker's reply handler)
   client.AggregatorRegistry.setRegistries([proxy.metrics.registry]);
