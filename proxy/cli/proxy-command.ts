@@ -8,6 +8,10 @@
 //                               ConfigMap directory with manifest.json + config.json) and reload
 //                               it when it changes
 // A config that fails validation is refused and the last good one keeps serving.
+// --workers N > 0 serves in N worker processes (worker-pool.ts) while this process watches the
+// config and certificates, reports the generation every worker serves, and aggregates metrics;
+// the default, 0, serves in this process: a pod scales by replicas and CPU limits, and the
+// cores Node sees in a container are the node's, not the pod's share.
 import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -21,6 +25,9 @@ import { createLogger } from "../observability/logger.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
+import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
+import { secretKey } from "../tls/secrets.ts";
+import { WorkerPool, workerEntry } from "./worker-pool.ts";
 
 const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
 
@@ -33,7 +40,27 @@ const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
   --bind-all            bind every listener on all local addresses instead of its Gateway address
   --metrics-port <n>    /metrics, /healthz, /readyz (default 9090)
   --access-log          log every request (JSON)
+  --workers <n>         serve in n worker processes (default 0: in this process)
 `;
+
+/** The TLS key pairs `config` references, for workers (which never talk to Kubernetes). */
+export function referencedKeyPairs(
+  config: unknown,
+  secrets: SecretProvider,
+): Array<[string, TlsKeyPair]> {
+  const out = new Map<string, TlsKeyPair>();
+  const listeners = (config as { listeners?: unknown } | null)?.listeners;
+  for (const l of Array.isArray(listeners) ? listeners : []) {
+    const certificates = (l as { tls?: { certificates?: unknown } } | null)?.tls?.certificates;
+    for (const c of Array.isArray(certificates) ? certificates : []) {
+      const ref = (c as { secretRef?: { namespace?: unknown; name?: unknown } } | null)?.secretRef;
+      if (typeof ref?.namespace !== "string" || typeof ref.name !== "string") continue;
+      const pair = secrets.get({ namespace: ref.namespace, name: ref.name });
+      if (pair) out.set(secretKey({ namespace: ref.namespace, name: ref.name }), pair);
+    }
+  }
+  return [...out];
+}
 
 // A file is either a CompiledConfig or a mounted ConfigMap directory (projected keys as files).
 export function readConfigPath(path: string): CompiledConfig {
@@ -64,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
         "bind-all": { type: "boolean" },
         "metrics-port": { type: "string", default: "9090" },
         "access-log": { type: "boolean" },
+        workers: { type: "string", default: "0" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -80,6 +108,13 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return values.help ? 0 : 2;
   }
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 256) {
+    process.stderr.write(
+      `rauta proxy: --workers: expected a number 0..256, got ${values.workers}\n`,
+    );
+    return 2;
+  }
   const logger = createLogger();
   const namespace =
     (values.namespace as string | undefined) ?? process.env.POD_NAMESPACE ?? "rauta-system";
@@ -90,39 +125,73 @@ export async function run(argv: string[]): Promise<number> {
     "proxy";
   const secrets =
     source === "kubernetes" ? new KubernetesSecretProvider(namespace) : new StaticSecretProvider();
-  const proxy = new Proxy({
-    logger,
-    secrets,
-    handler: { accessLog: values["access-log"] === true },
-    ...(values["bind-all"] ? { bindAddress: () => "0.0.0.0" } : {}),
-  });
+  const handler = { accessLog: values["access-log"] === true };
+  const bindAll = values["bind-all"] === true;
+  const proxy =
+    workers === 0
+      ? new Proxy({
+          logger,
+          secrets,
+          handler,
+          ...(bindAll ? { bindAddress: () => "0.0.0.0" } : {}),
+        })
+      : null;
   let served: number | undefined;
-  const apply = async (config: unknown, origin: string) => {
-    const result = await proxy.apply(config);
-    compactHeap(); // the garbage of reading and preparing it (runtime/v8-flags.ts)
-    if (result.ok) {
-      served = result.generation;
-      logger.info("serving config", {
-        generation: result.generation,
-        origin,
-        problems: result.problems,
-      });
+  const report = (ok: boolean, generation: number, problems: string[], origin: string) => {
+    if (ok) {
+      served = generation;
+      logger.info("serving config", { generation, origin, problems });
     } else
       logger.error("refused config; still serving the previous one", {
-        generation: result.generation,
+        generation,
         origin,
-        problems: result.problems,
+        problems,
       });
   };
+  const pool =
+    workers > 0
+      ? new WorkerPool({
+          workers,
+          entry: await workerEntry(logger),
+          settings: { handler, bindAll },
+          logger,
+          onApplied: (result, worker, first) => {
+            if (first || !result.ok)
+              report(result.ok, result.generation, result.problems, `worker ${worker}`);
+          },
+        })
+      : null;
+  let latest: unknown;
+  const apply = async (config: unknown, origin: string) => {
+    latest = config;
+    if (pool) {
+      pool.publish({
+        config: config as CompiledConfig,
+        secrets: referencedKeyPairs(config, secrets),
+      });
+      return;
+    }
+    const result = await proxy!.apply(config);
+    compactHeap(); // the garbage of reading and preparing it (runtime/v8-flags.ts)
+    report(result.ok, result.generation, result.problems, origin);
+  };
+  // workers get certificates with the config: a rotated one goes out with the latest config again
+  if (pool)
+    secrets.onChange?.(() => {
+      if (latest !== undefined) void apply(latest, "certificate change");
+    });
 
   const metricsPort = Number(values["metrics-port"]);
   const admin = await startAdminServer(
     {
-      metrics: async () => ({
-        contentType: proxy.metrics.registry.contentType,
-        body: await proxy.metrics.registry.metrics(),
-      }),
-      ready: () => proxy.ready,
+      metrics: async () =>
+        proxy
+          ? {
+              contentType: proxy.metrics.registry.contentType,
+              body: await proxy.metrics.registry.metrics(),
+            }
+          : await pool!.metrics(),
+      ready: () => (proxy ? proxy.ready : pool!.ready),
     },
     metricsPort,
   );
@@ -141,7 +210,8 @@ export async function run(argv: string[]): Promise<number> {
     const heartbeat = new LeaseReporter({
       namespace,
       identity,
-      generation: () => served,
+      // with workers: the generation every one of them serves
+      generation: () => (pool ? pool.servedGeneration : served),
       onProblem: (m, f) => logger.warn(m, f),
     });
     heartbeat.start();
@@ -176,7 +246,7 @@ export async function run(argv: string[]): Promise<number> {
     const shutdown = (signal: string) => {
       logger.info("draining", { signal });
       for (const stop of stops) stop();
-      void proxy.close(10_000).then(() => resolve(0));
+      void (proxy ? proxy.close(10_000) : pool!.drain(10_000)).then(() => resolve(0));
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));

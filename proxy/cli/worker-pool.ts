@@ -31,7 +31,10 @@ export interface WorkerPoolOptions {
 }
 
 export class WorkerPool {
-  private readonly workers = new Map<Worker, { ready: boolean; generation?: number }>();
+  private readonly workers = new Map<
+    Worker,
+    { started: boolean; ready: boolean; generation?: number }
+  >();
   private latest: Published | null = null;
   private shuttingDown = false;
   private readonly aggregator = new client.AggregatorRegistry();
@@ -63,7 +66,8 @@ export class WorkerPool {
   /** Sends `published` to every worker now and to every worker started later. */
   publish(published: Published): void {
     this.latest = published;
-    for (const w of this.workers.keys()) this.send(w, published);
+    // a worker that has not started yet gets it when it says so
+    for (const [w, state] of this.workers) if (state.started) this.send(w, published);
   }
 
   /** Ready once any worker serves a config. */
@@ -123,11 +127,12 @@ export class WorkerPool {
       // balloons with fragmentation (a common Node.js server setting)
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
     });
-    this.workers.set(w, { ready: false });
+    this.workers.set(w, { started: false, ready: false });
     w.on("message", (msg: FromWorker) => {
       const state = this.workers.get(w);
       if (!state) return;
       if (msg.type === "started") {
+        state.started = true;
         if (this.latest) this.send(w, this.latest);
       } else if (msg.type === "applied") {
         if (msg.result.ok) {

@@ -1,6 +1,7 @@
 // `npx pepr dev` against hack/cluster: the controller and admission webhook run as one local
 // process (the webhook at https://localhost:3000), the proxy runs locally with
-// --config-source=kubernetes, and a Gateway gets a loopback address from the pool.
+// --config-source=kubernetes and two worker processes (Programmed waits until both serve the
+// generation), and a Gateway gets a loopback address from the pool.
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -84,6 +85,8 @@ describe("control plane in `npx pepr dev` mode", function () {
         "dev-proxy",
         "--metrics-port",
         String(metricsPort),
+        "--workers",
+        "2",
       ],
       { cwd: repoRoot, env, detached: true, stdio: ["ignore", "ignore", "pipe"] },
     );

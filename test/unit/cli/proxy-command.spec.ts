@@ -11,7 +11,9 @@ import { join, resolve } from "node:path";
 import { compile, emptySnapshot } from "../../../capabilities/compiler/index.ts";
 import type { Snapshot } from "../../../capabilities/compiler/index.ts";
 import { encodeConfigMaps } from "../../../proxy/config/index.ts";
-import { readConfigPath } from "../../../proxy/cli/proxy-command.ts";
+import { readConfigPath, referencedKeyPairs } from "../../../proxy/cli/proxy-command.ts";
+import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
+import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
 import { DEFAULT_PROXY_V8_FLAGS } from "../../../proxy/runtime/v8-flags.ts";
 import { freePort } from "../../helpers/net.ts";
 
@@ -177,5 +179,105 @@ describe("rauta proxy --config-source file", function () {
     child.kill("SIGTERM");
     expect(await exited).to.equal(0);
     child = undefined;
+  });
+
+  it("--workers 2: both serve; a killed worker is replaced; reloads reach every worker; metrics aggregated; drains", async () => {
+    const [listenerPort, metricsPort] = [await freePort(), await freePort()];
+    const backendPort = (backend.address() as AddressInfo).port;
+    const file = join(dir, "config-workers.json");
+    const write = (prefix: string, generation: number) =>
+      writeFileSync(
+        file,
+        JSON.stringify(
+          compile(snapshot(listenerPort, backendPort, prefix), {
+            generation,
+            defaultAddress: "127.0.0.1",
+          }).config,
+        ),
+      );
+    write("/a", 1);
+    child = spawn(
+      join(repo, "node_modules/.bin/node"),
+      [
+        join(repo, "proxy/bin/rauta.ts"),
+        "proxy",
+        "--config-source",
+        "file",
+        "--config",
+        file,
+        "--metrics-port",
+        String(metricsPort),
+        "--workers",
+        "2",
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr!.on("data", c => (stderr += c));
+    const workerPids = () =>
+      readFileSync(`/proc/${child!.pid}/task/${child!.pid}/children`, "utf8")
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number)
+        .filter(pid => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("serve-worker");
+          } catch {
+            return false;
+          }
+        });
+    await eventually(
+      async () => (await get(listenerPort, "/a/x")).body === "backend saw /a/x",
+      "generation 1 to serve /a",
+    );
+    await eventually(async () => workerPids().length === 2, "two workers");
+    const [first] = workerPids();
+    // the workers run with the proxy's heap settings too
+    const cmdline = readFileSync(`/proc/${first}/cmdline`, "utf8").split("\0");
+    for (const flag of DEFAULT_PROXY_V8_FLAGS) expect(cmdline).to.include(flag);
+
+    process.kill(first!, "SIGKILL");
+    for (let i = 0; i < 20; i++) expect((await get(listenerPort, "/a/x")).status).to.equal(200);
+    await eventually(
+      async () => workerPids().length === 2 && !workerPids().includes(first!),
+      "a replacement worker",
+    );
+    expect(stderr).to.include("worker exited; starting a replacement");
+
+    write("/b", 2);
+    // every connection is new (agent: false), so the kernel spreads them over both workers
+    await eventually(async () => {
+      for (let i = 0; i < 10; i++) if ((await get(listenerPort, "/b")).status !== 200) return false;
+      return true;
+    }, "generation 2 on every worker");
+    expect((await get(listenerPort, "/a")).status).to.equal(404);
+
+    const metrics = await get(metricsPort, "/metrics");
+    expect(metrics.body).to.match(/rauta_config_generation 2/);
+    expect((await get(metricsPort, "/readyz")).status).to.equal(200);
+
+    const exited = new Promise<number | null>(r => child!.once("exit", code => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).to.equal(0);
+    child = undefined;
+  });
+});
+
+describe("referencedKeyPairs", () => {
+  it("hands workers exactly the key pairs the config's listeners reference, ignoring malformed input", () => {
+    const pair = { cert: "C", key: "K" } as unknown as TlsKeyPair;
+    const provider = new StaticSecretProvider(new Map([["rauta-system/a", pair]]));
+    const config = {
+      listeners: [
+        { tls: { certificates: [{ secretRef: { namespace: "rauta-system", name: "a" } }] } },
+        { tls: { certificates: [{ secretRef: { namespace: "rauta-system", name: "missing" } }] } },
+        { tls: { certificates: [{ secretRef: { name: 1 } }, null] } },
+        {},
+      ],
+    };
+    expect(referencedKeyPairs(config, provider)).to.deep.equal([["rauta-system/a", pair]]);
+    expect(referencedKeyPairs(null, provider)).to.deep.equal([]);
+    expect(referencedKeyPairs({ listeners: "x" }, provider)).to.deep.equal([]);
   });
 });
