@@ -27,7 +27,7 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
 import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
 import { secretKey } from "../tls/secrets.ts";
-import { WorkerPool, workerEntry } from "./worker-pool.ts";
+import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
 
 const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
 
@@ -183,16 +183,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const metricsPort = Number(values["metrics-port"]);
   const admin = await startAdminServer(
-    {
-      metrics: async () =>
-        proxy
-          ? {
-              contentType: proxy.metrics.registry.contentType,
-              body: await proxy.metrics.registry.metrics(),
-            }
-          : await pool!.metrics(),
-      ready: () => (proxy ? proxy.ready : pool!.ready),
-    },
+    adminSources(proxy, pool),
     metricsPort,
   );
 

@@ -15,7 +15,7 @@ import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/in
 import type { CompiledConfig } from "../config/schema.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
-import { WorkerPool, workerEntry } from "./worker-pool.ts";
+import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
 import type { HandlerOptions } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
@@ -237,16 +237,7 @@ export async function run(argv: string[]): Promise<number> {
     flags.metricsPort === null
       ? null
       : await startAdminServer(
-          {
-            metrics: async () =>
-              proxy
-                ? {
-                    contentType: proxy.metrics.registry.contentType,
-                    body: await proxy.metrics.registry.metrics(),
-                  }
-                : await pool!.metrics(),
-            ready: () => (proxy ? proxy.ready : pool!.ready),
-          },
+          adminSources(proxy, pool),
           flags.metricsPort,
         ).catch(err => {
           process.stderr.write(

@@ -9,8 +9,9 @@ import { fileURLToPath } from "node:url";
 import type { Worker } from "node:cluster";
 import client from "prom-client";
 import type { CompiledConfig } from "../config/schema.ts";
+import type { AdminSources } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { ApplyResult } from "../runtime/proxy.ts";
+import type { ApplyResult, Proxy } from "../runtime/proxy.ts";
 import { proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./serve-worker.ts";
@@ -28,6 +29,20 @@ export interface WorkerPoolOptions {
   logger: Logger;
   /** every apply result of every worker; `first` is true for the lowest-numbered live worker */
   onApplied?(result: ApplyResult, worker: number, first: boolean): void;
+}
+
+/** /metrics and /readyz of whichever serves: the proxy in this process, or the worker pool. */
+export function adminSources(proxy: Proxy | null, pool: WorkerPool | null): AdminSources {
+  return {
+    metrics: async () =>
+      proxy
+        ? {
+            contentType: proxy.metrics.registry.contentType,
+            body: await proxy.metrics.registry.metrics(),
+          }
+        : await pool!.metrics(),
+    ready: () => (proxy ? proxy.ready : pool!.ready),
+  };
 }
 
 export class WorkerPool {

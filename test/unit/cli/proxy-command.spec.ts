@@ -89,9 +89,48 @@ async function eventually(
   }
 }
 
+/**
+ * `rauta proxy --config-source file` on a config file written by `write(prefix, generation)`:
+ * one listener on 127.0.0.1:listenerPort routing `prefix` to the backend.
+ */
+async function fileProxy(fileName: string, backendPort: number, extraArgs: string[] = []) {
+  const [listenerPort, metricsPort] = [await freePort(), await freePort()];
+  const file = join(dir, fileName);
+  const write = (prefix: string, generation: number) =>
+    writeFileSync(
+      file,
+      JSON.stringify(
+        compile(snapshot(listenerPort, backendPort, prefix), {
+          generation,
+          defaultAddress: "127.0.0.1",
+        }).config,
+      ),
+    );
+  write("/a", 1);
+  const proc = spawn(
+    join(repo, "node_modules/.bin/node"),
+    [
+      join(repo, "proxy/bin/rauta.ts"),
+      "proxy",
+      "--config-source",
+      "file",
+      "--config",
+      file,
+      "--metrics-port",
+      String(metricsPort),
+      ...extraArgs,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const log = { stderr: "" };
+  proc.stderr!.on("data", c => (log.stderr += c));
+  return { proc, listenerPort, metricsPort, file, write, log };
+}
+
+let dir: string;
+
 describe("rauta proxy --config-source file", function () {
   this.timeout(60_000);
-  let dir: string;
   let backend: http.Server;
   let child: ChildProcess | undefined;
 
@@ -119,38 +158,11 @@ describe("rauta proxy --config-source file", function () {
   });
 
   it("serves, hot-reloads on change, keeps the last good config on a broken file, drains on SIGTERM", async () => {
-    const [listenerPort, metricsPort] = [await freePort(), await freePort()];
-    const backendPort = (backend.address() as AddressInfo).port;
-    const file = join(dir, "config.json");
-    const write = (prefix: string, generation: number) =>
-      writeFileSync(
-        file,
-        JSON.stringify(
-          compile(snapshot(listenerPort, backendPort, prefix), {
-            generation,
-            defaultAddress: "127.0.0.1",
-          }).config,
-        ),
-      );
-    write("/a", 1);
-    child = spawn(
-      join(repo, "node_modules/.bin/node"),
-      [
-        join(repo, "proxy/bin/rauta.ts"),
-        "proxy",
-        "--config-source",
-        "file",
-        "--config",
-        file,
-        "--metrics-port",
-        String(metricsPort),
-      ],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-      },
+    const { proc, listenerPort, metricsPort, write, file, log } = await fileProxy(
+      "config.json",
+      (backend.address() as AddressInfo).port,
     );
-    let stderr = "";
-    child.stderr!.on("data", c => (stderr += c));
+    child = proc;
     await eventually(
       async () => (await get(listenerPort, "/a/x")).body === "backend saw /a/x",
       "generation 1 to serve /a",
@@ -170,7 +182,7 @@ describe("rauta proxy --config-source file", function () {
 
     writeFileSync(file, "{ this is not json");
     await eventually(
-      async () => stderr.includes("cannot read config; still serving the previous one"),
+      async () => log.stderr.includes("cannot read config; still serving the previous one"),
       "the broken file to be reported",
     );
     expect((await get(listenerPort, "/b")).body).to.equal("backend saw /b");
@@ -182,38 +194,12 @@ describe("rauta proxy --config-source file", function () {
   });
 
   it("--workers 2: both serve; a killed worker is replaced; reloads reach every worker; metrics aggregated; drains", async () => {
-    const [listenerPort, metricsPort] = [await freePort(), await freePort()];
-    const backendPort = (backend.address() as AddressInfo).port;
-    const file = join(dir, "config-workers.json");
-    const write = (prefix: string, generation: number) =>
-      writeFileSync(
-        file,
-        JSON.stringify(
-          compile(snapshot(listenerPort, backendPort, prefix), {
-            generation,
-            defaultAddress: "127.0.0.1",
-          }).config,
-        ),
-      );
-    write("/a", 1);
-    child = spawn(
-      join(repo, "node_modules/.bin/node"),
-      [
-        join(repo, "proxy/bin/rauta.ts"),
-        "proxy",
-        "--config-source",
-        "file",
-        "--config",
-        file,
-        "--metrics-port",
-        String(metricsPort),
-        "--workers",
-        "2",
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
+    const { proc, listenerPort, metricsPort, write, log } = await fileProxy(
+      "config-workers.json",
+      (backend.address() as AddressInfo).port,
+      ["--workers", "2"],
     );
-    let stderr = "";
-    child.stderr!.on("data", c => (stderr += c));
+    child = proc;
     const workerPids = () =>
       readFileSync(`/proc/${child!.pid}/task/${child!.pid}/children`, "utf8")
         .trim()
@@ -243,7 +229,7 @@ describe("rauta proxy --config-source file", function () {
       async () => workerPids().length === 2 && !workerPids().includes(first!),
       "a replacement worker",
     );
-    expect(stderr).to.include("worker exited; starting a replacement");
+    expect(log.stderr).to.include("worker exited; starting a replacement");
 
     write("/b", 2);
     // every connection is new (agent: false), so the kernel spreads them over both workers
