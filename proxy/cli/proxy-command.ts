@@ -182,10 +182,7 @@ export async function run(argv: string[]): Promise<number> {
     });
 
   const metricsPort = Number(values["metrics-port"]);
-  const admin = await startAdminServer(
-    adminSources(proxy, pool),
-    metricsPort,
-  );
+  const admin = await startAdminServer(adminSources(proxy, pool), metricsPort);
 
   const stops: Array<() => void> = [() => admin.close()];
   if (source === "kubernetes") {

@@ -10,7 +10,6 @@ import os from "node:os";
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
 import type { CompiledConfig } from "../config/schema.ts";
 import { Proxy } from "../runtime/proxy.ts";
@@ -21,7 +20,6 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
-import type { Logger } from "../observability/logger.ts";
 
 interface ServeFlags {
   files: string[];
@@ -236,10 +234,7 @@ export async function run(argv: string[]): Promise<number> {
   const admin =
     flags.metricsPort === null
       ? null
-      : await startAdminServer(
-          adminSources(proxy, pool),
-          flags.metricsPort,
-        ).catch(err => {
+      : await startAdminServer(adminSources(proxy, pool), flags.metricsPort).catch(err => {
           process.stderr.write(
             `rauta serve: metrics port ${flags.metricsPort}: ${(err as Error).message} (continuing without /metrics)\n`,
           );
