@@ -73,6 +73,12 @@ export interface PreparedRoute {
   totalWeight: number;
   requestTimeoutMs: number;
   backendTimeoutMs: number;
+  /**
+   * undici's headers/body timeouts for this route's upstream requests when the pool's defaults
+   * would not do: they are a safety net under the route's own deadlines, so never shorter than
+   * those, and off (0) when the route turns a timeout off ("0s"). null: the pool's defaults.
+   */
+  upstreamTimeoutMs: number | null;
   retry: RetryPlan | null;
   limiter: TokenBucketLimiter | null;
 }
@@ -232,6 +238,7 @@ export class Generation {
       totalWeight: total,
       requestTimeoutMs: r.timeouts.requestMs ?? 0,
       backendTimeoutMs: r.timeouts.backendRequestMs ?? 0,
+      upstreamTimeoutMs: upstreamTimeout(r.timeouts, deps.pools.options),
       retry:
         r.retry && r.retry.attempts > 0
           ? {
@@ -269,4 +276,13 @@ function corsPlan(f: Extract<Filter, { type: "CORS" }>): CorsPlan {
     allowCredentials: f.allowCredentials,
     maxAge: String(f.maxAgeSeconds),
   };
+}
+
+export function upstreamTimeout(
+  t: Route["timeouts"],
+  pool: { headersTimeoutMs: number; bodyTimeoutMs: number },
+): number | null {
+  if (t.requestMs === 0 || t.backendRequestMs === 0) return 0;
+  const longest = Math.max(t.requestMs ?? 0, t.backendRequestMs ?? 0);
+  return longest > Math.min(pool.headersTimeoutMs, pool.bodyTimeoutMs) ? longest : null;
 }

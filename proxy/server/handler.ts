@@ -669,15 +669,17 @@ class Exchange {
     const r = this.route;
     if (r.backendTimeoutMs > 0) a.timer = setTimeout(() => a.onTimeout(), r.backendTimeoutMs);
     try {
-      ep.pool.dispatch(
-        {
-          path: this.path,
-          method: this.req.method as Dispatcher.HttpMethod,
-          headers: this.headers,
-          body: this.hasBody ? (this.body ?? (this.req as IncomingMessage)) : null,
-        },
-        a,
-      );
+      const options: Dispatcher.DispatchOptions = {
+        path: this.path,
+        method: this.req.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body: this.hasBody ? (this.body ?? (this.req as IncomingMessage)) : null,
+      };
+      if (r.upstreamTimeoutMs !== null) {
+        options.headersTimeout = r.upstreamTimeoutMs;
+        options.bodyTimeout = r.upstreamTimeoutMs;
+      }
+      ep.pool.dispatch(options, a);
     } catch (err) {
       a.onError(err as Error);
     }

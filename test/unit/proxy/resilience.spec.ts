@@ -285,4 +285,42 @@ describe("proxy: resilience", function () {
     agent.destroy();
     await px.close(100);
   });
+
+  it("never lets the pool's upstream timeouts cut a request the route allows longer ('0s' turns them off)", async () => {
+    const slow = await startEcho("slow", (_req, res) => {
+      // longer than undici's timer resolution (a 100 ms timeout fires within ~1 s)
+      setTimeout(() => res.end(JSON.stringify({ backend: "slow" })), 1600);
+      return true;
+    });
+    const port = await freePort();
+    // a 100 ms safety net in the pool, under routes that allow 5 s and no limit at all
+    const px = testProxy({ pools: { headersTimeoutMs: 100, bodyTimeoutMs: 100 } });
+    await px.apply(
+      simpleConfig(
+        port,
+        [
+          { routeId: "long", match: prefix("/long") },
+          { routeId: "off", match: prefix("/off") },
+          { routeId: "default", match: prefix("/") },
+        ],
+        [
+          route("long", ["s"], { timeouts: { requestMs: 5000 } }),
+          route("off", ["s"], { timeouts: { requestMs: 0 } }),
+          route("default", ["s"]),
+        ],
+        [cluster("s", [slow.port])],
+      ),
+    );
+    const [long, off, dflt] = await Promise.all([
+      get(port, "/long"),
+      get(port, "/off"),
+      get(port, "/"),
+    ]);
+    expect(long.status).to.equal(200);
+    expect(off.status).to.equal(200);
+    // without a route timeout the pool's safety net applies
+    expect(dflt.status).to.equal(504);
+    await px.close(100);
+    await slow.close();
+  });
 });

@@ -10,6 +10,7 @@ import { TokenBucketLimiter } from "../../../proxy/upstream/rate-limit.ts";
 import { compileRegex, translateRe2ToJs } from "../../../proxy/router/regex.ts";
 import { HostRouter, hostOf, queryParam } from "../../../proxy/router/router.ts";
 import { rewritePath } from "../../../proxy/server/handler.ts";
+import { upstreamTimeout } from "../../../proxy/runtime/generation.ts";
 import { composePlan, emptyPlan, appendPlan } from "../../../proxy/filters/headers.ts";
 import { prefix, exact, regex } from "./helpers.ts";
 
@@ -355,5 +356,17 @@ describe("filters", () => {
       if (!p.drop.has(out[i]!.toLowerCase())) filtered.push(out[i]!, out[i + 1]!);
     appendPlan(filtered, p);
     expect(filtered).to.deep.equal(["Keep", "k", "X-A", "1,2"]);
+  });
+});
+
+describe("upstream safety-net timeout per route", () => {
+  const pool = { headersTimeoutMs: 60_000, bodyTimeoutMs: 60_000 };
+  it("keeps the pool's defaults unless the route allows longer, and is off when the route turns a timeout off", () => {
+    expect(upstreamTimeout({}, pool)).to.equal(null);
+    expect(upstreamTimeout({ requestMs: 30_000 }, pool)).to.equal(null);
+    expect(upstreamTimeout({ requestMs: 120_000 }, pool)).to.equal(120_000);
+    expect(upstreamTimeout({ requestMs: 90_000, backendRequestMs: 80_000 }, pool)).to.equal(90_000);
+    expect(upstreamTimeout({ backendRequestMs: 0 }, pool)).to.equal(0);
+    expect(upstreamTimeout({ requestMs: 0, backendRequestMs: 5_000 }, pool)).to.equal(0);
   });
 });
