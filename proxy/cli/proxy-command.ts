@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeConfigMaps } from "../config/index.ts";
 import type { CompiledConfig } from "../config/index.ts";
+import { validateConfig } from "../config/load.ts";
 import { KubernetesConfigSource } from "../kubernetes/config-source.ts";
 import { KubernetesSecretProvider } from "../kubernetes/secret-provider.ts";
 import { LeaseReporter } from "../kubernetes/lease-reporter.ts";
@@ -130,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
   const proxy =
     workers === 0
       ? new Proxy({
+          validate: validateConfig,
           logger,
           secrets,
           handler,
@@ -165,10 +167,8 @@ export async function run(argv: string[]): Promise<number> {
   const apply = async (config: unknown, origin: string) => {
     latest = config;
     if (pool) {
-      pool.publish({
-        config: config as CompiledConfig,
-        secrets: referencedKeyPairs(config, secrets),
-      });
+      const published = pool.publish({ config, secrets: referencedKeyPairs(config, secrets) });
+      if (!published.ok) report(false, published.generation, published.problems, origin);
       return;
     }
     const result = await proxy!.apply(config);

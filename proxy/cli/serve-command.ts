@@ -12,6 +12,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
 import type { CompiledConfig } from "../config/schema.ts";
+import { validateConfig } from "../config/load.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
@@ -201,7 +202,9 @@ export async function run(argv: string[]): Promise<number> {
 
   const inProcess = flags.workers === 0;
   const secrets = new StaticSecretProvider(new Map(latest.secrets));
-  const proxy = inProcess ? new Proxy({ logger, secrets, handler: workerOptions(flags) }) : null;
+  const proxy = inProcess
+    ? new Proxy({ validate: validateConfig, logger, secrets, handler: workerOptions(flags) })
+    : null;
   let shuttingDown = false;
   let pool: WorkerPool | null = null;
 
@@ -228,7 +231,8 @@ export async function run(argv: string[]): Promise<number> {
         if (first || !result.ok) report(result, `worker ${worker}`);
       },
     });
-    pool.publish(latest);
+    const published = pool.publish(latest);
+    if (!published.ok) report({ ...published, ok: false }, "primary");
   }
 
   const admin =
@@ -280,7 +284,10 @@ export async function run(argv: string[]): Promise<number> {
     if (proxy) {
       secrets.replace(new Map(latest.secrets));
       void proxy.apply(latest.config).then(r => report(r, "main"));
-    } else pool!.publish(latest);
+    } else {
+      const published = pool!.publish(latest);
+      if (!published.ok) report({ ...published, ok: false }, "primary");
+    }
   };
   const stopWatching = flags.watch ? watchFiles(flags.files, () => void reload()) : () => {};
 

@@ -4,6 +4,7 @@
 // loader and the Kubernetes client so a worker only loads (and holds in memory) the data plane.
 import client from "prom-client";
 import type { CompiledConfig } from "../config/schema.ts";
+import { checkConfig } from "../config/check.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import type { HandlerOptions } from "../server/handler.ts";
@@ -29,6 +30,8 @@ function runWorker() {
     process.env.RAUTA_WORKER_SETTINGS ?? '{"handler":{}}',
   ) as WorkerSettings;
   const proxy = new Proxy({
+    // the primary validated the config against the schema before sending it (worker-pool.ts)
+    validate: (input, options) => checkConfig(input as CompiledConfig, options),
     logger,
     secrets,
     handler: settings.handler,

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Worker } from "node:cluster";
 import client from "prom-client";
+import { ConfigError, validateConfig } from "../config/load.ts";
 import type { CompiledConfig } from "../config/schema.ts";
 import type { AdminSources } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -20,6 +21,8 @@ export interface Published {
   config: CompiledConfig;
   secrets: Array<[string, TlsKeyPair]>;
 }
+
+export type PublishResult = { ok: true } | { ok: false; generation: number; problems: string[] };
 
 export interface WorkerPoolOptions {
   workers: number;
@@ -78,11 +81,28 @@ export class WorkerPool {
     for (let i = 0; i < opts.workers; i++) this.fork();
   }
 
-  /** Sends `published` to every worker now and to every worker started later. */
-  publish(published: Published): void {
+  /**
+   * Validates the config against the schema here, once, and sends it to every worker now and to
+   * every worker started later; workers only run checkConfig (they never load zod). A config
+   * that fails is refused and the workers keep serving the previous one.
+   */
+  publish(input: { config: unknown; secrets: Array<[string, TlsKeyPair]> }): PublishResult {
+    let config: CompiledConfig;
+    try {
+      config = validateConfig(input.config);
+    } catch (err) {
+      const generation = (input.config as { generation?: unknown } | null)?.generation;
+      return {
+        ok: false,
+        generation: typeof generation === "number" ? generation : -1,
+        problems: err instanceof ConfigError ? err.problems : [(err as Error).message],
+      };
+    }
+    const published = { config, secrets: input.secrets };
     this.latest = published;
     // a worker that has not started yet gets it when it says so
     for (const [w, state] of this.workers) if (state.started) this.send(w, published);
+    return { ok: true };
   }
 
   /** Ready once any worker serves a config. */

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { CompiledConfig, CompiledConfigBody } from "./schema.ts";
-import { CONFIG_API_VERSION } from "./schema.ts";
+import { CONFIG_API_VERSION } from "./version.ts";
 
 // Canonical JSON: object keys sorted (JavaScript still lists integer-like keys first, in numeric
 // order, which is just as deterministic), arrays kept in order (their order is meaningful and

@@ -4,7 +4,9 @@
 // TLS Secrets, which are referenced and never embedded (private keys never go into a ConfigMap).
 import { z } from "zod";
 
-export const CONFIG_API_VERSION = "rauta.io/v1alpha1";
+import { CONFIG_API_VERSION } from "./version.ts";
+
+export { CONFIG_API_VERSION };
 
 const port = z.number().int().min(1).max(65535);
 const headerName = z

@@ -3,7 +3,8 @@
 // owns the shared state that outlives generations (pools, endpoint health, circuit breakers,
 // TLS context cache, listener sockets).
 import type tls from "node:tls";
-import { validateConfig, ConfigError } from "../config/load.ts";
+import { ConfigError } from "../config/check.ts";
+import type { ValidateOptions } from "../config/check.ts";
 import type { CompiledConfig, Cluster } from "../config/schema.ts";
 import { Generation } from "./generation.ts";
 import type { PrepareDeps } from "./generation.ts";
@@ -26,6 +27,12 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
 
 export interface ProxyOptions {
+  /**
+   * Turns the input of apply() into a CompiledConfig or throws ConfigError. validateConfig
+   * (config/load.ts: zod schema, then checkConfig) wherever configs come from outside; a serving
+   * worker, whose primary validated the config already, passes checkConfig and never loads zod.
+   */
+  validate: (input: unknown, options: ValidateOptions) => CompiledConfig;
   logger?: Logger;
   metrics?: Metrics;
   secrets?: SecretProvider;
@@ -83,7 +90,7 @@ export class Proxy implements ProxyCore {
   private unsubscribeSecrets: (() => void) | null = null;
   private closed = false;
 
-  constructor(opts: ProxyOptions = {}) {
+  constructor(opts: ProxyOptions) {
     this.opts = opts;
     this.logger = opts.logger ?? createLogger();
     this.metrics = opts.metrics ?? new Metrics();
@@ -171,7 +178,7 @@ export class Proxy implements ProxyCore {
     let config: CompiledConfig;
     let next: Generation;
     try {
-      config = validateConfig(input, { verifyHash: this.opts.verifyHash });
+      config = this.opts.validate(input, { verifyHash: this.opts.verifyHash });
       next = new Generation(config, this.deps());
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];

@@ -194,7 +194,7 @@ describe("rauta proxy --config-source file", function () {
   });
 
   it("--workers 2: both serve; a killed worker is replaced; reloads reach every worker; metrics aggregated; drains", async () => {
-    const { proc, listenerPort, metricsPort, write, log } = await fileProxy(
+    const { proc, listenerPort, metricsPort, write, file, log } = await fileProxy(
       "config-workers.json",
       (backend.address() as AddressInfo).port,
       ["--workers", "2"],
@@ -238,6 +238,14 @@ describe("rauta proxy --config-source file", function () {
       return true;
     }, "generation 2 on every worker");
     expect((await get(listenerPort, "/a")).status).to.equal(404);
+
+    // the primary validates against the schema (workers never load zod) and refuses this one
+    writeFileSync(file, JSON.stringify({ apiVersion: "rauta.io/v1alpha1", generation: 3 }));
+    await eventually(
+      async () => log.stderr.includes("refused config; still serving the previous one"),
+      "the schema-invalid config to be refused",
+    );
+    expect((await get(listenerPort, "/b")).status).to.equal(200);
 
     const metrics = await get(metricsPort, "/metrics");
     expect(metrics.body).to.match(/rauta_config_generation 2/);

@@ -14,6 +14,7 @@ import type {
   Filter,
 } from "../../../proxy/config/schema.ts";
 import { Proxy } from "../../../proxy/runtime/proxy.ts";
+import { validateConfig } from "../../../proxy/config/load.ts";
 import type { ProxyOptions } from "../../../proxy/runtime/proxy.ts";
 import { silentLogger } from "../../../proxy/observability/logger.ts";
 export { freePort } from "../../helpers/net.ts";
@@ -182,8 +183,13 @@ export function oneRouteConfig(
   );
 }
 
-export function testProxy(opts: ProxyOptions = {}): Proxy {
-  return new Proxy({ logger: silentLogger(), listenerDrainMs: 200, ...opts });
+export function testProxy(opts: Partial<ProxyOptions> = {}): Proxy {
+  return new Proxy({
+    validate: validateConfig,
+    logger: silentLogger(),
+    listenerDrainMs: 200,
+    ...opts,
+  });
 }
 
 export interface Reply {
