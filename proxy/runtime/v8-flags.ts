@@ -2,7 +2,7 @@
 // routers, pools: ~30 MB at 1,000 routes) and allocates ~12 KB of garbage per request at tens of
 // thousands of requests per second; V8's defaults (sized for a 24 GiB machine) let that grow the
 // heap to 3-7× its live size. Measured with `npm run bench` at 1,000 routes (docs/benchmarks.md):
-// V8's defaults peak at 251 MB RSS per worker, these at 136-145 MB, at equal throughput.
+// V8's defaults peak at 235 MB RSS per worker, these at 128-139 MB, at equal throughput.
 //   --max-semi-space-size=8   young generation large enough that in-flight requests die young:
 //                             at 2 MiB, 50 concurrent requests overflowed it and ~2 KB of every
 //                             request was promoted (450 MB in 9 s), at 8 MiB ~50 bytes.
