@@ -2,7 +2,7 @@
 // The `rauta` CLI: the composition root of standalone mode, the one place in proxy/ allowed to
 // wire the compiler and the proxy together. Each subcommand lives in its own module and is
 // loaded on demand so `rauta compile` never pays for the proxy's start-up.
-import { hasV8Flags, proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
+import { hasV8Flags, proxyV8Flags, servingV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   compile: () => import("../cli/compile-command.ts"),
@@ -31,9 +31,8 @@ if (!load) {
 // (runtime/v8-flags.ts) from the start: re-exec in place (same PID, so a container's PID 1 stays
 // PID 1) unless they are already set. RAUTA_V8_REEXEC guards against a loop.
 function reexecWithProxyV8Flags(): boolean {
-  const tuning = proxyV8Flags();
-  if (!tuning.length) return false; // RAUTA_V8_FLAGS="": V8's defaults, no re-exec
-  const flags = [...tuning, "--expose-gc"]; // for compactHeap() after each config
+  if (!proxyV8Flags().length) return false; // RAUTA_V8_FLAGS="": V8's defaults, no re-exec
+  const flags = servingV8Flags();
   if (hasV8Flags(process.execArgv, flags) || process.env.RAUTA_V8_REEXEC) return false;
   if (typeof process.execve !== "function") return false;
   process.execve(

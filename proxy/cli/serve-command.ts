@@ -232,7 +232,7 @@ export async function run(argv: string[]): Promise<number> {
       },
     });
     const published = pool.publish(latest);
-    if (!published.ok) report({ ...published, ok: false }, "primary");
+    if (!published.ok) report(published, "primary");
   }
 
   const admin =
@@ -286,7 +286,7 @@ export async function run(argv: string[]): Promise<number> {
       void proxy.apply(latest.config).then(r => report(r, "main"));
     } else {
       const published = pool!.publish(latest);
-      if (!published.ok) report({ ...published, ok: false }, "primary");
+      if (!published.ok) report(published, "primary");
     }
   };
   const stopWatching = flags.watch ? watchFiles(flags.files, () => void reload()) : () => {};

@@ -13,7 +13,7 @@ import type { CompiledConfig } from "../config/schema.ts";
 import type { AdminSources } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ApplyResult, Proxy } from "../runtime/proxy.ts";
-import { proxyV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
+import { servingV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./serve-worker.ts";
 
@@ -49,10 +49,8 @@ export function adminSources(proxy: Proxy | null, pool: WorkerPool | null): Admi
 }
 
 export class WorkerPool {
-  private readonly workers = new Map<
-    Worker,
-    { started: boolean; ready: boolean; generation?: number }
-  >();
+  /** generation: the one the worker last applied successfully (none yet: not ready) */
+  private readonly workers = new Map<Worker, { started: boolean; generation?: number }>();
   private latest: Published | null = null;
   private shuttingDown = false;
   private readonly aggregator = new client.AggregatorRegistry();
@@ -68,10 +66,7 @@ export class WorkerPool {
       exec: opts.entry,
       args: [],
       // the proxy's heap settings (runtime/v8-flags.ts); the primary keeps V8's
-      execArgv: [
-        ...withV8Flags(process.execArgv, proxyV8Flags()),
-        "--expose-gc", // compactHeap() after each config
-      ],
+      execArgv: withV8Flags(process.execArgv, servingV8Flags()),
     });
     cluster.on("exit", (w, code, signal) => {
       if (!this.workers.delete(w) || this.shuttingDown) return;
@@ -107,7 +102,7 @@ export class WorkerPool {
 
   /** Ready once any worker serves a config. */
   get ready(): boolean {
-    return [...this.workers.values()].some(w => w.ready);
+    return [...this.workers.values()].some(w => w.generation !== undefined);
   }
 
   /** The generation every live worker serves (undefined until they all serve one). */
@@ -118,10 +113,6 @@ export class WorkerPool {
       min = min === undefined ? w.generation : Math.min(min, w.generation);
     }
     return min;
-  }
-
-  get size(): number {
-    return this.workers.size;
   }
 
   async metrics(): Promise<{ contentType: string; body: string }> {
@@ -162,7 +153,7 @@ export class WorkerPool {
       // balloons with fragmentation (a common Node.js server setting)
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
     });
-    this.workers.set(w, { started: false, ready: false });
+    this.workers.set(w, { started: false });
     w.on("message", (msg: FromWorker) => {
       const state = this.workers.get(w);
       if (!state) return;
@@ -170,10 +161,7 @@ export class WorkerPool {
         state.started = true;
         if (this.latest) this.send(w, this.latest);
       } else if (msg.type === "applied") {
-        if (msg.result.ok) {
-          state.ready = true;
-          state.generation = msg.result.generation;
-        }
+        if (msg.result.ok) state.generation = msg.result.generation;
         const first = w.id === Math.min(...[...this.workers.keys()].map(x => x.id));
         this.opts.onApplied?.(msg.result, w.id, first);
       }

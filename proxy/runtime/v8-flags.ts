@@ -22,6 +22,11 @@ export function proxyV8Flags(env: NodeJS.ProcessEnv = process.env): string[] {
   return override.split(/\s+/).filter(Boolean);
 }
 
+/** The proxy's heap settings plus --expose-gc, which compactHeap() needs. */
+export function servingV8Flags(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...proxyV8Flags(env), "--expose-gc"];
+}
+
 /** The flag's name: "--max-semi-space-size" for "--max-semi-space-size=8", "--memory-pool" for "--no-memory-pool". */
 function flagName(flag: string): string {
   const name = flag.split("=")[0]!.replace(/_/g, "-");
