@@ -95,19 +95,21 @@ export class PoolRegistry {
     }
   }
 
-  async close(): Promise<void> {
-    for (const t of this.retiring.values()) clearTimeout(t);
-    this.retiring.clear();
-    const all = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(all.map(p => p.close().catch(() => {})));
+  /** Closes every pool gracefully (in-flight requests finish). */
+  close(): Promise<void> {
+    return this.endAll(p => p.close());
   }
 
-  async destroy(): Promise<void> {
+  /** Destroys every pool (in-flight requests fail). */
+  destroy(): Promise<void> {
+    return this.endAll(p => p.destroy());
+  }
+
+  private async endAll(end: (pool: Dispatcher) => Promise<void>): Promise<void> {
     for (const t of this.retiring.values()) clearTimeout(t);
     this.retiring.clear();
     const all = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(all.map(p => p.destroy().catch(() => {})));
+    await Promise.all(all.map(p => end(p).catch(() => {})));
   }
 }
