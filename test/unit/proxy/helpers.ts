@@ -174,12 +174,14 @@ export function oneRouteConfig(
   port: number,
   target: Cluster,
   routeExtra: Partial<Route> = {},
+  generation = 1,
 ): CompiledConfig {
   return simpleConfig(
     port,
     [{ routeId: "r", match: prefix("/") }],
     [route("r", [target.id], routeExtra)],
     [target],
+    generation,
   );
 }
 

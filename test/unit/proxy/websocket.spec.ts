@@ -6,6 +6,7 @@ import net from "node:net";
 import {
   freePort,
   simpleConfig,
+  oneRouteConfig,
   prefix,
   route,
   cluster,
@@ -77,27 +78,11 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const ws = await startWsBackend();
     const port = await freePort();
     const px = testProxy();
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "ws", match: prefix("/") }],
-        [route("ws", ["ws"])],
-        [cluster("ws", [ws.port])],
-        1,
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("ws", [ws.port])));
     const c = await openWs(port, "/live");
     expect(px.tunnels.size).to.equal(1);
     // a swap that keeps the route keeps the tunnel
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "ws", match: prefix("/") }],
-        [route("ws", ["ws"])],
-        [cluster("ws", [ws.port])],
-        2,
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("ws", [ws.port]), {}, 2));
     c.socket.write("still-here");
     await sleep(50);
     expect(c.received()).to.equal("still-here");
@@ -125,14 +110,7 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const ws = await startWsBackend();
     const port = await freePort();
     const px = testProxy({ handler: { tunnelIdleTimeoutMs: 300 } });
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "ws", match: prefix("/") }],
-        [route("ws", ["ws"])],
-        [cluster("ws", [ws.port])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("ws", [ws.port])));
     const c = await openWs(port, "/idle");
     const t0 = Date.now();
     await c.closed;
@@ -147,14 +125,7 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     const bport = (server.address() as net.AddressInfo).port;
     const port = await freePort();
     const px = testProxy();
-    await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "ws", match: prefix("/") }],
-        [route("ws", ["ws"])],
-        [cluster("ws", [bport])],
-      ),
-    );
+    await px.apply(oneRouteConfig(port, cluster("ws", [bport])));
     const out = await new Promise<string>(resolve => {
       const s = net.connect(port, "127.0.0.1");
       let buf = "";
