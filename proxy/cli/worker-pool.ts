@@ -16,6 +16,8 @@ import type { ApplyResult, Proxy } from "../runtime/proxy.ts";
 import { servingV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./serve-worker.ts";
+import { RestartBackoff } from "./restart-backoff.ts";
+import type { RestartBackoffOptions } from "./restart-backoff.ts";
 
 export interface Published {
   config: CompiledConfig;
@@ -30,6 +32,7 @@ export interface WorkerPoolOptions {
   entry: string;
   settings: WorkerSettings;
   logger: Logger;
+  restartBackoff?: Partial<RestartBackoffOptions>;
   /** every apply result of every worker; `first` is true for the lowest-numbered live worker */
   onApplied?(result: ApplyResult, worker: number, first: boolean): void;
 }
@@ -55,9 +58,23 @@ export class WorkerPool {
   private shuttingDown = false;
   private readonly aggregator = new client.AggregatorRegistry();
   private readonly opts: WorkerPoolOptions;
+  private readonly backoff: RestartBackoff;
+  /** the primary's own metrics, served next to the workers' aggregate */
+  private readonly own = new client.Registry();
+  private readonly restarts = new client.Counter({
+    name: "rauta_worker_restarts_total",
+    help: "Serving workers that exited and were replaced",
+    registers: [this.own],
+  });
+  private readonly crashLoop = new client.Gauge({
+    name: "rauta_worker_crash_loop",
+    help: "1 while workers are crash-looping (replacements are delayed), else 0",
+    registers: [this.own],
+  });
 
   constructor(opts: WorkerPoolOptions) {
     this.opts = opts;
+    this.backoff = new RestartBackoff(opts.restartBackoff);
     // Workers accept on the shared socket themselves (the kernel spreads connections): no
     // per-connection hand-off through the primary, and a connection can never be handed to a
     // worker that just died (with round-robin hand-off it would hang).
@@ -70,8 +87,25 @@ export class WorkerPool {
     });
     cluster.on("exit", (w, code, signal) => {
       if (!this.workers.delete(w) || this.shuttingDown) return;
-      opts.logger.error("worker exited; starting a replacement", { worker: w.id, code, signal });
-      this.fork();
+      this.restarts.inc();
+      const d = this.backoff.onExit(Date.now());
+      this.crashLoop.set(d.crashLooping ? 1 : 0);
+      if (d.crashLooping) {
+        opts.logger.error("workers are crash-looping; delaying the replacement", {
+          worker: w.id,
+          code,
+          signal,
+          recentExits: d.recentExits,
+          delayMs: d.delayMs,
+        });
+      } else
+        opts.logger.error("worker exited; starting a replacement", { worker: w.id, code, signal });
+      const t = setTimeout(() => {
+        if (this.shuttingDown) return;
+        this.crashLoop.set(this.backoff.crashLooping(Date.now()) ? 1 : 0);
+        this.fork();
+      }, d.delayMs);
+      t.unref();
     });
     for (let i = 0; i < opts.workers; i++) this.fork();
   }
@@ -118,7 +152,7 @@ export class WorkerPool {
   async metrics(): Promise<{ contentType: string; body: string }> {
     return {
       contentType: this.aggregator.contentType,
-      body: await this.aggregator.clusterMetrics(),
+      body: (await this.aggregator.clusterMetrics()) + (await this.own.metrics()),
     };
   }
 

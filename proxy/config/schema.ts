@@ -197,6 +197,15 @@ export const Listener = z
       .min(1),
     // Plugins attached to the whole Gateway (RautaPlugin targetRefs), run before route plugins.
     plugins: z.array(z.string()),
+    // How request paths are normalized before matching (router/normalize-path.ts); absent: the
+    // secure defaults (merge slashes, unescape %2F/%5C and redirect).
+    pathNormalization: z
+      .object({
+        mergeSlashes: z.boolean(),
+        escapedSlashes: z.enum(["KeepUnchanged", "RejectRequest", "UnescapeAndRedirect"]),
+      })
+      .strict()
+      .optional(),
     // Most specific first: exact names, then wildcards by decreasing length, then "*".
     virtualHosts: z.array(VirtualHost),
   })

@@ -18,6 +18,7 @@ export class Metrics {
   readonly endpointHealth: Gauge<"endpoint">;
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
+  readonly contained: Counter<"phase">;
 
   constructor(registry = new client.Registry(), processMetrics = true) {
     this.registry = registry;
@@ -96,6 +97,12 @@ export class Metrics {
       name: "rauta_mirror_requests_total",
       help: "Mirrored requests by cluster and result",
       labelNames: ["cluster", "result"],
+      registers: r,
+    });
+    this.contained = new client.Counter({
+      name: "rauta_contained_errors_total",
+      help: "Exceptions raised while handling one request or connection, ended with a 5xx or a closed connection instead of the worker, by phase",
+      labelNames: ["phase"],
       registers: r,
     });
   }

@@ -11,6 +11,8 @@ import type {
   Cluster,
 } from "../config/schema.ts";
 import { HostRouter } from "../router/router.ts";
+import { DEFAULT_PATH_NORMALIZATION } from "../router/normalize-path.ts";
+import type { PathNormalization } from "../router/normalize-path.ts";
 import { composePlan, emptyPlan, isEmptyPlan } from "../filters/headers.ts";
 import type { HeaderPlan } from "../filters/headers.ts";
 import { ClusterRuntime, ClusterState, EndpointHealth } from "../upstream/cluster.ts";
@@ -89,6 +91,7 @@ export interface PreparedListener {
   socket: string;
   router: HostRouter<PreparedRoute>;
   sni: SniContexts | null;
+  paths: PathNormalization;
 }
 
 export interface PrepareDeps {
@@ -137,7 +140,8 @@ export class Generation {
         sni = new SniContexts(l, deps.secrets, deps.tlsCache);
         this.problems.push(...sni.problems);
       }
-      this.listeners.set(socket, { listener: l, socket, router, sni });
+      const paths = l.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
+      this.listeners.set(socket, { listener: l, socket, router, sni, paths });
     }
   }
 

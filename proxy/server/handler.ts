@@ -3,11 +3,13 @@
 // streams). Everything it reads was prepared when the config was loaded (see Generation); a
 // request keeps the Generation it started on until it ends.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Http2ServerRequest } from "node:http2";
+import type { Http2ServerResponse } from "node:http2";
 import { PassThrough } from "node:stream";
 import type { Duplex } from "node:stream";
 import type { Dispatcher } from "undici";
 import { hostOf } from "../router/router.ts";
+import { normalizePath } from "../router/normalize-path.ts";
 import type { MatchedEntry, RequestView } from "../router/router.ts";
 import { HOP_BY_HOP, appendPlan, connectionTokens } from "../filters/headers.ts";
 import type { HeaderPlan } from "../filters/headers.ts";
@@ -21,6 +23,7 @@ import type {
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
+import { endWithInternalError, reportContained } from "./contain.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -67,6 +70,7 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
+  307: "Temporary Redirect",
   404: "Not Found",
   408: "Request Timeout",
   413: "Content Too Large",
@@ -76,6 +80,7 @@ const REASONS: Record<number, string> = {
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
 export function errorBody(status: number, detail: string): string {
@@ -102,6 +107,17 @@ function sendLocal(
   res.end(body);
 }
 
+/** What a log line about a failed request says about it (never the body). */
+export function requestContext(lctx: ListenerContext, req: DownstreamRequest) {
+  return {
+    listener: lctx.socket,
+    method: req.method,
+    path: req.url,
+    httpVersion: req.httpVersion,
+    client: clientAddress(req),
+  };
+}
+
 function clientAddress(req: DownstreamRequest): string {
   let a = req.socket?.remoteAddress ?? "";
   if (a.startsWith("::ffff:")) a = a.slice(7);
@@ -125,9 +141,22 @@ interface RouteFailure {
   failed: true;
   status: number;
   detail: string;
+  headers?: Record<string, string>;
 }
 
-const fail = (status: number, detail: string): RouteFailure => ({ failed: true, status, detail });
+const fail = (status: number, detail: string, headers?: Record<string, string>): RouteFailure =>
+  headers === undefined
+    ? { failed: true, status, detail }
+    : { failed: true, status, detail, headers };
+
+/**
+ * Whether this request arrived on an HTTP/2 stream. Decided by the object Node handed us, never
+ * by the client's request line: "GET / HTTP/2.0" on an HTTP/1.1 connection has
+ * httpVersionMajor 2 but no stream.
+ */
+export function isHttp2(req: DownstreamRequest): req is Http2ServerRequest {
+  return req instanceof Http2ServerRequest;
+}
 
 // Shared by requests and upgrades: generation, listener, host index, route (no closures: this
 // runs for every request).
@@ -144,7 +173,14 @@ function route(
   if (pl === undefined) {
     return fail(503, "this listener is being removed");
   }
-  const isH2 = req.httpVersionMajor === 2;
+  const isH2 = isHttp2(req);
+  // RFC 9112 §2.3: an HTTP/1.1 server answers a request line of another major version with 505
+  // (llhttp accepts "HTTP/2.0" and others on an HTTP/1.1 connection)
+  if (!isH2 && req.httpVersionMajor !== 1)
+    return fail(
+      505,
+      `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported on an HTTP/1.1 connection`,
+    );
   const authority =
     (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ??
     req.headers.host ??
@@ -160,10 +196,17 @@ function route(
     }
   }
   const q = url.indexOf("?");
+  const query = q === -1 ? "" : url.slice(q + 1);
+  const normal = normalizePath(q === -1 ? url : url.slice(0, q), pl.paths);
+  if (normal.kind === "reject") return fail(400, normal.detail);
+  if (normal.kind === "redirect") {
+    const location = query === "" ? normal.path : `${normal.path}?${query}`;
+    return fail(307, "escaped slashes in the path were unescaped", { location });
+  }
   const view: RequestView = {
     method: req.method ?? "GET",
-    path: q === -1 ? url : url.slice(0, q),
-    query: q === -1 ? "" : url.slice(q + 1),
+    path: normal.path,
+    query,
     headers: req.headers,
   };
   const vh = pl.router.virtualHost(hostOf(authority));
@@ -183,7 +226,7 @@ export function handleRequest(
   const start = performance.now();
   const routed = route(core, lctx, req);
   if (routed.failed) {
-    sendLocal(res, routed.status, routed.detail);
+    sendLocal(res, routed.status, routed.detail, routed.headers);
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
     return;
   }
@@ -430,7 +473,7 @@ export function upstreamRequestHeaders(
     if (plan !== null && plan.drop.has(l)) continue;
     out.push(name, raw[i + 1]!);
   }
-  if (req.httpVersionMajor === 2) joinCookies(out);
+  if (isHttp2(req)) joinCookies(out);
   const client = clientAddress(req);
   out.push(
     "host",
@@ -563,7 +606,7 @@ class Exchange {
     this.authority = authority;
     this.startedAt = start;
     this.cors = cors;
-    this.isH2 = req.httpVersionMajor === 2;
+    this.isH2 = isHttp2(req);
   }
 
   start(): void {
@@ -591,7 +634,10 @@ class Exchange {
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
     if (r.requestTimeoutMs > 0)
-      this.requestTimer = setTimeout(() => this.onRequestTimeout(), r.requestTimeoutMs);
+      this.requestTimer = setTimeout(
+        () => this.guarded(() => this.onRequestTimeout()),
+        r.requestTimeoutMs,
+      );
     if (r.mirrors.length) this.mirror();
     this.dispatch();
   }
@@ -667,7 +713,8 @@ class Exchange {
     const a = new Attempt(this, ep);
     this.attempt = a;
     const r = this.route;
-    if (r.backendTimeoutMs > 0) a.timer = setTimeout(() => a.onTimeout(), r.backendTimeoutMs);
+    if (r.backendTimeoutMs > 0)
+      a.timer = setTimeout(() => this.guarded(() => a.onTimeout()), r.backendTimeoutMs);
     try {
       const options: Dispatcher.DispatchOptions = {
         path: this.path,
@@ -708,7 +755,7 @@ class Exchange {
     setTimeout(() => {
       this.cluster.retriesActive--;
       this.retrying = false;
-      this.dispatch();
+      this.guarded(() => this.dispatch());
     }, delay);
   }
 
@@ -723,6 +770,29 @@ class Exchange {
     this.finish(status);
   }
 
+  /** Ends this exchange after a failure of ours (contained): 500, or a cut response. */
+  internalError(): void {
+    if (this.finished) return;
+    const a = this.attempt;
+    this.attempt = null;
+    if (a !== null) a.cancel(new Error("internal error"), false);
+    endWithInternalError(this.res as ServerResponse);
+    this.finish(500);
+  }
+
+  /** A timer or event callback of this exchange, contained like undici's callbacks. */
+  guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      reportContained(this.core, "timer", err, {
+        ...requestContext(this.lctx, this.req),
+        route: this.route.id,
+      });
+      this.internalError();
+    }
+  }
+
   finish(status: number): void {
     if (this.finished) return;
     this.finished = true;
@@ -734,7 +804,9 @@ class Exchange {
       accessLog(this.core, this.req, status, this.route.id, this.startedAt);
   }
 
-  onDownstreamClose = (): void => {
+  onDownstreamClose = (): void => this.guarded(this.downstreamClosed);
+
+  private downstreamClosed = (): void => {
     if (this.finished) return;
     // the client went away before the response ended
     const a = this.attempt;
@@ -810,7 +882,63 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.abortFn = abort;
   }
 
+  // undici's callbacks: each one contained (server/contain.ts) so that a failure in ours ends
+  // this exchange, not the worker.
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    try {
+      return this.headers(statusCode, raw, resume);
+    } catch (err) {
+      this.crash(err);
+      return false;
+    }
+  }
+
+  onData(chunk: Buffer): boolean {
+    try {
+      return this.data(chunk);
+    } catch (err) {
+      this.crash(err);
+      return false;
+    }
+  }
+
+  onComplete(): void {
+    try {
+      this.complete();
+    } catch (err) {
+      this.crash(err);
+    }
+  }
+
+  onError(err: Error): void {
+    try {
+      this.error(err);
+    } catch (e) {
+      this.crash(e);
+    }
+  }
+
+  private crash(err: unknown) {
+    const ex = this.ex;
+    reportContained(ex.core, "upstream", err, {
+      ...requestContext(ex.lctx, ex.req),
+      route: ex.route.id,
+      cluster: ex.cluster.id,
+    });
+    if (!this.cancelled) {
+      this.cancelled = true;
+      this.settle(false, false);
+      try {
+        this.abortFn?.(err instanceof Error ? err : new Error(String(err)));
+      } catch {
+        // the connection is being torn down anyway
+      }
+    }
+    if (ex.attempt === this) ex.attempt = null;
+    ex.internalError();
+  }
+
+  private headers(statusCode: number, raw: Buffer[], resume: () => void): boolean {
     if (this.cancelled) return false;
     if (statusCode < 200) return true;
     const ex = this.ex;
@@ -895,7 +1023,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     ex.fail(502, `upstream response head rejected (${err.code ?? err.message})`);
   }
 
-  onData(chunk: Buffer): boolean {
+  private data(chunk: Buffer): boolean {
     if (this.cancelled) return false;
     const res = this.ex.res;
     const ok = (res as ServerResponse).write(chunk);
@@ -903,7 +1031,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     return ok;
   }
 
-  onComplete(): void {
+  private complete(): void {
     if (this.cancelled) return;
     const ex = this.ex;
     this.settle(ex.status < 500);
@@ -912,7 +1040,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     ex.finish(ex.status);
   }
 
-  onError(err: Error): void {
+  private error(err: Error): void {
     if (this.cancelled) return;
     const ex = this.ex;
     const c = classify(err as Error & { code?: string });
@@ -976,18 +1104,20 @@ export function handleUpgrade(
   head: Buffer,
 ) {
   const start = performance.now();
-  const reject = (status: number, detail: string) => {
+  const reject = (status: number, detail: string, headers?: Record<string, string>) => {
     const body = errorBody(status, detail);
+    let extra = "";
+    if (headers !== undefined) for (const k in headers) extra += `${k}: ${headers[k]}\r\n`;
     if (socket.writable) {
       socket.end(
-        `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
       );
     } else socket.destroy();
   };
   socket.on("error", () => socket.destroy());
   const routed = route(core, lctx, req);
   if (routed.failed) {
-    reject(routed.status, routed.detail);
+    reject(routed.status, routed.detail, routed.headers);
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
     return;
   }

@@ -12,7 +12,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type tls from "node:tls";
 import type { Duplex } from "node:stream";
-import { handleRequest, handleUpgrade, errorBody } from "./handler.ts";
+import { handleRequest, handleUpgrade, errorBody, requestContext } from "./handler.ts";
 import type {
   ProxyCore,
   ListenerContext,
@@ -20,6 +20,7 @@ import type {
   DownstreamResponse,
 } from "./handler.ts";
 import type { Listener } from "../config/schema.ts";
+import { endSocketWithInternalError, endWithInternalError, reportContained } from "./contain.ts";
 
 export interface ServerLimits {
   /** Max bytes of the request head (HTTP/1.1) / header list (HTTP/2). */
@@ -115,10 +116,24 @@ export class ListenerServer {
     return `${l.protocol}|${l.address}:${l.port}`;
   }
 
-  private onRequest = (req: DownstreamRequest, res: DownstreamResponse) =>
-    handleRequest(this.core, this.ctx, req, res);
-  private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-    handleUpgrade(this.core, this.ctx, req, socket, head);
+  // The two entry points of request handling: whatever throws below them ends that request or
+  // connection (server/contain.ts), never the worker.
+  private onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
+    try {
+      handleRequest(this.core, this.ctx, req, res);
+    } catch (err) {
+      reportContained(this.core, "request", err, requestContext(this.ctx, req));
+      endWithInternalError(res as http.ServerResponse);
+    }
+  };
+  private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    try {
+      handleUpgrade(this.core, this.ctx, req, socket, head);
+    } catch (err) {
+      reportContained(this.core, "upgrade", err, requestContext(this.ctx, req));
+      endSocketWithInternalError(socket);
+    }
+  };
 
   private track(socket: net.Socket) {
     this.sockets.add(socket);

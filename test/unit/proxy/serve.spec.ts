@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { startEcho, freePort, get, sleep } from "./helpers.ts";
+import { startEcho, freePort, get, sleep, rawExchange } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -156,6 +156,16 @@ describe("rauta serve (standalone, real CLI)", function () {
     expect((await get(port, "/api/x")).status).to.equal(200);
   });
 
+  it("crashes no worker on requests that once did ('GET / HTTP/2.0' over HTTP/1.1)", async () => {
+    for (let i = 0; i < 10; i++) {
+      const out = await rawExchange(port, "GET /api/x HTTP/2.0\r\nHost: x\r\n\r\n");
+      expect(out).to.match(/^HTTP\/1\.1 505 /);
+    }
+    expect((await get(port, "/api/x")).status).to.equal(200);
+    expect(stderr).to.not.contain("worker exited");
+    expect((await get(metricsPort, "/metrics")).body).to.match(/^rauta_worker_restarts_total 0$/m);
+  });
+
   it("replaces a crashed worker while the other keeps serving", async () => {
     const pids = [
       ...new Set([...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].map(m => Number(m[1]))),
@@ -175,6 +185,9 @@ describe("rauta serve (standalone, real CLI)", function () {
       "the new worker",
     );
     expect((await get(port, "/new")).json().backend).to.equal("api");
+    const m = (await get(metricsPort, "/metrics")).body;
+    expect(m).to.match(/^rauta_worker_restarts_total 1$/m);
+    expect(m).to.match(/^rauta_worker_crash_loop 0$/m);
   });
 
   it("drains and exits 0 on SIGTERM", async () => {

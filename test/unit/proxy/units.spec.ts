@@ -11,6 +11,7 @@ import { compileRegex, translateRe2ToJs } from "../../../proxy/router/regex.ts";
 import { HostRouter, hostOf, queryParam } from "../../../proxy/router/router.ts";
 import { rewritePath } from "../../../proxy/server/handler.ts";
 import { upstreamTimeout } from "../../../proxy/runtime/generation.ts";
+import { RestartBackoff } from "../../../proxy/cli/restart-backoff.ts";
 import { composePlan, emptyPlan, appendPlan } from "../../../proxy/filters/headers.ts";
 import { prefix, exact, regex } from "./helpers.ts";
 
@@ -368,5 +369,24 @@ describe("upstream safety-net timeout per route", () => {
     expect(upstreamTimeout({ requestMs: 90_000, backendRequestMs: 80_000 }, pool)).to.equal(90_000);
     expect(upstreamTimeout({ backendRequestMs: 0 }, pool)).to.equal(0);
     expect(upstreamTimeout({ requestMs: 0, backendRequestMs: 5_000 }, pool)).to.equal(0);
+  });
+});
+
+describe("worker restart backoff (crash-loop detection)", () => {
+  it("replaces at once while exits are rare, then backs off and reports a crash loop", () => {
+    const b = new RestartBackoff({
+      windowMs: 1000,
+      threshold: 3,
+      baseDelayMs: 100,
+      maxDelayMs: 350,
+    });
+    expect(b.onExit(0)).to.deep.equal({ delayMs: 0, crashLooping: false, recentExits: 1 });
+    expect(b.onExit(10).delayMs).to.equal(0);
+    expect(b.onExit(20)).to.deep.equal({ delayMs: 100, crashLooping: true, recentExits: 3 });
+    expect(b.onExit(30).delayMs).to.equal(200);
+    expect(b.onExit(40).delayMs).to.equal(350, "capped");
+    expect(b.crashLooping(500)).to.equal(true);
+    expect(b.crashLooping(1100)).to.equal(false, "the window is quiet again");
+    expect(b.onExit(2000)).to.deep.equal({ delayMs: 0, crashLooping: false, recentExits: 1 });
   });
 });
