@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   compile: () => import("../cli/compile-command.ts"),
   serve: () => import("../cli/serve-command.ts"),
   proxy: () => import("../cli/proxy-command.ts"),
+  plugin: () => import("../cli/plugin-command.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
@@ -17,7 +18,8 @@ if (!load) {
     `usage: rauta <command> [options]\n\ncommands:\n` +
       `  compile -f <file|dir> [-o json|yaml]   compile Gateway API YAML and print the config and statuses\n` +
       `  serve -f <file|dir> [--workers N]      run the standalone gateway on Gateway API YAML\n` +
-      `  proxy --config-source kubernetes|file  run the data plane on a published config (in a cluster)\n`,
+      `  proxy --config-source kubernetes|file  run the data plane on a published config (in a cluster)\n` +
+      `  plugin new|build|test                  write, build and try a WASM plugin\n`,
   );
   process.exitCode = name === undefined || name === "--help" || name === "-h" ? 0 : 2;
 } else if (name === "proxy" && reexecWithProxyV8Flags()) {

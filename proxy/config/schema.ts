@@ -245,6 +245,14 @@ export const PluginSource = z.union([
     })
     .strict(),
   z.object({ inline: z.string() }).strict(),
+  // fetched once over http(s), verified against the pinned digest, cached by it
+  z
+    .object({
+      url: z
+        .object({ url: z.string().regex(/^https?:\/\//), sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/) })
+        .strict(),
+    })
+    .strict(),
 ]);
 export type PluginSource = z.infer<typeof PluginSource>;
 

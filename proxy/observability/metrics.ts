@@ -19,6 +19,11 @@ export class Metrics {
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
   readonly contained: Counter<"phase">;
+  readonly pluginCalls: Counter<"plugin" | "phase" | "result">;
+  readonly pluginDuration: Histogram<"plugin" | "phase">;
+  readonly pluginFailures: Counter<"plugin" | "reason">;
+  readonly pluginReplacements: Counter<"plugin">;
+  readonly pluginLoadErrors: Counter<"plugin" | "reason">;
 
   constructor(registry = new client.Registry(), processMetrics = true) {
     this.registry = registry;
@@ -103,6 +108,37 @@ export class Metrics {
       name: "rauta_contained_errors_total",
       help: "Exceptions raised while handling one request or connection, ended with a 5xx or a closed connection instead of the worker, by phase",
       labelNames: ["phase"],
+      registers: r,
+    });
+    this.pluginCalls = new client.Counter({
+      name: "rauta_plugin_calls_total",
+      help: "WASM plugin calls by plugin, phase (request, response) and result (continue, reject, modify, failure, skipped)",
+      labelNames: ["plugin", "phase", "result"],
+      registers: r,
+    });
+    this.pluginDuration = new client.Histogram({
+      name: "rauta_plugin_call_duration_seconds",
+      help: "Time spent inside one WASM plugin call",
+      labelNames: ["plugin", "phase"],
+      buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+      registers: r,
+    });
+    this.pluginFailures = new client.Counter({
+      name: "rauta_plugin_failures_total",
+      help: "WASM plugin call failures by reason (timeout, memory, trap, error, output, unavailable)",
+      labelNames: ["plugin", "reason"],
+      registers: r,
+    });
+    this.pluginReplacements = new client.Counter({
+      name: "rauta_plugin_instance_replacements_total",
+      help: "Plugin instances discarded after a failure and replaced",
+      labelNames: ["plugin"],
+      registers: r,
+    });
+    this.pluginLoadErrors = new client.Counter({
+      name: "rauta_plugin_load_errors_total",
+      help: "Plugin modules that could not be loaded, by reason (InvalidSource, SourceNotFound, DigestMismatch, InvalidModule, MissingExport, LoadFailed)",
+      labelNames: ["plugin", "reason"],
       registers: r,
     });
   }

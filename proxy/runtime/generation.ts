@@ -24,25 +24,9 @@ import type { RateLimitOptions } from "../upstream/rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
-
-export interface RedirectPlan {
-  scheme: "http" | "https" | undefined;
-  hostname: string | undefined;
-  port: number | undefined;
-  path: PathModifier | undefined;
-  statusCode: number;
-}
-
-export interface CorsPlan {
-  allowAllOrigins: boolean;
-  origins: Set<string>;
-  wildcardOrigins: RegExp[];
-  allowMethods: string;
-  allowHeaders: string;
-  exposeHeaders: string;
-  allowCredentials: boolean;
-  maxAge: string;
-}
+import { EMPTY_CHAIN, buildBackendChain, buildListenerChain, buildRouteChain } from "../pipeline/chain.ts";
+import type { Chain, ChainDeps } from "../pipeline/chain.ts";
+import type { PreparedPlugins } from "../plugins/runtime.ts";
 
 export interface PreparedBackend {
   cluster: ClusterRuntime | null;
@@ -50,6 +34,8 @@ export interface PreparedBackend {
   weight: number;
   request: HeaderPlan | null;
   response: HeaderPlan | null;
+  /** plugins of this backendRef (chain step 6) */
+  chain: Chain;
 }
 
 export interface RetryPlan {
@@ -62,13 +48,14 @@ export interface PreparedRoute {
   id: string;
   route: Route;
   metrics: RouteMetrics;
-  redirect: RedirectPlan | null;
   rewriteHost: string | undefined;
   rewritePath: PathModifier | undefined;
-  cors: CorsPlan | null;
   mirrors: Array<{ cluster: ClusterRuntime; numerator: number; denominator: number }>;
-  /** A FailClosed plugin filter whose runtime is not available: answer 500 with this text. */
-  pluginFailure: string | null;
+  /** chain steps before the Gateway's plugins (CORS) and after them (pipeline/chain.ts) */
+  early: Chain;
+  late: Chain;
+  /** any request step in early or late, or in a backend's chain */
+  hasChain: boolean;
   backends: PreparedBackend[];
   /** cumulative weights, for weighted picking */
   cumulative: number[];
@@ -82,7 +69,6 @@ export interface PreparedRoute {
    */
   upstreamTimeoutMs: number | null;
   retry: RetryPlan | null;
-  limiter: TokenBucketLimiter | null;
 }
 
 export interface PreparedListener {
@@ -92,6 +78,8 @@ export interface PreparedListener {
   router: HostRouter<PreparedRoute>;
   sni: SniContexts | null;
   paths: PathNormalization;
+  /** the Gateway's plugins (chain step 2) */
+  chain: Chain;
 }
 
 export interface PrepareDeps {
@@ -104,6 +92,8 @@ export interface PrepareDeps {
   rateLimits: Record<string, RateLimitOptions>;
   tlsCache: Map<string, tls.SecureContext>;
   circuitBreaker: Partial<CircuitBreakerOptions>;
+  /** the plugins the runtime loaded for this config (plugins/runtime.ts) */
+  plugins: PreparedPlugins;
 }
 
 export class Generation {
@@ -131,7 +121,17 @@ export class Generation {
       this.clusters.set(c.id, rt);
       for (const e of rt.endpoints) this.poolKeys.add(e.key);
     }
-    for (const r of config.routes) this.routes.set(r.id, this.prepareRoute(r, deps));
+    const chainDeps: ChainDeps = {
+      metrics: deps.metrics,
+      plugins: deps.plugins.plugins,
+      pluginProblems: new Map(deps.plugins.problems.map(p => [p.plugin, `${p.reason}: ${p.message}`])),
+      pluginSpecs: new Map(config.plugins.map(p => [p.id, p])),
+    };
+    for (const p of deps.plugins.problems)
+      this.problems.push(
+        `plugin ${p.plugin}: ${p.reason}: ${p.message}${p.serving ? ` (the previous version ${p.serving} keeps serving)` : ""}`,
+      );
+    for (const r of config.routes) this.routes.set(r.id, this.prepareRoute(r, deps, chainDeps));
     for (const l of config.listeners) {
       const socket = `${l.address}:${l.port}`;
       const router = new HostRouter<PreparedRoute>(l.virtualHosts, id => this.routes.get(id)!);
@@ -141,7 +141,8 @@ export class Generation {
         this.problems.push(...sni.problems);
       }
       const paths = l.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
-      this.listeners.set(socket, { listener: l, socket, router, sni, paths });
+      const chain = l.plugins.length ? buildListenerChain(l.plugins, chainDeps) : EMPTY_CHAIN;
+      this.listeners.set(socket, { listener: l, socket, router, sni, paths, chain });
     }
   }
 
@@ -156,16 +157,12 @@ export class Generation {
     return problems;
   }
 
-  private prepareRoute(r: Route, deps: PrepareDeps): PreparedRoute {
+  private prepareRoute(r: Route, deps: PrepareDeps, chainDeps: ChainDeps): PreparedRoute {
     let request = emptyPlan();
     let response = emptyPlan();
-    let redirect: RedirectPlan | null = null;
     let rewriteHost: string | undefined;
     let rewritePath: PathModifier | undefined;
-    let cors: CorsPlan | null = null;
-    let pluginFailure: string | null = null;
     const mirrors: PreparedRoute["mirrors"] = [];
-    const pluginsById = new Map(this.config.plugins.map(p => [p.id, p]));
     for (const f of r.filters) {
       switch (f.type) {
         case "RequestHeaderModifier":
@@ -173,15 +170,6 @@ export class Generation {
           break;
         case "ResponseHeaderModifier":
           response = composePlan(response, f);
-          break;
-        case "RequestRedirect":
-          redirect = {
-            scheme: f.scheme,
-            hostname: f.hostname,
-            port: f.port,
-            path: f.path,
-            statusCode: f.statusCode,
-          };
           break;
         case "URLRewrite":
           rewriteHost = f.hostname ?? rewriteHost;
@@ -192,20 +180,16 @@ export class Generation {
           if (c) mirrors.push({ cluster: c, numerator: f.numerator, denominator: f.denominator });
           break;
         }
+        // CORS, RequestRedirect and Plugin are chain steps (pipeline/chain.ts)
         case "CORS":
-          cors = corsPlan(f);
+        case "RequestRedirect":
+        case "Plugin":
           break;
-        case "Plugin": {
-          // The plugin runtime is not part of this build: FailOpen plugins are skipped,
-          // FailClosed ones answer 500 rather than letting traffic through unchecked.
-          const p = pluginsById.get(f.pluginId);
-          if (p?.failurePolicy === "FailClosed" && pluginFailure === null) {
-            pluginFailure = `plugin ${f.pluginId} (FailClosed) is not available in this proxy`;
-          }
-          break;
-        }
       }
     }
+    const rl = deps.rateLimits[r.id];
+    const { early, late } = buildRouteChain(r, chainDeps, rl ? new TokenBucketLimiter(rl) : null);
+    let hasChain = early.request.length + late.request.length + late.response.length > 0;
     const backends: PreparedBackend[] = [];
     const cumulative: number[] = [];
     let total = 0;
@@ -216,6 +200,10 @@ export class Generation {
         if (f.type === "RequestHeaderModifier") req = composePlan(req, f);
         else if (f.type === "ResponseHeaderModifier") resp = composePlan(resp, f);
       }
+      const chain = b.filters.some(f => f.type === "Plugin")
+        ? buildBackendChain(b.filters, chainDeps)
+        : EMPTY_CHAIN;
+      if (chain.request.length + chain.response.length > 0) hasChain = true;
       total += b.weight;
       cumulative.push(total);
       backends.push({
@@ -224,19 +212,19 @@ export class Generation {
         weight: b.weight,
         request: isEmptyPlan(req) ? null : req,
         response: isEmptyPlan(resp) ? null : resp,
+        chain,
       });
     }
-    const rl = deps.rateLimits[r.id];
     return {
       id: r.id,
       route: r,
       metrics: deps.metrics.route(r.id),
-      redirect,
       rewriteHost,
       rewritePath,
-      cors,
       mirrors,
-      pluginFailure,
+      early,
+      late,
+      hasChain,
       backends,
       cumulative,
       totalWeight: total,
@@ -251,35 +239,8 @@ export class Generation {
               backoffMs: r.retry.backoffMs ?? 25,
             }
           : null,
-      limiter: rl ? new TokenBucketLimiter(rl) : null,
     };
   }
-}
-
-function corsPlan(f: Extract<Filter, { type: "CORS" }>): CorsPlan {
-  const origins = new Set<string>();
-  const wildcardOrigins: RegExp[] = [];
-  let all = false;
-  for (const o of f.allowOrigins) {
-    if (o === "*") all = true;
-    else if (o.includes("*")) {
-      const src = o
-        .split("*")
-        .map(s => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
-        .join("[^/]*");
-      wildcardOrigins.push(new RegExp(`^${src}$`));
-    } else origins.add(o);
-  }
-  return {
-    allowAllOrigins: all,
-    origins,
-    wildcardOrigins,
-    allowMethods: f.allowMethods.join(", "),
-    allowHeaders: f.allowHeaders.join(", "),
-    exposeHeaders: f.exposeHeaders.join(", "),
-    allowCredentials: f.allowCredentials,
-    maxAge: String(f.maxAgeSeconds),
-  };
 }
 
 export function upstreamTimeout(

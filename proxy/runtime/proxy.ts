@@ -24,6 +24,9 @@ import { ListenerServer, DEFAULT_LIMITS } from "../server/listeners.ts";
 import type { ServerLimits } from "../server/listeners.ts";
 import type { HandlerOptions, ProxyCore, Tunnel } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
+import { PluginRuntime } from "../plugins/runtime.ts";
+import type { PluginProblem, PreparedPlugins } from "../plugins/runtime.ts";
+import type { ModuleStoreOptions } from "../plugins/modules.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
 
 export interface ProxyOptions {
@@ -51,6 +54,8 @@ export interface ProxyOptions {
   verifyHash?: boolean;
   /** Grace period for connections of removed listeners. */
   listenerDrainMs?: number;
+  /** Where plugin modules are read from and cached (plugins/modules.ts). */
+  plugins?: ModuleStoreOptions;
 }
 
 export const DEFAULT_HANDLER_OPTIONS: HandlerOptions = {
@@ -68,6 +73,8 @@ export interface ApplyResult {
   generation: number;
   /** Refusal reasons (ok=false) or non-fatal problems (missing secrets, bind failures). */
   problems: string[];
+  /** plugins of this config that did not load here (also in problems, as text) */
+  pluginProblems?: PluginProblem[];
 }
 
 export class Proxy implements ProxyCore {
@@ -89,6 +96,7 @@ export class Proxy implements ProxyCore {
   private applying: Promise<unknown> = Promise.resolve();
   private unsubscribeSecrets: (() => void) | null = null;
   private closed = false;
+  readonly plugins: PluginRuntime;
 
   constructor(opts: ProxyOptions) {
     this.opts = opts;
@@ -101,6 +109,7 @@ export class Proxy implements ProxyCore {
     this.secrets = opts.secrets ?? new StaticSecretProvider();
     this.unsubscribeSecrets = this.secrets.onChange?.(() => this.refreshTls()) ?? null;
     this.checker = opts.healthCheck ? new HealthChecker(opts.healthCheck) : null;
+    this.plugins = new PluginRuntime({ ...opts.plugins, metrics: this.metrics, logger: this.logger });
     if (this.checker) {
       this.checker.onChange = (key, healthy) => {
         this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
@@ -127,8 +136,9 @@ export class Proxy implements ProxyCore {
     return run;
   }
 
-  private deps(): PrepareDeps {
+  private deps(plugins: PreparedPlugins): PrepareDeps {
     return {
+      plugins,
       pools: this.pools,
       metrics: this.metrics,
       secrets: this.secrets,
@@ -177,13 +187,17 @@ export class Proxy implements ProxyCore {
     const gen = typeof generationOf === "number" ? generationOf : -1;
     let config: CompiledConfig;
     let next: Generation;
+    let plugins: PreparedPlugins | null = null;
     try {
       config = this.opts.validate(input, { verifyHash: this.opts.verifyHash });
-      next = new Generation(config, this.deps());
+      // plugin modules load (fetch, sandbox, compile, first instance) before anything is swapped
+      plugins = await this.plugins.prepare(config.plugins);
+      next = new Generation(config, this.deps(plugins));
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       // pools created while preparing a refused config are released with the usual grace
       if (this.current) this.pools.retainOnly(this.current.poolKeys);
+      if (plugins !== null) await this.plugins.discard(plugins);
       return this.refuse(problems, gen);
     }
     const problems = [...next.problems];
@@ -242,6 +256,8 @@ export class Proxy implements ProxyCore {
     // series of routes that no longer exist go away (route churn must not grow /metrics forever),
     // once the requests still running on the previous generation have recorded theirs
     if (prev) this.forgetRemovedRoutes(prev);
+    // plugin versions nothing serves any more close once the previous generation is idle
+    this.plugins.commit(plugins, fn => (prev ? whenIdle(prev, fn) : fn()));
     if (this.checker) {
       const eps = new Map<string, { address: string; port: number; health: EndpointHealth }>();
       for (const c of next.clusters.values()) for (const e of c.endpoints) eps.set(e.key, e);
@@ -263,22 +279,14 @@ export class Proxy implements ProxyCore {
         Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)]),
       ),
     });
-    return { ok: true, generation: next.number, problems };
+    return { ok: true, generation: next.number, problems, pluginProblems: plugins.problems };
   }
 
   private forgetRemovedRoutes(prev: Generation) {
-    const forget = () => {
+    whenIdle(prev, () => {
       const cur = this.current;
       for (const id of prev.routes.keys()) if (!cur?.routes.has(id)) this.metrics.forgetRoute(id);
-    };
-    if (prev.inflight === 0) return forget();
-    const deadline = Date.now() + 600_000;
-    const t = setInterval(() => {
-      if (prev.inflight > 0 && Date.now() < deadline) return;
-      clearInterval(t);
-      forget();
-    }, 100);
-    t.unref();
+    });
   }
 
   /** Re-reads certificates from the SecretProvider into the current generation. */
@@ -306,5 +314,18 @@ export class Proxy implements ProxyCore {
     await Promise.all([...this.servers.values()].map(s => s.close(graceMs)));
     this.servers.clear();
     await this.pools.destroy();
+    await this.plugins.close();
   }
+}
+
+/** Runs `fn` once no request runs on `gen` any more (at most 10 minutes later). */
+function whenIdle(gen: Generation, fn: () => void): void {
+  if (gen.inflight === 0) return fn();
+  const deadline = Date.now() + 600_000;
+  const t = setInterval(() => {
+    if (gen.inflight > 0 && Date.now() < deadline) return;
+    clearInterval(t);
+    fn();
+  }, 100);
+  t.unref();
 }

@@ -18,12 +18,17 @@ import type {
   PreparedBackend,
   PreparedListener,
   PreparedRoute,
-  CorsPlan,
 } from "../runtime/generation.ts";
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
-import { endWithInternalError, reportContained } from "./contain.ts";
+import { endSocketWithInternalError, endWithInternalError, reportContained } from "./contain.ts";
+import { RequestContext, applyResponseEdits } from "../pipeline/context.ts";
+import type { LocalReply } from "../pipeline/context.ts";
+import { runSteps } from "../pipeline/chain.ts";
+import type { ResponseStep } from "../pipeline/step.ts";
+import { rewritePath } from "../pipeline/rewrite.ts";
+import type { Pairs } from "../plugins/abi.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -66,6 +71,7 @@ export interface Tunnel {
 }
 
 const TEXT = "text/plain; charset=utf-8";
+const NO_RESPONSE_STEPS: ResponseStep[] = [];
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 const REASONS: Record<number, string> = {
@@ -230,128 +236,116 @@ export function handleRequest(
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
     return;
   }
-  const { gen, entry, view } = routed;
-  const r = entry.route;
-  const rawCount = req.rawHeaders.length >> 1;
-  if (rawCount > core.options.maxHeaderCount) {
-    localReply(
-      core,
-      req,
-      res,
-      r,
-      start,
-      431,
-      `more than ${core.options.maxHeaderCount} request headers`,
-    );
+  const r = routed.entry.route;
+  if (req.rawHeaders.length >> 1 > core.options.maxHeaderCount) {
+    localReply(core, req, res, r, start, {
+      status: 431,
+      detail: `more than ${core.options.maxHeaderCount} request headers`,
+    });
     return;
   }
-  if (r.pluginFailure !== null) {
-    localReply(core, req, res, r, start, 500, r.pluginFailure);
+  if (!r.hasChain && routed.pl.chain.request.length === 0) {
+    proceed(core, lctx, routed, req, res, start, null);
     return;
   }
-  if (
-    r.limiter !== null &&
-    !r.limiter.take(
-      r.limiter.keyHeader === null
-        ? clientAddress(req)
-        : (headerString(req.headers[r.limiter.keyHeader]) ?? ""),
-    )
-  ) {
-    core.metrics.rateLimited.labels(r.id).inc();
-    localReply(core, req, res, r, start, 429, "rate limit exceeded", { "retry-after": "1" });
-    return;
-  }
-  let corsHeaders: Array<[string, string]> | null = null;
-  if (r.cors !== null) {
-    const origin = headerString(req.headers.origin);
-    if (origin !== undefined) {
-      const allowed = corsAllowed(r.cors, origin);
-      if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
-        const h: Record<string, string> = {};
-        if (allowed) {
-          h["access-control-allow-origin"] =
-            r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin;
-          if (r.cors.allowMethods) h["access-control-allow-methods"] = r.cors.allowMethods;
-          if (r.cors.allowHeaders) h["access-control-allow-headers"] = r.cors.allowHeaders;
-          if (r.cors.allowCredentials) h["access-control-allow-credentials"] = "true";
-          h["access-control-max-age"] = r.cors.maxAge;
-          h["vary"] = "Origin";
-        }
-        (res as ServerResponse).writeHead(204, h);
-        res.end();
-        r.metrics.record(204, (performance.now() - start) / 1000);
-        return;
-      }
-      if (allowed) {
-        corsHeaders = [
-          [
-            "access-control-allow-origin",
-            r.cors.allowAllOrigins && !r.cors.allowCredentials ? "*" : origin,
-          ],
-          ["vary", "Origin"],
-        ];
-        if (r.cors.allowCredentials) corsHeaders.push(["access-control-allow-credentials", "true"]);
-        if (r.cors.exposeHeaders)
-          corsHeaders.push(["access-control-expose-headers", r.cors.exposeHeaders]);
-      }
-    }
-  }
-  if (r.redirect !== null) {
-    const location = redirectLocation(r, entry, view, routed.authority, lctx);
-    (res as ServerResponse).writeHead(r.redirect.statusCode, { location, "content-length": 0 });
-    res.end();
-    r.metrics.record(r.redirect.statusCode, (performance.now() - start) / 1000);
-    if (core.options.accessLog) accessLog(core, req, r.redirect.statusCode, r.id, start);
-    return;
-  }
+  const ctx = contextOf(routed, req, lctx);
+  runSteps(ctx, [r.early.request, routed.pl.chain.request, r.late.request], (reply, err) => {
+    if (err !== undefined) return chainFailed(core, req, res, r, err, lctx);
+    if (res.destroyed || res.writableEnded) return; // the client left while a plugin ran
+    if (reply !== null) return localReply(core, req, res, r, start, reply, ctx);
+    proceed(core, lctx, routed, req, res, start, ctx);
+  });
+}
+
+function contextOf(routed: Routed, req: DownstreamRequest, lctx: ListenerContext): RequestContext {
+  return new RequestContext(
+    routed.gen,
+    routed.pl,
+    routed.entry,
+    routed.view,
+    req,
+    lctx,
+    clientAddress(req),
+    routed.authority,
+  );
+}
+
+function chainFailed(
+  core: ProxyCore,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  r: PreparedRoute,
+  err: unknown,
+  lctx: ListenerContext,
+) {
+  reportContained(core, "request", err, { ...requestContext(lctx, req), route: r.id });
+  endWithInternalError(res as ServerResponse);
+  r.metrics.record(500, 0);
+}
+
+// After the chain: pick the backend, run its plugins, check the body size, go upstream.
+function proceed(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  routed: Routed,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
+  start: number,
+  ctx: RequestContext | null,
+) {
+  const r = routed.entry.route;
   const backend = pickBackend(r);
   if (backend === null) {
-    localReply(
-      core,
-      req,
-      res,
-      r,
-      start,
-      500,
-      "the route has no valid backend (backendRef invalid or all weights 0)",
-    );
+    localReply(core, req, res, r, start, {
+      status: 500,
+      detail: "the route has no valid backend (backendRef invalid or all weights 0)",
+    }, ctx);
     return;
   }
   const cluster = backend.cluster;
   if (cluster === null) {
-    localReply(
-      core,
-      req,
-      res,
-      r,
-      start,
-      500,
-      `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`,
-    );
+    localReply(core, req, res, r, start, {
+      status: 500,
+      detail: `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`,
+    }, ctx);
     return;
   }
   const declared = req.headers["content-length"];
   const max = core.options.maxRequestBodyBytes;
   if (max > 0 && declared !== undefined && Number(declared) > max) {
-    localReply(core, req, res, r, start, 413, `request body larger than ${max} bytes`);
+    localReply(core, req, res, r, start, { status: 413, detail: `request body larger than ${max} bytes` }, ctx);
     return;
   }
-  const ex = new Exchange(
-    core,
-    lctx,
-    gen,
-    req,
-    res,
-    r,
-    entry,
-    view,
-    backend,
-    cluster,
-    routed.authority,
-    start,
-    corsHeaders,
-  );
-  ex.start();
+  const go = (c: RequestContext | null) =>
+    new Exchange(core, lctx, routed.gen, req, res, r, routed.entry, routed.view, backend, cluster, routed.authority, start, c).start();
+  if (backend.chain.request.length === 0) return go(ctx);
+  const c = ctx ?? contextOf(routed, req, lctx);
+  runSteps(c, [backend.chain.request], (reply, err) => {
+    if (err !== undefined) return chainFailed(core, req, res, r, err, lctx);
+    if (res.destroyed || res.writableEnded) return;
+    if (reply !== null) return localReply(core, req, res, r, start, reply, c);
+    go(c);
+  });
+}
+
+/** A local reply as status line parts: the body and headers any sink (response, socket) writes. */
+function renderReply(reply: LocalReply, ctx: RequestContext | null): { headers: string[]; body: Buffer } {
+  const body =
+    reply.body !== undefined
+      ? Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength)
+      : Buffer.from(errorBody(reply.status, reply.detail ?? ""));
+  let headers: string[] = [];
+  let typed = false;
+  if (reply.headers !== undefined)
+    for (const [k, v] of reply.headers) {
+      if (k === "content-length" || HOP_BY_HOP.has(k)) continue;
+      if (k === "content-type") typed = true;
+      headers.push(k, v);
+    }
+  if (!typed && reply.body === undefined) headers.push("content-type", TEXT);
+  if (ctx !== null && ctx.responseEdits !== null) headers = applyResponseEdits(headers, ctx.responseEdits);
+  headers.push("content-length", String(body.length));
+  return { headers, body };
 }
 
 function localReply(
@@ -360,19 +354,32 @@ function localReply(
   res: DownstreamResponse,
   r: PreparedRoute,
   start: number,
-  status: number,
-  detail: string,
-  extra?: Record<string, string>,
+  reply: LocalReply,
+  ctx: RequestContext | null = null,
 ) {
-  sendLocal(res, status, detail, extra);
-  r.metrics.record(status, (performance.now() - start) / 1000);
-  if (core.options.accessLog) accessLog(core, req, status, r.id, start);
+  if (res.headersSent) res.destroy();
+  else {
+    const { headers, body } = renderReply(reply, ctx);
+    if (isHttp2(req)) (res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
+    else (res as ServerResponse).writeHead(reply.status, headers);
+    if (req.method === "HEAD") res.end();
+    else res.end(body);
+  }
+  r.metrics.record(reply.status, (performance.now() - start) / 1000);
+  if (core.options.accessLog) accessLog(core, req, reply.status, r.id, start);
 }
 
-function corsAllowed(c: CorsPlan, origin: string): boolean {
-  if (c.allowAllOrigins || c.origins.has(origin)) return true;
-  for (const re of c.wildcardOrigins) if (re.test(origin)) return true;
-  return false;
+function pairsToObject(headers: string[]): Record<string, string | string[]> {
+  const obj: Record<string, string | string[]> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const k = headers[i]!.toLowerCase();
+    const v = headers[i + 1]!;
+    const prev = obj[k];
+    if (prev === undefined) obj[k] = v;
+    else if (k === "set-cookie") obj[k] = Array.isArray(prev) ? [...prev, v] : [prev, v];
+    else obj[k] = `${prev as string}, ${v}`;
+  }
+  return obj;
 }
 
 function pickBackend(r: PreparedRoute): PreparedBackend | null {
@@ -383,41 +390,6 @@ function pickBackend(r: PreparedRoute): PreparedBackend | null {
   const cum = r.cumulative;
   for (let i = 0; i < n; i++) if (x < cum[i]!) return r.backends[i]!;
   return r.backends[n - 1]!;
-}
-
-export function rewritePath(
-  path: string,
-  modifier: { type: "ReplaceFullPath" | "ReplacePrefixMatch"; value: string },
-  prefixLength: number,
-): string {
-  if (modifier.type === "ReplaceFullPath") return modifier.value || "/";
-  if (prefixLength < 0) return path;
-  const rest = path.slice(prefixLength); // "" or "/..."
-  let out: string;
-  if (modifier.value.endsWith("/") && rest.startsWith("/")) out = modifier.value + rest.slice(1);
-  else out = modifier.value + rest;
-  return out === "" ? "/" : out;
-}
-
-function redirectLocation(
-  r: PreparedRoute,
-  entry: MatchedEntry<PreparedRoute>,
-  view: RequestView,
-  authority: string,
-  lctx: ListenerContext,
-): string {
-  const rd = r.redirect!;
-  const scheme = rd.scheme ?? lctx.scheme;
-  const host = rd.hostname ?? hostOf(authority);
-  let port: number;
-  if (rd.port !== undefined) port = rd.port;
-  else if (rd.scheme !== undefined) port = rd.scheme === "https" ? 443 : 80;
-  else port = lctx.port;
-  const defaultPort = scheme === "https" ? 443 : 80;
-  const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  const path = rd.path ? rewritePath(view.path, rd.path, entry.prefixLength) : view.path;
-  const query = view.query ? `?${view.query}` : "";
-  return `${scheme}://${hostPart}${port === defaultPort ? "" : `:${port}`}${path}${query}`;
 }
 
 function accessLog(
@@ -447,8 +419,9 @@ export function upstreamRequestHeaders(
   authority: string,
   scheme: string,
   forwarded: boolean,
+  changed: Pairs | null = null,
 ): string[] {
-  const raw = req.rawHeaders;
+  const raw = changed === null ? req.rawHeaders : changed.flat();
   const conn = connectionTokens(headerString(req.headers.connection));
   const out: string[] = [];
   let xff: string | undefined;
@@ -564,7 +537,8 @@ class Exchange {
   readonly cluster: ClusterRuntime;
   readonly authority: string;
   readonly startedAt: number;
-  readonly cors: Array<[string, string]> | null;
+  /** what the chain changed (null: a plain route) */
+  readonly ctx: RequestContext | null;
   readonly isH2: boolean;
   headers: string[] = [];
   path = "";
@@ -591,7 +565,7 @@ class Exchange {
     cluster: ClusterRuntime,
     authority: string,
     start: number,
-    cors: Array<[string, string]> | null,
+    ctx: RequestContext | null,
   ) {
     this.core = core;
     this.lctx = lctx;
@@ -605,24 +579,26 @@ class Exchange {
     this.cluster = cluster;
     this.authority = authority;
     this.startedAt = start;
-    this.cors = cors;
+    this.ctx = ctx;
     this.isH2 = isHttp2(req);
   }
 
   start(): void {
     const r = this.route;
-    const view = this.view;
-    let path = view.path;
+    const ctx = this.ctx;
+    let path = ctx === null ? this.view.path : ctx.path;
+    const query = ctx === null ? this.view.query : ctx.query;
     if (r.rewritePath !== undefined)
       path = rewritePath(path, r.rewritePath, this.entry.prefixLength);
-    this.path = view.query === "" ? path : `${path}?${view.query}`;
+    this.path = query === "" ? path : `${path}?${query}`;
     this.headers = upstreamRequestHeaders(
       this.req,
       this.backend.request,
-      r.rewriteHost ?? this.authority,
+      ctx?.upstreamAuthority ?? r.rewriteHost ?? this.authority,
       this.authority,
       this.lctx.scheme,
       this.core.options.forwardedHeader,
+      ctx?.headers ?? null,
     );
     const req = this.req;
     if (this.isH2) this.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
@@ -768,6 +744,35 @@ class Exchange {
     }
     sendLocal(this.res, status, detail);
     this.finish(status);
+  }
+
+  /** Ends this exchange with a local reply (a plugin's answer, an error) if nothing was sent yet. */
+  reply(reply: LocalReply): void {
+    if (this.finished) return;
+    if (this.res.headersSent) {
+      this.res.destroy();
+      this.finish(reply.status);
+      return;
+    }
+    const { headers, body } = renderReply(reply, this.ctx);
+    if (this.isH2) (this.res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
+    else (this.res as ServerResponse).writeHead(reply.status, headers);
+    if (this.req.method === "HEAD") this.res.end();
+    else this.res.end(body);
+    this.finish(reply.status);
+  }
+
+  private responseStepsCache: ResponseStep[] | null = null;
+
+  /** on_response plugins in reverse request order: backend's, route's, then the Gateway's. */
+  responseSteps(): ResponseStep[] {
+    if (this.responseStepsCache !== null) return this.responseStepsCache;
+    const b = this.backend.chain.response;
+    const r = this.route.late.response;
+    const l = this.ctx?.pl.chain.response ?? NO_RESPONSE_STEPS;
+    const all = b.length + r.length + l.length === 0 ? NO_RESPONSE_STEPS : [...b, ...r, ...l];
+    this.responseStepsCache = all;
+    return all;
   }
 
   /** Ends this exchange after a failure of ours (contained): 500, or a cut response. */
@@ -953,8 +958,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     this.resumeFn = resume;
     const plan = ex.backend.response;
-    const res = ex.res;
-    if (ex.isH2) {
+    const ctx = ex.ctx;
+    if (ex.isH2 && ctx === null) {
+      // the plain HTTP/2 path: straight into the object writeHead wants
       const obj: Record<string, string | string[]> = {};
       for (let i = 0; i < raw.length; i += 2) {
         const l = raw[i]!.toString("latin1").toLowerCase();
@@ -965,50 +971,105 @@ class Attempt implements Dispatcher.DispatchHandler {
         else if (l === "set-cookie") obj[l] = Array.isArray(prev) ? [...prev, v] : [prev, v];
         else obj[l] = `${prev as string}, ${v}`;
       }
-      if (plan !== null || ex.cors !== null) {
+      if (plan !== null) {
         const extra: string[] = [];
-        if (plan !== null) appendPlan(extra, plan);
-        if (ex.cors !== null) for (const [k, v] of ex.cors) extra.push(k, v);
+        appendPlan(extra, plan);
         for (let i = 0; i < extra.length; i += 2) obj[extra[i]!.toLowerCase()] = extra[i + 1]!;
       }
-      try {
-        (res as Http2ServerResponse).writeHead(statusCode, obj);
-      } catch (err) {
-        this.headRejected(err as Error);
-        return false;
+      return this.writeHead(statusCode, obj);
+    }
+    const out: string[] = [];
+    let conn: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString("latin1");
+      const l = lowerIfNeeded(name);
+      if (HOP_BY_HOP.has(l)) {
+        if (l === "connection") conn = raw[i + 1]!.toString("latin1");
+        continue;
       }
-    } else {
-      const out: string[] = [];
-      let conn: string | undefined;
-      for (let i = 0; i < raw.length; i += 2) {
-        const name = raw[i]!.toString("latin1");
-        const l = lowerIfNeeded(name);
-        if (HOP_BY_HOP.has(l)) {
-          if (l === "connection") conn = raw[i + 1]!.toString("latin1");
-          continue;
-        }
-        if (plan !== null && plan.drop.has(l)) continue;
-        out.push(name, raw[i + 1]!.toString("latin1"));
-      }
-      const tokens = connectionTokens(conn);
-      let headers = out;
-      if (tokens !== null) {
-        headers = [];
-        for (let i = 0; i < out.length; i += 2)
-          if (!tokens.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
-      }
-      if (plan !== null) appendPlan(headers, plan);
-      if (ex.cors !== null) for (const [k, v] of ex.cors) headers.push(k, v);
-      try {
-        (res as ServerResponse).writeHead(statusCode, headers);
-      } catch (err) {
-        this.headRejected(err as Error);
-        return false;
-      }
+      if (plan !== null && plan.drop.has(l)) continue;
+      out.push(name, raw[i + 1]!.toString("latin1"));
+    }
+    const tokens = connectionTokens(conn);
+    let headers = out;
+    if (tokens !== null) {
+      headers = [];
+      for (let i = 0; i < out.length; i += 2)
+        if (!tokens.has(out[i]!.toLowerCase())) headers.push(out[i]!, out[i + 1]!);
+    }
+    if (plan !== null) appendPlan(headers, plan);
+    if (ctx === null) return this.writeHead(statusCode, headers);
+    const steps = ex.responseSteps();
+    if (steps.length > 0) {
+      // on_response plugins run before the head goes out: undici holds the body meanwhile
+      this.runResponseSteps(statusCode, headers, steps, 0);
+      return false;
+    }
+    if (ctx.responseEdits !== null) headers = applyResponseEdits(headers, ctx.responseEdits);
+    return this.writeHead(statusCode, headers);
+  }
+
+  private writeHead(statusCode: number, headers: string[] | Record<string, string | string[]>): boolean {
+    const ex = this.ex;
+    try {
+      if (!ex.isH2) (ex.res as ServerResponse).writeHead(statusCode, headers as string[]);
+      else
+        (ex.res as Http2ServerResponse).writeHead(
+          statusCode,
+          Array.isArray(headers) ? pairsToObject(headers) : headers,
+        );
+    } catch (err) {
+      this.headRejected(err as Error);
+      return false;
     }
     this.headersWritten = true;
     ex.status = statusCode;
     return true;
+  }
+
+  private runResponseSteps(status: number, headers: string[], steps: ResponseStep[], i: number): void {
+    const ex = this.ex;
+    const ctx = ex.ctx!;
+    if (this.cancelled) return;
+    if (i === steps.length) {
+      const final = ctx.responseEdits === null ? headers : applyResponseEdits(headers, ctx.responseEdits);
+      if (!this.writeHead(status, final)) return;
+      this.flushPending();
+      this.resumeFn?.();
+      return;
+    }
+    steps[i]!.run(ctx, status, headers).then(
+      reply => {
+        if (this.cancelled) return;
+        if (reply === null) return this.runResponseSteps(status, headers, steps, i + 1);
+        // the plugin answers instead of the upstream: drop the upstream response
+        this.cancelled = true;
+        this.settle(status < 500);
+        try {
+          this.abortFn?.(new Error("response replaced by a plugin"));
+        } catch {
+          // the connection is being torn down anyway
+        }
+        ex.attempt = null;
+        ex.reply(reply);
+      },
+      err => this.crash(err),
+    );
+  }
+
+  // Body chunks or the end that arrive while on_response plugins run (an upstream that does not
+  // honour the pause) wait here until the head is out.
+  private pending: Buffer[] | null = null;
+  private completePending = false;
+
+  private flushPending() {
+    const chunks = this.pending;
+    this.pending = null;
+    if (chunks !== null) for (const c of chunks) this.data(c);
+    if (this.completePending) {
+      this.completePending = false;
+      this.complete();
+    }
   }
 
   // Node validates what it writes; an upstream head it refuses (or a client already gone) must
@@ -1025,6 +1086,10 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private data(chunk: Buffer): boolean {
     if (this.cancelled) return false;
+    if (!this.headersWritten) {
+      (this.pending ??= []).push(chunk);
+      return false;
+    }
     const res = this.ex.res;
     const ok = (res as ServerResponse).write(chunk);
     if (!ok) res.once("drain", () => this.resumeFn?.());
@@ -1033,6 +1098,10 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private complete(): void {
     if (this.cancelled) return;
+    if (!this.headersWritten) {
+      this.completePending = true;
+      return;
+    }
     const ex = this.ex;
     this.settle(ex.status < 500);
     ex.attempt = null;
@@ -1104,60 +1173,93 @@ export function handleUpgrade(
   head: Buffer,
 ) {
   const start = performance.now();
-  const reject = (status: number, detail: string, headers?: Record<string, string>) => {
-    const body = errorBody(status, detail);
-    let extra = "";
-    if (headers !== undefined) for (const k in headers) extra += `${k}: ${headers[k]}\r\n`;
-    if (socket.writable) {
-      socket.end(
-        `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
-      );
-    } else socket.destroy();
-  };
   socket.on("error", () => socket.destroy());
   const routed = route(core, lctx, req);
   if (routed.failed) {
-    reject(routed.status, routed.detail, routed.headers);
+    writeRawReply(socket, { status: routed.status, detail: routed.detail, headers: routed.headers ? Object.entries(routed.headers) : [] }, null);
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
     return;
   }
-  const { gen, entry, view } = routed;
-  const r = entry.route;
-  const done = (status: number, detail: string) => {
-    reject(status, detail);
-    r.metrics.record(status, (performance.now() - start) / 1000);
+  const r = routed.entry.route;
+  // an upgrade runs the same chain as a plain request: limits, CORS, plugins, rate limit, redirect
+  const reply = (rep: LocalReply, ctx: RequestContext | null) => {
+    writeRawReply(socket, rep, ctx);
+    r.metrics.record(rep.status, (performance.now() - start) / 1000);
+    if (core.options.accessLog) accessLog(core, req, rep.status, r.id, start);
   };
-  if (r.pluginFailure !== null) return done(500, r.pluginFailure);
-  if (r.redirect !== null) {
-    const location = redirectLocation(r, entry, view, routed.authority, lctx);
-    socket.end(
-      `HTTP/1.1 ${r.redirect.statusCode} Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
-    );
-    r.metrics.record(r.redirect.statusCode, (performance.now() - start) / 1000);
+  if (req.rawHeaders.length >> 1 > core.options.maxHeaderCount)
+    return reply({ status: 431, detail: `more than ${core.options.maxHeaderCount} request headers` }, null);
+  const failed = (err: unknown) => {
+    reportContained(core, "upgrade", err, { ...requestContext(lctx, req), route: r.id });
+    endSocketWithInternalError(socket);
+  };
+  const upstream = (ctx: RequestContext | null) => {
+    const backend = pickBackend(r);
+    if (backend === null || backend.cluster === null)
+      return reply({ status: 500, detail: "the route has no valid backend" }, ctx);
+    if (backend.chain.request.length === 0) return tunnel(core, lctx, routed, req, socket, head, start, backend, ctx, reply);
+    const c = ctx ?? contextOf(routed, req, lctx);
+    runSteps(c, [backend.chain.request], (rep, err) => {
+      if (err !== undefined) return failed(err);
+      if (rep !== null) return reply(rep, c);
+      tunnel(core, lctx, routed, req, socket, head, start, backend, c, reply);
+    });
+  };
+  if (!r.hasChain && routed.pl.chain.request.length === 0) return upstream(null);
+  const ctx = contextOf(routed, req, lctx);
+  runSteps(ctx, [r.early.request, routed.pl.chain.request, r.late.request], (rep, err) => {
+    if (err !== undefined) return failed(err);
+    if (socket.destroyed) return;
+    if (rep !== null) return reply(rep, ctx);
+    upstream(ctx);
+  });
+}
+
+function writeRawReply(socket: Duplex, rep: LocalReply, ctx: RequestContext | null) {
+  if (!socket.writable) {
+    socket.destroy();
     return;
   }
-  const backend = pickBackend(r);
-  if (backend === null || backend.cluster === null)
-    return done(500, "the route has no valid backend");
-  const cluster = backend.cluster;
+  const { headers, body } = renderReply(rep, ctx);
+  let head = `HTTP/1.1 ${rep.status} ${REASONS[rep.status] ?? "Response"}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  socket.end(Buffer.concat([Buffer.from(`${head}connection: close\r\n\r\n`, "latin1"), body]));
+}
+
+function tunnel(
+  core: ProxyCore,
+  lctx: ListenerContext,
+  routed: Routed,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  start: number,
+  backend: PreparedBackend,
+  ctx: RequestContext | null,
+  reply: (rep: LocalReply, ctx: RequestContext | null) => void,
+) {
+  const r = routed.entry.route;
+  const cluster = backend.cluster!;
   const ep = cluster.pick(cluster.config.lb === "maglev" ? clientAddress(req) : null);
-  if (ep === null) return done(503, `no healthy endpoint for cluster ${cluster.id}`);
+  if (ep === null) return reply({ status: 503, detail: `no healthy endpoint for cluster ${cluster.id}` }, ctx);
   if (!cluster.state.breaker.allow())
-    return done(503, `circuit breaker open for cluster ${cluster.id}`);
-  let path = view.path;
-  if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, entry.prefixLength);
-  if (view.query) path += `?${view.query}`;
+    return reply({ status: 503, detail: `circuit breaker open for cluster ${cluster.id}` }, ctx);
+  let path = ctx === null ? routed.view.path : ctx.path;
+  const query = ctx === null ? routed.view.query : ctx.query;
+  if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, routed.entry.prefixLength);
+  if (query) path += `?${query}`;
   const headers = upstreamRequestHeaders(
     req,
     backend.request,
-    r.rewriteHost ?? routed.authority,
+    ctx?.upstreamAuthority ?? r.rewriteHost ?? routed.authority,
     routed.authority,
     lctx.scheme,
     core.options.forwardedHeader,
+    ctx?.headers ?? null,
   );
   const upgrade = headerString(req.headers.upgrade) ?? "websocket";
-  gen.inflight++;
-  const handler = new UpgradeHandler(core, gen, r, cluster, ep, socket, head, start);
+  routed.gen.inflight++;
+  const handler = new UpgradeHandler(core, routed.gen, r, cluster, ep, socket, head, start);
   cluster.active++;
   try {
     ep.pool.dispatch(

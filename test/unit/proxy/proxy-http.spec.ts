@@ -412,7 +412,7 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     expect(proxy.current?.number).to.equal(1);
   });
 
-  it("skips FailOpen plugins and answers 500 for FailClosed ones (no plugin runtime yet)", async () => {
+  it("skips a FailOpen plugin that cannot load and answers 500 for a FailClosed one", async () => {
     const p2 = await freePort();
     const px = testProxy();
     const plugin = (id: string, failurePolicy: "FailOpen" | "FailClosed") => ({
@@ -448,6 +448,7 @@ describe("proxy: HTTP/1.1 routing and filters (real sockets)", () => {
     const c = await get(p2, "/closed");
     expect(c.status).to.equal(500);
     expect(c.body).to.contain("FailClosed");
+    expect(c.body).to.contain("SourceNotFound");
     await px.close(100);
   });
 

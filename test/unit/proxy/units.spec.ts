@@ -9,7 +9,7 @@ import { CircuitBreaker } from "../../../proxy/upstream/circuit-breaker.ts";
 import { TokenBucketLimiter } from "../../../proxy/upstream/rate-limit.ts";
 import { compileRegex, translateRe2ToJs } from "../../../proxy/router/regex.ts";
 import { HostRouter, hostOf, queryParam } from "../../../proxy/router/router.ts";
-import { rewritePath } from "../../../proxy/server/handler.ts";
+import { rewritePath } from "../../../proxy/pipeline/rewrite.ts";
 import { upstreamTimeout } from "../../../proxy/runtime/generation.ts";
 import { RestartBackoff } from "../../../proxy/cli/restart-backoff.ts";
 import { composePlan, emptyPlan, appendPlan } from "../../../proxy/filters/headers.ts";

@@ -140,3 +140,53 @@ describe("proxy: WebSocket / Upgrade pass-through", function () {
     await new Promise<void>(r => server.close(() => r()));
   });
 });
+
+describe("proxy: upgrades run the same request chain as plain requests", function () {
+  this.timeout(15_000);
+
+  it("rate-limits upgrades like plain requests (burst 1: the second upgrade gets 429)", async () => {
+    const ws = await startWsBackend();
+    const port = await freePort();
+    const px = testProxy({ rateLimits: { ws: { rate: 0.001, burst: 1 } } });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/chat") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port], { protocol: "ws" })],
+      ),
+    );
+    try {
+      const first = await openWs(port, "/chat");
+      expect(first.head).to.match(/^HTTP\/1\.1 101 /);
+      first.socket.destroy();
+      const second = await openWs(port, "/chat");
+      expect(second.head).to.match(/^HTTP\/1\.1 429 /);
+      expect(second.head).to.match(/retry-after: 1/i);
+    } finally {
+      await px.close(100);
+      await ws.close();
+    }
+  });
+
+  it("refuses an upgrade with more headers than the limit (431)", async () => {
+    const ws = await startWsBackend();
+    const port = await freePort();
+    const px = testProxy({ handler: { maxHeaderCount: 4 } });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/chat") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [ws.port], { protocol: "ws" })],
+      ),
+    );
+    try {
+      const r = await openWs(port, "/chat");
+      expect(r.head).to.match(/^HTTP\/1\.1 431 /);
+    } finally {
+      await px.close(100);
+      await ws.close();
+    }
+  });
+});

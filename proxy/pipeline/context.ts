@@ -1,0 +1,118 @@
+// What the steps of one request's chain share: the routed request, what earlier steps changed
+// (path, query, authority, request headers), what they asked to add to the response, and the
+// per-request metadata plugins hand to each other. Created only for routes that have steps: a
+// plain route never allocates one.
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import type { MatchedEntry, RequestView } from "../router/router.ts";
+import type { Generation, PreparedListener, PreparedRoute } from "../runtime/generation.ts";
+import type { Pairs } from "../plugins/abi.ts";
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+
+/** An answer produced by the gateway itself (a step ended the request). */
+export interface LocalReply {
+  status: number;
+  /** plain-text error detail, rendered as "<status> <reason>: <detail>" */
+  detail?: string;
+  /** a body of the step's own (plugins); wins over detail */
+  body?: Uint8Array;
+  headers?: Pairs;
+}
+
+/** One change to the response the client will get: from CORS or a plugin. */
+export type ResponseEdit = ["set" | "add" | "remove", string, string];
+
+export interface ListenerInfo {
+  socket: string;
+  scheme: "http" | "https";
+  port: number;
+}
+
+export class RequestContext {
+  readonly gen: Generation;
+  readonly pl: PreparedListener;
+  readonly route: PreparedRoute;
+  readonly entry: MatchedEntry<PreparedRoute>;
+  readonly view: RequestView;
+  readonly req: DownstreamRequest;
+  readonly lctx: ListenerInfo;
+  readonly client: string;
+  /** as the client sent it */
+  readonly authority: string;
+  path: string;
+  query: string;
+  /** set by a plugin (SET_AUTHORITY): the Host the upstream gets */
+  upstreamAuthority: string | null = null;
+  /** the request headers as steps changed them (lowercase names); null: unchanged */
+  headers: Pairs | null = null;
+  responseEdits: ResponseEdit[] | null = null;
+  metadata: Pairs | null = null;
+
+  constructor(
+    gen: Generation,
+    pl: PreparedListener,
+    entry: MatchedEntry<PreparedRoute>,
+    view: RequestView,
+    req: DownstreamRequest,
+    lctx: ListenerInfo,
+    client: string,
+    authority: string,
+  ) {
+    this.gen = gen;
+    this.pl = pl;
+    this.route = entry.route;
+    this.entry = entry;
+    this.view = view;
+    this.req = req;
+    this.lctx = lctx;
+    this.client = client;
+    this.authority = authority;
+    this.path = view.path;
+    this.query = view.query;
+  }
+
+  /** The current request headers as pairs (the original ones until a step changes them). */
+  requestHeaders(): Pairs {
+    if (this.headers !== null) return this.headers;
+    const raw = this.req.rawHeaders;
+    const out: Pairs = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.charCodeAt(0) === 58 /* : */) continue;
+      out.push([name.toLowerCase(), raw[i + 1]!]);
+    }
+    return out;
+  }
+
+  /** Headers steps may change: materialized on first change. */
+  mutableHeaders(): Pairs {
+    return (this.headers ??= this.requestHeaders());
+  }
+
+  editResponse(edit: ResponseEdit): void {
+    (this.responseEdits ??= []).push(edit);
+  }
+
+  meta(): Pairs {
+    return (this.metadata ??= []);
+  }
+}
+
+/** Applies response edits to a flat [name, value, ...] header list (names compared lowercase). */
+export function applyResponseEdits(headers: string[], edits: ResponseEdit[]): string[] {
+  let out = headers;
+  for (const [op, name, value] of edits) {
+    const l = name.toLowerCase();
+    if (op === "add") {
+      out.push(name, value);
+      continue;
+    }
+    const kept: string[] = [];
+    for (let i = 0; i < out.length; i += 2)
+      if (out[i]!.toLowerCase() !== l) kept.push(out[i]!, out[i + 1]!);
+    if (op === "set") kept.push(name, value);
+    out = kept;
+  }
+  return out;
+}

@@ -1,0 +1,143 @@
+// A WASM plugin in the chain (plugins-sdk/ABI.md): on_request gets the request head and its
+// decision is applied here; on_response gets the upstream head before it goes downstream (bodies
+// are not buffered for plugins yet: needsBody is reported as unsupported at load). A
+// failure — or a plugin that could not be loaded — is answered by its failurePolicy: FailClosed
+// ends the request with 500, FailOpen skips the plugin.
+import type { Plugin } from "../../config/schema.ts";
+import { normalizePath } from "../../router/normalize-path.ts";
+import { encodeInput } from "../../plugins/abi.ts";
+import type { Decision, Op, Pairs, Phase, PluginInput } from "../../plugins/abi.ts";
+import type { LoadedPlugin, Outcome } from "../../plugins/loaded-plugin.ts";
+import type { LocalReply, RequestContext } from "../context.ts";
+import type { RequestStep, ResponseStep, StepResult } from "../step.ts";
+
+const NO_PAIRS: Pairs = [];
+
+function input(ctx: RequestContext, phase: Phase, status: number, responseHeaders: Pairs): PluginInput {
+  return {
+    phase,
+    method: ctx.req.method ?? "GET",
+    scheme: ctx.lctx.scheme,
+    authority: ctx.authority,
+    path: ctx.path,
+    query: ctx.query,
+    client: ctx.client,
+    route: ctx.route.id,
+    status,
+    requestHeaders: ctx.requestHeaders(),
+    responseHeaders,
+    metadata: ctx.metadata ?? NO_PAIRS,
+  };
+}
+
+function failure(plugin: LoadedPlugin | { id: string; failurePolicy: Plugin["failurePolicy"] }, why: string): StepResult {
+  if (plugin.failurePolicy === "FailOpen") return null;
+  return { status: 500, detail: `plugin ${plugin.id} failed (FailClosed): ${why}` };
+}
+
+function applyOps(ctx: RequestContext, ops: Op[]): LocalReply | null {
+  for (const op of ops) {
+    switch (op.op) {
+      case "setRequestHeader": {
+        const h = ctx.mutableHeaders();
+        ctx.headers = h.filter(([n]) => n !== op.name);
+        ctx.headers.push([op.name, op.value]);
+        break;
+      }
+      case "addRequestHeader":
+        ctx.mutableHeaders().push([op.name, op.value]);
+        break;
+      case "removeRequestHeader":
+        ctx.headers = ctx.mutableHeaders().filter(([n]) => n !== op.name);
+        break;
+      case "setPath": {
+        const n = normalizePath(op.path, ctx.pl.paths);
+        if (n.kind === "reject") return { status: 500, detail: `a plugin set an invalid path: ${n.detail}` };
+        ctx.path = n.path;
+        break;
+      }
+      case "setQuery":
+        ctx.query = op.query;
+        break;
+      case "setAuthority":
+        ctx.upstreamAuthority = op.authority;
+        break;
+      case "setResponseHeader":
+        ctx.editResponse(["set", op.name, op.value]);
+        break;
+      case "addResponseHeader":
+        ctx.editResponse(["add", op.name, op.value]);
+        break;
+      case "removeResponseHeader":
+        ctx.editResponse(["remove", op.name, ""]);
+        break;
+      case "setMetadata": {
+        const m = ctx.meta();
+        const i = m.findIndex(([k]) => k === op.key);
+        if (i >= 0) m[i] = [op.key, op.value];
+        else m.push([op.key, op.value]);
+        break;
+      }
+    }
+  }
+  return null;
+}
+
+function decide(ctx: RequestContext, plugin: LoadedPlugin, outcome: Outcome): StepResult {
+  if (!outcome.ok) return failure(plugin, `${outcome.reason}: ${outcome.message}`);
+  const d: Decision = outcome.decision;
+  if (d.action === "continue") return null;
+  if (d.action === "reject") return { status: d.status, headers: d.headers, body: d.body };
+  return applyOps(ctx, d.ops);
+}
+
+export class PluginRequestStep implements RequestStep {
+  readonly name: string;
+  readonly plugin: LoadedPlugin;
+
+  constructor(plugin: LoadedPlugin) {
+    this.plugin = plugin;
+    this.name = `plugin ${plugin.id}`;
+  }
+
+  async run(ctx: RequestContext): Promise<StepResult> {
+    const outcome = await this.plugin.run("request", encodeInput(input(ctx, "request", 0, NO_PAIRS)));
+    return decide(ctx, this.plugin, outcome);
+  }
+}
+
+export class PluginResponseStep implements ResponseStep {
+  readonly name: string;
+  readonly plugin: LoadedPlugin;
+
+  constructor(plugin: LoadedPlugin) {
+    this.plugin = plugin;
+    this.name = `plugin ${plugin.id}`;
+  }
+
+  async run(ctx: RequestContext, status: number, headers: string[]): Promise<StepResult> {
+    const pairs: Pairs = [];
+    for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i]!.toLowerCase(), headers[i + 1]!]);
+    const outcome = await this.plugin.run("response", encodeInput(input(ctx, "response", status, pairs)));
+    return decide(ctx, this.plugin, outcome);
+  }
+}
+
+/** A plugin the config names but this proxy could not load (and no earlier version serves). */
+export class UnavailablePluginStep implements RequestStep {
+  readonly name: string;
+  private readonly id: string;
+  private readonly failurePolicy: Plugin["failurePolicy"];
+  private readonly why: string;
+
+  constructor(spec: Pick<Plugin, "id" | "failurePolicy">, why: string) {
+    this.id = spec.id;
+    this.failurePolicy = spec.failurePolicy;
+    this.name = `plugin ${spec.id} (unavailable)`;
+    this.why = why;
+  }
+
+  run(): StepResult {
+    return failure({ id: this.id, failurePolicy: this.failurePolicy }, `not loaded: ${this.why}`);
+  }
+}

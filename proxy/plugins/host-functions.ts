@@ -1,0 +1,194 @@
+// The `rauta:host` imports of ABI version 1 (plugins-sdk/ABI.md). They read and write the
+// guest's linear memory directly (no Extism blocks, nothing to free), and every one of them is
+// bounded: copies are checked against the memory's size, output against its cap, logging is
+// rate-limited, and the rate-limit store holds a bounded number of keys.
+import crypto from "node:crypto";
+import type { KeyObject } from "node:crypto";
+
+export const HOST_NAMESPACE = "rauta:host";
+
+/** Thrown inside a host function: the guest traps and the call fails with this reason. */
+export class HostLimitError extends Error {
+  readonly reason: "memory" | "output" | "error";
+  constructor(reason: "memory" | "output" | "error", message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
+
+export interface HostServices {
+  log(level: LogLevel, message: string): void;
+  rateLimits: RateLimitStore;
+  /** verification keys parsed once (PEM or JWK JSON text → KeyObject) */
+  keys: KeyCache;
+  now(): number;
+}
+
+/** What one instance's host functions work on; the runtime sets it around every call. */
+export class CallState {
+  memory: WebAssembly.Memory | null = null;
+  input: Uint8Array = new Uint8Array(0);
+  /** set by output_set; null = use Extism's output (or none) */
+  output: Uint8Array | null = null;
+  outputCap = 1024 * 1024;
+  /** log lines left in the current second */
+  logBudget = 0;
+  logSecond = 0;
+}
+
+function bytesAt(state: CallState, ptr: number, len: number, what: string): Uint8Array {
+  const mem = state.memory;
+  if (mem === null) throw new HostLimitError("error", `${what}: the module exports no memory`);
+  const buf = mem.buffer;
+  if (ptr < 0 || len < 0 || ptr + len > buf.byteLength)
+    throw new HostLimitError("error", `${what}: [${ptr}, ${ptr + len}) is outside guest memory`);
+  return new Uint8Array(buf, ptr, len);
+}
+
+const utf8 = new TextDecoder();
+const LOG_LINES_PER_SECOND = 50;
+const MAX_LOG_BYTES = 4096;
+
+export function hostFunctions(state: CallState, services: HostServices) {
+  // Extism passes its CallContext first; ours do not need it
+  return {
+    input_copy(_ctx: unknown, dst: number): number {
+      const input = state.input;
+      bytesAt(state, dst, input.length, "input_copy").set(input);
+      return input.length;
+    },
+    output_set(_ctx: unknown, src: number, len: number): void {
+      if (len > state.outputCap)
+        throw new HostLimitError("output", `output of ${len} bytes exceeds the cap of ${state.outputCap}`);
+      state.output = bytesAt(state, src, len, "output_set").slice();
+    },
+    log(_ctx: unknown, level: number, ptr: number, len: number): void {
+      const second = Math.floor(services.now() / 1000);
+      if (second !== state.logSecond) {
+        state.logSecond = second;
+        state.logBudget = LOG_LINES_PER_SECOND;
+      }
+      if (state.logBudget <= 0) return;
+      state.logBudget--;
+      const text = utf8.decode(bytesAt(state, ptr, Math.min(len, MAX_LOG_BYTES), "log"));
+      services.log(LEVELS[level] ?? "info", text);
+    },
+    now_ms(): number {
+      return services.now();
+    },
+    verify_signature(
+      _ctx: unknown,
+      alg: number,
+      keyPtr: number,
+      keyLen: number,
+      dataPtr: number,
+      dataLen: number,
+      sigPtr: number,
+      sigLen: number,
+    ): number {
+      const key = bytesAt(state, keyPtr, keyLen, "verify_signature key");
+      const data = bytesAt(state, dataPtr, dataLen, "verify_signature data");
+      const sig = bytesAt(state, sigPtr, sigLen, "verify_signature signature");
+      return verifySignature(alg, key, data, sig, services.keys);
+    },
+    rate_take(_ctx: unknown, keyPtr: number, keyLen: number, rate: number, burst: number): number {
+      const key = utf8.decode(bytesAt(state, keyPtr, keyLen, "rate_take key"));
+      return services.rateLimits.take(key, rate, burst, services.now());
+    },
+  };
+}
+
+export function verifySignature(
+  alg: number,
+  key: Uint8Array,
+  data: Uint8Array,
+  sig: Uint8Array,
+  keys: KeyCache,
+): number {
+  if (alg === 1) {
+    const mac = crypto.createHmac("sha256", key).update(data).digest();
+    return mac.length === sig.length && crypto.timingSafeEqual(mac, sig) ? 1 : 0;
+  }
+  if (alg !== 2 && alg !== 3) return -1;
+  const k = keys.get(utf8.decode(key));
+  if (k === null) return -1;
+  if (alg === 2 && k.asymmetricKeyType !== "rsa") return -1;
+  if (alg === 3 && k.asymmetricKeyType !== "ec") return -1;
+  try {
+    const ok =
+      alg === 2
+        ? crypto.verify("sha256", data, k, sig)
+        : crypto.verify("sha256", data, { key: k, dsaEncoding: "ieee-p1363" }, sig);
+    return ok ? 1 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Parsed public keys by their text, bounded (keys come from plugin configs, not requests). */
+export class KeyCache {
+  private readonly keys = new Map<string, KeyObject | null>();
+  private readonly max: number;
+  constructor(max = 256) {
+    this.max = max;
+  }
+  get(text: string): KeyObject | null {
+    const hit = this.keys.get(text);
+    if (hit !== undefined) return hit;
+    let k: KeyObject | null = null;
+    try {
+      const t = text.trim();
+      k = t.startsWith("{")
+        ? crypto.createPublicKey({ key: JSON.parse(t) as crypto.JsonWebKeyInput["key"], format: "jwk" })
+        : crypto.createPublicKey(t);
+    } catch {
+      k = null;
+    }
+    if (this.keys.size >= this.max) this.keys.delete(this.keys.keys().next().value!);
+    this.keys.set(text, k);
+    return k;
+  }
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Token buckets by key for the `rate_take` host function, kept per worker process. Bounded:
+ * past `maxKeys` the least recently used key is forgotten (a forgotten client starts with a
+ * full bucket, which errs on the side of serving).
+ */
+export class RateLimitStore {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly maxKeys: number;
+  constructor(maxKeys = 100_000) {
+    this.maxKeys = maxKeys;
+  }
+  get size(): number {
+    return this.buckets.size;
+  }
+  /** Takes one token: tokens left (≥ 0) when allowed, else minus the seconds until the next one. */
+  take(key: string, ratePerSecond: number, burst: number, nowMs: number): number {
+    if (!(ratePerSecond > 0) || !(burst >= 1)) return -1;
+    let b = this.buckets.get(key);
+    if (b === undefined) {
+      b = { tokens: burst, at: nowMs };
+      if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+    } else {
+      this.buckets.delete(key); // re-insert: the Map's order is recency
+      b.tokens = Math.min(burst, b.tokens + ((nowMs - b.at) / 1000) * ratePerSecond);
+      b.at = nowMs;
+    }
+    this.buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return Math.floor(b.tokens);
+    }
+    return -((1 - b.tokens) / ratePerSecond);
+  }
+}

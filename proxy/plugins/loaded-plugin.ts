@@ -1,0 +1,184 @@
+// One plugin of one config generation, ready to run: its compiled module, its config and limits,
+// and a small pool of instances. Calls run in-thread (the guest is stopped by fuel, not by a
+// thread), so a call holds its instance only for the few microseconds it runs; the pool exists
+// because Extism's call is asynchronous around a synchronous guest run, and an instance must
+// never see two calls interleave. Any failure discards the instance. A plugin that keeps failing
+// is opened like a circuit breaker: while open, calls are not made and the failure policy answers
+// at once, so a broken plugin costs nothing per request and its log does not flood.
+import type { Plugin } from "../config/schema.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { AbiError, decodeDecision } from "./abi.ts";
+import type { Decision, Phase } from "./abi.ts";
+import { KeyCache, RateLimitStore } from "./host-functions.ts";
+import type { HostServices } from "./host-functions.ts";
+import { PluginInstance } from "./sandbox.ts";
+import type { CompiledPlugin, FailureReason, SandboxLimits } from "./sandbox.ts";
+
+export type Outcome =
+  | { ok: true; decision: Decision }
+  | { ok: false; reason: FailureReason | "unavailable"; message: string };
+
+export interface BreakerOptions {
+  /** consecutive failures that open the breaker */
+  failures: number;
+  openMs: number;
+  maxOpenMs: number;
+}
+
+export const DEFAULT_BREAKER: BreakerOptions = { failures: 5, openMs: 1000, maxOpenMs: 30_000 };
+
+/** Fuel units per millisecond of the time limit (calibrated on a tight loop; see docs/plugins.md). */
+export const FUEL_PER_MS = 1_000_000;
+
+const MAX_POOL = 16;
+
+export class LoadedPlugin {
+  readonly id: string;
+  readonly spec: Plugin;
+  readonly compiled: CompiledPlugin;
+  readonly hasRequest: boolean;
+  readonly hasResponse: boolean;
+  private readonly limits: SandboxLimits;
+  private readonly idle: PluginInstance[] = [];
+  private readonly services: HostServices;
+  private readonly configJson: string;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly breaker: BreakerOptions;
+  private live = 0;
+  private consecutiveFailures = 0;
+  private openUntil = 0;
+  private openMs: number;
+  private closed = false;
+
+  constructor(
+    spec: Plugin,
+    compiled: CompiledPlugin,
+    deps: { metrics: Metrics; logger: Logger; breaker?: BreakerOptions; rateLimits?: RateLimitStore; keys?: KeyCache },
+  ) {
+    this.id = spec.id;
+    this.spec = spec;
+    this.compiled = compiled;
+    this.hasRequest = compiled.exports.has("on_request");
+    this.hasResponse = compiled.exports.has("on_response");
+    this.metrics = deps.metrics;
+    this.logger = deps.logger.child({ plugin: spec.id, digest: compiled.digest });
+    this.breaker = deps.breaker ?? DEFAULT_BREAKER;
+    this.openMs = this.breaker.openMs;
+    this.configJson = JSON.stringify(spec.config);
+    this.limits = {
+      timeoutMs: spec.limits.timeoutMs,
+      fuel: compiled.metered ? spec.limits.timeoutMs * FUEL_PER_MS : Infinity,
+      outputCapBytes: 1024 * 1024,
+    };
+    const log = this.logger;
+    this.services = {
+      log: (level, message) => log.log(level, "plugin log", { message }),
+      rateLimits: deps.rateLimits ?? new RateLimitStore(),
+      keys: deps.keys ?? new KeyCache(),
+      now: Date.now,
+    };
+  }
+
+  /** Creates the first instance, so a config with a plugin that cannot even start is refused. */
+  async warm(): Promise<void> {
+    this.idle.push(await this.newInstance());
+  }
+
+  private async newInstance(): Promise<PluginInstance> {
+    const inst = await PluginInstance.create(this.compiled, {
+      configJson: this.configJson,
+      services: this.services,
+    });
+    this.live++;
+    return inst;
+  }
+
+  get failurePolicy(): Plugin["failurePolicy"] {
+    return this.spec.failurePolicy;
+  }
+
+  /** Runs one phase; never throws. */
+  async run(phase: Phase, input: Uint8Array): Promise<Outcome> {
+    const now = Date.now();
+    if (this.openUntil > now) {
+      this.metrics.pluginCalls.labels(this.id, phase, "skipped").inc();
+      return {
+        ok: false,
+        reason: "unavailable",
+        message: `plugin ${this.id} is failing repeatedly; calls resume in ${this.openUntil - now} ms`,
+      };
+    }
+    let inst = this.idle.pop();
+    if (inst === undefined) {
+      if (this.live >= MAX_POOL || this.closed)
+        return this.failed(phase, null, "unavailable", `plugin ${this.id}: no instance available`);
+      try {
+        inst = await this.newInstance();
+      } catch (err) {
+        return this.failed(phase, null, "trap", `instantiation failed: ${(err as Error).message}`);
+      }
+    }
+    const r = await inst.call(phase, input, this.limits);
+    this.metrics.pluginDuration.labels(this.id, phase).observe(r.ms / 1000);
+    if (!r.ok) return this.failed(phase, inst, r.reason, r.message);
+    let decision: Decision;
+    try {
+      decision = decodeDecision(r.output, phase);
+    } catch (err) {
+      const message = err instanceof AbiError ? `invalid decision: ${err.message}` : String(err);
+      return this.failed(phase, inst, "error", message);
+    }
+    this.release(inst);
+    this.consecutiveFailures = 0;
+    this.openMs = this.breaker.openMs;
+    this.metrics.pluginCalls.labels(this.id, phase, decision.action).inc();
+    return { ok: true, decision };
+  }
+
+  private release(inst: PluginInstance) {
+    if (this.closed) {
+      this.live--;
+      void inst.close();
+    } else this.idle.push(inst);
+  }
+
+  private failed(
+    phase: Phase,
+    inst: PluginInstance | null,
+    reason: FailureReason | "unavailable",
+    message: string,
+  ): Outcome {
+    this.metrics.pluginCalls.labels(this.id, phase, "failure").inc();
+    this.metrics.pluginFailures.labels(this.id, reason).inc();
+    if (inst !== null) {
+      // a guest that failed may hold half-updated state: never reuse it
+      this.live--;
+      void inst.close();
+      this.metrics.pluginReplacements.labels(this.id).inc();
+    }
+    this.consecutiveFailures++;
+    if (this.consecutiveFailures >= this.breaker.failures) {
+      this.openUntil = Date.now() + this.openMs;
+      this.logger.error("plugin keeps failing; calls suspended", {
+        phase,
+        reason,
+        error: message,
+        failures: this.consecutiveFailures,
+        suspendedMs: this.openMs,
+      });
+      this.openMs = Math.min(this.breaker.maxOpenMs, this.openMs * 2);
+      this.consecutiveFailures = 0;
+    } else this.logger.warn("plugin call failed", { phase, reason, error: message });
+    return { ok: false, reason, message };
+  }
+
+  /** Releases idle instances; calls in flight finish on theirs, which are closed afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const idle = this.idle.splice(0);
+    this.live -= idle.length;
+    await Promise.all(idle.map(i => i.close()));
+  }
+}

@@ -1,0 +1,170 @@
+// One plugin instance: an Extism plugin (in-thread, no WASI capabilities unless granted) over a
+// module compiled once per digest, with RAUTA's host functions, run one call at a time under the
+// sandbox's limits. A call that traps, runs out of fuel (the time limit, metered by the code
+// injected at load: instrument.ts), outgrows its memory or answers too much is a failure with a
+// reason; the caller discards the instance after any failure, because a trapped guest's memory
+// may be half-updated.
+import { createPlugin } from "@extism/extism";
+import type { Plugin as ExtismPlugin } from "@extism/extism";
+import { CallState, HOST_NAMESPACE, HostLimitError, hostFunctions } from "./host-functions.ts";
+import type { HostServices } from "./host-functions.ts";
+import type { Phase } from "./abi.ts";
+
+export type FailureReason = "timeout" | "memory" | "trap" | "error" | "output";
+
+export type CallResult =
+  | { ok: true; output: Uint8Array; fuelUsed: number; ms: number }
+  | { ok: false; reason: FailureReason; message: string; ms: number };
+
+export interface CompiledPlugin {
+  module: WebAssembly.Module;
+  digest: string;
+  /** the module's function exports (before instrumentation) */
+  exports: ReadonlySet<string>;
+  /** imports wasi_snapshot_preview1 (Go, Rust std) */
+  wasi: boolean;
+  /** fuel metering and the rc wrappers were injected (instrument.ts) */
+  metered: boolean;
+  maxMemoryBytes: number;
+}
+
+export interface SandboxLimits {
+  timeoutMs: number;
+  /** fuel units per call; Infinity when the module is not metered */
+  fuel: number;
+  outputCapBytes: number;
+}
+
+export interface InstanceOptions {
+  /** spec.config as JSON: Extism config key "config" */
+  configJson: string;
+  services: HostServices;
+  /** explicit grants of the RautaPlugin; none by default */
+  allowedHosts?: string[];
+  allowedPaths?: Record<string, string>;
+}
+
+const PHASE_EXPORT: Record<Phase, string> = { request: "on_request", response: "on_response" };
+
+interface Exports {
+  memory?: WebAssembly.Memory;
+  __rauta_fuel?: WebAssembly.Global;
+  __rauta_rc?: WebAssembly.Global;
+}
+
+export class PluginInstance {
+  readonly plugin: CompiledPlugin;
+  private readonly extism: ExtismPlugin;
+  private readonly state: CallState;
+  private readonly exports: Exports;
+  /** calls made on this instance */
+  calls = 0;
+
+  private constructor(plugin: CompiledPlugin, extism: ExtismPlugin, state: CallState, exports: Exports) {
+    this.plugin = plugin;
+    this.extism = extism;
+    this.state = state;
+    this.exports = exports;
+  }
+
+  static async create(plugin: CompiledPlugin, opts: InstanceOptions): Promise<PluginInstance> {
+    const state = new CallState();
+    const host = hostFunctions(state, opts.services);
+    const extism = await createPlugin(
+      { wasm: [{ module: plugin.module, name: "main" }] },
+      {
+        useWasi: plugin.wasi,
+        enableWasiOutput: false,
+        runInWorker: false,
+        config: { config: opts.configJson },
+        allowedHosts: opts.allowedHosts ?? [],
+        allowedPaths: opts.allowedPaths ?? {},
+        functions: { [HOST_NAMESPACE]: host },
+        logger: silentConsole,
+      },
+    );
+    let instance: WebAssembly.Instance;
+    try {
+      instance = await extism.getInstance("main");
+    } catch (err) {
+      // a WASI instance holds /dev/null handles that Node 26 refuses to collect unclosed
+      await extism.close().catch(() => {});
+      throw err;
+    }
+    const exports = instance.exports as unknown as Exports;
+    state.memory = exports.memory ?? null;
+    return new PluginInstance(plugin, extism, state, exports);
+  }
+
+  has(phase: Phase): boolean {
+    return this.plugin.exports.has(PHASE_EXPORT[phase]);
+  }
+
+  /** Runs one phase on `input`; never throws. */
+  async call(phase: Phase, input: Uint8Array, limits: SandboxLimits): Promise<CallResult> {
+    const name = PHASE_EXPORT[phase];
+    const state = this.state;
+    state.input = input;
+    state.output = null;
+    state.outputCap = limits.outputCapBytes;
+    const fuel = this.exports.__rauta_fuel;
+    const budget = Number.isFinite(limits.fuel) ? BigInt(Math.floor(limits.fuel)) : 0n;
+    if (fuel !== undefined) fuel.value = budget;
+    const rc = this.exports.__rauta_rc;
+    if (rc !== undefined) rc.value = 0;
+    this.calls++;
+    const t0 = performance.now();
+    let out: Uint8Array | null = null;
+    let failure: { reason: FailureReason; message: string } | null = null;
+    try {
+      const target = this.plugin.metered ? `__rauta_call_${name}` : name;
+      // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
+      // buffer's size, and standard Extism PDKs would read garbage past the input
+      const exact =
+        input.byteOffset === 0 && input.byteLength === input.buffer.byteLength ? input : input.slice();
+      const res = await this.extism.call(["main", target], exact);
+      out = state.output ?? (res === null ? new Uint8Array(0) : res.bytes());
+      const code = rc === undefined ? 0 : (rc.value as number);
+      if (code !== 0) failure = { reason: "error", message: `${name} returned ${code}` };
+    } catch (err) {
+      failure = this.classify(err, fuel);
+    } finally {
+      // Extism 1.0.3 never frees a call's blocks: without a reset the 16,383rd call fails
+      await this.extism.reset();
+      state.input = EMPTY;
+    }
+    const ms = performance.now() - t0;
+    if (failure === null && ms > limits.timeoutMs)
+      failure = { reason: "timeout", message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)` };
+    if (failure !== null) return { ok: false, ...failure, ms };
+    const fuelUsed = fuel === undefined ? 0 : Number(budget - (fuel.value as bigint));
+    return { ok: true, output: out!, fuelUsed, ms };
+  }
+
+  private classify(err: unknown, fuel: WebAssembly.Global | undefined): { reason: FailureReason; message: string } {
+    if (fuel !== undefined && (fuel.value as bigint) < 0n)
+      return { reason: "timeout", message: "stopped at its time limit (fuel exhausted)" };
+    if (err instanceof HostLimitError) return { reason: err.reason, message: err.message };
+    const message = err instanceof Error ? err.message : String(err);
+    const mem = this.state.memory;
+    // a guest that hit its memory cap sees memory.grow return -1 and usually aborts
+    if (mem !== null && mem.buffer.byteLength + 65536 > this.plugin.maxMemoryBytes && this.plugin.maxMemoryBytes > 0)
+      return { reason: "memory", message: `memory limit reached (${message})` };
+    if (err instanceof WebAssembly.RuntimeError) return { reason: "trap", message };
+    if (message.startsWith("Plugin-originated error")) return { reason: "error", message };
+    return { reason: "trap", message };
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.extism.close();
+    } catch {
+      // nothing left to release
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+const noop = () => {};
+const silentConsole = { log: noop, info: noop, debug: noop, warn: noop, error: noop, trace: noop } as unknown as Console;
