@@ -19,6 +19,7 @@ export class Metrics {
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
   readonly contained: Counter<"phase">;
+  readonly h2Refused: Counter<"reason">;
   readonly pluginCalls: Counter<"plugin" | "phase" | "result">;
   readonly pluginDuration: Histogram<"plugin" | "phase">;
   readonly pluginFailures: Counter<"plugin" | "reason">;
@@ -108,6 +109,12 @@ export class Metrics {
       name: "rauta_contained_errors_total",
       help: "Exceptions raised while handling one request or connection, ended with a 5xx or a closed connection instead of the worker, by phase",
       labelNames: ["phase"],
+      registers: r,
+    });
+    this.h2Refused = new client.Counter({
+      name: "rauta_http2_sessions_refused_total",
+      help: "HTTP/2 sessions closed with GOAWAY for abuse, by reason (rapid_reset)",
+      labelNames: ["reason"],
       registers: r,
     });
     this.pluginCalls = new client.Counter({

@@ -12,7 +12,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import type tls from "node:tls";
 import type { Duplex } from "node:stream";
-import { handleRequest, handleUpgrade, errorBody, requestContext } from "./handler.ts";
+import { handleRequest, handleUpgrade, errorBody, isHttp2, requestContext } from "./handler.ts";
+import { DEFAULT_H2_GUARD, guardSession, h2Settings } from "./h2-guard.ts";
+import type { H2GuardOptions } from "./h2-guard.ts";
 import type {
   ProxyCore,
   ListenerContext,
@@ -36,6 +38,8 @@ export interface ServerLimits {
   idleTimeoutMs: number;
   /** Serve h2c (prior knowledge) on plain-text listeners. */
   h2c: boolean;
+  /** HTTP/2 stream limits and abuse detection (h2-guard.ts). */
+  h2?: Partial<H2GuardOptions>;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -92,6 +96,7 @@ export class ListenerServer {
   readonly protocol: "HTTP" | "HTTPS";
   private readonly core: ProxyCore;
   private readonly limits: ServerLimits;
+  private readonly h2Guard: H2GuardOptions;
   private outer: net.Server | null = null;
   private h1: http.Server | null = null;
   private h2: http2.Http2Server | http2.Http2SecureServer | null = null;
@@ -102,6 +107,7 @@ export class ListenerServer {
   constructor(core: ProxyCore, listener: Listener, limits: ServerLimits, bindAddress: string) {
     this.core = core;
     this.limits = limits;
+    this.h2Guard = { ...DEFAULT_H2_GUARD, ...limits.h2 };
     this.protocol = listener.protocol;
     this.bindAddress = bindAddress;
     this.key = ListenerServer.keyOf(listener);
@@ -119,13 +125,22 @@ export class ListenerServer {
   // The two entry points of request handling: whatever throws below them ends that request or
   // connection (server/contain.ts), never the worker.
   private onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
+    // HTTP/2: next turn, so a stream the client resets in the same read costs nothing (h2-guard.ts)
+    if (isHttp2(req)) setImmediate(this.onH2Request, req, res);
+    else this.handle(req, res);
+  };
+  private onH2Request = (req: DownstreamRequest, res: DownstreamResponse) => {
+    if ((req as http2.Http2ServerRequest).stream.destroyed) return;
+    this.handle(req, res);
+  };
+  private handle(req: DownstreamRequest, res: DownstreamResponse) {
     try {
       handleRequest(this.core, this.ctx, req, res);
     } catch (err) {
       reportContained(this.core, "request", err, requestContext(this.ctx, req));
       endWithInternalError(res as http.ServerResponse);
     }
-  };
+  }
   private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
       handleUpgrade(this.core, this.ctx, req, socket, head);
@@ -157,6 +172,7 @@ export class ListenerServer {
   }
 
   private watchSession = (session: http2.Http2Session) => {
+    guardSession(session, this.h2Guard, this.core.metrics);
     this.sessions.add(session);
     session.once("close", () => this.sessions.delete(session));
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
@@ -179,7 +195,7 @@ export class ListenerServer {
         return;
       }
       const h2 = http2.createServer(
-        { settings: { maxHeaderListSize: l.maxHeaderSize }, maxSessionMemory: 32 },
+        { settings: h2Settings(this.h2Guard, l.maxHeaderSize), maxSessionMemory: 32 },
         this.onRequest,
       );
       h2.on("session", this.watchSession);
@@ -213,7 +229,7 @@ export class ListenerServer {
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
       maxSessionMemory: 32,
-      settings: { maxHeaderListSize: l.maxHeaderSize },
+      settings: h2Settings(this.h2Guard, l.maxHeaderSize),
       SNICallback: (servername, cb) => {
         const ctx = sni?.(servername) ?? null;
         if (ctx === null) {
