@@ -3,7 +3,6 @@
 // module imports it; a serving process reaches it through instrumentCached() (instrument.ts),
 // which runs this file as a worker thread that exits after one job.
 import binaryen from "binaryen";
-import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import {
   ABI_EXPORTS,
   FUEL_GLOBAL,
@@ -26,6 +25,8 @@ type Ref = number;
 interface Accessors {
   // the declared readBinary(data) omits the features argument the implementation takes
   readBinary(data: Uint8Array, features: number): binaryen.Module;
+  // binaryen.ElemDropId is declared but undefined at runtime
+  _BinaryenElemDropId(): number;
   Function: { setBody(f: binaryen.FunctionRef, body: Ref): void };
   Block: {
     getName(e: Ref): string | null;
@@ -108,9 +109,9 @@ const operands =
     for (let i = c.getNumOperands(e) - 1; i >= 0; i--) out.push(c.getOperandAt(e, i));
   };
 
-// Loops, ifs and blocks are walked by meterFunction; for the rest, only instructions whose children
-// the walker knows: an unknown kind could hide a loop, and an
-// unmetered loop is an escape from the time limit, so anything else is refused.
+// Loops, ifs and blocks are walked by meterFunction itself. Only kinds listed here are accepted:
+// an unknown kind could hide a loop among its children, and an unmetered loop escapes the time
+// limit, so anything else is refused.
 const CHILDREN = new Map<number, Children>([
   [binaryen.NopId, none],
   [binaryen.LocalGetId, none],
@@ -119,7 +120,7 @@ const CHILDREN = new Map<number, Children>([
   [binaryen.MemorySizeId, none],
   [binaryen.UnreachableId, none],
   [binaryen.DataDropId, none],
-  [binaryen.ElemDropId, none],
+  [X._BinaryenElemDropId(), none],
   [binaryen.RefNullId, none],
   [binaryen.RefFuncId, none],
   [binaryen.TableSizeId, none],
@@ -192,9 +193,12 @@ const CHILDREN = new Map<number, Children>([
 const FREE = new Set<number>([binaryen.BlockId, binaryen.NopId]);
 
 function expressionKind(id: number): string {
-  const ids = binaryen as unknown as Record<string, unknown>;
-  const name = Object.keys(ids).find(k => k.endsWith("Id") && ids[k] === id);
-  return name ? name.slice(0, -2) : `expression kind ${id}`;
+  // binaryen.ExpressionIds lacks some kinds (TableFill, ...); the raw id getters have them all
+  for (const [key, get] of Object.entries(binaryen as unknown as Record<string, unknown>)) {
+    const kind = /^_Binaryen(\w+)Id$/.exec(key)?.[1];
+    if (kind && typeof get === "function" && (get as () => unknown)() === id) return kind;
+  }
+  return `expression kind ${id}`;
 }
 
 function typeName(t: number): string {
@@ -510,17 +514,19 @@ export function instrument(bytes: Uint8Array, opts: InstrumentOptions): Instrume
   }
 }
 
-// Worker entry: instrumentCached() starts this file with an InstrumentJob and waits for one reply.
-if (!isMainThread && parentPort && isInstrumentJob(workerData)) {
-  const port = parentPort;
-  let reply: WorkerReply;
-  try {
-    reply = { ok: true, result: instrument(workerData.bytes, workerData.opts) };
-  } catch (err) {
-    reply =
-      err instanceof InstrumentError
-        ? { ok: false, reason: err.reason, message: err.message }
-        : { ok: false, message: err instanceof Error ? (err.stack ?? err.message) : String(err) };
-  }
-  port.postMessage(reply, reply.ok ? [reply.result.bytes.buffer as ArrayBuffer] : []);
+// Child entry: instrumentCached() forks this file, sends one InstrumentJob and waits for one reply.
+if (process.env.RAUTA_INSTRUMENT_CHILD === "1" && process.send) {
+  process.once("message", (job: unknown) => {
+    if (!isInstrumentJob(job)) return process.exit(2);
+    let reply: WorkerReply;
+    try {
+      reply = { ok: true, result: instrument(new Uint8Array(job.bytes), job.opts) };
+    } catch (err) {
+      reply =
+        err instanceof InstrumentError
+          ? { ok: false, reason: err.reason, message: err.message }
+          : { ok: false, message: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+    }
+    process.send!(reply, () => process.exit(0));
+  });
 }

@@ -1,13 +1,14 @@
 // Load-time sandboxing of a plugin module, as the serving process sees it: the rewrite's contract
 // (exported globals, wrappers, fuel model, errors) and instrumentCached(), which rewrites a module
-// once per digest in a worker thread and keeps the result on disk. The rewrite itself
+// once per digest in a child process and keeps the result on disk. The rewrite itself
 // (instrument(), binaryen) lives in instrument-worker.ts so that importing this module never
 // loads binaryen (~85 MB of RSS that would stay for the life of the process).
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import type { WasmImport } from "./wasm-sections.ts";
 
 /** Part of every cache key: bump it whenever the rewrite's output changes. */
@@ -31,17 +32,21 @@ export const INITIAL_FUEL = 10_000_000_000n;
 
 /**
  * How fuel is counted. Charging every instruction would cost more than the work it meters, so
- * charges sit where control can come back: each function entry (recursion) and each loop header
- * (back-edges), which bounds every execution. A charge is weighted by the code it covers, so that
- * fuel approximates instructions executed rather than iterations.
+ * charges sit where control can come back or join: function entries (recursion) and loop headers
+ * (back-edges) bound every execution; if arms and the code after a branch target keep the count
+ * close to what runs. Each charge is weighted by the straight-line code it covers, so fuel
+ * approximates instructions executed rather than iterations. Charging only function entries and
+ * loop headers overcharged Go 30x: Go compiles every jump to a branch back to one loop that
+ * dispatches over the whole function, so each jump paid for all of it.
  */
 export const FUEL_MODEL =
-  "nodes-v1: at every function entry and every loop header, fuel -= the number of instructions " +
-  "(binaryen expression nodes; blocks and nops are free) in the code that point covers: the function " +
-  "body outside its loops, or one pass over the loop body outside nested loops (minimum 1). Both arms " +
-  "of an if and the code after an early exit are counted, so it is an upper bound on the instructions " +
-  "executed between two charges. The charge traps (unreachable) once fuel < 0: after a trap, " +
-  "fuel < 0 means out of fuel. Host calls and memory.copy/fill lengths are not metered.";
+  "nodes-v1: fuel -= the number of instructions (binaryen expression nodes; blocks and nops are " +
+  "free) of the straight-line code a charge point covers, up to the next charge point, nested loops " +
+  "excluded. Charge points: every function entry and loop header (minimum 1), the code after every " +
+  "branch target (block end), and every if arm of more than 16 instructions (smaller arms are " +
+  "charged with the code before the if). Code skipped by an early branch is still charged, so it " +
+  "is an upper bound of the instructions executed. A charge traps (unreachable) once fuel < 0: " +
+  "after a trap, fuel < 0 means out of fuel. Host calls and memory.copy/fill lengths are not metered.";
 
 export type InstrumentErrorReason =
   | "InvalidModule"
@@ -87,7 +92,7 @@ export function checkOptions(opts: InstrumentOptions) {
     );
 }
 
-// ---- worker protocol (instrument-worker.ts answers one job per thread) ----
+// ---- child protocol (instrument-worker.ts answers one job per process) ----
 
 export interface InstrumentJob {
   rautaInstrumentJob: 1;
@@ -109,33 +114,50 @@ export function isInstrumentJob(data: unknown): data is InstrumentJob {
 
 const WORKER_URL = new URL("./instrument-worker.ts", import.meta.url);
 
-/** A fresh thread per job: when it exits, binaryen's heap goes with it. */
+/**
+ * A fresh child process per job: when it exits, binaryen's memory goes with it. (A worker
+ * thread was measured to leave the serving process 70-130 MB larger for good: the allocator
+ * keeps what the thread used.)
+ */
 function instrumentInWorker(bytes: Uint8Array, opts: InstrumentOptions): Promise<InstrumentResult> {
   stats.workerRuns++;
   const job: InstrumentJob = { rautaInstrumentJob: 1, bytes, opts };
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: job });
+    const child = fork(fileURLToPath(WORKER_URL), [], {
+      serialization: "advanced",
+      execArgv: [],
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: { ...process.env, RAUTA_INSTRUMENT_CHILD: "1", MALLOC_ARENA_MAX: "2" },
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      if (stderr.length < 4096) stderr += d.toString();
+    });
     let settled = false;
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
       fn();
     };
-    worker.once("message", (reply: WorkerReply) => {
+    child.once("message", (reply: WorkerReply) => {
       settle(() => {
-        if (reply.ok) resolve(reply.result);
+        if (reply.ok) resolve({ ...reply.result, bytes: new Uint8Array(reply.result.bytes) });
         else if (reply.reason) reject(new InstrumentError(reply.reason, reply.message));
         else reject(new Error(`instrumentation failed: ${reply.message}`));
       });
-      // the reply is the whole job; do not wait for the thread to wind down on its own
-      void worker.terminate();
+      child.kill();
     });
-    worker.once("error", err => settle(() => reject(err)));
-    worker.once("exit", code =>
+    child.once("error", err => settle(() => reject(err)));
+    child.once("exit", code =>
       settle(() =>
-        reject(new Error(`the instrumentation worker exited (code ${code}) without a result`)),
+        reject(
+          new Error(
+            `the instrumentation process exited (code ${code}) without a result${stderr ? `: ${stderr.trim()}` : ""}`,
+          ),
+        ),
       ),
     );
+    child.send(job);
   });
 }
 
@@ -239,7 +261,7 @@ const inflight = new Map<string, Promise<InstrumentResult>>();
 
 /**
  * instrument() once per (module digest, maxMemoryPages, INSTRUMENT_VERSION): a cache hit reads
- * one file; a miss runs the rewrite in a worker thread and stores it. Concurrent calls for the
+ * one file; a miss runs the rewrite in a child process and stores it. Concurrent calls for the
  * same key share one job (and one result object: do not mutate it). The cache directory must be
  * writable only by the proxy: an entry is trusted, so whoever can write one can run unmetered code.
  */

@@ -28,8 +28,14 @@ export interface BreakerOptions {
 
 export const DEFAULT_BREAKER: BreakerOptions = { failures: 5, openMs: 1000, maxOpenMs: 30_000 };
 
-/** Fuel units per millisecond of the time limit (calibrated on a tight loop; see docs/plugins.md). */
-export const FUEL_PER_MS = 1_000_000;
+/**
+ * Fuel units per millisecond of the time limit. Measured on this machine with the nodes-v1 fuel
+ * model (instrument.ts): a tight `loop br 0` burns ~6M units/ms, fib ~8.3M, a Go handler ~12M,
+ * a 5-instruction counting loop ~18M. At 10M units/ms a spin is stopped at ~1.7x its limit and
+ * the densest code at ~0.55x; the wall-clock check after every call fails anything slower than
+ * the limit whatever fuel says (docs/plugins.md).
+ */
+export const FUEL_PER_MS = 10_000_000;
 
 const MAX_POOL = 16;
 

@@ -27,6 +27,13 @@ export const DEFAULT_H2_GUARD: H2GuardOptions = {
 
 const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
+const refused = new WeakSet<http2.Http2Session>();
+
+/** A session told to go away for abuse: its requests are not served. */
+export function isRefused(session: http2.Http2Session | undefined): boolean {
+  return session !== undefined && refused.has(session);
+}
+
 export function h2Settings(o: H2GuardOptions, maxHeaderListSize: number): http2.Settings {
   return {
     maxHeaderListSize,
@@ -54,10 +61,13 @@ export function guardSession(session: http2.Http2Session, o: H2GuardOptions, met
         windowStart = now;
         resets = 0;
       }
-      if (++resets <= o.maxResetsPerWindow || session.destroyed) return;
+      if (++resets <= o.maxResetsPerWindow || session.destroyed || refused.has(session)) return;
       metrics.h2Refused.labels("rapid_reset").inc();
+      // GOAWAY first; requests of this session still queued are dropped (isRefused), and the
+      // connection goes once nghttp2 has flushed the frame
+      refused.add(session);
       session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-      session.destroy();
+      setImmediate(() => session.destroy());
     });
   });
 }

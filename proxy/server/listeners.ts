@@ -13,7 +13,7 @@ import http2 from "node:http2";
 import type tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { handleRequest, handleUpgrade, errorBody, isHttp2, requestContext } from "./handler.ts";
-import { DEFAULT_H2_GUARD, guardSession, h2Settings } from "./h2-guard.ts";
+import { DEFAULT_H2_GUARD, guardSession, h2Settings, isRefused } from "./h2-guard.ts";
 import type { H2GuardOptions } from "./h2-guard.ts";
 import type {
   ProxyCore,
@@ -130,7 +130,8 @@ export class ListenerServer {
     else this.handle(req, res);
   };
   private onH2Request = (req: DownstreamRequest, res: DownstreamResponse) => {
-    if ((req as http2.Http2ServerRequest).stream.destroyed) return;
+    const stream = (req as http2.Http2ServerRequest).stream;
+    if (stream.destroyed || isRefused(stream.session)) return;
     this.handle(req, res);
   };
   private handle(req: DownstreamRequest, res: DownstreamResponse) {
