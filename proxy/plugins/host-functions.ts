@@ -34,6 +34,11 @@ export class CallState {
   /** set by output_set; null = use Extism's output (or none) */
   output: Uint8Array | null = null;
   outputCap = 1024 * 1024;
+  /** performance.now() past which the call is out of time */
+  deadline = 0;
+  /** fuel handed out per refuel */
+  slice = 0n;
+  outOfTime = false;
   /** log lines left in the current second */
   logBudget = 0;
   logSecond = 0;

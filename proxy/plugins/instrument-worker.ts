@@ -6,6 +6,8 @@ import binaryen from "binaryen";
 import {
   ABI_EXPORTS,
   FUEL_GLOBAL,
+  REFUEL_IMPORT,
+  SANDBOX_NAMESPACE,
   FUEL_MODEL,
   INITIAL_FUEL,
   InstrumentError,
@@ -336,11 +338,20 @@ const SEGMENT_FOLD_MAX = 0;
  * Meters one function: walks its body once with an explicit stack (Go emits nesting deep enough
  * to overflow a recursive walk), sums each region's cost and inserts the charges.
  */
-function meterFunction(m: binaryen.Module, func: binaryen.FunctionRef, fuel: string) {
+function meterFunction(m: binaryen.Module, func: binaryen.FunctionRef, fuel: string, refuel: string) {
   const info = binaryen.getFunctionInfo(func);
+  const below0 = () => m.i64.lt_s(m.global.get(fuel, binaryen.i64), m.i64.const(0n));
+  // a slice of fuel used up: ask the host (which checks the wall clock) for the next one; a
+  // negative answer means the time limit passed
   const statements = (cost: number) => [
     m.global.set(fuel, m.i64.sub(m.global.get(fuel, binaryen.i64), m.i64.const(BigInt(cost)))),
-    m.if(m.i64.lt_s(m.global.get(fuel, binaryen.i64), m.i64.const(0n)), m.unreachable()),
+    m.if(
+      below0(),
+      m.block(null, [
+        m.global.set(fuel, m.call(refuel, [], binaryen.i64)),
+        m.if(below0(), m.unreachable()),
+      ]),
+    ),
   ];
   const wrap = (cost: number, code: Ref) =>
     m.block(null, [...statements(cost), code], binaryen.auto);
@@ -476,10 +487,12 @@ export function instrument(bytes: Uint8Array, opts: InstrumentOptions): Instrume
     m.addGlobal(rc, binaryen.i32, true, m.i32.const(0));
     m.addGlobalExport(rc, RC_GLOBAL);
 
+    const refuel = uniqueName(`${RESERVED_PREFIX}refuel`, n => m.getFunction(n) !== 0);
+    m.addFunctionImport(refuel, SANDBOX_NAMESPACE, REFUEL_IMPORT, binaryen.none, binaryen.i64);
     const count = m.getNumFunctions();
     for (let i = 0; i < count; i++) {
       const func = m.getFunctionByIndex(i);
-      if (binaryen.getFunctionInfo(func).body !== 0) meterFunction(m, func, fuel);
+      if (binaryen.getFunctionInfo(func).body !== 0) meterFunction(m, func, fuel, refuel);
     }
     // added after metering: a wrapper adds one call, and the callee charges for itself
     for (const [name, internal] of targets) {

@@ -12,10 +12,18 @@ import { fileURLToPath } from "node:url";
 import type { WasmImport } from "./wasm-sections.ts";
 
 /** Part of every cache key: bump it whenever the rewrite's output changes. */
-export const INSTRUMENT_VERSION = 1;
+export const INSTRUMENT_VERSION = 2;
 
 /** Exported mutable i64: the fuel left. The host sets it before a call and reads it after. */
 export const FUEL_GLOBAL = "__rauta_fuel";
+/**
+ * The import a metered module calls when its fuel runs out: `() -> i64`, the next slice of fuel,
+ * or a negative number once the host's wall-clock time limit has passed (the module then traps).
+ * Fuel slices keep the time limit a wall-clock limit: fuel alone stops a loop at a point that
+ * depends on the code and on how busy the machine is.
+ */
+export const SANDBOX_NAMESPACE = "rauta:sandbox";
+export const REFUEL_IMPORT = "refuel";
 /** Exported mutable i32: what the last `__rauta_call_<name>` wrapper's target returned. */
 export const RC_GLOBAL = "__rauta_rc";
 /** Export names the proxy adds; a plugin exporting one of them is refused. */

@@ -29,13 +29,13 @@ export interface BreakerOptions {
 export const DEFAULT_BREAKER: BreakerOptions = { failures: 5, openMs: 1000, maxOpenMs: 30_000 };
 
 /**
- * Fuel units per millisecond of the time limit. Measured on this machine with the nodes-v1 fuel
- * model (instrument.ts): a tight `loop br 0` burns ~6M units/ms, fib ~8.3M, a Go handler ~12M,
- * a 5-instruction counting loop ~18M. At 10M units/ms a spin is stopped at ~1.7x its limit and
- * the densest code at ~0.55x; the wall-clock check after every call fails anything slower than
- * the limit whatever fuel says (docs/plugins.md).
+ * Fuel units between two wall-clock checks of a call (the refuel host call, instrument.ts). The
+ * time limit itself is wall clock; fuel only decides how often it is looked at. Measured with the
+ * nodes-v1 fuel model: a tight loop burns ~6M units/ms, fib ~8.3M, a Go handler ~12M, a dense
+ * counting loop ~18M, so a slice is 0.05-0.17 ms of guest work and a call overruns its limit by
+ * at most that (docs/plugins.md).
  */
-export const FUEL_PER_MS = 10_000_000;
+export const FUEL_SLICE = 1_000_000;
 
 const MAX_POOL = 16;
 
@@ -75,7 +75,7 @@ export class LoadedPlugin {
     this.configJson = JSON.stringify(spec.config);
     this.limits = {
       timeoutMs: spec.limits.timeoutMs,
-      fuel: compiled.metered ? spec.limits.timeoutMs * FUEL_PER_MS : Infinity,
+      fuel: compiled.metered ? FUEL_SLICE : Infinity,
       outputCapBytes: 1024 * 1024,
     };
     const log = this.logger;

@@ -9,6 +9,7 @@ import type { Plugin as ExtismPlugin } from "@extism/extism";
 import { CallState, HOST_NAMESPACE, HostLimitError, hostFunctions } from "./host-functions.ts";
 import type { HostServices } from "./host-functions.ts";
 import type { Phase } from "./abi.ts";
+import { REFUEL_IMPORT, SANDBOX_NAMESPACE } from "./instrument.ts";
 
 export type FailureReason = "timeout" | "memory" | "trap" | "error" | "output";
 
@@ -29,8 +30,9 @@ export interface CompiledPlugin {
 }
 
 export interface SandboxLimits {
+  /** wall-clock limit of one call, checked each time a fuel slice runs out */
   timeoutMs: number;
-  /** fuel units per call; Infinity when the module is not metered */
+  /** fuel units between two wall-clock checks; Infinity when the module is not metered */
   fuel: number;
   outputCapBytes: number;
 }
@@ -70,6 +72,16 @@ export class PluginInstance {
   static async create(plugin: CompiledPlugin, opts: InstanceOptions): Promise<PluginInstance> {
     const state = new CallState();
     const host = hostFunctions(state, opts.services);
+    const sandbox = {
+      // the metered code's fuel ran out: another slice while the call is within its time limit
+      [REFUEL_IMPORT]: (): bigint => {
+        if (performance.now() > state.deadline) {
+          state.outOfTime = true;
+          return -1n;
+        }
+        return state.slice;
+      },
+    };
     const extism = await createPlugin(
       { wasm: [{ module: plugin.module, name: "main" }] },
       {
@@ -79,7 +91,7 @@ export class PluginInstance {
         config: { config: opts.configJson },
         allowedHosts: opts.allowedHosts ?? [],
         allowedPaths: opts.allowedPaths ?? {},
-        functions: { [HOST_NAMESPACE]: host },
+        functions: { [HOST_NAMESPACE]: host, [SANDBOX_NAMESPACE]: sandbox },
         logger: silentConsole,
       },
     );
@@ -108,12 +120,15 @@ export class PluginInstance {
     state.output = null;
     state.outputCap = limits.outputCapBytes;
     const fuel = this.exports.__rauta_fuel;
-    const budget = Number.isFinite(limits.fuel) ? BigInt(Math.floor(limits.fuel)) : 0n;
-    if (fuel !== undefined) fuel.value = budget;
+    const slice = Number.isFinite(limits.fuel) ? BigInt(Math.floor(limits.fuel)) : 0n;
+    state.slice = slice;
+    state.outOfTime = false;
+    if (fuel !== undefined) fuel.value = slice;
     const rc = this.exports.__rauta_rc;
     if (rc !== undefined) rc.value = 0;
     this.calls++;
     const t0 = performance.now();
+    state.deadline = t0 + limits.timeoutMs;
     let out: Uint8Array | null = null;
     let failure: { reason: FailureReason; message: string } | null = null;
     try {
@@ -137,13 +152,13 @@ export class PluginInstance {
     if (failure === null && ms > limits.timeoutMs)
       failure = { reason: "timeout", message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)` };
     if (failure !== null) return { ok: false, ...failure, ms };
-    const fuelUsed = fuel === undefined ? 0 : Number(budget - (fuel.value as bigint));
+    const fuelUsed = fuel === undefined ? 0 : Number(slice - (fuel.value as bigint));
     return { ok: true, output: out!, fuelUsed, ms };
   }
 
   private classify(err: unknown, fuel: WebAssembly.Global | undefined): { reason: FailureReason; message: string } {
-    if (fuel !== undefined && (fuel.value as bigint) < 0n)
-      return { reason: "timeout", message: "stopped at its time limit (fuel exhausted)" };
+    if (this.state.outOfTime || (fuel !== undefined && (fuel.value as bigint) < 0n))
+      return { reason: "timeout", message: "stopped at its time limit" };
     if (err instanceof HostLimitError) return { reason: err.reason, message: err.message };
     const message = err instanceof Error ? err.message : String(err);
     const mem = this.state.memory;

@@ -42,8 +42,15 @@ function wat(name: string): Uint8Array {
   }
 }
 
+// the host's refuel answers "no more" here, so a module traps as soon as its fuel is below 0
+const NO_REFUEL = { "rauta:sandbox": { refuel: () => -1n } };
+
 async function run(bytes: Uint8Array, imports?: WebAssembly.Imports): Promise<Exports> {
-  const { instance } = await WebAssembly.instantiate(bytes, imports);
+  const all = { ...NO_REFUEL, ...imports };
+  const { instance } = await WebAssembly.instantiate(
+    bytes,
+    WebAssembly.Module.imports(new WebAssembly.Module(bytes)).some(i => i.module === "rauta:sandbox") ? all : (imports ?? {}),
+  );
   return instance.exports;
 }
 const fn = (ex: Exports, name: string) => ex[name] as (...args: number[]) => number | undefined;
@@ -258,7 +265,10 @@ describe("plugin instrumentation (fuel, return codes, memory cap)", () => {
       expect(result.imports).to.deep.equal([
         { module: "extism:host/env", name: "input_length", kind: "function" },
       ]);
-      const plugin = await createPlugin({ wasm: [{ data: result.bytes }] }, { useWasi: false });
+      const plugin = await createPlugin(
+        { wasm: [{ data: result.bytes }] },
+        { useWasi: false, functions: { "rauta:sandbox": { refuel: () => -1n } } },
+      );
       try {
         await plugin.call("__rauta_call_on_request", "hello");
         const ex = (await plugin.getInstance()).exports;
