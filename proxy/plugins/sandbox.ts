@@ -162,9 +162,16 @@ export class PluginInstance {
     if (err instanceof HostLimitError) return { reason: err.reason, message: err.message };
     const message = err instanceof Error ? err.message : String(err);
     const mem = this.state.memory;
-    // a guest that hit its memory cap sees memory.grow return -1 and usually aborts
-    if (mem !== null && mem.buffer.byteLength + 65536 > this.plugin.maxMemoryBytes && this.plugin.maxMemoryBytes > 0)
-      return { reason: "memory", message: `memory limit reached (${message})` };
+    // A guest that hits its cap sees memory.grow return -1 and aborts. Guest allocators grow by
+    // doubling or by large arenas, so a guest that traps holding at least half its cap is taken
+    // to have run out of memory (the reason is for metrics and the message; either way the call
+    // failed and the instance is replaced).
+    const cap = this.plugin.maxMemoryBytes;
+    if (mem !== null && cap > 0 && mem.buffer.byteLength * 2 >= cap)
+      return {
+        reason: "memory",
+        message: `trapped with ${(mem.buffer.byteLength / 1048576).toFixed(1)} of ${(cap / 1048576).toFixed(1)} MiB of memory in use: out of memory (${message})`,
+      };
     if (err instanceof WebAssembly.RuntimeError) return { reason: "trap", message };
     if (message.startsWith("Plugin-originated error")) return { reason: "error", message };
     return { reason: "trap", message };

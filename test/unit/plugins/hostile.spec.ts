@@ -51,7 +51,7 @@ export const MODULES = {
   // grows its memory until refused, then traps (what a guest allocator does on OOM)
   memoryBomb: () =>
     wasm(`(func (export "on_request") (result i32)
-      (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+      (loop $l (br_if $l (i32.ne (memory.grow (i32.const 7)) (i32.const -1))))
       unreachable)`),
   trap: () => wasm(`(func (export "on_request") (result i32) unreachable)`),
   failing: () => wasm(`(func (export "on_request") (result i32) (i32.const 3))`),
