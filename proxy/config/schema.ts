@@ -249,7 +249,10 @@ export const PluginSource = z.union([
   z
     .object({
       url: z
-        .object({ url: z.string().regex(/^https?:\/\//), sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/) })
+        .object({
+          url: z.string().regex(/^https?:\/\//),
+          sha256: z.string().regex(/^sha256:[a-f0-9]{64}$/),
+        })
         .strict(),
     })
     .strict(),
@@ -265,6 +268,9 @@ export const Plugin = z
     config: z.record(z.string(), z.unknown()),
     needsBody: z.boolean(),
     failurePolicy: z.enum(["FailOpen", "FailClosed"]),
+    // Where calls run: Auto (in-thread until the plugin first hits its time limit, then in its own
+    // worker thread), Inline (always in-thread), Worker (always in a worker thread).
+    isolation: z.enum(["Auto", "Inline", "Worker"]).optional(),
     limits: z
       .object({
         memoryMiB: z.number().int().min(1),

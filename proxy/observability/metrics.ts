@@ -25,6 +25,7 @@ export class Metrics {
   readonly pluginFailures: Counter<"plugin" | "reason">;
   readonly pluginReplacements: Counter<"plugin">;
   readonly pluginLoadErrors: Counter<"plugin" | "reason">;
+  readonly pluginIsolated: Gauge<"plugin">;
 
   constructor(registry = new client.Registry(), processMetrics = true) {
     this.registry = registry;
@@ -140,6 +141,13 @@ export class Metrics {
       name: "rauta_plugin_instance_replacements_total",
       help: "Plugin instances discarded after a failure and replaced",
       labelNames: ["plugin"],
+      registers: r,
+    });
+    this.pluginIsolated = new client.Gauge({
+      name: "rauta_plugin_isolated",
+      help: "1 when a plugin's calls run in a worker thread (isolation Worker, or Auto after it hit its time limit)",
+      labelNames: ["plugin"],
+      aggregator: "max",
       registers: r,
     });
     this.pluginLoadErrors = new client.Counter({

@@ -168,7 +168,8 @@ class Reader {
     // each pair takes at least 8 bytes: refuse counts the buffer cannot hold before allocating
     this.need(count * 8, `${count} ${what}`);
     const out: Pairs = [];
-    for (let i = 0; i < count; i++) out.push([this.str(`${what}[${i}] name`), this.str(`${what}[${i}] value`)]);
+    for (let i = 0; i < count; i++)
+      out.push([this.str(`${what}[${i}] name`), this.str(`${what}[${i}] value`)]);
     return out;
   }
   end() {
@@ -229,10 +230,14 @@ export function decodeInput(buf: Uint8Array): PluginInput {
 function header(r: Reader, what: string) {
   const magic = r.u8("magic");
   if (magic !== MAGIC)
-    throw new AbiError(`${what} does not start with the RAUTA magic byte 0x52 (got 0x${magic.toString(16)})`);
+    throw new AbiError(
+      `${what} does not start with the RAUTA magic byte 0x52 (got 0x${magic.toString(16)})`,
+    );
   const version = r.u8("version");
   if (version !== ABI_VERSION)
-    throw new AbiError(`${what} is for ABI version ${version}; this proxy speaks version ${ABI_VERSION}`);
+    throw new AbiError(
+      `${what} is for ABI version ${version}; this proxy speaks version ${ABI_VERSION}`,
+    );
 }
 
 export function encodeDecision(d: Decision): Uint8Array {
@@ -291,8 +296,7 @@ function headerName(name: string, where: string): string {
   return l;
 }
 function headerValue(value: string, where: string): string {
-  if (!FIELD_VALUE.test(value))
-    throw new AbiError(`${where}: header value contains CR, LF or NUL`);
+  if (!FIELD_VALUE.test(value)) throw new AbiError(`${where}: header value contains CR, LF or NUL`);
   return value;
 }
 
@@ -308,11 +312,14 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
   }
   if (action === 1) {
     const status = r.u16("status");
-    if (status < 100 || status > 599) throw new AbiError(`reject status ${status} is outside 100-599`);
-    const headers = r.pairs("reject header").map(([k, v], i): [string, string] => [
-      headerName(k, `reject header ${i}`),
-      headerValue(v, `reject header ${i}`),
-    ]);
+    if (status < 100 || status > 599)
+      throw new AbiError(`reject status ${status} is outside 100-599`);
+    const headers = r
+      .pairs("reject header")
+      .map(([k, v], i): [string, string] => [
+        headerName(k, `reject header ${i}`),
+        headerValue(v, `reject header ${i}`),
+      ]);
     const body = r.bytes("reject body").slice();
     r.end();
     return { action: "reject", status, headers, body };
@@ -353,7 +360,9 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
       case 4: {
         const path = r.str(`${where} path`);
         if (path.charCodeAt(0) !== 47 || /[\s?#]/.test(path))
-          throw new AbiError(`${where}: path ${JSON.stringify(path)} must start with / and hold no space, ? or #`);
+          throw new AbiError(
+            `${where}: path ${JSON.stringify(path)} must start with / and hold no space, ? or #`,
+          );
         ops.push({ op: "setPath", path });
         break;
       }

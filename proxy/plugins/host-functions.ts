@@ -67,7 +67,10 @@ export function hostFunctions(state: CallState, services: HostServices) {
     },
     output_set(_ctx: unknown, src: number, len: number): void {
       if (len > state.outputCap)
-        throw new HostLimitError("output", `output of ${len} bytes exceeds the cap of ${state.outputCap}`);
+        throw new HostLimitError(
+          "output",
+          `output of ${len} bytes exceeds the cap of ${state.outputCap}`,
+        );
       state.output = bytesAt(state, src, len, "output_set").slice();
     },
     log(_ctx: unknown, level: number, ptr: number, len: number): void {
@@ -147,7 +150,10 @@ export class KeyCache {
     try {
       const t = text.trim();
       k = t.startsWith("{")
-        ? crypto.createPublicKey({ key: JSON.parse(t) as crypto.JsonWebKeyInput["key"], format: "jwk" })
+        ? crypto.createPublicKey({
+            key: JSON.parse(t) as crypto.JsonWebKeyInput["key"],
+            format: "jwk",
+          })
         : crypto.createPublicKey(t);
     } catch {
       k = null;

@@ -338,7 +338,12 @@ const SEGMENT_FOLD_MAX = 0;
  * Meters one function: walks its body once with an explicit stack (Go emits nesting deep enough
  * to overflow a recursive walk), sums each region's cost and inserts the charges.
  */
-function meterFunction(m: binaryen.Module, func: binaryen.FunctionRef, fuel: string, refuel: string) {
+function meterFunction(
+  m: binaryen.Module,
+  func: binaryen.FunctionRef,
+  fuel: string,
+  refuel: string,
+) {
   const info = binaryen.getFunctionInfo(func);
   const below0 = () => m.i64.lt_s(m.global.get(fuel, binaryen.i64), m.i64.const(0n));
   // a slice of fuel used up: ask the host (which checks the wall clock) for the next one; a

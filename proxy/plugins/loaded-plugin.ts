@@ -13,6 +13,7 @@ import type { Decision, Phase } from "./abi.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";
 import type { HostServices } from "./host-functions.ts";
 import { PluginInstance } from "./sandbox.ts";
+import { IsolatedPlugin } from "./isolated.ts";
 import type { CompiledPlugin, FailureReason, SandboxLimits } from "./sandbox.ts";
 
 export type Outcome =
@@ -52,6 +53,8 @@ export class LoadedPlugin {
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly breaker: BreakerOptions;
+  /** calls go to a worker thread (isolation Worker, or Auto after a timeout) */
+  private isolated: IsolatedPlugin | null = null;
   private live = 0;
   private consecutiveFailures = 0;
   private openUntil = 0;
@@ -61,7 +64,13 @@ export class LoadedPlugin {
   constructor(
     spec: Plugin,
     compiled: CompiledPlugin,
-    deps: { metrics: Metrics; logger: Logger; breaker?: BreakerOptions; rateLimits?: RateLimitStore; keys?: KeyCache },
+    deps: {
+      metrics: Metrics;
+      logger: Logger;
+      breaker?: BreakerOptions;
+      rateLimits?: RateLimitStore;
+      keys?: KeyCache;
+    },
   ) {
     this.id = spec.id;
     this.spec = spec;
@@ -79,6 +88,7 @@ export class LoadedPlugin {
       outputCapBytes: 1024 * 1024,
     };
     const log = this.logger;
+    if (spec.isolation === "Worker") this.isolate();
     this.services = {
       log: (level, message) => log.log(level, "plugin log", { message }),
       rateLimits: deps.rateLimits ?? new RateLimitStore(),
@@ -90,6 +100,21 @@ export class LoadedPlugin {
   /** Creates the first instance, so a config with a plugin that cannot even start is refused. */
   async warm(): Promise<void> {
     this.idle.push(await this.newInstance());
+  }
+
+  /** Whether calls now run in a worker thread. */
+  get isIsolated(): boolean {
+    return this.isolated !== null;
+  }
+
+  private isolate() {
+    this.isolated = new IsolatedPlugin(
+      this.compiled,
+      this.configJson,
+      this.limits,
+      (level, message) => this.logger.log(level, "plugin log", { message, isolated: true }),
+    );
+    this.metrics.pluginIsolated.labels(this.id).set(1);
   }
 
   private async newInstance(): Promise<PluginInstance> {
@@ -116,6 +141,12 @@ export class LoadedPlugin {
         message: `plugin ${this.id} is failing repeatedly; calls resume in ${this.openUntil - now} ms`,
       };
     }
+    if (this.isolated !== null) {
+      const r = await this.isolated.call(phase, input);
+      this.metrics.pluginDuration.labels(this.id, phase).observe(r.ms / 1000);
+      if (!r.ok) return this.failed(phase, null, r.reason, r.message);
+      return this.decided(phase, r.output);
+    }
     let inst = this.idle.pop();
     if (inst === undefined) {
       if (this.live >= MAX_POOL || this.closed)
@@ -128,15 +159,33 @@ export class LoadedPlugin {
     }
     const r = await inst.call(phase, input, this.limits);
     this.metrics.pluginDuration.labels(this.id, phase).observe(r.ms / 1000);
-    if (!r.ok) return this.failed(phase, inst, r.reason, r.message);
-    let decision: Decision;
-    try {
-      decision = decodeDecision(r.output, phase);
-    } catch (err) {
-      const message = err instanceof AbiError ? `invalid decision: ${err.message}` : String(err);
-      return this.failed(phase, inst, "error", message);
+    if (!r.ok) {
+      if (
+        r.reason === "timeout" &&
+        (this.spec.isolation ?? "Auto") === "Auto" &&
+        this.isolated === null
+      ) {
+        // it held the event loop for its whole limit once: from now on it runs where a spin
+        // costs this process nothing
+        this.isolate();
+        this.logger.warn("plugin hit its time limit; its calls now run in a worker thread", {
+          timeoutMs: this.spec.limits.timeoutMs,
+        });
+      }
+      return this.failed(phase, inst, r.reason, r.message);
     }
     this.release(inst);
+    return this.decided(phase, r.output);
+  }
+
+  private decided(phase: Phase, output: Uint8Array): Outcome {
+    let decision: Decision;
+    try {
+      decision = decodeDecision(output, phase);
+    } catch (err) {
+      const message = err instanceof AbiError ? `invalid decision: ${err.message}` : String(err);
+      return this.failed(phase, null, "error", message);
+    }
     this.consecutiveFailures = 0;
     this.openMs = this.breaker.openMs;
     this.metrics.pluginCalls.labels(this.id, phase, decision.action).inc();
@@ -183,6 +232,10 @@ export class LoadedPlugin {
   /** Releases idle instances; calls in flight finish on theirs, which are closed afterwards. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.isolated !== null) {
+      await this.isolated.close();
+      this.metrics.pluginIsolated.remove(this.id);
+    }
     const idle = this.idle.splice(0);
     this.live -= idle.length;
     await Promise.all(idle.map(i => i.close()));

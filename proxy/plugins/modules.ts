@@ -41,10 +41,15 @@ export interface ModuleStoreOptions {
   fetchTimeoutMs?: number;
 }
 
-export const BUILTIN_DIR = fileURLToPath(new URL("../../plugins-sdk/builtins/dist/", import.meta.url));
+export const BUILTIN_DIR = fileURLToPath(
+  new URL("../../plugins-sdk/builtins/dist/", import.meta.url),
+);
 
 export function defaultCacheDir(): string {
-  return path.join(process.env.RAUTA_CACHE_DIR ?? path.join(os.homedir(), ".cache", "rauta"), "plugins");
+  return path.join(
+    process.env.RAUTA_CACHE_DIR ?? path.join(os.homedir(), ".cache", "rauta"),
+    "plugins",
+  );
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -70,27 +75,42 @@ export class ModuleStore {
   }
 
   /** The raw module bytes of a source (gunzipped when compressed), verified against `digest`. */
-  async bytesOf(source: PluginSource, digest: string | undefined): Promise<{ bytes: Uint8Array; digest: string }> {
+  async bytesOf(
+    source: PluginSource,
+    digest: string | undefined,
+  ): Promise<{ bytes: Uint8Array; digest: string }> {
     let bytes = await this.fetchSource(source, digest);
     if (bytes[0] === GZIP[0] && bytes[1] === GZIP[1]) {
       try {
         bytes = zlib.gunzipSync(bytes, { maxOutputLength: this.opts.maxModuleBytes });
       } catch (err) {
-        throw new ModuleError("InvalidSource", `the module is gzip data that does not decompress: ${(err as Error).message}`);
+        throw new ModuleError(
+          "InvalidSource",
+          `the module is gzip data that does not decompress: ${(err as Error).message}`,
+        );
       }
     }
     if (bytes.length > this.opts.maxModuleBytes)
-      throw new ModuleError("InvalidSource", `the module is ${bytes.length} bytes; the limit is ${this.opts.maxModuleBytes}`);
+      throw new ModuleError(
+        "InvalidSource",
+        `the module is ${bytes.length} bytes; the limit is ${this.opts.maxModuleBytes}`,
+      );
     const actual = sha256(bytes);
     if (digest !== undefined && digest !== actual)
-      throw new ModuleError("DigestMismatch", `the module's digest is ${actual}, expected ${digest}`);
+      throw new ModuleError(
+        "DigestMismatch",
+        `the module's digest is ${actual}, expected ${digest}`,
+      );
     return { bytes, digest: actual };
   }
 
   private async fetchSource(source: PluginSource, digest: string | undefined): Promise<Uint8Array> {
     if ("builtin" in source) {
       if (!/^[a-z0-9-]+$/.test(source.builtin))
-        throw new ModuleError("InvalidSource", `invalid built-in name ${JSON.stringify(source.builtin)}`);
+        throw new ModuleError(
+          "InvalidSource",
+          `invalid built-in name ${JSON.stringify(source.builtin)}`,
+        );
       const file = path.join(this.opts.builtinDir, `${source.builtin}.wasm`);
       try {
         return new Uint8Array(fs.readFileSync(file));
@@ -103,15 +123,20 @@ export class ModuleStore {
     }
     if ("inline" in source) {
       const b = Buffer.from(source.inline, "base64");
-      if (b.length === 0) throw new ModuleError("InvalidSource", "the inline module is empty or not base64");
+      if (b.length === 0)
+        throw new ModuleError("InvalidSource", "the inline module is empty or not base64");
       return new Uint8Array(b);
     }
     if ("configMap" in source) {
       const { namespace, name, key } = source.configMap;
       if (!this.opts.readConfigMap)
-        throw new ModuleError("SourceNotFound", `ConfigMap ${namespace}/${name} cannot be read by this proxy`);
+        throw new ModuleError(
+          "SourceNotFound",
+          `ConfigMap ${namespace}/${name} cannot be read by this proxy`,
+        );
       const b = await this.opts.readConfigMap(namespace, name, key);
-      if (b === null) throw new ModuleError("SourceNotFound", `ConfigMap ${namespace}/${name} has no key ${key}`);
+      if (b === null)
+        throw new ModuleError("SourceNotFound", `ConfigMap ${namespace}/${name} has no key ${key}`);
       return b;
     }
     return this.fetchUrl(source.url.url, source.url.sha256);
@@ -128,17 +153,24 @@ export class ModuleStore {
     }
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(this.opts.fetchTimeoutMs), redirect: "follow" });
+      res = await fetch(url, {
+        signal: AbortSignal.timeout(this.opts.fetchTimeoutMs),
+        redirect: "follow",
+      });
     } catch (err) {
       throw new ModuleError("SourceNotFound", `GET ${url}: ${(err as Error).message}`);
     }
     if (!res.ok) throw new ModuleError("SourceNotFound", `GET ${url}: HTTP ${res.status}`);
     const declared = Number(res.headers.get("content-length") ?? "0");
     if (declared > this.opts.maxModuleBytes)
-      throw new ModuleError("InvalidSource", `GET ${url}: ${declared} bytes exceeds the limit of ${this.opts.maxModuleBytes}`);
+      throw new ModuleError(
+        "InvalidSource",
+        `GET ${url}: ${declared} bytes exceeds the limit of ${this.opts.maxModuleBytes}`,
+      );
     const b = new Uint8Array(await res.arrayBuffer());
     const actual = sha256(b);
-    if (actual !== pinned) throw new ModuleError("DigestMismatch", `GET ${url}: digest ${actual}, expected ${pinned}`);
+    if (actual !== pinned)
+      throw new ModuleError("DigestMismatch", `GET ${url}: digest ${actual}, expected ${pinned}`);
     fs.mkdirSync(path.dirname(cached), { recursive: true });
     const tmp = `${cached}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, b);
@@ -159,10 +191,18 @@ export class ModuleStore {
     return p;
   }
 
-  private async compileNow(bytes: Uint8Array, digest: string, pages: number): Promise<CompiledPlugin> {
+  private async compileNow(
+    bytes: Uint8Array,
+    digest: string,
+    pages: number,
+  ): Promise<CompiledPlugin> {
     let result;
     try {
-      result = await instrumentCached(bytes, { maxMemoryPages: pages }, path.join(this.opts.cacheDir, "instrumented"));
+      result = await instrumentCached(
+        bytes,
+        { maxMemoryPages: pages },
+        path.join(this.opts.cacheDir, "instrumented"),
+      );
     } catch (err) {
       if (err instanceof InstrumentError) {
         const reason = err.reason === "MissingExport" ? "MissingExport" : "InvalidModule";
@@ -174,7 +214,10 @@ export class ModuleStore {
     try {
       module = await WebAssembly.compile(result.bytes as Uint8Array<ArrayBuffer>);
     } catch (err) {
-      throw new ModuleError("InvalidModule", `the sandboxed module does not compile: ${(err as Error).message}`);
+      throw new ModuleError(
+        "InvalidModule",
+        `the sandboxed module does not compile: ${(err as Error).message}`,
+      );
     }
     return {
       module,

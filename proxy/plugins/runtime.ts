@@ -100,7 +100,10 @@ export class PluginRuntime {
     try {
       await loaded.warm();
     } catch (err) {
-      throw new ModuleError("LoadFailed", `the module does not instantiate: ${(err as Error).message}`);
+      throw new ModuleError(
+        "LoadFailed",
+        `the module does not instantiate: ${(err as Error).message}`,
+      );
     }
     return loaded;
   }

@@ -62,7 +62,12 @@ export class PluginInstance {
   /** calls made on this instance */
   calls = 0;
 
-  private constructor(plugin: CompiledPlugin, extism: ExtismPlugin, state: CallState, exports: Exports) {
+  private constructor(
+    plugin: CompiledPlugin,
+    extism: ExtismPlugin,
+    state: CallState,
+    exports: Exports,
+  ) {
     this.plugin = plugin;
     this.extism = extism;
     this.state = state;
@@ -136,7 +141,9 @@ export class PluginInstance {
       // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
       // buffer's size, and standard Extism PDKs would read garbage past the input
       const exact =
-        input.byteOffset === 0 && input.byteLength === input.buffer.byteLength ? input : input.slice();
+        input.byteOffset === 0 && input.byteLength === input.buffer.byteLength
+          ? input
+          : input.slice();
       const res = await this.extism.call(["main", target], exact);
       out = state.output ?? (res === null ? new Uint8Array(0) : res.bytes());
       const code = rc === undefined ? 0 : (rc.value as number);
@@ -150,13 +157,19 @@ export class PluginInstance {
     }
     const ms = performance.now() - t0;
     if (failure === null && ms > limits.timeoutMs)
-      failure = { reason: "timeout", message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)` };
+      failure = {
+        reason: "timeout",
+        message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)`,
+      };
     if (failure !== null) return { ok: false, ...failure, ms };
     const fuelUsed = fuel === undefined ? 0 : Number(slice - (fuel.value as bigint));
     return { ok: true, output: out!, fuelUsed, ms };
   }
 
-  private classify(err: unknown, fuel: WebAssembly.Global | undefined): { reason: FailureReason; message: string } {
+  private classify(
+    err: unknown,
+    fuel: WebAssembly.Global | undefined,
+  ): { reason: FailureReason; message: string } {
     if (this.state.outOfTime || (fuel !== undefined && (fuel.value as bigint) < 0n))
       return { reason: "timeout", message: "stopped at its time limit" };
     if (err instanceof HostLimitError) return { reason: err.reason, message: err.message };
@@ -189,4 +202,11 @@ export class PluginInstance {
 const EMPTY = new Uint8Array(0);
 
 const noop = () => {};
-const silentConsole = { log: noop, info: noop, debug: noop, warn: noop, error: noop, trace: noop } as unknown as Console;
+const silentConsole = {
+  log: noop,
+  info: noop,
+  debug: noop,
+  warn: noop,
+  error: noop,
+  trace: noop,
+} as unknown as Console;

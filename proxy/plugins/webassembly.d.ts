@@ -58,6 +58,9 @@ declare namespace WebAssembly {
   type BufferSource = ArrayBufferView | ArrayBuffer;
   function validate(bytes: BufferSource): boolean;
   function compile(bytes: BufferSource): Promise<Module>;
-  function instantiate(bytes: BufferSource, importObject?: Imports): Promise<WebAssemblyInstantiatedSource>;
+  function instantiate(
+    bytes: BufferSource,
+    importObject?: Imports,
+  ): Promise<WebAssemblyInstantiatedSource>;
   function instantiate(moduleObject: Module, importObject?: Imports): Promise<Instance>;
 }

@@ -81,8 +81,18 @@ function plugin(id: string, inline: string, extra: Partial<Plugin> = {}): Plugin
 const withPlugin = (id: string, pluginId: string): Route =>
   route(id, ["a"], { filters: [{ type: "Plugin", pluginId }] });
 
-function pluginConfig(port: number, a: Echo, plugins: Plugin[], generation = 1, extraRoutes: Route[] = []) {
-  const routes = [route("plain", ["a"]), ...plugins.map(p => withPlugin(p.id.replace("/", "-"), p.id)), ...extraRoutes];
+function pluginConfig(
+  port: number,
+  a: Echo,
+  plugins: Plugin[],
+  generation = 1,
+  extraRoutes: Route[] = [],
+) {
+  const routes = [
+    route("plain", ["a"]),
+    ...plugins.map(p => withPlugin(p.id.replace("/", "-"), p.id)),
+    ...extraRoutes,
+  ];
   return config(
     {
       listeners: [
@@ -118,7 +128,9 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
   before(async () => {
     a = await startEcho("a");
     port = await freePort();
-    proxy = testProxy({ plugins: { cacheDir: `${process.env.RAUTA_TEST_CACHE ?? "/tmp"}/rauta-test-plugins` } });
+    proxy = testProxy({
+      plugins: { cacheDir: `${process.env.RAUTA_TEST_CACHE ?? "/tmp"}/rauta-test-plugins` },
+    });
     const r = await proxy.apply(
       pluginConfig(port, a, [
         plugin("t/noop", MODULES.noop()),
@@ -130,7 +142,15 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
         plugin("t/garbage", MODULES.garbage()),
         plugin("t/oversized", MODULES.oversized()),
         plugin("t/missing", MODULES.noExports()),
-        plugin("t/reject", answering({ action: "reject", status: 403, headers: [["x-why", "plugin"]], body: new TextEncoder().encode("no entry\n") })),
+        plugin(
+          "t/reject",
+          answering({
+            action: "reject",
+            status: 403,
+            headers: [["x-why", "plugin"]],
+            body: new TextEncoder().encode("no entry\n"),
+          }),
+        ),
         plugin(
           "t/modify",
           answering({
@@ -158,7 +178,9 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     const r = await get(port, "/t-noop/x");
     expect(r.status).to.equal(200);
     expect(r.json().backend).to.equal("a");
-    expect(await sum(proxy, "rauta_plugin_calls_total", { plugin: "t/noop", result: "continue" })).to.be.greaterThan(0);
+    expect(
+      await sum(proxy, "rauta_plugin_calls_total", { plugin: "t/noop", result: "continue" }),
+    ).to.be.greaterThan(0);
   });
 
   it("applies REJECT: status, headers and body from the plugin; nothing reaches the backend", async () => {
@@ -191,10 +213,54 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     expect(r.body).to.match(/plugin t\/spin failed \(FailClosed\): timeout/);
     expect(ms).to.be.below(2 * 50 + 60, `took ${ms.toFixed(0)} ms`);
     for (const o of await others) expect(o.status).to.equal(200);
-    expect(await sum(proxy, "rauta_plugin_failures_total", { plugin: "t/spin", reason: "timeout" })).to.equal(1);
-    expect(await sum(proxy, "rauta_plugin_instance_replacements_total", { plugin: "t/spin" })).to.equal(1);
+    expect(
+      await sum(proxy, "rauta_plugin_failures_total", { plugin: "t/spin", reason: "timeout" }),
+    ).to.equal(1);
+    expect(
+      await sum(proxy, "rauta_plugin_instance_replacements_total", { plugin: "t/spin" }),
+    ).to.equal(1);
     // the next call gets a fresh instance and is stopped the same way
     expect((await get(port, "/t-spin")).status).to.equal(500);
+  });
+
+  it("moves a plugin that hit its time limit to a worker thread: later spins hold nothing up", async () => {
+    // t/spin timed out in the test above (isolation Auto): it now runs isolated
+    expect(await sum(proxy, "rauta_plugin_isolated", { plugin: "t/spin" })).to.equal(1);
+    const spinning = get(port, "/t-spin");
+    const t0 = performance.now();
+    for (let i = 0; i < 5; i++) expect((await get(port, "/plain")).status).to.equal(200);
+    const plainMs = performance.now() - t0;
+    const r = await spinning;
+    expect(r.status).to.equal(500);
+    expect(r.body).to.match(/timeout/);
+    // five plain requests while the spin runs its 50 ms elsewhere
+    expect(plainMs).to.be.below(40, `plain requests took ${plainMs.toFixed(1)} ms`);
+  });
+
+  it("runs a plugin with isolation Worker in a worker thread from the start", async () => {
+    const p2 = await freePort();
+    const px = testProxy();
+    try {
+      const cfg = pluginConfig(p2, a, [
+        plugin(
+          "t/w",
+          answering({
+            action: "modify",
+            ops: [{ op: "setResponseHeader", name: "x-isolated", value: "1" }],
+          }),
+          {
+            isolation: "Worker",
+          },
+        ),
+      ]);
+      expect((await px.apply(cfg)).ok).to.equal(true);
+      const r = await get(p2, "/t-w");
+      expect(r.status).to.equal(200);
+      expect(r.headers["x-isolated"]).to.equal("1");
+      expect(await sum(px, "rauta_plugin_isolated", { plugin: "t/w" })).to.equal(1);
+    } finally {
+      await px.close(100);
+    }
   });
 
   it("lets traffic through a FailOpen plugin that spins", async () => {
@@ -210,7 +276,9 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     expect(grown).to.be.below(64, `RSS grew ${grown.toFixed(1)} MiB`);
     const r = await get(port, "/t-bomb");
     expect(r.body).to.match(/memory|unavailable/);
-    expect(await sum(proxy, "rauta_plugin_failures_total", { plugin: "t/bomb", reason: "memory" })).to.be.greaterThan(0);
+    expect(
+      await sum(proxy, "rauta_plugin_failures_total", { plugin: "t/bomb", reason: "memory" }),
+    ).to.be.greaterThan(0);
   });
 
   it("counts traps, non-zero returns, garbage and oversized output as failures with their reason", async () => {
@@ -222,14 +290,20 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     ] as const) {
       const r = await get(port, path);
       expect(r.status, path).to.equal(500);
-      expect(await sum(proxy, "rauta_plugin_failures_total", { plugin: id, reason }), id).to.be.greaterThan(0);
+      expect(
+        await sum(proxy, "rauta_plugin_failures_total", { plugin: id, reason }),
+        id,
+      ).to.be.greaterThan(0);
     }
     expect((await get(port, "/plain")).status).to.equal(200);
   });
 
   it("suspends a plugin that keeps failing instead of calling it for every request", async () => {
     for (let i = 0; i < 8; i++) await get(port, "/t-trap");
-    const skipped = await sum(proxy, "rauta_plugin_calls_total", { plugin: "t/trap", result: "skipped" });
+    const skipped = await sum(proxy, "rauta_plugin_calls_total", {
+      plugin: "t/trap",
+      result: "skipped",
+    });
     expect(skipped).to.be.greaterThan(0);
     const r = await get(port, "/t-trap");
     expect(r.status).to.equal(500);
@@ -245,11 +319,15 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     const p2 = await freePort();
     const px = testProxy();
     try {
-      expect((await px.apply(pluginConfig(p2, a, [plugin("t/v", MODULES.noop())], 1))).ok).to.equal(true);
+      expect((await px.apply(pluginConfig(p2, a, [plugin("t/v", MODULES.noop())], 1))).ok).to.equal(
+        true,
+      );
       expect((await get(p2, "/t-v")).status).to.equal(200);
       const broken = await px.apply(pluginConfig(p2, a, [plugin("t/v", "bm90IHdhc20=")], 2));
       expect(broken.ok).to.equal(true);
-      expect(broken.problems.join("\n")).to.match(/plugin t\/v: InvalidModule.*previous version sha256:[a-f0-9]{64} keeps serving/);
+      expect(broken.problems.join("\n")).to.match(
+        /plugin t\/v: InvalidModule.*previous version sha256:[a-f0-9]{64} keeps serving/,
+      );
       expect((await get(p2, "/t-v")).status).to.equal(200);
     } finally {
       await px.close(100);
@@ -268,7 +346,12 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
         ],
         routes: [route("plain", ["a"])],
         clusters: [cluster("a", [a.port])],
-        plugins: [plugin("t/gw", answering({ action: "reject", status: 401, headers: [], body: new Uint8Array(0) }))],
+        plugins: [
+          plugin(
+            "t/gw",
+            answering({ action: "reject", status: 401, headers: [], body: new Uint8Array(0) }),
+          ),
+        ],
       });
       expect((await px.apply(cfg)).ok).to.equal(true);
       expect((await get(p2, "/anything")).status).to.equal(401);
