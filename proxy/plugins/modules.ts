@@ -79,7 +79,7 @@ export class ModuleStore {
     source: PluginSource,
     digest: string | undefined,
   ): Promise<{ bytes: Uint8Array; digest: string }> {
-    let bytes = await this.fetchSource(source, digest);
+    let bytes = await this.fetchSource(source);
     if (bytes[0] === GZIP[0] && bytes[1] === GZIP[1]) {
       try {
         bytes = zlib.gunzipSync(bytes, { maxOutputLength: this.opts.maxModuleBytes });
@@ -104,7 +104,7 @@ export class ModuleStore {
     return { bytes, digest: actual };
   }
 
-  private async fetchSource(source: PluginSource, digest: string | undefined): Promise<Uint8Array> {
+  private async fetchSource(source: PluginSource): Promise<Uint8Array> {
     if ("builtin" in source) {
       if (!/^[a-z0-9-]+$/.test(source.builtin))
         throw new ModuleError(

@@ -2,7 +2,7 @@
 // (TypeScript declares it in lib.dom, which a server must not pull in). The subset we use.
 declare namespace WebAssembly {
   type ImportValue = ExportValue | number | bigint;
-  type ExportValue = Function | Global | Memory | Table;
+  type ExportValue = ((...args: never[]) => unknown) | Global | Memory | Table;
   type Imports = Record<string, Record<string, ImportValue>>;
   type Exports = Record<string, ExportValue>;
   type ImportExportKind = "function" | "global" | "memory" | "table" | "tag";
