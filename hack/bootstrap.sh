@@ -15,3 +15,6 @@ case "$version" in
   v26.*) ;;
   *) echo "bootstrap: expected the project's Node 26, got $version" >&2; exit 1 ;;
 esac
+# The built-in plugins (AssemblyScript, plugins-sdk/builtins/dist): the proxy loads them by name.
+# Rebuilt only when their sources change (a source-hash stamp per module).
+node_modules/.bin/node hack/plugins/build.ts >&2

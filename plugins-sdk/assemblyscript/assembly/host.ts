@@ -1,0 +1,174 @@
+// The imports a RAUTA plugin uses: the `rauta:host` functions of ABI v1 (plugins-sdk/ABI.md) and
+// the few Extism kernel functions the SDK still needs (input length, config, error). AssemblyScript
+// only emits an import for a function that is called, so a plugin imports what it uses.
+
+// rauta:host, ABI v1
+// @ts-ignore: decorator
+@external("rauta:host", "input_copy")
+declare function host_input_copy(dst: usize): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "output_set")
+declare function host_output_set(src: usize, len: usize): void;
+// @ts-ignore: decorator
+@external("rauta:host", "log")
+declare function host_log(level: i32, ptr: usize, len: usize): void;
+// @ts-ignore: decorator
+@external("rauta:host", "now_ms")
+declare function host_now_ms(): f64;
+// @ts-ignore: decorator
+@external("rauta:host", "verify_signature")
+declare function host_verify_signature(alg: i32, key: usize, keyLen: usize, data: usize, dataLen: usize, sig: usize, sigLen: usize): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "rate_take")
+declare function host_rate_take(key: usize, keyLen: usize, rate: f64, burst: f64): f64;
+
+// Extism kernel (extism:host/env): offsets here are Extism block addresses, not guest pointers
+// @ts-ignore: decorator
+@external("extism:host/env", "input_length")
+declare function extism_input_length(): u64;
+// @ts-ignore: decorator
+@external("extism:host/env", "config_get")
+declare function extism_config_get(key: u64): u64;
+// @ts-ignore: decorator
+@external("extism:host/env", "length")
+declare function extism_length(offs: u64): u64;
+// @ts-ignore: decorator
+@external("extism:host/env", "alloc")
+declare function extism_alloc(len: u64): u64;
+// @ts-ignore: decorator
+@external("extism:host/env", "free")
+declare function extism_free(offs: u64): void;
+// @ts-ignore: decorator
+@external("extism:host/env", "load_u8")
+declare function extism_load_u8(offs: u64): u8;
+// @ts-ignore: decorator
+@external("extism:host/env", "load_u64")
+declare function extism_load_u64(offs: u64): u64;
+// @ts-ignore: decorator
+@external("extism:host/env", "store_u8")
+declare function extism_store_u8(offs: u64, v: u8): void;
+// @ts-ignore: decorator
+@external("extism:host/env", "store_u64")
+declare function extism_store_u64(offs: u64, v: u64): void;
+// @ts-ignore: decorator
+@external("extism:host/env", "error_set")
+declare function extism_error_set(offs: u64): void;
+
+export namespace LogLevel {
+  export const Debug: i32 = 0;
+  export const Info: i32 = 1;
+  export const Warn: i32 = 2;
+  export const Error: i32 = 3;
+}
+
+/** Algorithms of `verifySignature` (the host's numbering). */
+export namespace Alg {
+  /** HMAC-SHA256; the key is the secret's bytes */
+  export const HS256: i32 = 1;
+  /** RSASSA-PKCS1-v1_5 SHA-256; the key is PEM text or a JWK as JSON text */
+  export const RS256: i32 = 2;
+  /** ECDSA P-256 SHA-256; the key as for RS256; the signature is r‖s (64 bytes) */
+  export const ES256: i32 = 3;
+}
+
+/** Logs a line into the proxy's log (with the plugin's name and digest); the host rate-limits it. */
+export function log(level: i32, message: string): void {
+  const len = String.UTF8.byteLength(message);
+  const buf = __alloc(<usize>len);
+  String.UTF8.encodeUnsafe(changetype<usize>(message), message.length, buf);
+  host_log(level, buf, <usize>len);
+  __free(buf);
+}
+
+/** Wall clock, milliseconds since the epoch. */
+export function nowMs(): f64 {
+  return host_now_ms();
+}
+
+/** 1 valid, 0 invalid, -1 the host cannot use the key (wrong type for `alg`, unparsable). */
+export function verifySignature(alg: i32, key: Uint8Array, data: Uint8Array, sig: Uint8Array): i32 {
+  return host_verify_signature(
+    alg,
+    key.dataStart, <usize>key.length,
+    data.dataStart, <usize>data.length,
+    sig.dataStart, <usize>sig.length,
+  );
+}
+
+/**
+ * Takes one token from the host's bucket `key` (refilled at `ratePerSecond`, holding at most
+ * `burst`): the tokens left (≥ 0) when allowed, else minus the seconds until the next token.
+ */
+export function rateTake(key: string, ratePerSecond: f64, burst: f64): f64 {
+  const len = String.UTF8.byteLength(key);
+  const buf = __alloc(<usize>len);
+  String.UTF8.encodeUnsafe(changetype<usize>(key), key.length, buf);
+  const r = host_rate_take(buf, <usize>len, ratePerSecond, burst);
+  __free(buf);
+  return r;
+}
+
+/**
+ * The call's input, copied once into guest memory; `length` of it is the input (input_copy's
+ * count). Extism's input_length can exceed it: Extism 1.0.3 stores a Uint8Array input by its
+ * whole underlying ArrayBuffer, so a host passing a view of a larger buffer reports that size.
+ */
+export class Input {
+  constructor(public buf: ArrayBuffer, public length: i32) {}
+}
+
+export function readInput(): Input {
+  const cap = <i32>extism_input_length();
+  const buf = new ArrayBuffer(cap);
+  const n = cap > 0 ? host_input_copy(changetype<usize>(buf)) : 0;
+  if (n > cap) throw new Error("input_copy wrote past input_length");
+  return new Input(buf, n);
+}
+
+/** Sets the call's output (the decision bytes) from guest memory. */
+export function writeOutput(ptr: usize, len: usize): void {
+  host_output_set(ptr, len);
+}
+
+function extismStore(bytes: usize, len: usize): u64 {
+  const offs = extism_alloc(<u64>len);
+  let i: usize = 0;
+  for (; i + 8 <= len; i += 8) extism_store_u64(offs + <u64>i, load<u64>(bytes + i));
+  for (; i < len; i++) extism_store_u8(offs + <u64>i, load<u8>(bytes + i));
+  return offs;
+}
+
+/** Extism config value `key` as UTF-8 bytes, null when absent. Costs host calls per 8 bytes: read once. */
+export function configBytes(key: string): Uint8Array | null {
+  const k = String.UTF8.encode(key);
+  const koffs = extismStore(changetype<usize>(k), <usize>k.byteLength);
+  const offs = extism_config_get(koffs);
+  extism_free(koffs);
+  if (offs == 0) return null;
+  const len = <i32>extism_length(offs);
+  const out = new Uint8Array(len);
+  const dst = out.dataStart;
+  let i = 0;
+  for (; i + 8 <= len; i += 8) store<u64>(dst + <usize>i, extism_load_u64(offs + <u64>i));
+  for (; i < len; i++) store<u8>(dst + <usize>i, extism_load_u8(offs + <u64>i));
+  extism_free(offs);
+  return out;
+}
+
+/** Marks the current call as failed with `message` (Extism's error), whatever the return code. */
+export function setError(message: string): void {
+  const b = String.UTF8.encode(message);
+  extism_error_set(extismStore(changetype<usize>(b), <usize>b.byteLength));
+}
+
+/**
+ * The `abort` of every RAUTA AssemblyScript plugin (asc `--use abort=<this file>/rautaAbort`,
+ * hack/plugins/build.ts passes it): logs where it happened, then traps, so a failed assertion,
+ * a `throw` or an out-of-bounds access is a plugin failure with a reason, not a missing import.
+ */
+export function rautaAbort(message: string | null = null, fileName: string | null = null, line: u32 = 0, column: u32 = 0): void {
+  const m = message === null ? "abort" : message;
+  const f = fileName === null ? "?" : fileName;
+  log(LogLevel.Error, "abort: " + m + " at " + f + ":" + line.toString() + ":" + column.toString());
+  unreachable();
+}
