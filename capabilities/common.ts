@@ -11,7 +11,7 @@ import { assignAddresses, parsePool } from "./controller/addresses.ts";
 import { KubernetesIO } from "./controller/kubernetes-io.ts";
 import { LeaderElector } from "./controller/leader.ts";
 import { Reconciler } from "./controller/reconciler.ts";
-import type { KubeObject, SnapshotKind } from "./controller/snapshot-store.ts";
+import type { KubeObject, SnapshotKind, StoreKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
 import {
   Gateway as GatewayModel,
@@ -97,14 +97,16 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
 }
 
 type When = Capability["When"];
-type Validator<T> = (object: T) => Promise<string[]> | string[];
+type Verdict = string[] | { problems: string[]; warnings: string[] };
+type Validator<T> = (object: T) => Promise<Verdict> | Verdict;
 
 // Feeds one kind into the snapshot store, optionally with admission validation: the callback
-// returns the problems; any problem denies the request with all messages (HTTP 422).
+// returns the problems (and warnings kubectl shows); any problem denies the request with all
+// messages (HTTP 422).
 export function watchKind<T extends GenericClass>(
   When: When,
   model: T,
-  kind: SnapshotKind,
+  kind: StoreKind,
   validate?: Validator<InstanceType<T>>,
 ): void {
   const upsert = (object: InstanceType<T>) =>
@@ -115,8 +117,14 @@ export function watchKind<T extends GenericClass>(
   if (validate) {
     binding
       .Validate(async (request: PeprValidateRequest<InstanceType<T>>) => {
-        const problems = await validate(request.Raw);
-        return problems.length > 0 ? request.Deny(problems.join("\n"), 422) : request.Approve();
+        const verdict = await validate(request.Raw);
+        const { problems, warnings } = Array.isArray(verdict)
+          ? { problems: verdict, warnings: [] }
+          : verdict;
+        const shown = warnings.length > 0 ? warnings : undefined;
+        return problems.length > 0
+          ? request.Deny(problems.join("\n"), 422, shown)
+          : request.Approve(shown);
       })
       .Watch(upsert);
   } else {

@@ -1,5 +1,5 @@
-import { Capability } from "pepr";
-import { validateRautaPlugin } from "./admission/rauta-plugin.ts";
+import { Capability, a } from "pepr";
+import { admitRautaPlugin } from "./admission/rauta-plugin.ts";
 import { watchKind } from "./common.ts";
 import type { RautaPlugin as RautaPluginObject } from "./compiler/index.ts";
 import { RautaPlugin } from "./kinds.ts";
@@ -10,5 +10,8 @@ export const RautaPluginCapability = new Capability({
 });
 
 watchKind(RautaPluginCapability.When, RautaPlugin, "RautaPlugin", plugin =>
-  validateRautaPlugin(plugin as unknown as RautaPluginObject),
+  admitRautaPlugin(plugin as unknown as RautaPluginObject),
 );
+// The ConfigMaps configMap sources name: a changed module is copied again (the store keeps only
+// their names and resourceVersions, and counts a change only for ones a RautaPlugin names).
+watchKind(RautaPluginCapability.When, a.ConfigMap, "ConfigMap");

@@ -1,29 +1,29 @@
-// Admission for RautaPlugins: the configuration must satisfy the plugin's JSON Schema
-// (spec.configSchema), and that schema must itself be usable.
-import { z } from "zod";
+// Admission for RautaPlugins: a source that can never load (no source or two, a URL that is not
+// http(s) or not pinned by sha256, digests that disagree) and a spec.config that its built-in's
+// shipped schema or its own spec.configSchema rejects. The checks are the compiler's own
+// (compiler/plugins.ts), so admission and status always agree.
+import type { BuiltinSchemas } from "../compiler/plugin-config.ts";
+import { pluginSpecProblems } from "../compiler/plugins.ts";
 import type { RautaPlugin } from "../compiler/snapshot.ts";
 
-function fieldPath(path: PropertyKey[]): string {
-  return path.reduce<string>(
-    (acc, part) => (typeof part === "number" ? `${acc}[${part}]` : `${acc}.${String(part)}`),
-    "spec.config",
-  );
+export interface Admission {
+  problems: string[];
+  /** what could not be checked (a built-in that ships no schema): shown, never denied */
+  warnings: string[];
 }
 
-export function validateRautaPlugin(plugin: RautaPlugin): string[] {
+export function admitRautaPlugin(plugin: RautaPlugin, builtinSchemas?: BuiltinSchemas): Admission {
   const id = `RautaPlugin ${plugin.metadata.namespace ?? "default"}/${plugin.metadata.name}`;
-  const schema = plugin.spec.configSchema;
-  if (!schema) return [];
-  let validator: z.ZodType;
-  try {
-    validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
-  } catch (error) {
-    return [
-      `${id}: spec.configSchema is not a usable JSON Schema: ${error instanceof Error ? error.message : String(error)}`,
-    ];
-  }
-  const result = validator.safeParse(plugin.spec.config ?? {});
-  return result.success
-    ? []
-    : result.error.issues.map(issue => `${id}: ${fieldPath(issue.path)}: ${issue.message}`);
+  const { problems, notes } = pluginSpecProblems(plugin, builtinSchemas);
+  return {
+    problems: problems.map(p => `${id}: ${p.message}`),
+    warnings: notes.map(n => `${id}: ${n}`),
+  };
+}
+
+export function validateRautaPlugin(
+  plugin: RautaPlugin,
+  builtinSchemas?: BuiltinSchemas,
+): string[] {
+  return admitRautaPlugin(plugin, builtinSchemas).problems;
 }

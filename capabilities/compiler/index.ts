@@ -119,7 +119,10 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     sortedByKey(snapshot.endpointSlices),
     grants,
   );
-  const plugins = new PluginIndex(sortedByKey(snapshot.rautaPlugins));
+  const plugins = new PluginIndex(sortedByKey(snapshot.rautaPlugins), {
+    ...(snapshot.pluginModules ? { modules: snapshot.pluginModules } : {}),
+    ...(options.builtinPluginSchemas ? { builtinSchemas: options.builtinPluginSchemas } : {}),
+  });
   const routes = new Map<string, Route>();
   const sockets = new Map<string, SocketEntries>();
 

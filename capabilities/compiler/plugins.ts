@@ -1,23 +1,140 @@
 // RautaPlugins → config plugins, their attachment to Gateways, and their status.
+import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import type { Plugin, PluginSource } from "../../proxy/config/index.ts";
+import { BUILTIN_PLUGINS } from "../../generated/rauta/builtin-plugins.ts";
 import type { MakeCondition, Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
-import type { RautaPlugin } from "./snapshot.ts";
+import type { BuiltinSchemas } from "./plugin-config.ts";
+import { checkPluginConfig } from "./plugin-config.ts";
+import type { PluginModule, RautaPlugin } from "./snapshot.ts";
 import type { RautaPluginStatus } from "./types.ts";
 import { compareStrings } from "./order.ts";
 
-export const BUILTIN_PLUGINS = ["jwt-auth", "cors", "rate-limit", "request-transformer"] as const;
+export { BUILTIN_PLUGINS } from "../../generated/rauta/builtin-plugins.ts";
 export const PLUGINS_ANNOTATION = "rauta.io/plugins";
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SOURCE_KINDS = "builtin, configMap, inline, url";
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+// As the proxy's ModuleStore: a gzip'd module is unpacked before it is hashed, within this bound.
+const MAX_MODULE_BYTES = 32 * 1024 * 1024;
 
-function pluginSource(plugin: RautaPlugin): PluginSource | Problem {
+export interface PluginIndexOptions {
+  builtinSchemas?: BuiltinSchemas;
+  modules?: readonly PluginModule[];
+}
+
+interface ResolvedSource {
+  source: PluginSource;
+  /** what the proxy verifies the module against (config `digest`) */
+  digest?: string;
+  /** what status.digest reports: the pinned digest, or the one computed from the module */
+  knownDigest?: string;
+}
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+// Inline modules are hashed here (status.digest, spec.digest check) once per source object.
+const inlineDigests = new WeakMap<object, string | Problem>();
+
+function inlineDigest(source: object, inline: string): string | Problem {
+  let digest = inlineDigests.get(source);
+  if (digest === undefined) {
+    digest = hashInline(inline);
+    inlineDigests.set(source, digest);
+  }
+  return digest;
+}
+
+function hashInline(inline: string): string | Problem {
+  const bytes = Buffer.from(inline, "base64");
+  if (bytes.length === 0)
+    return {
+      reason: "InvalidSource",
+      message: "spec.source.inline: empty or not base64; give the module base64-encoded",
+    };
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return sha256(bytes);
+  try {
+    return sha256(gunzipSync(bytes, { maxOutputLength: MAX_MODULE_BYTES }));
+  } catch (error) {
+    return {
+      reason: "InvalidSource",
+      message: `spec.source.inline: gzip data that does not decompress: ${(error as Error).message}`,
+    };
+  }
+}
+
+// A source problem may still know the module's digest (status.digest shows what is there).
+type SourceProblem = Problem & { digest?: string };
+
+function digestMismatch(
+  plugin: RautaPlugin,
+  actual: string,
+  where: string,
+): SourceProblem | undefined {
+  const expected = plugin.spec.digest;
+  return expected !== undefined && expected !== actual
+    ? {
+        reason: "DigestMismatch",
+        digest: actual,
+        message: `spec.digest is ${expected} but ${where} holds a module with digest ${actual}; update spec.digest or the module`,
+      }
+    : undefined;
+}
+
+function isHttpUrl(value: string | undefined): value is string {
+  if (value === undefined || !/^https?:\/\/\S+$/.test(value)) return false;
+  try {
+    return new URL(value).host !== "";
+  } catch {
+    return false;
+  }
+}
+
+function urlSource(
+  plugin: RautaPlugin,
+  url: { url?: string; sha256?: string },
+): ResolvedSource | Problem {
+  const invalid = (message: string): Problem => ({ reason: "InvalidSource", message });
+  if (!isHttpUrl(url.url))
+    return invalid(
+      `spec.source.url.url: ${JSON.stringify(url.url ?? "")} is not an http:// or https:// URL; give the address the proxies download the module from`,
+    );
+  if (!url.sha256)
+    return invalid(
+      'spec.source.url.sha256 is required: pin the module by its digest, "sha256:<64 hex>" (sha256sum of the .wasm file), so every proxy runs the same bytes',
+    );
+  if (!DIGEST.test(url.sha256))
+    return invalid(
+      `spec.source.url.sha256: ${JSON.stringify(url.sha256)} is not "sha256:<64 lowercase hex>"`,
+    );
+  if (plugin.spec.digest !== undefined && plugin.spec.digest !== url.sha256)
+    return invalid(
+      `spec.digest (${plugin.spec.digest}) and spec.source.url.sha256 (${url.sha256}) disagree; remove spec.digest (url.sha256 pins the module) or make them equal`,
+    );
+  return {
+    source: { url: { url: url.url, sha256: url.sha256 } },
+    digest: url.sha256,
+    knownDigest: url.sha256,
+  };
+}
+
+function pluginSource(
+  plugin: RautaPlugin,
+  modules: ReadonlyMap<string, PluginModule> | undefined,
+): ResolvedSource | SourceProblem {
   const source = plugin.spec.source;
-  const set = Object.entries(source ?? {}).filter(([, v]) => v !== undefined);
+  const set = Object.entries(source ?? {})
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k);
   if (set.length !== 1)
     return {
       reason: "InvalidSource",
-      message: "spec.source: set exactly one of builtin, configMap, inline",
+      message: `spec.source: set exactly one of ${SOURCE_KINDS} (${set.length === 0 ? "none is set" : `found ${set.join(", ")}`})`,
     };
+  const pinned = plugin.spec.digest
+    ? { digest: plugin.spec.digest, knownDigest: plugin.spec.digest }
+    : {};
   if (source.builtin !== undefined) {
     if (!(BUILTIN_PLUGINS as readonly string[]).includes(source.builtin)) {
       return {
@@ -25,18 +142,66 @@ function pluginSource(plugin: RautaPlugin): PluginSource | Problem {
         message: `spec.source.builtin: ${source.builtin} is not a built-in plugin (${BUILTIN_PLUGINS.join(", ")})`,
       };
     }
-    return { builtin: source.builtin };
+    return { source: { builtin: source.builtin }, ...pinned };
   }
   if (source.configMap !== undefined) {
-    return {
-      configMap: {
-        namespace: plugin.metadata.namespace ?? "default",
-        name: source.configMap.name,
-        key: source.configMap.key ?? "plugin.wasm",
-      },
+    const ref = {
+      namespace: plugin.metadata.namespace ?? "default",
+      name: source.configMap.name,
+      key: source.configMap.key ?? "plugin.wasm",
     };
+    // Standalone: nothing copies modules; the proxy reads the ConfigMap the plugin names.
+    if (modules === undefined) return { source: { configMap: ref }, ...pinned };
+    const where = `ConfigMap ${ref.namespace}/${ref.name} key ${ref.key}`;
+    const found = modules.get(`${ref.namespace}/${ref.name}/${ref.key}`);
+    if (!found)
+      return {
+        reason: "SourceNotFound",
+        message: `spec.source.configMap: ${where} has not been read yet`,
+      };
+    if (found.problem)
+      return {
+        reason: found.problem.reason,
+        message: `spec.source.configMap: ${found.problem.message}`,
+      };
+    return (
+      digestMismatch(plugin, found.digest, where) ?? {
+        source: { configMap: found.copy },
+        digest: found.digest,
+        knownDigest: found.digest,
+      }
+    );
   }
-  return { inline: source.inline ?? "" };
+  if (source.url !== undefined) return urlSource(plugin, source.url);
+  const digest = inlineDigest(source, source.inline ?? "");
+  if (typeof digest !== "string") return digest;
+  return (
+    digestMismatch(plugin, digest, "spec.source.inline") ?? {
+      source: { inline: source.inline ?? "" },
+      ...pinned,
+      knownDigest: digest,
+    }
+  );
+}
+
+/**
+ * Everything wrong with a RautaPlugin on its own (admission: what can never work), by the same
+ * checks the compiler reports in status. What depends on other objects (the ConfigMap a source
+ * names) is not judged here.
+ */
+export function pluginSpecProblems(
+  plugin: RautaPlugin,
+  builtinSchemas?: BuiltinSchemas,
+): { problems: Problem[]; notes: string[] } {
+  const resolved = pluginSource(plugin, undefined);
+  const { issues, notes } = checkPluginConfig(plugin, builtinSchemas);
+  return {
+    problems: [
+      ...("reason" in resolved ? [{ reason: resolved.reason, message: resolved.message }] : []),
+      ...issues.map(message => ({ reason: "ConfigInvalid", message })),
+    ],
+    notes,
+  };
 }
 
 interface Entry {
@@ -44,28 +209,47 @@ interface Entry {
   id: string;
   compiled?: Plugin;
   problem?: Problem;
+  digest?: string;
 }
 
 export class PluginIndex {
   private readonly entries = new Map<string, Entry>();
   private readonly used = new Set<string>();
 
-  constructor(plugins: readonly RautaPlugin[]) {
+  constructor(plugins: readonly RautaPlugin[], options: PluginIndexOptions = {}) {
+    const modules = options.modules
+      ? new Map(
+          options.modules.map(m => [`${m.source.namespace}/${m.source.name}/${m.source.key}`, m]),
+        )
+      : undefined;
     for (const plugin of plugins) {
       const id = `${plugin.metadata.namespace ?? "default"}/${plugin.metadata.name}`;
-      const source = pluginSource(plugin);
-      if ("reason" in source) {
-        this.entries.set(id, { plugin, id, problem: source });
+      const resolved = pluginSource(plugin, modules);
+      if ("reason" in resolved) {
+        const { digest, ...problem } = resolved;
+        this.entries.set(id, { plugin, id, problem, ...(digest ? { digest } : {}) });
+        continue;
+      }
+      const digest = resolved.knownDigest;
+      const { issues } = checkPluginConfig(plugin, options.builtinSchemas);
+      if (issues.length > 0) {
+        this.entries.set(id, {
+          plugin,
+          id,
+          problem: { reason: "ConfigInvalid", message: issues.join("; ") },
+          ...(digest ? { digest } : {}),
+        });
         continue;
       }
       const limits = plugin.spec.limits ?? {};
       this.entries.set(id, {
         plugin,
         id,
+        ...(digest ? { digest } : {}),
         compiled: {
           id,
-          ...(plugin.spec.digest ? { digest: plugin.spec.digest } : {}),
-          source,
+          ...(resolved.digest ? { digest: resolved.digest } : {}),
+          source: resolved.source,
           config: (plugin.spec.config ?? {}) as Record<string, unknown>,
           needsBody: plugin.spec.needsBody ?? false,
           failurePolicy: plugin.spec.failurePolicy ?? "FailClosed",
@@ -174,6 +358,7 @@ export class PluginIndex {
             ...(entry.plugin.metadata.generation === undefined
               ? {}
               : { observedGeneration: entry.plugin.metadata.generation }),
+            ...(entry.digest ? { digest: entry.digest } : {}),
             conditions: [accepted],
           },
         };

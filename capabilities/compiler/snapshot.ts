@@ -72,6 +72,23 @@ export interface Namespace {
   metadata: ObjectMeta;
 }
 
+// A module a RautaPlugin's configMap source names, as the controller found it (an I/O step before
+// compile, capabilities/controller/plugin-modules.ts): the digest of its bytes and the copy in
+// the proxies' namespace the config points at, or why there is none.
+export interface ConfigMapModuleRef {
+  namespace: string;
+  name: string;
+  key: string;
+}
+export type PluginModule =
+  | { source: ConfigMapModuleRef; digest: string; copy: ConfigMapModuleRef; problem?: undefined }
+  | {
+      source: ConfigMapModuleRef;
+      problem: { reason: "SourceNotFound" | "InvalidSource"; message: string };
+      digest?: undefined;
+      copy?: undefined;
+    };
+
 export interface Snapshot {
   gatewayClasses: GatewayClass[];
   gateways: Gateway[];
@@ -82,6 +99,9 @@ export interface Snapshot {
   secrets: SecretMeta[];
   namespaces: Namespace[];
   rautaPlugins: RautaPlugin[];
+  // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
+  // the ConfigMap it names.
+  pluginModules?: PluginModule[];
 }
 
 export function emptySnapshot(): Snapshot {

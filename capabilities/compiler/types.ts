@@ -1,6 +1,7 @@
 // What compile() returns besides the config: the status of every object it was given that
 // belongs to us, shaped exactly as the Gateway API status subresources.
 import type { CompiledConfig } from "../../proxy/config/index.ts";
+import type { BuiltinSchemas } from "./plugin-config.ts";
 
 export type ConditionStatus = "True" | "False" | "Unknown";
 
@@ -75,6 +76,8 @@ export interface CompileOptions {
   defaultAddress?: string;
   /** Addresses the control plane assigned, by "<namespace>/<name>" of the Gateway. */
   gatewayAddresses?: Record<string, string>;
+  /** Config schemas of the built-in plugins; default: the shipped ones (generated/rauta). */
+  builtinPluginSchemas?: BuiltinSchemas;
 }
 
 export interface CompileResult {

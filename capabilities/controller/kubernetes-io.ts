@@ -1,6 +1,7 @@
 // The control plane's I/O against the Kubernetes API (kubernetes-fluent-client): publish the
-// config into ConfigMaps and statuses into status subresources (server-side apply), and read the proxies'
-// heartbeat Leases to learn which config generation they have loaded.
+// config into ConfigMaps and statuses into status subresources (server-side apply), copy TLS
+// Secrets and plugin modules into the proxies' namespace, and read the proxies' heartbeat Leases
+// to learn which config generation they have loaded and which plugins failed to load.
 import { K8s, kind } from "pepr";
 import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
 import {
@@ -12,11 +13,17 @@ import {
   HASH_ANNOTATION,
   LOADED_GENERATION_ANNOTATION,
   PART_OF_LABEL,
+  PLUGIN_PROBLEMS_ANNOTATION,
   PROXY_LEASE_LABEL,
+  decodePluginProblems,
   encodeConfigMaps,
 } from "../../proxy/config/index.ts";
+import type { ConfigMapModuleRef, PluginModule } from "../compiler/index.ts";
 import { Gateway, GatewayClass, HTTPRoute, Lease, RautaPlugin } from "../kinds.ts";
 import { applyStatus } from "./apply-status.ts";
+import type { ConfigMapAccess, ConfigMapObject } from "./plugin-modules.ts";
+import { PluginModuleSync } from "./plugin-modules.ts";
+import type { ProxyReport } from "./plugin-status.ts";
 import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
 
 const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
@@ -33,11 +40,13 @@ export class KubernetesIO implements ControlPlaneIO {
   private readonly now: () => number;
   // Source Secret "<ns>/<name>" → resourceVersion last copied.
   private readonly copied = new Map<string, string>();
+  private readonly modules: PluginModuleSync;
 
   constructor(options: KubernetesIOOptions) {
     this.namespace = options.namespace;
     this.name = options.configMapName ?? DEFAULT_CONFIG_MAP;
     this.now = options.now ?? Date.now;
+    this.modules = new PluginModuleSync(configMapsFromApi, this.namespace);
   }
 
   async readPublished(): Promise<{ generation: number; hash: string } | undefined> {
@@ -82,21 +91,20 @@ export class KubernetesIO implements ControlPlaneIO {
     await applyStatus(STATUS_MODELS[statusKind], namespace, name, status);
   }
 
-  async proxyGeneration(): Promise<number | undefined> {
+  async proxies(): Promise<ProxyReport[]> {
     const leases = await K8s(Lease).InNamespace(this.namespace).WithLabel(PROXY_LEASE_LABEL).Get();
-    const now = this.now();
-    const loaded = leases.items
-      .filter(lease => {
-        const spec = (lease as { spec?: { renewTime?: string; leaseDurationSeconds?: number } })
-          .spec;
-        const renewed = spec?.renewTime ? Date.parse(spec.renewTime) : NaN;
-        return (
-          Number.isFinite(renewed) && renewed + (spec?.leaseDurationSeconds ?? 15) * 1000 >= now
-        );
-      })
-      .map(lease => Number(lease.metadata?.annotations?.[LOADED_GENERATION_ANNOTATION]))
-      .filter(Number.isInteger);
-    return loaded.length > 0 ? Math.min(...loaded) : undefined;
+    return proxyReports(leases.items, this.now());
+  }
+
+  syncPluginModules(
+    refs: ConfigMapModuleRef[],
+    version: (ref: ConfigMapModuleRef) => string | undefined,
+  ): Promise<PluginModule[]> {
+    return this.modules.resolve(refs, version);
+  }
+
+  prunePluginModules(modules: PluginModule[]): Promise<void> {
+    return this.modules.prune(modules);
   }
 
   async syncCertificates(
@@ -139,3 +147,51 @@ export class KubernetesIO implements ControlPlaneIO {
     }
   }
 }
+
+interface LeaseObject {
+  metadata?: { name?: string; annotations?: Record<string, string> };
+  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+}
+
+/** Heartbeat Leases → the proxies still alive (renewed within their duration), as they report. */
+export function proxyReports(leases: readonly LeaseObject[], now: number): ProxyReport[] {
+  return leases.flatMap(lease => {
+    const spec = lease.spec;
+    const renewed = spec?.renewTime ? Date.parse(spec.renewTime) : NaN;
+    if (!Number.isFinite(renewed) || renewed + (spec?.leaseDurationSeconds ?? 15) * 1000 < now)
+      return [];
+    const annotations = lease.metadata?.annotations ?? {};
+    const raw = annotations[LOADED_GENERATION_ANNOTATION];
+    const generation = raw ? Number(raw) : NaN;
+    const plugins = decodePluginProblems(annotations[PLUGIN_PROBLEMS_ANNOTATION]);
+    return [
+      {
+        name: spec?.holderIdentity || lease.metadata?.name || "unknown",
+        ...(Number.isInteger(generation) ? { generation } : {}),
+        ...(plugins ? { plugins } : {}),
+      },
+    ];
+  });
+}
+
+// The plugin-module step's ConfigMap calls, through the API (KFC server-side apply).
+const configMapsFromApi: ConfigMapAccess = {
+  async get(namespace, name) {
+    try {
+      return (await K8s(kind.ConfigMap).InNamespace(namespace).Get(name)) as ConfigMapObject;
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return undefined;
+      throw error;
+    }
+  },
+  async apply(map) {
+    await K8s(kind.ConfigMap).Apply(map, { force: true });
+  },
+  async list(namespace, label) {
+    const maps = await K8s(kind.ConfigMap).InNamespace(namespace).WithLabel(label).Get();
+    return maps.items as ConfigMapObject[];
+  },
+  async delete(namespace, name) {
+    await K8s(kind.ConfigMap).InNamespace(namespace).Delete(name);
+  },
+};

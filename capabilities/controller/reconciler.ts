@@ -3,9 +3,16 @@
 // statuses that differ. Failures are retried with capped exponential backoff and jitter (Pepr
 // drops errors thrown in watch callbacks, so retrying is ours to do). One run at a time.
 import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
-import type { CompileOptions, ObjectStatus } from "../compiler/index.ts";
+import type {
+  CompileOptions,
+  ConfigMapModuleRef,
+  ObjectStatus,
+  PluginModule,
+} from "../compiler/index.ts";
 import { compile, DEFAULT_CONTROLLER_NAME } from "../compiler/index.ts";
-import type { SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
+import type { ProxyReport } from "./plugin-status.ts";
+import { withPluginReadiness } from "./plugin-status.ts";
+import type { KubeObject, SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
 import { desiredStatus, holdProgrammed, jsonEqual } from "./status.ts";
 
 export type StatusKind = ObjectStatus["kind"];
@@ -19,14 +26,42 @@ export interface ControlPlaneIO {
     name: string,
     status: Record<string, unknown>,
   ): Promise<void>;
-  // The oldest generation the running proxies report as loaded; undefined when unknown.
-  proxyGeneration(): Promise<number | undefined>;
+  // The live proxies, from their heartbeat Leases: the generation each serves (the oldest gates
+  // Programmed) and the plugins of it that did not load (RautaPlugin Ready).
+  proxies(): Promise<ProxyReport[]>;
   // Delivers the TLS Secrets the config references to the proxy (never through the ConfigMap).
   // `version` is the store's resourceVersion of each source Secret, to skip unchanged ones.
   syncCertificates?(
     refs: ObjectRef[],
     version: (ref: ObjectRef) => string | undefined,
   ): Promise<void>;
+  // Reads the modules RautaPlugins' configMap sources name and copies them into the proxies'
+  // namespace (plugin-modules.ts); the result goes to the compiler. `version` is the store's
+  // resourceVersion of each source ConfigMap, to skip unchanged ones.
+  syncPluginModules?(
+    refs: ConfigMapModuleRef[],
+    version: (ref: ConfigMapModuleRef) => string | undefined,
+  ): Promise<PluginModule[]>;
+  // Once the config no longer points at them: deletes the copies none of `modules` uses.
+  prunePluginModules?(modules: PluginModule[]): Promise<void>;
+}
+
+// The configMap sources of the RautaPlugins in the store (one source set, as the compiler
+// requires; anything else is an InvalidSource the compiler reports).
+export function pluginModuleRefs(plugins: readonly KubeObject[]): ConfigMapModuleRef[] {
+  const refs: ConfigMapModuleRef[] = [];
+  for (const plugin of plugins) {
+    const source = (plugin.spec as { source?: Record<string, unknown> } | undefined)?.source;
+    const configMap = source?.configMap as { name?: string; key?: string } | undefined;
+    if (!configMap?.name || Object.values(source ?? {}).filter(v => v !== undefined).length !== 1)
+      continue;
+    refs.push({
+      namespace: plugin.metadata?.namespace ?? "default",
+      name: configMap.name,
+      key: configMap.key ?? "plugin.wasm",
+    });
+  }
+  return refs;
 }
 
 export interface ReconcilerOptions {
@@ -67,6 +102,10 @@ export class Reconciler {
   private readonly outcomes = new Set<(outcome: ReconcileOutcome) => void>();
   private readonly store: SnapshotStore;
   private readonly io: ControlPlaneIO;
+  // Plugin id → its compiled version and the first generation that carried it: a proxy serving
+  // an older generation has not loaded this version (RautaPlugin Ready). Starts over on restart
+  // at the published generation, which only ever waits longer, never reports too early.
+  private readonly pluginVersions = new Map<string, { fingerprint: string; generation: number }>();
 
   constructor(store: SnapshotStore, io: ControlPlaneIO, options: ReconcilerOptions = {}) {
     this.store = store;
@@ -142,13 +181,21 @@ export class Reconciler {
       this.published = await this.io.readPublished();
       this.loadedPublished = true;
     }
+    // Plugin modules first: the compiler needs their digests, and a proxy must never see a
+    // config naming a module copy it cannot read yet.
+    const modules = await this.io.syncPluginModules?.(
+      pluginModuleRefs(this.store.list("RautaPlugin")),
+      ref => this.store.get("ConfigMap", ref.namespace, ref.name)?.metadata?.resourceVersion,
+    );
     const snapshot = this.store.snapshot();
+    if (modules) snapshot.pluginModules = modules;
     const candidate = (this.published?.generation ?? 0) + 1;
+    const now = this.options.now();
     const result = compile(snapshot, {
       ...this.options.compileOptions?.(this.store),
       controllerName: this.options.controllerName,
       generation: candidate,
-      now: this.options.now(),
+      now,
     });
     let { config } = result;
     let published = false;
@@ -169,18 +216,43 @@ export class Reconciler {
         hash: config.hash,
       });
     }
-    const loaded = await this.io.proxyGeneration();
+    if (modules) await this.io.prunePluginModules?.(modules);
+    this.trackPluginVersions(config);
+    const proxies = await this.io.proxies();
+    const served = proxies.flatMap(p => (p.generation === undefined ? [] : [p.generation]));
+    const loaded = served.length > 0 ? Math.min(...served) : undefined;
     const caughtUp = loaded !== undefined && loaded >= config.generation;
-    const statusWrites = await this.writeStatuses(holdProgrammed(result.statuses, caughtUp));
-    // Come back to flip Programmed once the proxy has loaded this generation: soon at first,
-    // then backing off (up to 5 s) so a cluster with no proxy running is not recompiled 4×/s.
-    const pending = !caughtUp && result.statuses.some(s => s.kind === "Gateway");
+    const plugins = withPluginReadiness(holdProgrammed(result.statuses, caughtUp), {
+      configured: new Set(config.plugins.map(p => p.id)),
+      since: new Map([...this.pluginVersions].map(([id, v]) => [id, v.generation])),
+      generation: config.generation,
+      proxies,
+      now,
+    });
+    const statusWrites = await this.writeStatuses(plugins.statuses);
+    // Come back to flip Programmed (and plugins' Ready) once the proxies have loaded this
+    // generation: soon at first, then backing off (up to 5 s) so a cluster with no proxy
+    // running is not recompiled 4×/s.
+    const pending =
+      (!caughtUp && result.statuses.some(s => s.kind === "Gateway")) || !plugins.settled;
     this.ackPolls = pending && !published ? this.ackPolls + 1 : 0;
     if (pending && !this.stopped) {
       const delay = Math.min(5_000, this.options.ackPollMs * 2 ** Math.min(this.ackPolls, 5));
       setTimeout(() => this.markDirty(0), delay).unref();
     }
     return { generation: config.generation, hash: config.hash, published, statusWrites };
+  }
+
+  private trackPluginVersions(config: CompiledConfig): void {
+    const ids = new Set<string>();
+    for (const plugin of config.plugins) {
+      ids.add(plugin.id);
+      const fingerprint = JSON.stringify(plugin);
+      if (this.pluginVersions.get(plugin.id)?.fingerprint !== fingerprint)
+        this.pluginVersions.set(plugin.id, { fingerprint, generation: config.generation });
+    }
+    for (const id of [...this.pluginVersions.keys()])
+      if (!ids.has(id)) this.pluginVersions.delete(id);
   }
 
   private async writeStatuses(statuses: ObjectStatus[]): Promise<number> {

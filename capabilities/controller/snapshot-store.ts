@@ -1,6 +1,8 @@
 // The controller's view of the cluster: every object the compiler reads, kept current by watch
 // events and read whole (level-triggered) when a compile runs. Secrets are reduced to their
 // type and key names on the way in, so key material never sits in the controller's memory.
+// ConfigMaps are kept as name and resourceVersion only, for the reconciler's plugin-module step
+// (which reads the few that RautaPlugins name); only those count as changes.
 import type { ObjectMeta, Snapshot } from "../compiler/index.ts";
 import { emptySnapshot } from "../compiler/index.ts";
 
@@ -16,6 +18,8 @@ export const SNAPSHOT_KINDS = {
   RautaPlugin: "rautaPlugins",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
+/** Every kind the store keeps: the compiler's, and ConfigMaps for the reconciler's I/O. */
+export type StoreKind = SnapshotKind | "ConfigMap";
 
 // Kinds whose metadata.generation moves with every spec change (and never with status).
 const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
@@ -77,8 +81,13 @@ function reduceSecret(object: KubeObject): KubeObject {
   };
 }
 
+function reduceConfigMap(object: KubeObject): KubeObject {
+  const { name, namespace, uid, resourceVersion } = object.metadata ?? {};
+  return { metadata: { name, namespace, uid, resourceVersion } };
+}
+
 export class SnapshotStore {
-  private readonly objects = new Map<SnapshotKind, Map<string, KubeObject>>();
+  private readonly objects = new Map<StoreKind, Map<string, KubeObject>>();
   private changes = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -91,10 +100,15 @@ export class SnapshotStore {
     return () => this.listeners.delete(listener);
   }
 
-  upsert(kind: SnapshotKind, object: KubeObject): void {
+  upsert(kind: StoreKind, object: KubeObject): void {
     const key = keyOf(object);
     if (!key) return;
-    const stored = kind === "Secret" ? reduceSecret(object) : structuredClone(object);
+    const stored =
+      kind === "Secret"
+        ? reduceSecret(object)
+        : kind === "ConfigMap"
+          ? reduceConfigMap(object)
+          : structuredClone(object);
     const byKey = this.objects.get(kind) ?? new Map<string, KubeObject>();
     this.objects.set(kind, byKey);
     const previous = byKey.get(key);
@@ -104,20 +118,24 @@ export class SnapshotStore {
     byKey.set(key, stored);
     // Our own status writes come back as watch events; they change nothing the compiler reads,
     // so they update the stored object (for status diffs) without triggering a compile.
-    if (previous && STATUS_ONLY_KINDS.has(kind) && sameSpec(previous, stored)) return;
+    if (previous && STATUS_ONLY_KINDS.has(kind as SnapshotKind) && sameSpec(previous, stored))
+      return;
+    if (kind === "ConfigMap" && !this.pluginModuleSource(key)) return;
     this.changed();
   }
 
-  remove(kind: SnapshotKind, object: KubeObject): void {
+  remove(kind: StoreKind, object: KubeObject): void {
     const key = keyOf(object);
-    if (key && this.objects.get(kind)?.delete(key)) this.changed();
+    if (!key || !this.objects.get(kind)?.delete(key)) return;
+    if (kind === "ConfigMap" && !this.pluginModuleSource(key)) return;
+    this.changed();
   }
 
-  get(kind: SnapshotKind, namespace: string | undefined, name: string): KubeObject | undefined {
+  get(kind: StoreKind, namespace: string | undefined, name: string): KubeObject | undefined {
     return this.objects.get(kind)?.get(`${namespace ?? ""}/${name}`);
   }
 
-  list(kind: SnapshotKind): KubeObject[] {
+  list(kind: StoreKind): KubeObject[] {
     return [...(this.objects.get(kind)?.values() ?? [])];
   }
 
@@ -129,6 +147,16 @@ export class SnapshotStore {
       (snapshot[field] as unknown[]) = this.list(kind);
     }
     return snapshot;
+  }
+
+  // Whether a RautaPlugin's configMap source names the ConfigMap "<namespace>/<name>".
+  private pluginModuleSource(key: string): boolean {
+    for (const plugin of this.objects.get("RautaPlugin")?.values() ?? []) {
+      const name = (plugin.spec as { source?: { configMap?: { name?: string } } } | undefined)
+        ?.source?.configMap?.name;
+      if (name !== undefined && `${plugin.metadata?.namespace ?? ""}/${name}` === key) return true;
+    }
+    return false;
   }
 
   private changed(): void {

@@ -85,8 +85,10 @@ export function desiredStatus(
     case "GatewayClass":
     case "RautaPlugin": {
       if (!compiled || compiled.kind !== kind) return undefined;
+      // a digest we no longer know must not linger from an earlier module
+      const { digest: _previous, ...kept } = current;
       return {
-        ...current,
+        ...(kind === "RautaPlugin" ? kept : current),
         ...compiled.status,
         conditions: mergeConditions(
           current.conditions as Condition[] | undefined,

@@ -13,7 +13,7 @@ export interface RautaPluginV1Alpha1 {
    */
   spec: {
     /**
-     * Where the WebAssembly module comes from. Exactly one field must be set.
+     * Where the WebAssembly module comes from. Exactly one of builtin, configMap, inline or url must be set.
      */
     source: {
       /**
@@ -21,7 +21,7 @@ export interface RautaPluginV1Alpha1 {
        */
       builtin?: "jwt-auth" | "cors" | "rate-limit" | "request-transformer";
       /**
-       * A ConfigMap in the plugin's namespace whose binaryData key holds the module.
+       * A ConfigMap in the plugin's namespace whose key holds the module (binaryData, or base64 text in data; gzip allowed). The controller copies it into its own namespace, where the proxies read it.
        */
       configMap?: {
         name: string;
@@ -31,9 +31,22 @@ export interface RautaPluginV1Alpha1 {
        * The module itself, base64-encoded (small modules only; objects are limited to about 1 MiB).
        */
       inline?: string;
+      /**
+       * An http(s) URL the proxies download the module from once, pinned by its sha256 (a module with another digest is refused).
+       */
+      url?: {
+        /**
+         * Where to download the module (http:// or https://).
+         */
+        url: string;
+        /**
+         * The module's digest, "sha256:<64 hex>" (sha256sum of the file).
+         */
+        sha256: string;
+      };
     };
     /**
-     * Expected sha256 of the module ("sha256:<64 hex>"). When set, a module with another digest is refused.
+     * Expected sha256 of the module ("sha256:<64 hex>"). When set, a module with another digest is refused. A url source is pinned by url.sha256 already; if both are set they must be equal.
      */
     digest?: string;
     /**
@@ -81,6 +94,9 @@ export interface RautaPluginV1Alpha1 {
    */
   status?: {
     observedGeneration?: number;
+    /**
+     * sha256 of the module the proxies load, when the controller knows it (spec.digest, url.sha256, or computed from the ConfigMap or inline module).
+     */
     digest?: string;
     /**
      * @maxItems 8

@@ -126,7 +126,50 @@ async function generateFor(
   return written;
 }
 
-export async function generate(outRoot: string): Promise<void> {
+// The built-in plugins (the CRD's spec.source.builtin enum) and the JSON Schema of each one's
+// config, shipped at plugins-sdk/builtins/<name>/schema.json. They become a TS module so the
+// Pepr bundle (esbuild) carries them and the compiler stays free of filesystem reads; a built-in
+// without a schema file is generated as null (its config is not checked) and reported.
+function builtinPluginsModule(crdFile: string): { source: string; missing: string[] } {
+  const crd = readCrds(crdFile).find(c => c.spec.names.kind === "RautaPlugin");
+  const schema = crd?.spec.versions[0]?.schema?.openAPIV3Schema as
+    | {
+        properties?: {
+          spec?: { properties?: { source?: { properties?: { builtin?: { enum?: unknown } } } } };
+        };
+      }
+    | undefined;
+  const names = schema?.properties?.spec?.properties?.source?.properties?.builtin?.enum;
+  if (!Array.isArray(names) || !names.every(n => typeof n === "string"))
+    throw new Error(`${crdFile}: spec.source.builtin has no enum of built-in plugin names`);
+  const missing: string[] = [];
+  const entries = names.map(name => {
+    const file = join(repoRoot, "plugins-sdk/builtins", name, "schema.json");
+    let json: unknown = null;
+    try {
+      json = JSON.parse(readFileSync(file, "utf8"));
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ENOENT")
+        throw new Error(`${file}: ${(error as Error).message}`);
+      missing.push(`plugins-sdk/builtins/${name}/schema.json`);
+    }
+    const value = JSON.stringify(json, null, 2).replace(/\n/g, "\n  ");
+    return `  ${JSON.stringify(name)}: ${value},\n`;
+  });
+  const source =
+    BANNER("crds/rautaplugin.yaml (spec.source.builtin) and plugins-sdk/builtins/*/schema.json") +
+    "\n/** The plugins shipped with RAUTA, by the name spec.source.builtin gives. */\n" +
+    `export const BUILTIN_PLUGINS = [${names.map(n => JSON.stringify(n)).join(", ")}] as const;\n` +
+    "export type BuiltinPlugin = (typeof BUILTIN_PLUGINS)[number];\n\n" +
+    "/** JSON Schema of each built-in's spec.config; null when the built-in ships none. */\n" +
+    "export const BUILTIN_PLUGIN_SCHEMAS: Readonly<Record<BuiltinPlugin, Record<string, unknown> | null>> = {\n" +
+    entries.join("") +
+    "};\n";
+  return { source, missing };
+}
+
+/** Writes generated/ under outRoot; returns the built-in schema files that do not exist. */
+export async function generate(outRoot: string): Promise<{ missingSchemas: string[] }> {
   rmSync(outRoot, { recursive: true, force: true });
   const version = readFileSync(join(repoRoot, "crds/gateway-api/VERSION"), "utf8").trim();
   for (const channel of CHANNELS) {
@@ -146,6 +189,9 @@ export async function generate(outRoot: string): Promise<void> {
     join(outRoot, "rauta"),
     "crds/rautaplugin.yaml",
   );
+  const builtins = builtinPluginsModule(join(repoRoot, "crds/rautaplugin.yaml"));
+  writeFileSync(join(outRoot, "rauta", "builtin-plugins.ts"), builtins.source);
+  return { missingSchemas: builtins.missing };
 }
 
 if (import.meta.main) {
@@ -156,6 +202,10 @@ if (import.meta.main) {
       ? resolve(args[outIndex + 1]!)
       : join(repoRoot, "generated");
   if (!args.includes("--offline")) vendorGatewayApiCrds();
-  await generate(outRoot);
+  const { missingSchemas } = await generate(outRoot);
+  for (const file of missingSchemas)
+    process.stderr.write(
+      `warning: ${file} does not exist: that built-in's config is not validated\n`,
+    );
   console.log(`generated ${outRoot}`);
 }

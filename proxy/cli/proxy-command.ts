@@ -2,8 +2,10 @@
 // compiles: it serves the CompiledConfig the control plane published.
 //
 //   --config-source=kubernetes  watch the rauta-config ConfigMaps of --namespace through the API;
-//                               TLS from the certificate copies in the same namespace; heartbeat
-//                               Lease reports the generation served (Programmed on the Gateway)
+//                               TLS from the certificate copies and plugin modules from the
+//                               module copies in the same namespace; heartbeat Lease reports the
+//                               generation served (Programmed on the Gateway) and the plugins
+//                               that did not load (RautaPlugin Ready)
 //   --config-source=file        read --config (a config JSON file, or a mounted rauta-config
 //                               ConfigMap directory with manifest.json + config.json) and reload
 //                               it when it changes
@@ -16,14 +18,16 @@ import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { decodeConfigMaps } from "../config/index.ts";
-import type { CompiledConfig } from "../config/index.ts";
+import type { CompiledConfig, PluginProblemsReport } from "../config/index.ts";
 import { validateConfig } from "../config/load.ts";
 import { KubernetesConfigSource } from "../kubernetes/config-source.ts";
 import { KubernetesSecretProvider } from "../kubernetes/secret-provider.ts";
 import { LeaseReporter } from "../kubernetes/lease-reporter.ts";
+import { configMapModuleReader } from "../kubernetes/plugin-modules.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
 import { Proxy } from "../runtime/proxy.ts";
+import type { ApplyResult } from "../runtime/proxy.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
 import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
@@ -136,9 +140,22 @@ export async function run(argv: string[]): Promise<number> {
           secrets,
           handler,
           ...(bindAll ? { bindAddress: () => "0.0.0.0" } : {}),
+          // configMap plugin sources: the controller's copies, in this namespace only
+          ...(source === "kubernetes"
+            ? { plugins: { readConfigMap: configMapModuleReader(namespace) } }
+            : {}),
         })
       : null;
   let served: number | undefined;
+  // the plugin problems of the generation served, for the heartbeat
+  let pluginProblems: PluginProblemsReport | undefined;
+  let heartbeat: LeaseReporter | undefined;
+  const notePlugins = (result: ApplyResult) => {
+    if (!result.ok) return; // a refused config changes nothing that serves
+    pluginProblems = { generation: result.generation, problems: result.pluginProblems ?? [] };
+    // tell the controller now rather than at the next renewal
+    void heartbeat?.report().catch(() => {});
+  };
   const report = (ok: boolean, generation: number, problems: string[], origin: string) => {
     if (ok) {
       served = generation;
@@ -160,6 +177,8 @@ export async function run(argv: string[]): Promise<number> {
           onApplied: (result, worker, first) => {
             if (first || !result.ok)
               report(result.ok, result.generation, result.problems, `worker ${worker}`);
+            // every worker loads the same modules: the first one speaks for them
+            if (first) notePlugins(result);
           },
         })
       : null;
@@ -174,6 +193,7 @@ export async function run(argv: string[]): Promise<number> {
     const result = await proxy!.apply(config);
     compactHeap(); // the garbage of reading and preparing it (runtime/v8-flags.ts)
     report(result.ok, result.generation, result.problems, origin);
+    notePlugins(result);
   };
   // workers get certificates with the config: a rotated one goes out with the latest config again
   if (pool)
@@ -195,18 +215,20 @@ export async function run(argv: string[]): Promise<number> {
       onProblem: (message, fields) => logger.warn(message, fields),
     });
     await configs.start();
-    const heartbeat = new LeaseReporter({
+    const reporter = new LeaseReporter({
       namespace,
       identity,
       // with workers: the generation every one of them serves
       generation: () => (pool ? pool.servedGeneration : served),
+      pluginProblems: () => pluginProblems,
       onProblem: (m, f) => logger.warn(m, f),
     });
-    heartbeat.start();
+    heartbeat = reporter;
+    reporter.start();
     stops.push(
       () => configs.stop(),
       () => kube.stop(),
-      () => heartbeat.stop(),
+      () => reporter.stop(),
     );
   } else {
     const path = values.config as string;

@@ -1,8 +1,15 @@
 // The proxy's heartbeat: a Lease per proxy instance, renewed every few seconds, carrying the
-// config generation it serves. The controller reads these to set Programmed=True only once the
-// data plane has loaded a generation (capabilities/controller/kubernetes-io.ts).
+// config generation it serves and the plugins of it that did not load here. The controller reads
+// these to set Programmed=True only once the data plane has loaded a generation, and RautaPlugin
+// Ready from the plugin problems (capabilities/controller/kubernetes-io.ts).
 import { K8s, GenericKind, RegisterKind } from "kubernetes-fluent-client";
-import { LOADED_GENERATION_ANNOTATION, PROXY_LEASE_LABEL } from "../config/index.ts";
+import type { PluginProblemsReport } from "../config/index.ts";
+import {
+  LOADED_GENERATION_ANNOTATION,
+  PLUGIN_PROBLEMS_ANNOTATION,
+  PROXY_LEASE_LABEL,
+  encodePluginProblems,
+} from "../config/index.ts";
 
 class ProxyLease extends GenericKind {}
 RegisterKind(ProxyLease, {
@@ -17,6 +24,8 @@ export interface LeaseReporterOptions {
   identity: string;
   renewSeconds?: number;
   generation: () => number | undefined;
+  /** the plugin load problems of the generation served (Proxy.apply's pluginProblems) */
+  pluginProblems?: () => PluginProblemsReport | undefined;
   onProblem?: (message: string, fields: Record<string, unknown>) => void;
 }
 
@@ -44,25 +53,30 @@ export class LeaseReporter {
   }
 
   async report(): Promise<void> {
+    await K8s(ProxyLease).Apply(this.lease(), { force: true });
+  }
+
+  /** The Lease as applied (server-side apply: an annotation left out is removed). */
+  lease(now = new Date()): ProxyLease {
     const generation = this.options.generation();
     const renew = this.options.renewSeconds ?? 5;
-    await K8s(ProxyLease).Apply(
-      {
-        metadata: {
-          name: `rauta-proxy-${this.options.identity}`,
-          namespace: this.options.namespace,
-          labels: { [PROXY_LEASE_LABEL]: "true" },
-          annotations: {
-            [LOADED_GENERATION_ANNOTATION]: generation === undefined ? "" : String(generation),
-          },
+    const plugins = this.options.pluginProblems?.();
+    const problems = plugins ? encodePluginProblems(plugins) : undefined;
+    return {
+      metadata: {
+        name: `rauta-proxy-${this.options.identity}`,
+        namespace: this.options.namespace,
+        labels: { [PROXY_LEASE_LABEL]: "true" },
+        annotations: {
+          [LOADED_GENERATION_ANNOTATION]: generation === undefined ? "" : String(generation),
+          ...(problems !== undefined ? { [PLUGIN_PROBLEMS_ANNOTATION]: problems } : {}),
         },
-        spec: {
-          holderIdentity: this.options.identity,
-          leaseDurationSeconds: renew * 3,
-          renewTime: new Date().toISOString().replace("Z", "000Z"),
-        },
-      } as ProxyLease,
-      { force: true },
-    );
+      },
+      spec: {
+        holderIdentity: this.options.identity,
+        leaseDurationSeconds: renew * 3,
+        renewTime: now.toISOString().replace("Z", "000Z"),
+      },
+    } as ProxyLease;
   }
 }

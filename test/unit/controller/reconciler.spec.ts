@@ -6,20 +6,38 @@ import type {
   StatusKind,
 } from "../../../capabilities/controller/reconciler.ts";
 import { Reconciler } from "../../../capabilities/controller/reconciler.ts";
-import type { SnapshotKind } from "../../../capabilities/controller/snapshot-store.ts";
+import type { ConfigMapModuleRef, PluginModule } from "../../../capabilities/compiler/index.ts";
+import { PluginModuleSync } from "../../../capabilities/controller/plugin-modules.ts";
+import type { ProxyReport } from "../../../capabilities/controller/plugin-status.ts";
+import type { KubeObject, SnapshotKind } from "../../../capabilities/controller/snapshot-store.ts";
 import { SnapshotStore } from "../../../capabilities/controller/snapshot-store.ts";
+import { MemoryConfigMaps, digestOf, wasm } from "./memory-config-maps.ts";
 
-// An in-memory control plane: what was published and written, and a proxy generation the test
-// sets. Status writes land back in the store, as the watch would deliver them.
+// An in-memory control plane: what was published and written, ConfigMaps (plugin modules and
+// their copies), and the proxies' heartbeats the test sets. Status writes land back in the
+// store, as the watch would deliver them.
 class MemoryIO implements ControlPlaneIO {
   configs: CompiledConfig[] = [];
   statusWrites: Array<{ kind: StatusKind; name: string; status: Record<string, unknown> }> = [];
   loaded: number | undefined;
+  // when set, the heartbeats; otherwise one proxy serving `loaded`
+  reports: ProxyReport[] | undefined;
   failuresLeft = 0;
   published: { generation: number; hash: string } | undefined;
+  readonly configMaps = new MemoryConfigMaps();
+  private readonly modules = new PluginModuleSync(this.configMaps, "rauta-system");
   private readonly store: SnapshotStore;
   constructor(store: SnapshotStore) {
     this.store = store;
+  }
+  syncPluginModules(
+    refs: ConfigMapModuleRef[],
+    version: (ref: ConfigMapModuleRef) => string | undefined,
+  ): Promise<PluginModule[]> {
+    return this.modules.resolve(refs, version);
+  }
+  prunePluginModules(modules: PluginModule[]): Promise<void> {
+    return this.modules.prune(modules);
   }
   async readPublished() {
     return this.published;
@@ -30,6 +48,7 @@ class MemoryIO implements ControlPlaneIO {
       throw new Error("API server unavailable");
     }
     this.configs.push(config);
+    this.configMaps.calls.push(`publish ${config.generation}`);
   }
   async writeStatus(
     kind: StatusKind,
@@ -45,8 +64,9 @@ class MemoryIO implements ControlPlaneIO {
       status,
     });
   }
-  async proxyGeneration() {
-    return this.loaded;
+  async proxies(): Promise<ProxyReport[]> {
+    if (this.reports) return this.reports;
+    return this.loaded === undefined ? [] : [{ name: "rauta-proxy-a", generation: this.loaded }];
   }
 }
 
@@ -216,6 +236,196 @@ describe("reconciler", () => {
     expect(io.configs[0]!.listeners[0]!.virtualHosts[0]!.routes[0]!.match.path.value).to.equal(
       "/burst-19",
     );
+  });
+});
+
+describe("reconciler: RautaPlugins", () => {
+  let clock = 0;
+  const now = () =>
+    new Date(Date.UTC(2026, 0, 2, 0, 0, clock++)).toISOString().replace(/\.\d+Z$/, "Z");
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+
+  function withPlugin(store: SnapshotStore, spec: Record<string, unknown>): void {
+    seed(store);
+    store.upsert("RautaPlugin", {
+      metadata: { name: "geo", namespace: "default", generation: 1, resourceVersion: "p1" },
+      spec: { config: {}, ...spec },
+    });
+    store.upsert(
+      "HTTPRoute",
+      route("/geo", [{ name: "gw" }], {
+        spec: {
+          parentRefs: [{ name: "gw" }],
+          rules: [
+            {
+              filters: [
+                {
+                  type: "ExtensionRef",
+                  extensionRef: { group: "rauta.io", kind: "RautaPlugin", name: "geo" },
+                },
+              ],
+              backendRefs: [{ name: "echo", port: 80 }],
+            },
+          ],
+        },
+      }),
+    );
+  }
+  const pluginStatus = (store: SnapshotStore) =>
+    store.get("RautaPlugin", "default", "geo")!.status as Record<string, unknown>;
+
+  it("copies a configMap module into the proxies' namespace before the config names it", async () => {
+    const store = new SnapshotStore();
+    withPlugin(store, { source: { configMap: { name: "modules" } } });
+    const io = new MemoryIO(store);
+    io.configMaps.put("default", "modules", { binaryData: { "plugin.wasm": b64(wasm("v1")) } });
+    await new Reconciler(store, io, { now }).reconcileOnce();
+
+    const digest = digestOf(wasm("v1"));
+    const copy = `rauta-plugin-${digest.slice(7, 23)}`;
+    expect(io.configs[0]!.plugins).to.deep.include({
+      id: "default/geo",
+      digest,
+      source: { configMap: { namespace: "rauta-system", name: copy, key: "plugin.wasm" } },
+      config: {},
+      needsBody: false,
+      failurePolicy: "FailClosed",
+      limits: { memoryMiB: 16, timeoutMs: 50, maxBodyBytes: 1_048_576 },
+    });
+    // the copy exists before the config that names it is published
+    const calls = io.configMaps.calls;
+    expect(calls.indexOf(`apply rauta-system/${copy}`)).to.be.lessThan(calls.indexOf("publish 1"));
+    expect(pluginStatus(store).digest).to.equal(digest);
+    expect(conditionOf(pluginStatus(store), "Accepted")).to.include({ status: "True" });
+  });
+
+  it("re-copies a changed module, and deletes the old copy once the config moved on", async () => {
+    const store = new SnapshotStore();
+    withPlugin(store, { source: { configMap: { name: "modules" } } });
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now });
+    io.configMaps.put("default", "modules", { binaryData: { "plugin.wasm": b64(wasm("v1")) } });
+    store.upsert("ConfigMap", io.configMaps.maps.get("default/modules") as KubeObject);
+    await reconciler.reconcileOnce();
+
+    io.configMaps.put("default", "modules", { binaryData: { "plugin.wasm": b64(wasm("v2")) } });
+    store.upsert("ConfigMap", io.configMaps.maps.get("default/modules") as KubeObject);
+    await reconciler.reconcileOnce();
+
+    const v2 = `rauta-plugin-${digestOf(wasm("v2")).slice(7, 23)}`;
+    expect(io.configs.map(c => c.plugins[0]!.digest)).to.deep.equal([
+      digestOf(wasm("v1")),
+      digestOf(wasm("v2")),
+    ]);
+    expect([...io.configMaps.maps.keys()].filter(k => k.startsWith("rauta-system/"))).to.deep.equal(
+      [`rauta-system/${v2}`],
+    );
+    const calls = io.configMaps.calls;
+    expect(calls.findIndex(c => c.startsWith("delete"))).to.be.greaterThan(
+      calls.indexOf("publish 2"),
+    );
+  });
+
+  it("says SourceNotFound while the ConfigMap is missing, and recovers when it appears", async () => {
+    const store = new SnapshotStore();
+    withPlugin(store, { source: { configMap: { name: "modules", key: "geo.wasm" } } });
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now });
+    let changes = 0;
+    store.onChange(() => changes++);
+    await reconciler.reconcileOnce();
+    expect(conditionOf(pluginStatus(store), "Accepted")).to.include({
+      status: "False",
+      reason: "SourceNotFound",
+    });
+    expect(conditionOf(pluginStatus(store), "Ready")).to.include({
+      status: "False",
+      reason: "SourceNotFound",
+    });
+    // a ConfigMap no plugin names is not a change; the one it names is
+    const before = changes;
+    store.upsert("ConfigMap", {
+      metadata: { name: "unrelated", namespace: "default", resourceVersion: "1" },
+    });
+    expect(changes).to.equal(before);
+    io.configMaps.put("default", "modules", { binaryData: { "geo.wasm": b64(wasm()) } });
+    store.upsert("ConfigMap", io.configMaps.maps.get("default/modules") as KubeObject);
+    expect(changes).to.be.greaterThan(before);
+    await reconciler.reconcileOnce();
+    expect(conditionOf(pluginStatus(store), "Accepted")).to.include({ status: "True" });
+  });
+
+  it("says DigestMismatch when the module is not the one spec.digest pins", async () => {
+    const store = new SnapshotStore();
+    withPlugin(store, {
+      source: { configMap: { name: "modules" } },
+      digest: `sha256:${"9".repeat(64)}`,
+    });
+    const io = new MemoryIO(store);
+    io.configMaps.put("default", "modules", { binaryData: { "plugin.wasm": b64(wasm()) } });
+    await new Reconciler(store, io, { now }).reconcileOnce();
+    expect(conditionOf(pluginStatus(store), "Accepted")).to.include({
+      status: "False",
+      reason: "DigestMismatch",
+    });
+    expect(pluginStatus(store).digest).to.equal(digestOf(wasm()));
+    expect(io.configs[0]!.plugins).to.deep.equal([]);
+  });
+
+  it("turns the proxies' heartbeats into Ready: pending, then loaded, then the proxy that failed", async () => {
+    const store = new SnapshotStore();
+    withPlugin(store, { source: { builtin: "rate-limit" }, config: { requestsPerSecond: 5 } });
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now, ackPollMs: 60_000 });
+    io.reports = [{ name: "rauta-proxy-a", generation: 0 }];
+    await reconciler.reconcileOnce();
+    expect(conditionOf(pluginStatus(store), "Ready")).to.include({
+      status: "Unknown",
+      reason: "Pending",
+    });
+
+    io.reports = [{ name: "rauta-proxy-a", generation: 1 }];
+    await reconciler.reconcileOnce();
+    expect(conditionOf(pluginStatus(store), "Ready")).to.include({
+      status: "True",
+      reason: "Loaded",
+    });
+
+    io.reports = [
+      {
+        name: "rauta-proxy-a",
+        generation: 1,
+        plugins: {
+          generation: 1,
+          problems: [
+            {
+              plugin: "default/geo",
+              reason: "LoadFailed",
+              message: "the module does not instantiate",
+            },
+          ],
+        },
+      },
+    ];
+    await reconciler.reconcileOnce();
+    const failed = conditionOf(pluginStatus(store), "Ready") as {
+      status: string;
+      reason: string;
+      message?: string;
+    };
+    expect(failed).to.include({
+      status: "False",
+      reason: "LoadFailed",
+      message: "proxy rauta-proxy-a: LoadFailed: the module does not instantiate",
+    });
+
+    // an unrelated change publishes generation 2, but the plugin's version dates from 1: a
+    // proxy still on 1 keeps counting for it
+    const other = route("/other");
+    store.upsert("HTTPRoute", { ...other, metadata: { ...other.metadata, name: "other" } });
+    io.reports = [{ name: "rauta-proxy-a", generation: 1 }];
+    expect(await reconciler.reconcileOnce()).to.include({ generation: 2, published: true });
+    expect(conditionOf(pluginStatus(store), "Ready")).to.include({ status: "True" });
   });
 });
 
