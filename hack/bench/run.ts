@@ -8,121 +8,33 @@
 //
 //   npm run bench                         BENCH_DURATION=5 BENCH_ROUNDS=2 by default
 //   npm run bench -- --no-write
-import { spawn, execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../test/helpers/net.ts";
+import {
+  CONNECTIONS,
+  DURATION,
+  ROOT,
+  childrenOf,
+  cmdline,
+  ensureTools,
+  kill,
+  measured,
+  peakRssKb,
+  proc,
+  runH2load,
+  runWrk,
+  waitPort,
+} from "./lib.ts";
+import type { Result } from "./lib.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const CONNECTIONS = 50;
 const NODE = process.execPath;
 const BODY = "x".repeat(100);
 const write = !process.argv.includes("--no-write");
-
-function have(cmd: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-}
-
-function ensureTools() {
-  const missing = [
-    ["wrk", "wrk"],
-    ["h2load", "nghttp2-client"],
-    ["nginx", "nginx-light"],
-    ["haproxy", "haproxy"],
-  ].filter(([cmd]) => !have(cmd!));
-  if (!missing.length) return;
-  const pkgs = missing.map(([, pkg]) => pkg!);
-  console.error(`bench: installing ${pkgs.join(" ")} (Debian packages)`);
-  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-  execFileSync("apt-get", ["install", "-y", "-qq", ...pkgs], {
-    stdio: "inherit",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-  });
-}
-
-async function waitPort(port: number, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>(resolve => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise(r => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} did not open`);
-}
-
-function anonKb(pid: number): number {
-  try {
-    const m = /Anonymous:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+)`).exec(
-      fs.readFileSync(`/proc/${pid}/status`, "utf8"),
-    );
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-const rssKb = (pid: number) => statusKb(pid, "VmRSS");
-/** the highest RSS the process ever had (the kernel's high-water mark) */
-const peakRssKb = (pid: number) => statusKb(pid, "VmHWM");
-
-const TICKS_PER_SECOND =
-  Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-
-/** user + system CPU ticks of a process (fields 14 and 15 of /proc/<pid>/stat) */
-function cpuTicks(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function cmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-  } catch {
-    return "";
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return fs
-      .readdirSync(`/proc/${pid}/task`)
-      .flatMap(t =>
-        fs
-          .readFileSync(`/proc/${pid}/task/${t}/children`, "utf8")
-          .trim()
-          .split(/\s+/)
-          .filter(Boolean)
-          .map(Number),
-      );
-  } catch {
-    return [];
-  }
-}
 
 interface Target {
   name: string;
@@ -133,118 +45,6 @@ interface Target {
   /** pids whose RSS is reported (the serving worker) */
   servingPids(): number[];
   extraHeaders?: string[];
-}
-
-interface Result {
-  rps: number;
-  p50: string;
-  p99: string;
-  p99ms: number;
-  rssMb: number;
-  /** anonymous (private) memory: RSS without the shared, file-backed pages of the node binary */
-  privateMb: number;
-  /** CPU time (user + system) the serving processes spent per request: robust to a busy machine */
-  cpuUsPerReq: number;
-}
-
-function ms(s: string): number {
-  const m = /([\d.]+)(us|ms|s)/.exec(s);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
-}
-
-function runWrk(
-  url: string,
-  headers: string[] = [],
-): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
-  const out = execFileSync(
-    "wrk",
-    [
-      "-t1",
-      `-c${CONNECTIONS}`,
-      `-d${DURATION}s`,
-      "--latency",
-      ...headers.flatMap(h => ["-H", h]),
-      url,
-    ],
-    { encoding: "utf8" },
-  );
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
-  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
-  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
-  if (errors) console.error(`  wrk ${url}: ${errors[0]}`);
-  return { rps, p50, p99, p99ms: ms(p99), requests };
-}
-
-function runH2load(
-  url: string,
-  headers: string[] = [],
-): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
-  const out = execFileSync(
-    "h2load",
-    ["-c", "10", "-m", "10", "-D", String(DURATION), ...headers.flatMap(h => ["-H", h]), url],
-    { encoding: "utf8" },
-  );
-  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
-  const line = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
-  const failed = /requests: .* (\d+) failed/.exec(out);
-  const requests = Number(
-    /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(out)?.[1] ?? 0,
-  );
-  if (failed && failed[1] !== "0") console.error(`  h2load ${url}: ${failed[0]}`);
-  return {
-    rps,
-    p50: line ? `${line[3]} (mean)` : "?",
-    p99: line ? `${line[2]} (max)` : "?",
-    p99ms: line ? ms(line[2]!) : NaN,
-    requests,
-  };
-}
-
-function proc(
-  cmd: string,
-  args: string[],
-  name: string,
-  env: NodeJS.ProcessEnv = {},
-): ChildProcess {
-  const p = spawn(cmd, args, {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, ...env },
-    cwd: ROOT,
-  });
-  let err = "";
-  p.stderr!.on("data", d => (err = (err + d).slice(-4000)));
-  p.on("exit", code => {
-    if (code && code !== 0 && code !== 143) console.error(`${name} exited ${code}: ${err}`);
-  });
-  return p;
-}
-
-async function kill(p: ChildProcess | null) {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise(r => p.once("exit", r));
-  p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(t);
-}
-
-// Runs one load and adds what the serving processes spent on it: CPU per request, and their
-// RSS (and its private part) right after.
-function measured<R extends { requests: number }>(pids: number[], load: () => R) {
-  const before = pids.reduce((s, p) => s + cpuTicks(p), 0);
-  const run = load();
-  const ticks = pids.reduce((s, p) => s + cpuTicks(p), 0) - before;
-  return {
-    ...run,
-    rssMb: pids.reduce((s, p) => s + rssKb(p), 0) / 1024,
-    privateMb: pids.reduce((s, p) => s + anonKb(p), 0) / 1024,
-    cpuUsPerReq:
-      pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
-  };
 }
 
 function gatewayYaml(port: number, routes: number, upstreamPort: number): string {

@@ -25,12 +25,17 @@ export const TEST_USAGE = `usage: rauta plugin test PLUGIN.wasm --request req.ya
 `;
 
 const headerList = z
-  .union([z.record(z.string(), z.union([z.string(), z.array(z.string())])), z.array(z.tuple([z.string(), z.string()]))])
+  .union([
+    z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+    z.array(z.tuple([z.string(), z.string()])),
+  ])
   .optional()
   .transform((h): Pairs => {
     if (h === undefined) return [];
     if (Array.isArray(h)) return h.map(([k, v]) => [k.toLowerCase(), v]);
-    return Object.entries(h).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k.toLowerCase(), x]));
+    return Object.entries(h).flatMap(([k, v]) =>
+      (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k.toLowerCase(), x]),
+    );
   });
 
 const RequestFile = z
@@ -89,9 +94,14 @@ export async function runPluginTest(argv: string[]): Promise<number> {
   try {
     req = RequestFile.parse(parse(fs.readFileSync(values.request, "utf8")) ?? {});
     if (typeof values.config === "string")
-      config = z.record(z.string(), z.unknown()).parse(parse(fs.readFileSync(values.config, "utf8")) ?? {});
+      config = z
+        .record(z.string(), z.unknown())
+        .parse(parse(fs.readFileSync(values.config, "utf8")) ?? {});
   } catch (err) {
-    const msg = err instanceof z.ZodError ? err.issues.map(i => `${i.path.join(".")}: ${i.message}`).join("; ") : (err as Error).message;
+    const msg =
+      err instanceof z.ZodError
+        ? err.issues.map(i => `${i.path.join(".")}: ${i.message}`).join("; ")
+        : (err as Error).message;
     process.stderr.write(`rauta plugin test: ${msg}\n`);
     return 2;
   }
@@ -111,17 +121,27 @@ export async function runPluginTest(argv: string[]): Promise<number> {
   let loaded: LoadedPlugin;
   try {
     const bytes = new Uint8Array(fs.readFileSync(file));
-    const { digest } = await store.bytesOf({ inline: Buffer.from(bytes).toString("base64") }, undefined);
+    const { digest } = await store.bytesOf(
+      { inline: Buffer.from(bytes).toString("base64") },
+      undefined,
+    );
     const compiled = await store.compile(bytes, digest, spec.limits.memoryMiB);
-    loaded = new LoadedPlugin(spec, compiled, { metrics: new Metrics(undefined, false), logger: createLogger("warn") });
+    loaded = new LoadedPlugin(spec, compiled, {
+      metrics: new Metrics(undefined, false),
+      logger: createLogger("warn"),
+    });
     await loaded.warm();
   } catch (err) {
     const reason = err instanceof ModuleError ? `${err.reason}: ` : "";
-    process.stderr.write(`rauta plugin test: the plugin does not load: ${reason}${(err as Error).message}\n`);
+    process.stderr.write(
+      `rauta plugin test: the plugin does not load: ${reason}${(err as Error).message}\n`,
+    );
     return 1;
   }
   if (phase === "response" ? !loaded.hasResponse : !loaded.hasRequest) {
-    process.stdout.write(`the plugin exports no on_${phase}: the proxy does not call it in this phase (CONTINUE)\n`);
+    process.stdout.write(
+      `the plugin exports no on_${phase}: the proxy does not call it in this phase (CONTINUE)\n`,
+    );
     await loaded.close();
     return 0;
   }
@@ -135,7 +155,9 @@ export async function runPluginTest(argv: string[]): Promise<number> {
     client: req.client,
     route: req.route,
     status: phase === "response" ? (req.status ?? 200) : 0,
-    requestHeaders: req.headers.some(([k]) => k === "host") ? req.headers : [["host", req.host], ...req.headers],
+    requestHeaders: req.headers.some(([k]) => k === "host")
+      ? req.headers
+      : [["host", req.host], ...req.headers],
     responseHeaders: phase === "response" ? req.responseHeaders : [],
     metadata: Object.entries(req.metadata ?? {}),
   };
@@ -147,7 +169,8 @@ export async function runPluginTest(argv: string[]): Promise<number> {
     process.stdout.write(
       `${JSON.stringify(outcome.ok ? { ok: true, ms, decision: outcome.decision } : { ms, ...outcome }, (_k, v: unknown) => (v instanceof Uint8Array ? new TextDecoder().decode(v) : v))}\n`,
     );
-  } else if (outcome.ok) process.stdout.write(`${render(outcome.decision)}\n(${ms.toFixed(3)} ms)\n`);
+  } else if (outcome.ok)
+    process.stdout.write(`${render(outcome.decision)}\n(${ms.toFixed(3)} ms)\n`);
   else
     process.stdout.write(
       `FAILURE (${outcome.reason}): ${outcome.message}\nthe proxy answers by failurePolicy: FailClosed → 500, FailOpen → skip the plugin\n`,

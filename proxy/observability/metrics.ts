@@ -128,7 +128,9 @@ export class Metrics {
       name: "rauta_plugin_call_duration_seconds",
       help: "Time spent inside one WASM plugin call",
       labelNames: ["plugin", "phase"],
-      buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+      buckets: [
+        0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1,
+      ],
       registers: r,
     });
     this.pluginFailures = new client.Counter({

@@ -46,7 +46,9 @@ function pluginSteps(ids: string[], deps: ChainDeps, chain: Chain) {
     const p = deps.plugins.get(id);
     if (p === undefined) {
       const spec = deps.pluginSpecs.get(id) ?? { id, failurePolicy: "FailClosed" as const };
-      chain.request.push(new UnavailablePluginStep(spec, deps.pluginProblems.get(id) ?? "not in the config"));
+      chain.request.push(
+        new UnavailablePluginStep(spec, deps.pluginProblems.get(id) ?? "not in the config"),
+      );
       continue;
     }
     if (p.hasRequest) chain.request.push(new PluginRequestStep(p));

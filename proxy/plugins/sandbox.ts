@@ -93,7 +93,8 @@ export class PluginInstance {
         useWasi: plugin.wasi,
         enableWasiOutput: false,
         runInWorker: false,
-        config: { config: opts.configJson },
+        // Extism's config_get traps on an empty value: no key rather than ""
+        config: opts.configJson === "" ? {} : { config: opts.configJson },
         allowedHosts: opts.allowedHosts ?? [],
         allowedPaths: opts.allowedPaths ?? {},
         functions: { [HOST_NAMESPACE]: host, [SANDBOX_NAMESPACE]: sandbox },

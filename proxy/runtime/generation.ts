@@ -2,14 +2,7 @@
 // request path: routers with compiled matchers, header plans, backend pickers, cluster runtimes
 // with their pools and Maglev tables, SNI contexts. Swapping configs is one reference assignment.
 import type tls from "node:tls";
-import type {
-  CompiledConfig,
-  Filter,
-  Listener,
-  PathModifier,
-  Route,
-  Cluster,
-} from "../config/schema.ts";
+import type { CompiledConfig, Listener, PathModifier, Route, Cluster } from "../config/schema.ts";
 import { HostRouter } from "../router/router.ts";
 import { DEFAULT_PATH_NORMALIZATION } from "../router/normalize-path.ts";
 import type { PathNormalization } from "../router/normalize-path.ts";
@@ -24,7 +17,12 @@ import type { RateLimitOptions } from "../upstream/rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
-import { EMPTY_CHAIN, buildBackendChain, buildListenerChain, buildRouteChain } from "../pipeline/chain.ts";
+import {
+  EMPTY_CHAIN,
+  buildBackendChain,
+  buildListenerChain,
+  buildRouteChain,
+} from "../pipeline/chain.ts";
 import type { Chain, ChainDeps } from "../pipeline/chain.ts";
 import type { PreparedPlugins } from "../plugins/runtime.ts";
 
@@ -124,7 +122,9 @@ export class Generation {
     const chainDeps: ChainDeps = {
       metrics: deps.metrics,
       plugins: deps.plugins.plugins,
-      pluginProblems: new Map(deps.plugins.problems.map(p => [p.plugin, `${p.reason}: ${p.message}`])),
+      pluginProblems: new Map(
+        deps.plugins.problems.map(p => [p.plugin, `${p.reason}: ${p.message}`]),
+      ),
       pluginSpecs: new Map(config.plugins.map(p => [p.id, p])),
     };
     for (const p of deps.plugins.problems)

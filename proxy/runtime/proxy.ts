@@ -109,7 +109,11 @@ export class Proxy implements ProxyCore {
     this.secrets = opts.secrets ?? new StaticSecretProvider();
     this.unsubscribeSecrets = this.secrets.onChange?.(() => this.refreshTls()) ?? null;
     this.checker = opts.healthCheck ? new HealthChecker(opts.healthCheck) : null;
-    this.plugins = new PluginRuntime({ ...opts.plugins, metrics: this.metrics, logger: this.logger });
+    this.plugins = new PluginRuntime({
+      ...opts.plugins,
+      metrics: this.metrics,
+      logger: this.logger,
+    });
     if (this.checker) {
       this.checker.onChange = (key, healthy) => {
         this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);

@@ -42,7 +42,11 @@ export function h2Settings(o: H2GuardOptions, maxHeaderListSize: number): http2.
   };
 }
 
-export function guardSession(session: http2.Http2Session, o: H2GuardOptions, metrics: Metrics): void {
+export function guardSession(
+  session: http2.Http2Session,
+  o: H2GuardOptions,
+  metrics: Metrics,
+): void {
   let windowStart = Date.now();
   let resets = 0;
   session.once("connect", () => {

@@ -296,28 +296,66 @@ function proceed(
   const r = routed.entry.route;
   const backend = pickBackend(r);
   if (backend === null) {
-    localReply(core, req, res, r, start, {
-      status: 500,
-      detail: "the route has no valid backend (backendRef invalid or all weights 0)",
-    }, ctx);
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      {
+        status: 500,
+        detail: "the route has no valid backend (backendRef invalid or all weights 0)",
+      },
+      ctx,
+    );
     return;
   }
   const cluster = backend.cluster;
   if (cluster === null) {
-    localReply(core, req, res, r, start, {
-      status: 500,
-      detail: `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`,
-    }, ctx);
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      {
+        status: 500,
+        detail: `backend ${backend.clusterId ?? "(invalid backendRef)"} is not available`,
+      },
+      ctx,
+    );
     return;
   }
   const declared = req.headers["content-length"];
   const max = core.options.maxRequestBodyBytes;
   if (max > 0 && declared !== undefined && Number(declared) > max) {
-    localReply(core, req, res, r, start, { status: 413, detail: `request body larger than ${max} bytes` }, ctx);
+    localReply(
+      core,
+      req,
+      res,
+      r,
+      start,
+      { status: 413, detail: `request body larger than ${max} bytes` },
+      ctx,
+    );
     return;
   }
   const go = (c: RequestContext | null) =>
-    new Exchange(core, lctx, routed.gen, req, res, r, routed.entry, routed.view, backend, cluster, routed.authority, start, c).start();
+    new Exchange(
+      core,
+      lctx,
+      routed.gen,
+      req,
+      res,
+      r,
+      routed.entry,
+      routed.view,
+      backend,
+      cluster,
+      routed.authority,
+      start,
+      c,
+    ).start();
   if (backend.chain.request.length === 0) return go(ctx);
   const c = ctx ?? contextOf(routed, req, lctx);
   runSteps(c, [backend.chain.request], (reply, err) => {
@@ -329,7 +367,10 @@ function proceed(
 }
 
 /** A local reply as status line parts: the body and headers any sink (response, socket) writes. */
-function renderReply(reply: LocalReply, ctx: RequestContext | null): { headers: string[]; body: Buffer } {
+function renderReply(
+  reply: LocalReply,
+  ctx: RequestContext | null,
+): { headers: string[]; body: Buffer } {
   const body =
     reply.body !== undefined
       ? Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength)
@@ -343,7 +384,8 @@ function renderReply(reply: LocalReply, ctx: RequestContext | null): { headers: 
       headers.push(k, v);
     }
   if (!typed && reply.body === undefined) headers.push("content-type", TEXT);
-  if (ctx !== null && ctx.responseEdits !== null) headers = applyResponseEdits(headers, ctx.responseEdits);
+  if (ctx !== null && ctx.responseEdits !== null)
+    headers = applyResponseEdits(headers, ctx.responseEdits);
   headers.push("content-length", String(body.length));
   return { headers, body };
 }
@@ -755,7 +797,8 @@ class Exchange {
       return;
     }
     const { headers, body } = renderReply(reply, this.ctx);
-    if (this.isH2) (this.res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
+    if (this.isH2)
+      (this.res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
     else (this.res as ServerResponse).writeHead(reply.status, headers);
     if (this.req.method === "HEAD") this.res.end();
     else this.res.end(body);
@@ -1009,7 +1052,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     return this.writeHead(statusCode, headers);
   }
 
-  private writeHead(statusCode: number, headers: string[] | Record<string, string | string[]>): boolean {
+  private writeHead(
+    statusCode: number,
+    headers: string[] | Record<string, string | string[]>,
+  ): boolean {
     const ex = this.ex;
     try {
       if (!ex.isH2) (ex.res as ServerResponse).writeHead(statusCode, headers as string[]);
@@ -1027,12 +1073,18 @@ class Attempt implements Dispatcher.DispatchHandler {
     return true;
   }
 
-  private runResponseSteps(status: number, headers: string[], steps: ResponseStep[], i: number): void {
+  private runResponseSteps(
+    status: number,
+    headers: string[],
+    steps: ResponseStep[],
+    i: number,
+  ): void {
     const ex = this.ex;
     const ctx = ex.ctx!;
     if (this.cancelled) return;
     if (i === steps.length) {
-      const final = ctx.responseEdits === null ? headers : applyResponseEdits(headers, ctx.responseEdits);
+      const final =
+        ctx.responseEdits === null ? headers : applyResponseEdits(headers, ctx.responseEdits);
       if (!this.writeHead(status, final)) return;
       this.flushPending();
       this.resumeFn?.();
@@ -1176,7 +1228,15 @@ export function handleUpgrade(
   socket.on("error", () => socket.destroy());
   const routed = route(core, lctx, req);
   if (routed.failed) {
-    writeRawReply(socket, { status: routed.status, detail: routed.detail, headers: routed.headers ? Object.entries(routed.headers) : [] }, null);
+    writeRawReply(
+      socket,
+      {
+        status: routed.status,
+        detail: routed.detail,
+        headers: routed.headers ? Object.entries(routed.headers) : [],
+      },
+      null,
+    );
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
     return;
   }
@@ -1188,7 +1248,10 @@ export function handleUpgrade(
     if (core.options.accessLog) accessLog(core, req, rep.status, r.id, start);
   };
   if (req.rawHeaders.length >> 1 > core.options.maxHeaderCount)
-    return reply({ status: 431, detail: `more than ${core.options.maxHeaderCount} request headers` }, null);
+    return reply(
+      { status: 431, detail: `more than ${core.options.maxHeaderCount} request headers` },
+      null,
+    );
   const failed = (err: unknown) => {
     reportContained(core, "upgrade", err, { ...requestContext(lctx, req), route: r.id });
     endSocketWithInternalError(socket);
@@ -1197,7 +1260,8 @@ export function handleUpgrade(
     const backend = pickBackend(r);
     if (backend === null || backend.cluster === null)
       return reply({ status: 500, detail: "the route has no valid backend" }, ctx);
-    if (backend.chain.request.length === 0) return tunnel(core, lctx, routed, req, socket, head, start, backend, ctx, reply);
+    if (backend.chain.request.length === 0)
+      return tunnel(core, lctx, routed, req, socket, head, start, backend, ctx, reply);
     const c = ctx ?? contextOf(routed, req, lctx);
     runSteps(c, [backend.chain.request], (rep, err) => {
       if (err !== undefined) return failed(err);
@@ -1241,12 +1305,14 @@ function tunnel(
   const r = routed.entry.route;
   const cluster = backend.cluster!;
   const ep = cluster.pick(cluster.config.lb === "maglev" ? clientAddress(req) : null);
-  if (ep === null) return reply({ status: 503, detail: `no healthy endpoint for cluster ${cluster.id}` }, ctx);
+  if (ep === null)
+    return reply({ status: 503, detail: `no healthy endpoint for cluster ${cluster.id}` }, ctx);
   if (!cluster.state.breaker.allow())
     return reply({ status: 503, detail: `circuit breaker open for cluster ${cluster.id}` }, ctx);
   let path = ctx === null ? routed.view.path : ctx.path;
   const query = ctx === null ? routed.view.query : ctx.query;
-  if (r.rewritePath !== undefined) path = rewritePath(path, r.rewritePath, routed.entry.prefixLength);
+  if (r.rewritePath !== undefined)
+    path = rewritePath(path, r.rewritePath, routed.entry.prefixLength);
   if (query) path += `?${query}`;
   const headers = upstreamRequestHeaders(
     req,

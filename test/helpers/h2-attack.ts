@@ -28,7 +28,13 @@ const HEADERS_BLOCK = Buffer.from([0x82, 0x86, 0x84, 0x41, 0x01, 0x78]);
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const rst = (id: number) => frame(3, 0, id, Buffer.from([0, 0, 0, 8]));
 
-const seen = { goaway: null as number | null, frames: {} as Record<string, number>, closed: false, sent: 0, ms: 0 };
+const seen = {
+  goaway: null as number | null,
+  frames: {} as Record<string, number>,
+  closed: false,
+  sent: 0,
+  ms: 0,
+};
 const t0 = Date.now();
 const s = net.connect(port, "127.0.0.1");
 s.on("error", () => {});
@@ -52,8 +58,7 @@ const finish = () => {
 };
 s.on("close", finish);
 s.on("connect", () => {
-  const settings =
-    mode === "window-zero" ? Buffer.from([0, 4, 0, 0, 0, 0]) : Buffer.alloc(0);
+  const settings = mode === "window-zero" ? Buffer.from([0, 4, 0, 0, 0, 0]) : Buffer.alloc(0);
   s.write(Buffer.concat([PREFACE, frame(4, 0, 0, settings)]));
   let id = 1;
   const pump = () => {
@@ -68,7 +73,9 @@ s.on("connect", () => {
           break;
         case "continuation-flood":
           chunk =
-            seen.sent === 0 ? frame(1, 0x1, 1, HEADERS_BLOCK) : frame(9, 0, 1, Buffer.from([0x40, 0x01, 0x61, 0x01, 0x62]));
+            seen.sent === 0
+              ? frame(1, 0x1, 1, HEADERS_BLOCK)
+              : frame(9, 0, 1, Buffer.from([0x40, 0x01, 0x61, 0x01, 0x62]));
           break;
         case "window-zero":
           chunk = frame(1, 0x5, id, HEADERS_BLOCK);

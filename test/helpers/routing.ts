@@ -126,7 +126,10 @@ export class RoutingHarness {
       req.on("data", c => chunks.push(c));
       req.on("end", () => {
         const body = JSON.stringify({ backend: name, url: req.url, headers: req.headers });
-        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        });
         res.end(body);
       });
     });
@@ -145,8 +148,18 @@ export class RoutingHarness {
   send(req: RoutingRequest): Promise<Reply> {
     const port = req.listener ? this.ports.get(req.listener) : this.ports.values().next().value;
     if (port === undefined) throw new Error(`no listener ${req.listener}`);
-    const headers: Record<string, string> = { host: req.host ?? "example.com", connection: "close", ...req.headers };
-    if (req.upgrade) Object.assign(headers, { connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" });
+    const headers: Record<string, string> = {
+      host: req.host ?? "example.com",
+      connection: "close",
+      ...req.headers,
+    };
+    if (req.upgrade)
+      Object.assign(headers, {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+      });
     if (req.body !== undefined) headers["content-length"] = String(Buffer.byteLength(req.body));
     let head = `${req.method ?? "GET"} ${req.path} HTTP/1.1\r\n`;
     for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
@@ -186,12 +199,24 @@ export class RoutingHarness {
 
   /** Checks one reply against its expectation; returns what differs (empty: it matched). */
   static check(reply: Reply, expected: RoutingExpectation, upgrade: boolean, port = 0): string[] {
-    const want = JSON.parse(JSON.stringify(expected).replaceAll("$PORT", String(port))) as RoutingExpectation;
+    const want = JSON.parse(
+      JSON.stringify(expected).replaceAll("$PORT", String(port)),
+    ) as RoutingExpectation;
     const out: string[] = [];
-    if (reply.status !== want.status) out.push(`status ${reply.status}, want ${want.status} (body: ${reply.body.slice(0, 200)})`);
+    if (reply.status !== want.status)
+      out.push(`status ${reply.status}, want ${want.status} (body: ${reply.body.slice(0, 200)})`);
     let echo: EchoBody | null = null;
-    if (want.backend !== undefined || want.path !== undefined || want.requestHeaders !== undefined) {
-      if (upgrade) echo = { backend: reply.headers["x-backend"] ?? "", url: reply.headers["x-path"] ?? "", headers: {} };
+    if (
+      want.backend !== undefined ||
+      want.path !== undefined ||
+      want.requestHeaders !== undefined
+    ) {
+      if (upgrade)
+        echo = {
+          backend: reply.headers["x-backend"] ?? "",
+          url: reply.headers["x-path"] ?? "",
+          headers: {},
+        };
       else
         try {
           echo = JSON.parse(reply.body) as EchoBody;
@@ -200,27 +225,38 @@ export class RoutingHarness {
         }
     }
     if (echo !== null) {
-      if (want.backend !== undefined && echo.backend !== want.backend) out.push(`backend ${echo.backend}, want ${want.backend}`);
-      if (want.path !== undefined && echo.url !== want.path) out.push(`backend got ${echo.url}, want ${want.path}`);
+      if (want.backend !== undefined && echo.backend !== want.backend)
+        out.push(`backend ${echo.backend}, want ${want.backend}`);
+      if (want.path !== undefined && echo.url !== want.path)
+        out.push(`backend got ${echo.url}, want ${want.path}`);
       for (const [k, v] of Object.entries(want.requestHeaders ?? {}))
         if ((echo.headers[k.toLowerCase()] ?? null) !== v)
-          out.push(`backend saw ${k}: ${echo.headers[k.toLowerCase()] ?? "(absent)"}, want ${v ?? "(absent)"}`);
+          out.push(
+            `backend saw ${k}: ${echo.headers[k.toLowerCase()] ?? "(absent)"}, want ${v ?? "(absent)"}`,
+          );
     }
     for (const [k, v] of Object.entries(want.headers ?? {}))
       if ((reply.headers[k.toLowerCase()] ?? null) !== v)
-        out.push(`response ${k}: ${reply.headers[k.toLowerCase()] ?? "(absent)"}, want ${v ?? "(absent)"}`);
+        out.push(
+          `response ${k}: ${reply.headers[k.toLowerCase()] ?? "(absent)"}, want ${v ?? "(absent)"}`,
+        );
     if (want.bodyContains !== undefined && !reply.body.includes(want.bodyContains))
-      out.push(`body does not contain ${JSON.stringify(want.bodyContains)}: ${reply.body.slice(0, 200)}`);
+      out.push(
+        `body does not contain ${JSON.stringify(want.bodyContains)}: ${reply.body.slice(0, 200)}`,
+      );
     return out;
   }
 
   async close(): Promise<void> {
     await this.proxy.close(100);
     await Promise.all(
-      this.echoes.map(s => new Promise<void>(r => {
-        s.closeAllConnections();
-        s.close(() => r());
-      })),
+      this.echoes.map(
+        s =>
+          new Promise<void>(r => {
+            s.closeAllConnections();
+            s.close(() => r());
+          }),
+      ),
     );
   }
 }

@@ -20,10 +20,16 @@ describe("routing cases (YAML in, request → backend/status out)", function () 
       });
       c.steps.forEach((step, i) => {
         const r = step.request;
-        it(step.name ?? `${i + 1}. ${r.method ?? "GET"} ${r.path}${r.upgrade ? " (upgrade)" : ""} → ${step.expect.status}${step.expect.backend ? ` ${step.expect.backend}` : ""}`, async () => {
-          const reply = await h.send(r);
-          expect(RoutingHarness.check(reply, step.expect, r.upgrade ?? false, h.portOf(r))).to.deep.equal([]);
-        });
+        it(
+          step.name ??
+            `${i + 1}. ${r.method ?? "GET"} ${r.path}${r.upgrade ? " (upgrade)" : ""} → ${step.expect.status}${step.expect.backend ? ` ${step.expect.backend}` : ""}`,
+          async () => {
+            const reply = await h.send(r);
+            expect(
+              RoutingHarness.check(reply, step.expect, r.upgrade ?? false, h.portOf(r)),
+            ).to.deep.equal([]);
+          },
+        );
       });
     });
   }

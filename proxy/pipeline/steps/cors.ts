@@ -52,7 +52,10 @@ export class CorsStep implements RequestStep {
     if (origin === undefined) return null;
     const allowed = this.allowed(origin);
     const allowOrigin = this.allowAll && !this.credentials ? "*" : origin;
-    if (ctx.req.method === "OPTIONS" && ctx.req.headers["access-control-request-method"] !== undefined) {
+    if (
+      ctx.req.method === "OPTIONS" &&
+      ctx.req.headers["access-control-request-method"] !== undefined
+    ) {
       const headers: Array<[string, string]> = [];
       if (allowed) {
         headers.push(["access-control-allow-origin", allowOrigin]);
@@ -67,7 +70,8 @@ export class CorsStep implements RequestStep {
     ctx.editResponse(["set", "access-control-allow-origin", allowOrigin]);
     ctx.editResponse(["add", "vary", "Origin"]);
     if (this.credentials) ctx.editResponse(["set", "access-control-allow-credentials", "true"]);
-    if (this.exposeHeaders) ctx.editResponse(["set", "access-control-expose-headers", this.exposeHeaders]);
+    if (this.exposeHeaders)
+      ctx.editResponse(["set", "access-control-expose-headers", this.exposeHeaders]);
     return null;
   }
 }

@@ -13,7 +13,12 @@ import type { RequestStep, ResponseStep, StepResult } from "../step.ts";
 
 const NO_PAIRS: Pairs = [];
 
-function input(ctx: RequestContext, phase: Phase, status: number, responseHeaders: Pairs): PluginInput {
+function input(
+  ctx: RequestContext,
+  phase: Phase,
+  status: number,
+  responseHeaders: Pairs,
+): PluginInput {
   return {
     phase,
     method: ctx.req.method ?? "GET",
@@ -30,7 +35,10 @@ function input(ctx: RequestContext, phase: Phase, status: number, responseHeader
   };
 }
 
-function failure(plugin: LoadedPlugin | { id: string; failurePolicy: Plugin["failurePolicy"] }, why: string): StepResult {
+function failure(
+  plugin: LoadedPlugin | { id: string; failurePolicy: Plugin["failurePolicy"] },
+  why: string,
+): StepResult {
   if (plugin.failurePolicy === "FailOpen") return null;
   return { status: 500, detail: `plugin ${plugin.id} failed (FailClosed): ${why}` };
 }
@@ -52,7 +60,8 @@ function applyOps(ctx: RequestContext, ops: Op[]): LocalReply | null {
         break;
       case "setPath": {
         const n = normalizePath(op.path, ctx.pl.paths);
-        if (n.kind === "reject") return { status: 500, detail: `a plugin set an invalid path: ${n.detail}` };
+        if (n.kind === "reject")
+          return { status: 500, detail: `a plugin set an invalid path: ${n.detail}` };
         ctx.path = n.path;
         break;
       }
@@ -101,7 +110,10 @@ export class PluginRequestStep implements RequestStep {
   }
 
   async run(ctx: RequestContext): Promise<StepResult> {
-    const outcome = await this.plugin.run("request", encodeInput(input(ctx, "request", 0, NO_PAIRS)));
+    const outcome = await this.plugin.run(
+      "request",
+      encodeInput(input(ctx, "request", 0, NO_PAIRS)),
+    );
     return decide(ctx, this.plugin, outcome);
   }
 }
@@ -117,8 +129,12 @@ export class PluginResponseStep implements ResponseStep {
 
   async run(ctx: RequestContext, status: number, headers: string[]): Promise<StepResult> {
     const pairs: Pairs = [];
-    for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i]!.toLowerCase(), headers[i + 1]!]);
-    const outcome = await this.plugin.run("response", encodeInput(input(ctx, "response", status, pairs)));
+    for (let i = 0; i < headers.length; i += 2)
+      pairs.push([headers[i]!.toLowerCase(), headers[i + 1]!]);
+    const outcome = await this.plugin.run(
+      "response",
+      encodeInput(input(ctx, "response", status, pairs)),
+    );
     return decide(ctx, this.plugin, outcome);
   }
 }

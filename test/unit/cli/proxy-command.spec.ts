@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -224,6 +224,9 @@ describe("rauta proxy --config-source file", function () {
     for (const flag of DEFAULT_PROXY_V8_FLAGS) expect(cmdline).to.include(flag);
 
     process.kill(first!, "SIGKILL");
+    // the signal lands asynchronously: a connection the dying worker accepted first is reset,
+    // which says nothing about the survivor
+    await eventually(async () => !existsSync(`/proc/${first}`), "the killed worker to be gone");
     for (let i = 0; i < 20; i++) expect((await get(listenerPort, "/a/x")).status).to.equal(200);
     await eventually(
       async () => workerPids().length === 2 && !workerPids().includes(first!),

@@ -24,7 +24,9 @@ describe("plugin ABI v1", () => {
     for (const { input } of inputs) expect(decodeInput(encodeInput(input))).to.deep.equal(input);
     for (const { decision } of decisions)
       expect(decodeDecision(encodeDecision(decision), "request")).to.deep.equal(
-        decision.action === "modify" || decision.action === "reject" ? decision : { action: "continue" },
+        decision.action === "modify" || decision.action === "reject"
+          ? decision
+          : { action: "continue" },
       );
   });
 
@@ -57,7 +59,10 @@ describe("plugin ABI v1", () => {
 
   it("refuses request ops in on_response", () => {
     const d: Decision = { action: "modify", ops: [{ op: "setPath", path: "/x" }] };
-    expect(() => decodeDecision(encodeDecision(d), "response")).to.throw(AbiError, /in on_response/);
+    expect(() => decodeDecision(encodeDecision(d), "response")).to.throw(
+      AbiError,
+      /in on_response/,
+    );
   });
 
   it("never throws anything but AbiError on random output (property)", () => {
@@ -94,7 +99,9 @@ describe("plugin ABI v1", () => {
         }),
         (i: PluginInput) => {
           // lone surrogates do not survive UTF-8; the proxy's strings come from valid HTTP
-          const clean = JSON.parse(JSON.stringify(i).replace(/\\ud[89a-f][0-9a-f]{2}/gi, "?")) as PluginInput;
+          const clean = JSON.parse(
+            JSON.stringify(i).replace(/\\ud[89a-f][0-9a-f]{2}/gi, "?"),
+          ) as PluginInput;
           expect(decodeInput(encodeInput(clean))).to.deep.equal(clean);
         },
       ),

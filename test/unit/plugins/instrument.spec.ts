@@ -49,7 +49,11 @@ async function run(bytes: Uint8Array, imports?: WebAssembly.Imports): Promise<Ex
   const all = { ...NO_REFUEL, ...imports };
   const { instance } = await WebAssembly.instantiate(
     bytes,
-    WebAssembly.Module.imports(new WebAssembly.Module(bytes)).some(i => i.module === "rauta:sandbox") ? all : (imports ?? {}),
+    WebAssembly.Module.imports(new WebAssembly.Module(bytes)).some(
+      i => i.module === "rauta:sandbox",
+    )
+      ? all
+      : (imports ?? {}),
   );
   return instance.exports;
 }

@@ -10,7 +10,10 @@ import { startEcho, freePort, oneRouteConfig, cluster, testProxy, get } from "./
 import type { Echo } from "./helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 
-const attacker = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../helpers/h2-attack.ts");
+const attacker = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  "../../helpers/h2-attack.ts",
+);
 
 interface AttackReport {
   goaway: number | null;

@@ -1,0 +1,461 @@
+// Plugin benchmark (`npm run bench:plugins`): what plugins cost on the request path, in one run,
+// against the same route without a plugin. Each target is `rauta proxy --config-source file`
+// (one process, the proxy's V8 settings) in front of one nginx upstream (`return 200`), loaded
+// with `wrk -t1 -c50`; rounds are interleaved and the best round per target is reported.
+//   - no plugin / a no-op plugin built with each SDK (AssemblyScript, Go, Rust)
+//   - jwt-auth (HS256, a valid token on every request)
+//   - a chain of four built-ins: cors, jwt-auth, rate-limit (never limiting), request-transformer
+//   - a plain route while another route's plugin spins to its 50 ms limit 20 times a second
+// plus per-call µs measured in this process on the same sandbox (LoadedPlugin.run, 20k calls).
+// Writes docs/benchmarks.md between the plugin-bench markers.
+//   npm run bench:plugins                 BENCH_DURATION=5 BENCH_ROUNDS=3 by default
+//   npm run bench:plugins -- --no-write
+import crypto from "node:crypto";
+import { execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import wabtInit from "wabt";
+import { freePort } from "../../test/helpers/net.ts";
+import { sealConfig } from "../../proxy/config/hash.ts";
+import type { CompiledConfigBody, Plugin, Route } from "../../proxy/config/schema.ts";
+import { encodeInput } from "../../proxy/plugins/abi.ts";
+import { LoadedPlugin } from "../../proxy/plugins/loaded-plugin.ts";
+import { ModuleStore } from "../../proxy/plugins/modules.ts";
+import { Metrics } from "../../proxy/observability/metrics.ts";
+import { silentLogger } from "../../proxy/observability/logger.ts";
+import {
+  CONNECTIONS,
+  DURATION,
+  ROOT,
+  ensureTools,
+  kill,
+  measured,
+  peakRssKb,
+  proc,
+  runWrk,
+  waitPort,
+} from "./lib.ts";
+import type { Result } from "./lib.ts";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const write = !process.argv.includes("--no-write");
+const NODE = process.execPath;
+
+const WASM = {
+  assemblyscript: "plugins-sdk/assemblyscript/dist/sdk-noop.wasm",
+  go: "plugins-sdk/go/dist/noop.wasm",
+  rust: "plugins-sdk/rust/dist/noop.wasm",
+};
+
+function buildPlugins() {
+  for (const script of ["build.ts", "build-go.ts", "build-rust.ts"])
+    execFileSync(NODE, [path.join(ROOT, "hack/plugins", script)], { stdio: "inherit", cwd: ROOT });
+}
+
+const inline = (file: string) => fs.readFileSync(path.join(ROOT, file)).toString("base64");
+
+function plugin(
+  id: string,
+  source: Plugin["source"],
+  config: Record<string, unknown> = {},
+  extra: Partial<Plugin> = {},
+): Plugin {
+  return {
+    id,
+    source,
+    config,
+    needsBody: false,
+    failurePolicy: "FailClosed",
+    limits: { memoryMiB: 16, timeoutMs: 50, maxBodyBytes: 0 },
+    ...extra,
+  };
+}
+
+const SECRET = "bench-secret-bench-secret-bench!";
+function hs256Token(): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "bench", iss: "https://id.bench", exp: Math.floor(Date.now() / 1000) + 86400 })}`;
+  return `${head}.${crypto.createHmac("sha256", SECRET).update(head).digest("base64url")}`;
+}
+
+const JWT = plugin(
+  "bench/jwt",
+  { builtin: "jwt-auth" },
+  { keys: [{ alg: "HS256", secret: SECRET }], issuer: "https://id.bench" },
+);
+const CHAIN = [
+  plugin("bench/cors", { builtin: "cors" }, { allowOrigins: ["https://app.bench"] }),
+  JWT,
+  plugin("bench/limit", { builtin: "rate-limit" }, { requestsPerSecond: 1e9, burst: 1e9 }),
+  plugin(
+    "bench/transform",
+    { builtin: "request-transformer" },
+    { add: [{ name: "x-bench", value: "1" }] },
+  ),
+];
+
+function route(id: string, plugins: string[]): Route {
+  return {
+    id,
+    source: { namespace: "bench", name: id, rule: 0 },
+    filters: plugins.map(pluginId => ({ type: "Plugin" as const, pluginId })),
+    backends: [{ clusterId: "up", weight: 1, filters: [] }],
+    timeouts: {},
+  };
+}
+
+function configFile(
+  dir: string,
+  name: string,
+  port: number,
+  upstream: number,
+  plugins: Plugin[],
+  extraRoutes: Array<{ path: string; route: Route; plugins: Plugin[] }> = [],
+): string {
+  const main = route(
+    "main",
+    plugins.map(p => p.id),
+  );
+  const body: CompiledConfigBody = {
+    apiVersion: "rauta.io/v1alpha1",
+    listeners: [
+      {
+        name: `127.0.0.1:${port}`,
+        address: "127.0.0.1",
+        port,
+        protocol: "HTTP",
+        sources: [{ namespace: "bench", gateway: "gw", listener: "http" }],
+        plugins: [],
+        virtualHosts: [
+          {
+            hostname: "*",
+            routes: [
+              ...extraRoutes.map(r => ({
+                routeId: r.route.id,
+                match: {
+                  path: { type: "PathPrefix" as const, value: r.path },
+                  headers: [],
+                  queryParams: [],
+                },
+              })),
+              {
+                routeId: "main",
+                match: {
+                  path: { type: "PathPrefix" as const, value: "/" },
+                  headers: [],
+                  queryParams: [],
+                },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    routes: [...extraRoutes.map(r => r.route), main],
+    clusters: [
+      {
+        id: "up",
+        service: { namespace: "bench", name: "up", port: 80 },
+        protocol: "http1",
+        lb: "round-robin",
+        endpoints: [
+          { address: "127.0.0.1", port: upstream, ready: true, serving: true, terminating: false },
+        ],
+      },
+    ],
+    plugins: [...plugins, ...extraRoutes.flatMap(r => r.plugins)],
+  };
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify(sealConfig(body, 1)));
+  return file;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  headers: string[];
+  file: string;
+  metricsPort: number;
+  p: ChildProcess | null;
+  /** load on another route while this target is measured */
+  attack?: string;
+}
+
+async function start(t: Target) {
+  t.p = proc(
+    NODE,
+    [
+      "proxy/bin/rauta.ts",
+      "proxy",
+      "--config-source",
+      "file",
+      "--config",
+      t.file,
+      "--metrics-port",
+      String(t.metricsPort),
+    ],
+    t.name,
+    {
+      RAUTA_LOG_LEVEL: "error",
+    },
+  );
+  const port = Number(new URL(t.url).port);
+  await waitPort(port, 120_000);
+  // ready = the config (and its plugins) is being served
+  for (let i = 0; i < 600; i++) {
+    const ok = await new Promise<boolean>(r =>
+      http
+        .get(
+          `http://127.0.0.1:${t.metricsPort}/readyz`,
+          res => (res.resume(), r(res.statusCode === 200)),
+        )
+        .on("error", () => r(false)),
+    );
+    if (ok) return;
+    await new Promise(r => setTimeout(r, 200));
+  }
+  throw new Error(`${t.name} never became ready`);
+}
+
+// about 20 requests a second to the spinning route until stopped
+function attack(url: string): { stop(): Promise<number> } {
+  let stopped = false;
+  let sent = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      sent++;
+      await new Promise<void>(r =>
+        http.get(url, res => (res.resume(), res.on("end", () => r()))).on("error", () => r()),
+      );
+      await new Promise(r => setTimeout(r, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return sent;
+    },
+  };
+}
+
+async function perCallMicros(): Promise<Array<{ name: string; us: number }>> {
+  const store = new ModuleStore();
+  const metrics = new Metrics(undefined, false);
+  const input = encodeInput({
+    phase: "request",
+    method: "GET",
+    scheme: "http",
+    authority: "bench",
+    path: "/x",
+    query: "",
+    client: "127.0.0.1",
+    route: "bench/main/rule/0",
+    status: 0,
+    requestHeaders: [
+      ["host", "bench"],
+      ["user-agent", "wrk"],
+      ["authorization", `Bearer ${hs256Token()}`],
+      ["origin", "https://app.bench"],
+    ],
+    responseHeaders: [],
+    metadata: [],
+  });
+  const out: Array<{ name: string; us: number }> = [];
+  const cases: Array<[string, Plugin]> = [
+    ["no-op, AssemblyScript", plugin("m/as", { inline: inline(WASM.assemblyscript) })],
+    ["no-op, Go", plugin("m/go", { inline: inline(WASM.go) })],
+    ["no-op, Rust", plugin("m/rust", { inline: inline(WASM.rust) })],
+    ["jwt-auth HS256", JWT],
+    ...CHAIN.filter(p => p !== JWT).map((p): [string, Plugin] => [p.id.replace("bench/", ""), p]),
+  ];
+  for (const [name, spec] of cases) {
+    const { bytes, digest } = await store.bytesOf(spec.source, undefined);
+    const lp = new LoadedPlugin(spec, await store.compile(bytes, digest, 16), {
+      metrics,
+      logger: silentLogger(),
+    });
+    await lp.warm();
+    for (let i = 0; i < 2000; i++) await lp.run("request", input);
+    const n = 20_000;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await lp.run("request", input);
+    out.push({ name, us: ((performance.now() - t0) * 1000) / n });
+    await lp.close();
+  }
+  return out;
+}
+
+async function main() {
+  ensureTools();
+  buildPlugins();
+  const wabt = await wabtInit();
+  const spinWasm = Buffer.from(
+    wabt
+      .parseWat(
+        "spin.wat",
+        `(module (memory (export "memory") 1) (func (export "on_request") (result i32) (loop $l (br $l)) (i32.const 0)))`,
+      )
+      .toBinary({}).buffer,
+  ).toString("base64");
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-plugins-"));
+  const up = await freePort();
+  const nginxConf = path.join(dir, "nginx.conf");
+  fs.writeFileSync(
+    nginxConf,
+    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000;
+  server { listen 127.0.0.1:${up}; location / { default_type text/plain; return 200 "${"x".repeat(100)}"; } } }
+`,
+  );
+  const upstream = proc("nginx", ["-c", nginxConf, "-p", dir], "upstream");
+  await waitPort(up);
+
+  const targets: Target[] = [];
+  const add = async (name: string, plugins: Plugin[], headers: string[] = [], spin = false) => {
+    const port = await freePort();
+    const extra = spin
+      ? [
+          {
+            path: "/spin",
+            route: route("spin", ["bench/spin"]),
+            plugins: [
+              plugin("bench/spin", { inline: spinWasm }, {}, { failurePolicy: "FailOpen" }),
+            ],
+          },
+        ]
+      : [];
+    targets.push({
+      name,
+      url: `http://127.0.0.1:${port}/x`,
+      headers,
+      file: configFile(dir, name.replace(/\W+/g, "-"), port, up, plugins, extra),
+      metricsPort: await freePort(),
+      p: null,
+      ...(spin ? { attack: `http://127.0.0.1:${port}/spin` } : {}),
+    });
+  };
+  const auth = [`Authorization: Bearer ${hs256Token()}`];
+  await add("no plugin", []);
+  await add("no-op, AssemblyScript", [
+    plugin("bench/noop-as", { inline: inline(WASM.assemblyscript) }),
+  ]);
+  await add("no-op, Go", [plugin("bench/noop-go", { inline: inline(WASM.go) })]);
+  await add("no-op, Rust", [plugin("bench/noop-rust", { inline: inline(WASM.rust) })]);
+  await add("jwt-auth (HS256)", [JWT], auth);
+  await add("chain of four built-ins", CHAIN, [...auth, "Origin: https://app.bench"]);
+  await add("no plugin, another route spinning 20/s", [], [], true);
+
+  const only = process.env.BENCH_ONLY?.split("|");
+  if (only)
+    targets.splice(0, targets.length, ...targets.filter(t => only.some(o => t.name.includes(o))));
+  const best = new Map<string, Result & { peakMb: number; attacks?: number }>();
+  const rounds = new Map<string, number[]>();
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const t of targets) {
+        await start(t);
+        execFileSync(
+          "wrk",
+          ["-t1", `-c${CONNECTIONS}`, "-d1s", ...t.headers.flatMap(h => ["-H", h]), t.url],
+          { stdio: "ignore" },
+        );
+        const side = t.attack ? attack(t.attack) : null;
+        const r = measured([t.p!.pid!], () => runWrk(t.url, t.headers));
+        const attacks = side ? await side.stop() : undefined;
+        const peakMb = peakRssKb(t.p!.pid!) / 1024;
+        console.error(
+          `round ${round} ${t.name}: ${Math.round(r.rps)} rps p99 ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req peak ${peakMb.toFixed(0)} MB${attacks !== undefined ? ` (${attacks} spins)` : ""}`,
+        );
+        (rounds.get(t.name) ?? rounds.set(t.name, []).get(t.name)!).push(r.rps);
+        const prev = best.get(t.name);
+        if (!prev || r.rps > prev.rps)
+          best.set(t.name, {
+            ...r,
+            peakMb: Math.max(peakMb, prev?.peakMb ?? 0),
+            ...(attacks !== undefined ? { attacks } : {}),
+          });
+        else prev.peakMb = Math.max(prev.peakMb, peakMb);
+        await kill(t.p);
+      }
+    }
+  } finally {
+    for (const t of targets) await kill(t.p);
+    await kill(upstream);
+  }
+  const micros = await perCallMicros();
+
+  const base = best.get("no plugin");
+  const ratio = (name: string) => (base && best.get(name) ? best.get(name)!.rps / base.rps : NaN);
+  const fmt = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : "–");
+  const rows = targets.map(t => {
+    const r = best.get(t.name)!;
+    return `| ${t.name} | ${Math.round(r.rps).toLocaleString("en-US")} | ${r.p50} | ${r.p99} | ${r.cpuUsPerReq.toFixed(1)} µs | ${r.peakMb.toFixed(0)} MB | ${fmt(ratio(t.name))} |`;
+  });
+  const judge = (ok: boolean) => (ok ? "met" : "NOT met");
+  const spin = best.get("no plugin, another route spinning 20/s");
+  const chain = best.get("chain of four built-ins");
+  const lines = [
+    "<!-- plugin-bench:start -->",
+    "## Plugins",
+    "",
+    `Measured ${new Date().toISOString().slice(0, 10)} on this project's machine (${os.cpus().length} cores, shared; Node ${process.version}) with`,
+    `\`BENCH_DURATION=${DURATION} BENCH_ROUNDS=${ROUNDS} npm run bench:plugins\` (hack/bench/plugins.ts). Upstream: nginx \`return 200\`, 100-byte body.`,
+    `Every target is \`rauta proxy --config-source file\` (one process, the proxy's V8 settings), one route, \`wrk -t1 -c${CONNECTIONS} -d${DURATION}s --latency\`; best of ${ROUNDS} interleaved rounds.`,
+    "Plugins are attached by an ExtensionRef (Plugin) filter, sandboxed as in production (fuel metering, memory cap, limits.timeoutMs 50).",
+    "",
+    "| target | rps | p50 | p99 | CPU/req | peak RSS | ÷ no plugin |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...rows,
+    "",
+    `- no-op AssemblyScript plugin: ${fmt(ratio("no-op, AssemblyScript"))} the no-plugin rps (target ≥ 0.85×) — ${judge(ratio("no-op, AssemblyScript") >= 0.85)}`,
+    `- jwt-auth (HS256): ${fmt(ratio("jwt-auth (HS256)"))} (target ≥ 0.75×) — ${judge(ratio("jwt-auth (HS256)") >= 0.75)}`,
+    `- chain of four: ${fmt(ratio("chain of four built-ins"))} (target ≥ 0.6×) — ${judge(ratio("chain of four built-ins") >= 0.6)}`,
+    spin && base
+      ? `- p99 of a plain route while another route's plugin spins to its limit ${spin.attacks ?? 0} times in the run (the first spin holds the event loop for 50 ms; the plugin then runs isolated in a worker thread): ${spin.p99} vs ${base.p99} without (${(spin.p99ms / base.p99ms).toFixed(2)}×, target ≤ 2×) — ${judge(spin.p99ms / base.p99ms <= 2)}`
+      : "",
+    chain
+      ? `- peak RSS with the four built-ins loaded: ${chain.peakMb.toFixed(0)} MB (target < 150 MB) — ${judge(chain.peakMb < 150)}`
+      : "",
+    "",
+    "Per call, in one process on the same sandbox (LoadedPlugin.run: encode nothing, call, decode the decision; 20,000 calls after 2,000 warm-up):",
+    "",
+    "| plugin | µs per call |",
+    "|---|---:|",
+    ...micros.map(m => `| ${m.name} | ${m.us.toFixed(2)} |`),
+    "",
+    `Every round, rps: ${targets
+      .map(
+        t =>
+          `${t.name} ${rounds
+            .get(t.name)
+            ?.map(x => `${(x / 1000).toFixed(1)}k`)
+            .join(", ")}`,
+      )
+      .join("; ")}.`,
+    "<!-- plugin-bench:end -->",
+  ].filter(l => l !== "");
+  const text = lines
+    .join("\n")
+    .replace("\n| target", "\n\n| target")
+    .replace("\n- no-op", "\n\n- no-op")
+    .replace("\nPer call", "\n\nPer call")
+    .replace("\n| plugin", "\n\n| plugin")
+    .replace("\nEvery round", "\n\nEvery round");
+  console.log(text);
+  if (write) {
+    const file = path.join(ROOT, "docs/benchmarks.md");
+    const doc = fs.readFileSync(file, "utf8");
+    const re = /<!-- plugin-bench:start -->[\s\S]*<!-- plugin-bench:end -->/;
+    fs.writeFileSync(file, re.test(doc) ? doc.replace(re, text) : `${doc.trimEnd()}\n\n${text}\n`);
+    console.error(`bench: wrote docs/benchmarks.md`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
