@@ -18,7 +18,7 @@ export default [
   {
     // AssemblyScript sources (plugins-sdk/**/assembly) are not TypeScript the project compiles:
     // asc checks them when it builds the plugins
-    ignores: ["**/node_modules", "**/dist", "**/coverage", "generated/**", ".cache/**", "plugins-sdk/**/assembly/**"],
+    ignores: ["**/node_modules", "**/dist", "**/coverage", "generated/**", ".cache/**", "plugins-sdk/**/assembly/**", "examples/**/assembly/**"],
   },
   ...compat.extends("eslint:recommended", "plugin:@typescript-eslint/recommended"),
   {

@@ -2,6 +2,7 @@
 // The `rauta` CLI: the composition root of standalone mode, the one place in proxy/ allowed to
 // wire the compiler and the proxy together. Each subcommand lives in its own module and is
 // loaded on demand so `rauta compile` never pays for the proxy's start-up.
+import "../runtime/warnings.ts";
 import { hasV8Flags, proxyV8Flags, servingV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
 
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {

@@ -23,6 +23,8 @@ export interface LoadResult {
   errors: ManifestError[];
   // Documents of kinds RAUTA does not read (Deployments, …), skipped on purpose.
   skipped: Array<{ file: string; document: number; object: string }>;
+  /** ConfigMaps by "<namespace>/<name>": key → bytes (binaryData base64-decoded, data as UTF-8) */
+  configMaps: Map<string, Map<string, Uint8Array>>;
 }
 
 const generatedDir = new URL("../../generated/", import.meta.url);
@@ -146,6 +148,7 @@ export function loadManifests(paths: readonly string[]): LoadResult {
     tlsSecrets: new Map(),
     errors: [],
     skipped: [],
+    configMaps: new Map(),
   };
   for (const file of paths.flatMap(p => listFiles(p))) {
     let text: string;
@@ -192,6 +195,16 @@ export function loadManifests(paths: readonly string[]): LoadResult {
         return;
       }
       const name = `${kind} ${metadata.namespace ?? (CLUSTER_SCOPED.has(kind) ? "" : "default")}${CLUSTER_SCOPED.has(kind) ? "" : "/"}${metadata.name}`;
+      // ConfigMaps matter only as plugin module sources (serve-command resolves them)
+      if (apiVersion === "v1" && kind === "ConfigMap") {
+        const keys = new Map<string, Uint8Array>();
+        for (const [k, v] of Object.entries((record.data as Record<string, string>) ?? {}))
+          keys.set(k, new Uint8Array(Buffer.from(String(v), "utf8")));
+        for (const [k, v] of Object.entries((record.binaryData as Record<string, string>) ?? {}))
+          keys.set(k, new Uint8Array(Buffer.from(String(v), "base64")));
+        result.configMaps.set(`${metadata.namespace ?? "default"}/${metadata.name}`, keys);
+        return;
+      }
       const handler = HANDLERS.get(`${apiVersion}/${kind}`);
       if (!handler) {
         result.skipped.push({ file, document, object: name });

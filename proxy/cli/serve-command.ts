@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import type { CompileResult, ObjectStatus } from "../../capabilities/compiler/index.ts";
 import type { CompiledConfig } from "../config/schema.ts";
 import { validateConfig } from "../config/load.ts";
+import { sealConfig } from "../config/hash.ts";
 import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
@@ -151,11 +152,41 @@ export async function loadAndCompile(
   } catch (err) {
     return { ok: false, errors: [`compiler: ${(err as Error).message}`] };
   }
+  const resolved = inlineConfigMapModules(result.config, loaded.configMaps);
   return {
     ok: true,
-    compiled: { config: result.config, secrets: [...loaded.tlsSecrets] },
-    warnings: statusProblems(result.statuses),
+    compiled: { config: resolved.config, secrets: [...loaded.tlsSecrets] },
+    warnings: [...statusProblems(result.statuses), ...resolved.problems],
   };
+}
+
+/**
+ * Standalone mode has no API server to read a plugin's ConfigMap from: a configMap source is
+ * replaced by the module itself (inline), taken from the ConfigMaps in the YAML given. A module
+ * that is missing stays a configMap source, which the proxy reports as SourceNotFound.
+ */
+export function inlineConfigMapModules(
+  config: CompiledConfig,
+  configMaps: Map<string, Map<string, Uint8Array>>,
+): { config: CompiledConfig; problems: string[] } {
+  const problems: string[] = [];
+  let changed = false;
+  const plugins = config.plugins.map(p => {
+    if (!("configMap" in p.source)) return p;
+    const { namespace, name, key } = p.source.configMap;
+    const bytes = configMaps.get(`${namespace}/${name}`)?.get(key);
+    if (bytes === undefined) {
+      problems.push(
+        `RautaPlugin ${p.id}: ConfigMap ${namespace}/${name} key ${key} is not in the files given`,
+      );
+      return p;
+    }
+    changed = true;
+    return { ...p, source: { inline: Buffer.from(bytes).toString("base64") } };
+  });
+  if (!changed) return { config, problems };
+  const { generation, hash: _hash, ...body } = config;
+  return { config: sealConfig({ ...body, plugins }, generation), problems };
 }
 
 function watchFiles(files: string[], onChange: () => void): () => void {

@@ -2,6 +2,7 @@
 // whatever config its primary sends (worker-pool.ts), never compiles or talks to Kubernetes.
 // Settings come from the primary in RAUTA_WORKER_SETTINGS. Kept free of the compiler, the YAML
 // loader and the Kubernetes client so a worker only loads (and holds in memory) the data plane.
+import "../runtime/warnings.ts";
 import client from "prom-client";
 import type { CompiledConfig } from "../config/schema.ts";
 import { checkConfig } from "../config/check.ts";

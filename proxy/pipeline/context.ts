@@ -80,7 +80,7 @@ export class RequestContext {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (name.charCodeAt(0) === 58 /* : */) continue;
-      out.push([name.toLowerCase(), raw[i + 1]!]);
+      out.push([lowercase(name), raw[i + 1]!]);
     }
     return out;
   }
@@ -97,6 +97,14 @@ export class RequestContext {
   meta(): Pairs {
     return (this.metadata ??= []);
   }
+}
+
+function lowercase(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.toLowerCase();
+  }
+  return s;
 }
 
 /** Applies response edits to a flat [name, value, ...] header list (names compared lowercase). */

@@ -115,10 +115,14 @@ class Writer {
       this.str(v);
     }
   }
+  /** An exact-size copy (Extism keeps the whole backing buffer of what it is given). */
   done(): Uint8Array {
-    return this.buf.subarray(0, this.n);
+    return this.buf.slice(0, this.n);
   }
 }
+
+// One scratch buffer for every input: encodeInput runs synchronously, and done() copies out.
+let scratch: Writer | null = null;
 
 class Reader {
   private readonly view: DataView;
@@ -179,7 +183,8 @@ class Reader {
 }
 
 export function encodeInput(i: PluginInput): Uint8Array {
-  const w = new Writer();
+  const w = (scratch ??= new Writer(4096));
+  w.n = 0;
   w.u8(MAGIC);
   w.u8(ABI_VERSION);
   w.u8(i.phase === "request" ? 0 : 1);

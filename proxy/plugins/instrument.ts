@@ -8,7 +8,7 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { fork } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { packagePath } from "../runtime/package-root.ts";
 import type { WasmImport } from "./wasm-sections.ts";
 
 /** Part of every cache key: bump it whenever the rewrite's output changes. */
@@ -120,7 +120,7 @@ export function isInstrumentJob(data: unknown): data is InstrumentJob {
   );
 }
 
-const WORKER_URL = new URL("./instrument-worker.ts", import.meta.url);
+const WORKER_PATH = packagePath("proxy/plugins/instrument-worker.ts");
 
 /**
  * A fresh child process per job: when it exits, binaryen's memory goes with it. (A worker
@@ -131,7 +131,7 @@ function instrumentInWorker(bytes: Uint8Array, opts: InstrumentOptions): Promise
   stats.workerRuns++;
   const job: InstrumentJob = { rautaInstrumentJob: 1, bytes, opts };
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(WORKER_URL), [], {
+    const child = fork(WORKER_PATH, [], {
       serialization: "advanced",
       execArgv: [],
       stdio: ["ignore", "ignore", "pipe", "ipc"],

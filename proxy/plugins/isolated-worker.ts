@@ -1,6 +1,7 @@
 // The worker-thread side of an isolated plugin (isolated.ts): the same sandbox as in-thread
 // (PluginInstance over the same instrumented module, wall-clock time limit by fuel slices), one
 // call at a time, answered by message. What the guest logs is sent to the main thread's logger.
+import "../runtime/warnings.ts";
 import { parentPort, workerData } from "node:worker_threads";
 import type { Phase } from "./abi.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";

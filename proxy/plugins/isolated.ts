@@ -6,12 +6,13 @@
 // a backstop timer terminates a worker that does not answer within twice the limit plus a
 // margin, and a new one takes its place.
 import { Worker } from "node:worker_threads";
+import { packagePath } from "../runtime/package-root.ts";
 import type { Phase } from "./abi.ts";
 import type { LogLevel } from "./host-functions.ts";
 import type { FromIsolated, IsolatedInit, ToIsolated } from "./isolated-worker.ts";
 import type { CallResult, CompiledPlugin, SandboxLimits } from "./sandbox.ts";
 
-const WORKER_URL = new URL("./isolated-worker.ts", import.meta.url);
+const WORKER_PATH = packagePath("proxy/plugins/isolated-worker.ts");
 const BACKSTOP_MARGIN_MS = 250;
 
 interface Pending {
@@ -47,7 +48,7 @@ export class IsolatedPlugin {
   }
 
   private start(): Promise<void> {
-    const w = new Worker(WORKER_URL, {
+    const w = new Worker(WORKER_PATH, {
       workerData: this.init,
       // guest memory is capped by the module; this caps the worker's own JS heap
       resourceLimits: { maxOldGenerationSizeMb: 64 },

@@ -60,6 +60,11 @@ export class LoadedPlugin {
   private openUntil = 0;
   private openMs: number;
   private closed = false;
+  /** metric children of the per-call path, resolved once (a labels() lookup per call costs µs) */
+  private readonly hot: Record<
+    Phase,
+    Record<Decision["action"], { inc(): void }> & { duration: { observe(v: number): void } }
+  >;
 
   constructor(
     spec: Plugin,
@@ -82,6 +87,13 @@ export class LoadedPlugin {
     this.breaker = deps.breaker ?? DEFAULT_BREAKER;
     this.openMs = this.breaker.openMs;
     this.configJson = JSON.stringify(spec.config);
+    const hotOf = (phase: Phase) => ({
+      continue: this.metrics.pluginCalls.labels(spec.id, phase, "continue"),
+      reject: this.metrics.pluginCalls.labels(spec.id, phase, "reject"),
+      modify: this.metrics.pluginCalls.labels(spec.id, phase, "modify"),
+      duration: this.metrics.pluginDuration.labels(spec.id, phase),
+    });
+    this.hot = { request: hotOf("request"), response: hotOf("response") };
     this.limits = {
       timeoutMs: spec.limits.timeoutMs,
       fuel: compiled.metered ? FUEL_SLICE : Infinity,
@@ -143,7 +155,7 @@ export class LoadedPlugin {
     }
     if (this.isolated !== null) {
       const r = await this.isolated.call(phase, input);
-      this.metrics.pluginDuration.labels(this.id, phase).observe(r.ms / 1000);
+      this.hot[phase].duration.observe(r.ms / 1000);
       if (!r.ok) return this.failed(phase, null, r.reason, r.message);
       return this.decided(phase, r.output);
     }
@@ -158,7 +170,7 @@ export class LoadedPlugin {
       }
     }
     const r = await inst.call(phase, input, this.limits);
-    this.metrics.pluginDuration.labels(this.id, phase).observe(r.ms / 1000);
+    this.hot[phase].duration.observe(r.ms / 1000);
     if (!r.ok) {
       if (
         r.reason === "timeout" &&
@@ -188,7 +200,7 @@ export class LoadedPlugin {
     }
     this.consecutiveFailures = 0;
     this.openMs = this.breaker.openMs;
-    this.metrics.pluginCalls.labels(this.id, phase, decision.action).inc();
+    this.hot[phase][decision.action].inc();
     return { ok: true, decision };
   }
 

@@ -8,8 +8,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
-import { fileURLToPath } from "node:url";
 import type { PluginSource } from "../config/schema.ts";
+import { packagePath } from "../runtime/package-root.ts";
 import { InstrumentError, instrumentCached } from "./instrument.ts";
 import type { CompiledPlugin } from "./sandbox.ts";
 
@@ -41,9 +41,7 @@ export interface ModuleStoreOptions {
   fetchTimeoutMs?: number;
 }
 
-export const BUILTIN_DIR = fileURLToPath(
-  new URL("../../plugins-sdk/builtins/dist/", import.meta.url),
-);
+export const BUILTIN_DIR = packagePath("plugins-sdk/builtins/dist");
 
 export function defaultCacheDir(): string {
   return path.join(

@@ -4,7 +4,6 @@
 // injected at load: instrument.ts), outgrows its memory or answers too much is a failure with a
 // reason; the caller discards the instance after any failure, because a trapped guest's memory
 // may be half-updated.
-import { createPlugin } from "@extism/extism";
 import type { Plugin as ExtismPlugin } from "@extism/extism";
 import { CallState, HOST_NAMESPACE, HostLimitError, hostFunctions } from "./host-functions.ts";
 import type { HostServices } from "./host-functions.ts";
@@ -48,6 +47,10 @@ export interface InstanceOptions {
 
 const PHASE_EXPORT: Record<Phase, string> = { request: "on_request", response: "on_response" };
 
+// Loaded on first use: a proxy whose config has no plugin never loads Extism (nor node:wasi).
+let extismModule: Promise<typeof import("@extism/extism")> | null = null;
+const loadExtism = () => (extismModule ??= import("@extism/extism"));
+
 interface Exports {
   memory?: WebAssembly.Memory;
   __rauta_fuel?: WebAssembly.Global;
@@ -87,6 +90,7 @@ export class PluginInstance {
         return state.slice;
       },
     };
+    const { createPlugin } = await loadExtism();
     const extism = await createPlugin(
       { wasm: [{ module: plugin.module, name: "main" }] },
       {
