@@ -537,6 +537,36 @@ export async function buildRustPlugins(opts: { force?: boolean } = {}): Promise<
   return results;
 }
 
+/**
+ * Builds one plugin crate's lib.rs (a `rauta plugin new --lang rust` project) against the SDK
+ * into `out`: the same flags as the SDK's own plugins. For `rauta plugin build`.
+ */
+export async function buildRustCrate(libRs: string, crateName: string, out: string): Promise<void> {
+  const tc = await ensureRustToolchain();
+  const rlib = await buildSdkRlib(tc, join(WORK_DIR, TARGET));
+  const tmp = `${out}.${process.pid}.tmp`;
+  const { code, output } = await rustc(tc, [
+    ...COMMON_FLAGS,
+    ...PLUGIN_FLAGS,
+    ...linkerFlags(tc),
+    "--target",
+    TARGET,
+    "--crate-type",
+    "cdylib",
+    "--crate-name",
+    crateName.replace(/[^A-Za-z0-9_]/g, "_"),
+    "--extern",
+    `rauta_plugin=${rlib.path}`,
+    "-L",
+    `dependency=${join(WORK_DIR, TARGET)}`,
+    "-o",
+    tmp,
+    libRs,
+  ]);
+  if (code !== 0) throw new Error(`rustc of ${libRs} failed:\n${output.trim()}`);
+  await rename(tmp, out);
+}
+
 /** The other rustc on PATH (rustup's, usually newer), when it runs and is not the toolchain's. */
 function secondNativeRustc(tc: RustToolchain): string | null {
   const p = onPath("rustc");
