@@ -253,6 +253,9 @@ export class PluginIndex {
           config: (plugin.spec.config ?? {}) as Record<string, unknown>,
           needsBody: plugin.spec.needsBody ?? false,
           failurePolicy: plugin.spec.failurePolicy ?? "FailClosed",
+          ...(plugin.spec.isolation && plugin.spec.isolation !== "Auto"
+            ? { isolation: plugin.spec.isolation }
+            : {}),
           limits: {
             memoryMiB: limits.memoryMiB ?? 16,
             timeoutMs: limits.timeoutMs ?? 50,

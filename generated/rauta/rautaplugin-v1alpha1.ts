@@ -70,6 +70,10 @@ export interface RautaPluginV1Alpha1 {
      */
     failurePolicy?: "FailOpen" | "FailClosed";
     /**
+     * Where calls run. Auto: in the proxy's thread (about a microsecond per call) until the plugin first hits its time limit, then in a worker thread of its own, where a call that runs to its limit holds up no other request. Inline: always in-thread. Worker: always in a worker thread (a message round trip per call).
+     */
+    isolation?: "Auto" | "Inline" | "Worker";
+    /**
      * Sandbox limits enforced per call.
      */
     limits?: {

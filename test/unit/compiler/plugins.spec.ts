@@ -245,3 +245,19 @@ describe("compiler: built-in config against its shipped schema", () => {
     });
   });
 });
+
+describe("compiler: plugin isolation", () => {
+  it("passes Inline and Worker to the proxy and leaves Auto (the default) out of the config", () => {
+    const result = compile(
+      snapshot([
+        plugin("auto", {}),
+        plugin("inline", { isolation: "Inline" }),
+        plugin("worker", { isolation: "Worker" }),
+      ]),
+    );
+    const byId = new Map(result.config.plugins.map(p => [p.id, p]));
+    expect(byId.get("shop/auto")?.isolation).to.equal(undefined);
+    expect(byId.get("shop/inline")?.isolation).to.equal("Inline");
+    expect(byId.get("shop/worker")?.isolation).to.equal("Worker");
+  });
+});
