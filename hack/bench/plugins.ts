@@ -1,6 +1,7 @@
 // Plugin benchmark (`npm run bench:plugins`): what plugins cost on the request path, in one run,
-// against the same route without a plugin. Each target is `rauta proxy --config-source file`
-// (one process, the proxy's V8 settings) in front of one nginx upstream (`return 200`), loaded
+// against the same route without a plugin. Each target is `rauta serve --workers 1` on Gateway API
+// YAML (RautaPlugins attached by ExtensionRef; custom modules in ConfigMaps), measured in its
+// serving worker like the data-plane bench, in front of one nginx upstream (`return 200`), loaded
 // with `wrk -t1 -c50`; rounds are interleaved and the best round per target is reported.
 //   - no plugin / a no-op plugin built with each SDK (AssemblyScript, Go, Rust)
 //   - jwt-auth (HS256, a valid token on every request)
@@ -19,8 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import wabtInit from "wabt";
 import { freePort } from "../../test/helpers/net.ts";
-import { sealConfig } from "../../proxy/config/hash.ts";
-import type { CompiledConfigBody, Plugin, Route } from "../../proxy/config/schema.ts";
+import type { Plugin } from "../../proxy/config/schema.ts";
 import { encodeInput } from "../../proxy/plugins/abi.ts";
 import { LoadedPlugin } from "../../proxy/plugins/loaded-plugin.ts";
 import { ModuleStore } from "../../proxy/plugins/modules.ts";
@@ -30,6 +30,8 @@ import {
   CONNECTIONS,
   DURATION,
   ROOT,
+  childrenOf,
+  cmdline,
   ensureTools,
   kill,
   measured,
@@ -97,87 +99,70 @@ const CHAIN = [
   ),
 ];
 
-function route(id: string, plugins: string[]): Route {
-  return {
-    id,
-    source: { namespace: "bench", name: id, rule: 0 },
-    filters: plugins.map(pluginId => ({ type: "Plugin" as const, pluginId })),
-    backends: [{ clusterId: "up", weight: 1, filters: [] }],
-    timeouts: {},
-  };
-}
-
-function configFile(
-  dir: string,
-  name: string,
-  port: number,
-  upstream: number,
-  plugins: Plugin[],
-  extraRoutes: Array<{ path: string; route: Route; plugins: Plugin[] }> = [],
-): string {
-  const main = route(
-    "main",
-    plugins.map(p => p.id),
-  );
-  const body: CompiledConfigBody = {
-    apiVersion: "rauta.io/v1alpha1",
-    listeners: [
-      {
-        name: `127.0.0.1:${port}`,
-        address: "127.0.0.1",
-        port,
-        protocol: "HTTP",
-        sources: [{ namespace: "bench", gateway: "gw", listener: "http" }],
-        plugins: [],
-        virtualHosts: [
-          {
-            hostname: "*",
-            routes: [
-              ...extraRoutes.map(r => ({
-                routeId: r.route.id,
-                match: {
-                  path: { type: "PathPrefix" as const, value: r.path },
-                  headers: [],
-                  queryParams: [],
-                },
-              })),
-              {
-                routeId: "main",
-                match: {
-                  path: { type: "PathPrefix" as const, value: "/" },
-                  headers: [],
-                  queryParams: [],
-                },
-              },
-            ],
-          },
-        ],
-      },
-    ],
-    routes: [...extraRoutes.map(r => r.route), main],
-    clusters: [
-      {
-        id: "up",
-        service: { namespace: "bench", name: "up", port: 80 },
-        protocol: "http1",
-        lb: "round-robin",
-        endpoints: [
-          { address: "127.0.0.1", port: upstream, ready: true, serving: true, terminating: false },
-        ],
-      },
-    ],
-    plugins: [...plugins, ...extraRoutes.flatMap(r => r.plugins)],
-  };
-  const file = path.join(dir, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify(sealConfig(body, 1)));
-  return file;
+// One Gateway, the route under test on "/" with `plugins` attached by ExtensionRef (and, for the
+// spin target, a second route /spin with the spinning plugin), the upstream as Service +
+// EndpointSlice, the RautaPlugins, and a ConfigMap per custom module.
+function gatewayYaml(port: number, upstream: number, plugins: Plugin[], spin: Plugin | null): string {
+  const ref = (p: Plugin) => `        - type: ExtensionRef
+          extensionRef: { group: rauta.io, kind: RautaPlugin, name: ${p.id.split("/")[1]} }`;
+  const rule = (path: string, ps: Plugin[]) => `    - matches: [{ path: { type: PathPrefix, value: ${path} } }]
+${ps.length ? `      filters:\n${ps.map(ref).join("\n")}\n` : ""}      backendRefs: [{ name: up, port: 80 }]`;
+  const docs = [
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: rauta }
+spec: { controllerName: rauta.io/gateway-controller }`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: bench, namespace: default }
+spec:
+  gatewayClassName: rauta
+  listeners: [{ name: http, protocol: HTTP, port: ${port} }]`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: bench, namespace: default }
+spec:
+  parentRefs: [{ name: bench }]
+  rules:
+${spin ? `${rule("/spin", [spin])}\n` : ""}${rule("/", plugins)}`,
+    `apiVersion: v1
+kind: Service
+metadata: { name: up, namespace: default }
+spec: { ports: [{ name: http, port: 80 }] }`,
+    `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: up, namespace: default, labels: { kubernetes.io/service-name: up } }
+addressType: IPv4
+ports: [{ name: http, port: ${upstream}, protocol: TCP }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]`,
+  ];
+  for (const p of spin ? [...plugins, spin] : plugins) {
+    const name = p.id.split("/")[1]!;
+    let source = JSON.stringify(p.source);
+    if ("inline" in p.source) {
+      docs.push(`apiVersion: v1
+kind: ConfigMap
+metadata: { name: ${name}-module, namespace: default }
+binaryData: { plugin.wasm: ${p.source.inline} }`);
+      source = JSON.stringify({ configMap: { name: `${name}-module`, key: "plugin.wasm" } });
+    }
+    docs.push(`apiVersion: rauta.io/v1alpha1
+kind: RautaPlugin
+metadata: { name: ${name}, namespace: default }
+spec:
+  source: ${source}
+  config: ${JSON.stringify(p.config)}
+  failurePolicy: ${p.failurePolicy}
+  limits: { timeoutMs: ${p.limits.timeoutMs}, memoryMiB: ${p.limits.memoryMiB} }`);
+  }
+  return `${docs.join("\n---\n")}\n`;
 }
 
 interface Target {
   name: string;
   url: string;
   headers: string[];
-  file: string;
+  dir: string;
   metricsPort: number;
   p: ChildProcess | null;
   /** load on another route while this target is measured */
@@ -187,31 +172,16 @@ interface Target {
 async function start(t: Target) {
   t.p = proc(
     NODE,
-    [
-      "proxy/bin/rauta.ts",
-      "proxy",
-      "--config-source",
-      "file",
-      "--config",
-      t.file,
-      "--metrics-port",
-      String(t.metricsPort),
-    ],
+    ["proxy/bin/rauta.ts", "serve", "-f", t.dir, "--workers", "1", "--metrics-port", String(t.metricsPort), "--address", "127.0.0.1", "--no-watch"],
     t.name,
-    {
-      RAUTA_LOG_LEVEL: "error",
-    },
+    { RAUTA_LOG_LEVEL: "error" },
   );
-  const port = Number(new URL(t.url).port);
-  await waitPort(port, 120_000);
-  // ready = the config (and its plugins) is being served
+  await waitPort(Number(new URL(t.url).port), 120_000);
+  // ready = the config (and its plugins) is served
   for (let i = 0; i < 600; i++) {
     const ok = await new Promise<boolean>(r =>
       http
-        .get(
-          `http://127.0.0.1:${t.metricsPort}/readyz`,
-          res => (res.resume(), r(res.statusCode === 200)),
-        )
+        .get(`http://127.0.0.1:${t.metricsPort}/readyz`, res => (res.resume(), r(res.statusCode === 200)))
         .on("error", () => r(false)),
     );
     if (ok) return;
@@ -219,6 +189,9 @@ async function start(t: Target) {
   }
   throw new Error(`${t.name} never became ready`);
 }
+
+/** the serving worker (not the primary, not an esbuild service it may still be stopping) */
+const workerOf = (t: Target) => childrenOf(t.p!.pid!).filter(pid => cmdline(pid).includes("serve-worker"));
 
 // about 20 requests a second to the spinning route until stopped
 function attack(url: string): { stop(): Promise<number> } {
@@ -302,7 +275,8 @@ async function main() {
       .toBinary({}).buffer,
   ).toString("base64");
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-plugins-"));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-plugins-"));
+  const dir = tmp;
   const up = await freePort();
   const nginxConf = path.join(dir, "nginx.conf");
   fs.writeFileSync(
@@ -319,22 +293,15 @@ http { access_log off; keepalive_requests 10000000;
   const targets: Target[] = [];
   const add = async (name: string, plugins: Plugin[], headers: string[] = [], spin = false) => {
     const port = await freePort();
-    const extra = spin
-      ? [
-          {
-            path: "/spin",
-            route: route("spin", ["bench/spin"]),
-            plugins: [
-              plugin("bench/spin", { inline: spinWasm }, {}, { failurePolicy: "FailOpen" }),
-            ],
-          },
-        ]
-      : [];
+    const dir = path.join(tmp, name.replace(/\W+/g, "-"));
+    fs.mkdirSync(dir);
+    const spinner = spin ? plugin("bench/spin", { inline: spinWasm }, {}, { failurePolicy: "FailOpen" }) : null;
+    fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port, up, plugins, spinner));
     targets.push({
       name,
       url: `http://127.0.0.1:${port}/x`,
       headers,
-      file: configFile(dir, name.replace(/\W+/g, "-"), port, up, plugins, extra),
+      dir,
       metricsPort: await freePort(),
       p: null,
       ...(spin ? { attack: `http://127.0.0.1:${port}/spin` } : {}),
@@ -366,9 +333,10 @@ http { access_log off; keepalive_requests 10000000;
           { stdio: "ignore" },
         );
         const side = t.attack ? attack(t.attack) : null;
-        const r = measured([t.p!.pid!], () => runWrk(t.url, t.headers));
+        const pids = workerOf(t);
+        const r = measured(pids, () => runWrk(t.url, t.headers));
         const attacks = side ? await side.stop() : undefined;
-        const peakMb = peakRssKb(t.p!.pid!) / 1024;
+        const peakMb = pids.reduce((n, pid) => n + peakRssKb(pid), 0) / 1024;
         console.error(
           `round ${round} ${t.name}: ${Math.round(r.rps)} rps p99 ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req peak ${peakMb.toFixed(0)} MB${attacks !== undefined ? ` (${attacks} spins)` : ""}`,
         );
@@ -406,8 +374,8 @@ http { access_log off; keepalive_requests 10000000;
     "",
     `Measured ${new Date().toISOString().slice(0, 10)} on this project's machine (${os.cpus().length} cores, shared; Node ${process.version}) with`,
     `\`BENCH_DURATION=${DURATION} BENCH_ROUNDS=${ROUNDS} npm run bench:plugins\` (hack/bench/plugins.ts). Upstream: nginx \`return 200\`, 100-byte body.`,
-    `Every target is \`rauta proxy --config-source file\` (one process, the proxy's V8 settings), one route, \`wrk -t1 -c${CONNECTIONS} -d${DURATION}s --latency\`; best of ${ROUNDS} interleaved rounds.`,
-    "Plugins are attached by an ExtensionRef (Plugin) filter, sandboxed as in production (fuel metering, memory cap, limits.timeoutMs 50).",
+    `Every target is \`rauta serve --workers 1\` on Gateway API YAML, one route, \`wrk -t1 -c${CONNECTIONS} -d${DURATION}s --latency\`; best of ${ROUNDS} interleaved rounds; CPU and RSS are the serving worker's.`,
+    "Plugins are RautaPlugins attached by ExtensionRef (custom modules from ConfigMaps), sandboxed as in production (fuel metering, memory cap, limits.timeoutMs 50).",
     "",
     "| target | rps | p50 | p99 | CPU/req | peak RSS | ÷ no plugin |",
     "|---|---:|---:|---:|---:|---:|---:|",
@@ -455,7 +423,8 @@ http { access_log off; keepalive_requests 10000000;
     fs.writeFileSync(file, re.test(doc) ? doc.replace(re, text) : `${doc.trimEnd()}\n\n${text}\n`);
     console.error(`bench: wrote docs/benchmarks.md`);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  else console.error(`bench: kept ${dir}`);
 }
 
 await main();

@@ -3,7 +3,7 @@
 // worker the same call costs a message round trip (~50-130 µs) and holds nothing. Plugins with
 // isolation "Auto" start in-thread and move here the first time they hit their time limit;
 // "Worker" starts here. The worker enforces the limit itself (the same wall-clock fuel slices);
-// a backstop timer terminates a worker that does not answer within twice the limit plus a
+// a watchdog terminates a worker that has work and answers nothing for twice the limit plus a
 // margin, and a new one takes its place.
 import { Worker } from "node:worker_threads";
 import { packagePath } from "../runtime/package-root.ts";
@@ -17,7 +17,6 @@ const BACKSTOP_MARGIN_MS = 250;
 
 interface Pending {
   resolve(r: CallResult): void;
-  timer: NodeJS.Timeout;
   t0: number;
 }
 
@@ -28,6 +27,9 @@ export class IsolatedPlugin {
   private ready: Promise<void> | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** when the worker last answered (or was handed work while idle) */
+  private lastProgress = 0;
+  private watchdog: NodeJS.Timeout | null = null;
   private closed = false;
   /** workers terminated by the backstop */
   terminations = 0;
@@ -80,9 +82,35 @@ export class IsolatedPlugin {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    this.lastProgress = performance.now();
+    if (this.pending.size === 0 && this.watchdog !== null) {
+      clearInterval(this.watchdog);
+      this.watchdog = null;
+    }
     p.resolve(result);
   }
+
+  // The worker runs calls one after another and stops each at its limit itself: it is stuck only
+  // when it has work and answers nothing for 2x the limit + a margin (a queue is not stuck).
+  private checkProgress = () => {
+    const w = this.worker;
+    const stuckMs = 2 * this.init.limits.timeoutMs + BACKSTOP_MARGIN_MS;
+    if (w === null || this.pending.size === 0 || performance.now() - this.lastProgress < stuckMs)
+      return;
+    this.terminations++;
+    this.worker = null;
+    this.ready = null;
+    const [first] = this.pending.keys();
+    if (first !== undefined)
+      this.settle(first, {
+        ok: false,
+        reason: "timeout",
+        message: `no answer within ${stuckMs} ms; the worker was terminated`,
+        ms: performance.now() - (this.pending.get(first)?.t0 ?? 0),
+      });
+    this.failAll("the isolated plugin worker was terminated (stuck)");
+    void w.terminate();
+  };
 
   private failAll(message: string) {
     for (const [id, p] of this.pending)
@@ -107,32 +135,19 @@ export class IsolatedPlugin {
     const id = this.nextId++;
     const t0 = performance.now();
     return new Promise<CallResult>(resolve => {
-      const timer = setTimeout(
-        () => {
-          // the worker did not answer in time: whatever it runs, it is not coming back
-          this.terminations++;
-          this.settle(id, {
-            ok: false,
-            reason: "timeout",
-            message: `no answer within ${2 * this.init.limits.timeoutMs + BACKSTOP_MARGIN_MS} ms; the worker was terminated`,
-            ms: performance.now() - t0,
-          });
-          if (this.worker === w) {
-            this.worker = null;
-            this.ready = null;
-          }
-          void w.terminate();
-        },
-        2 * this.init.limits.timeoutMs + BACKSTOP_MARGIN_MS,
-      );
-      timer.unref();
-      this.pending.set(id, { resolve, timer, t0 });
+      if (this.pending.size === 0) this.lastProgress = t0;
+      this.pending.set(id, { resolve, t0 });
+      if (this.watchdog === null) {
+        this.watchdog = setInterval(this.checkProgress, 25);
+        this.watchdog.unref();
+      }
       w.postMessage({ id, phase, input } satisfies ToIsolated);
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.watchdog !== null) clearInterval(this.watchdog);
     this.failAll("the plugin was retired");
     const w = this.worker;
     this.worker = null;

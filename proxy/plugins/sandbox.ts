@@ -161,7 +161,11 @@ export class PluginInstance {
       state.input = EMPTY;
     }
     const ms = performance.now() - t0;
-    if (failure === null && ms > limits.timeoutMs)
+    // A metered call that completed was within its limit at every fuel slice: wall time beyond
+    // the limit came from outside the guest (a GC pause, the machine being busy, a first-call
+    // compile) and is no reason to fail a request that already has its answer. An unmetered
+    // module has no slices: its wall time is all there is to judge.
+    if (failure === null && !this.plugin.metered && ms > limits.timeoutMs)
       failure = {
         reason: "timeout",
         message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)`,

@@ -15,6 +15,7 @@ import {
   testProxy,
   get,
   sleep,
+  keepAliveAgent,
 } from "../proxy/helpers.ts";
 import type { Echo } from "../proxy/helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
@@ -257,6 +258,11 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
       const r = await get(p2, "/t-w");
       expect(r.status).to.equal(200);
       expect(r.headers["x-isolated"]).to.equal("1");
+      // concurrent calls queue in the worker; a queue is not a stuck worker
+      const burst = await Promise.all(
+        Array.from({ length: 200 }, () => get(p2, "/t-w", { agent: keepAliveAgent })),
+      );
+      expect(burst.filter(b => b.status !== 200 || b.headers["x-isolated"] !== "1")).to.have.length(0);
       expect(await sum(px, "rauta_plugin_isolated", { plugin: "t/w" })).to.equal(1);
     } finally {
       await px.close(100);
