@@ -91,7 +91,7 @@ const JWT = plugin(
 const CHAIN = [
   plugin("bench/cors", { builtin: "cors" }, { allowOrigins: ["https://app.bench"] }),
   JWT,
-  plugin("bench/limit", { builtin: "rate-limit" }, { requestsPerSecond: 1e9, burst: 1e9 }),
+  plugin("bench/limit", { builtin: "rate-limit" }, { requestsPerSecond: 1e6, burst: 1e6 }),
   plugin(
     "bench/transform",
     { builtin: "request-transformer" },

@@ -224,6 +224,9 @@ export class ModuleStore {
       wasi: result.imports.some(i => i.module === "wasi_snapshot_preview1"),
       metered: true,
       maxMemoryBytes: result.memory.maxPages * 65536,
+      blockInput: result.imports.some(
+        i => i.module === "extism:host/env" && i.name === "input_offset",
+      ),
     };
   }
 

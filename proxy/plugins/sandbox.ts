@@ -26,6 +26,12 @@ export interface CompiledPlugin {
   /** fuel metering and the rc wrappers were injected (instrument.ts) */
   metered: boolean;
   maxMemoryBytes: number;
+  /**
+   * The module reads its input through an Extism block (it imports input_offset), so the input
+   * must be stored in Extism's memory; otherwise the host serves input_length/input_load_* from
+   * the call's own buffer and nothing is copied.
+   */
+  blockInput?: boolean;
 }
 
 export interface SandboxLimits {
@@ -101,7 +107,11 @@ export class PluginInstance {
         config: opts.configJson === "" ? {} : { config: opts.configJson },
         allowedHosts: opts.allowedHosts ?? [],
         allowedPaths: opts.allowedPaths ?? {},
-        functions: { [HOST_NAMESPACE]: host, [SANDBOX_NAMESPACE]: sandbox },
+        functions: {
+          [HOST_NAMESPACE]: host,
+          [SANDBOX_NAMESPACE]: sandbox,
+          ...(plugin.blockInput ? {} : { [EXTISM_ENV]: directInput(state) }),
+        },
         logger: silentConsole,
       },
     );
@@ -143,13 +153,16 @@ export class PluginInstance {
     let failure: { reason: FailureReason; message: string } | null = null;
     try {
       const target = this.plugin.metered ? `__rauta_call_${name}` : name;
-      // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
-      // buffer's size, and standard Extism PDKs would read garbage past the input
-      const exact =
-        input.byteOffset === 0 && input.byteLength === input.buffer.byteLength
-          ? input
-          : input.slice();
-      const res = await this.extism.call(["main", target], exact);
+      let res;
+      if (this.plugin.blockInput) {
+        // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
+        // buffer's size, and the guest would read garbage past the input
+        const exact =
+          input.byteOffset === 0 && input.byteLength === input.buffer.byteLength
+            ? input
+            : input.slice();
+        res = await this.extism.call(["main", target], exact);
+      } else res = await this.extism.call(["main", target]);
       out = state.output ?? (res === null ? new Uint8Array(0) : res.bytes());
       const code = rc === undefined ? 0 : (rc.value as number);
       if (code !== 0) failure = { reason: "error", message: `${name} returned ${code}` };
@@ -209,6 +222,28 @@ export class PluginInstance {
 }
 
 const EMPTY = new Uint8Array(0);
+
+const EXTISM_ENV = "extism:host/env";
+const OFFSET_MASK = 0xffffffffffffn;
+
+// Extism's kernel input functions, answered from the call's buffer (standard PDKs read their
+// input with these; RAUTA's SDKs with rauta:host input_copy): no copy into an Extism block.
+function directInput(state: CallState) {
+  return {
+    input_length: (): bigint => BigInt(state.input.length),
+    input_load_u8: (_ctx: unknown, addr: bigint): number =>
+      state.input[Number(addr & OFFSET_MASK)] ?? 0,
+    input_load_u64: (_ctx: unknown, addr: bigint): bigint => {
+      const i = Number(addr & OFFSET_MASK);
+      const b = state.input;
+      if (i + 8 <= b.length)
+        return new DataView(b.buffer, b.byteOffset + i, 8).getBigUint64(0, true);
+      let v = 0n;
+      for (let k = 7; k >= 0; k--) v = (v << 8n) | BigInt(b[i + k] ?? 0);
+      return v;
+    },
+  };
+}
 
 const noop = () => {};
 const silentConsole = {

@@ -227,15 +227,31 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
   it("moves a plugin that hit its time limit to a worker thread: later spins hold nothing up", async () => {
     // t/spin timed out in the test above (isolation Auto): it now runs isolated
     expect(await sum(proxy, "rauta_plugin_isolated", { plugin: "t/spin" })).to.equal(1);
-    const spinning = get(port, "/t-spin");
-    const t0 = performance.now();
-    for (let i = 0; i < 5; i++) expect((await get(port, "/plain")).status).to.equal(200);
-    const plainMs = performance.now() - t0;
-    const r = await spinning;
-    expect(r.status).to.equal(500);
-    expect(r.body).to.match(/timeout/);
-    // five plain requests while the spin runs its 50 ms elsewhere
-    expect(plainMs).to.be.below(40, `plain requests took ${plainMs.toFixed(1)} ms`);
+    const p2 = await freePort();
+    const px = testProxy();
+    try {
+      // a 300 ms limit: plain requests sent while it spins must not wait for it
+      const slow = plugin("t/slow", MODULES.spin(), {
+        limits: { memoryMiB: 2, timeoutMs: 300, maxBodyBytes: 0 },
+      });
+      expect((await px.apply(pluginConfig(p2, a, [slow]))).ok).to.equal(true);
+      expect((await get(p2, "/t-slow")).status).to.equal(500); // in-thread, then isolated
+      expect(await sum(px, "rauta_plugin_isolated", { plugin: "t/slow" })).to.equal(1);
+      let spinDone = 0;
+      const spinning = get(p2, "/t-slow").then(r => ((spinDone = performance.now()), r));
+      await sleep(20);
+      let plainDone = 0;
+      for (let i = 0; i < 5; i++) expect((await get(p2, "/plain")).status).to.equal(200);
+      plainDone = performance.now();
+      const r = await spinning;
+      expect(r.status).to.equal(500);
+      expect(r.body).to.match(/timeout/);
+      expect(plainDone, "the plain requests finished before the spin was stopped").to.be.below(
+        spinDone,
+      );
+    } finally {
+      await px.close(100);
+    }
   });
 
   it("runs a plugin with isolation Worker in a worker thread from the start", async () => {
@@ -262,7 +278,9 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
       const burst = await Promise.all(
         Array.from({ length: 200 }, () => get(p2, "/t-w", { agent: keepAliveAgent })),
       );
-      expect(burst.filter(b => b.status !== 200 || b.headers["x-isolated"] !== "1")).to.have.length(0);
+      expect(burst.filter(b => b.status !== 200 || b.headers["x-isolated"] !== "1")).to.have.length(
+        0,
+      );
       expect(await sum(px, "rauta_plugin_isolated", { plugin: "t/w" })).to.equal(1);
     } finally {
       await px.close(100);
