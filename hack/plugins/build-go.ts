@@ -10,9 +10,9 @@
 // -trimpath and -buildvcs=false keep the bytes, hence the plugin digest, independent of the
 // checkout's path and commit.
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdir, readFile, readdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { readStamp, size, sourcesHash } from "./stamps.ts";
 
 export const GO_SDK_DIR = resolve(import.meta.dirname, "../../plugins-sdk/go");
 export const GO_DIST_DIR = join(GO_SDK_DIR, "dist");
@@ -119,30 +119,11 @@ async function sourceFiles(dir: string): Promise<string[]> {
  * the SDK rebuilds every plugin, which is what importing it means.
  */
 async function sourceHash(version: string): Promise<string> {
-  const h = createHash("sha256");
-  h.update(`${version}\n${BUILD_FLAGS.join(" ")}\n`);
-  for (const file of await sourceFiles(GO_SDK_DIR)) {
-    h.update(`${relative(GO_SDK_DIR, file)}\n`);
-    h.update(await readFile(file));
-    h.update("\n");
-  }
-  return h.digest("hex");
-}
-
-async function readStamp(path: string): Promise<string | null> {
-  try {
-    return (await readFile(path, "utf8")).trim();
-  } catch {
-    return null;
-  }
-}
-
-async function size(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return null;
-  }
+  return sourcesHash(
+    `${version}\n${BUILD_FLAGS.join(" ")}`,
+    GO_SDK_DIR,
+    await sourceFiles(GO_SDK_DIR),
+  );
 }
 
 /** Builds every module of GO_PLUGINS whose stamp is stale, one after the other. */

@@ -15,11 +15,11 @@
 // at) is a matched set: ensureRustToolchain() installs it when CI=true or
 // RAUTA_INSTALL_TOOLCHAINS=1; set RAUTA_RUSTC to choose a compiler.
 import { execFile, execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { delimiter, join, relative, resolve } from "node:path";
 import os from "node:os";
+import { readStamp, size, sourcesHash } from "./stamps.ts";
 
 export const RUST_SDK_DIR = resolve(import.meta.dirname, "../../plugins-sdk/rust");
 export const RUST_DIST_DIR = join(RUST_SDK_DIR, "dist");
@@ -420,32 +420,11 @@ async function sourceFiles(dir: string): Promise<string[]> {
 
 /** One hash over every source, the compiler, the linker and the flags. */
 async function sourceHash(tc: RustToolchain): Promise<string> {
-  const h = createHash("sha256");
-  h.update(
-    `${tc.rustc}\n${tc.version}\n${tc.linker ?? ""}\n${[...COMMON_FLAGS, ...STD_FEATURE, ...PLUGIN_FLAGS].join(" ")}\n`,
+  return sourcesHash(
+    `${tc.rustc}\n${tc.version}\n${tc.linker ?? ""}\n${[...COMMON_FLAGS, ...STD_FEATURE, ...PLUGIN_FLAGS].join(" ")}`,
+    RUST_SDK_DIR,
+    await sourceFiles(RUST_SDK_DIR),
   );
-  for (const file of await sourceFiles(RUST_SDK_DIR)) {
-    h.update(`${relative(RUST_SDK_DIR, file)}\n`);
-    h.update(await readFile(file));
-    h.update("\n");
-  }
-  return h.digest("hex");
-}
-
-async function readStamp(path: string): Promise<string | null> {
-  try {
-    return (await readFile(path, "utf8")).trim();
-  } catch {
-    return null;
-  }
-}
-
-async function size(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return null;
-  }
 }
 
 function linkerFlags(tc: RustToolchain): string[] {

@@ -18,12 +18,19 @@ import {
 } from "../../../hack/plugins/build-rust.ts";
 import type { RustPluginBuild, RustToolchain } from "../../../hack/plugins/build-rust.ts";
 import { decodeDecision, encodeInput } from "../../../proxy/plugins/abi.ts";
-import type { Decision, Pairs, Phase, PluginInput } from "../../../proxy/plugins/abi.ts";
-import { KeyCache, RateLimitStore } from "../../../proxy/plugins/host-functions.ts";
-import type { HostServices, LogLevel } from "../../../proxy/plugins/host-functions.ts";
-import { PluginInstance } from "../../../proxy/plugins/sandbox.ts";
-import type { CallResult, CompiledPlugin, SandboxLimits } from "../../../proxy/plugins/sandbox.ts";
+import type { Decision, PluginInput } from "../../../proxy/plugins/abi.ts";
 import { VECTORS_PATH } from "../../../hack/plugins/vectors.ts";
+import {
+  NOW,
+  closeHarnesses,
+  compileFile,
+  harness,
+  microsPerCall,
+  request,
+  withHeaders,
+} from "../../helpers/plugin-harness.ts";
+import type { Harness } from "../../helpers/plugin-harness.ts";
+import type { CompiledPlugin } from "../../../proxy/plugins/sandbox.ts";
 
 interface VectorInput extends Omit<PluginInput, "body"> {
   body?: string;
@@ -32,100 +39,10 @@ interface Vectors {
   inputs: Array<{ name: string; input: VectorInput; hex: string }>;
 }
 
-const LIMITS: SandboxLimits = { timeoutMs: 2000, fuel: Infinity, outputCapBytes: 1 << 20 };
-const NOW = 1_700_000_000_123.5;
-
-function compile(path: string): CompiledPlugin {
-  const module = new WebAssembly.Module(fs.readFileSync(path));
-  return {
-    module,
-    digest: "x",
-    exports: new Set(
-      WebAssembly.Module.exports(module)
-        .filter(e => e.kind === "function")
-        .map(e => e.name),
-    ),
-    wasi: WebAssembly.Module.imports(module).some(i => i.module === "wasi_snapshot_preview1"),
-    metered: false,
-    maxMemoryBytes: 16 << 20,
-  };
-}
-
-interface Harness {
-  instance: PluginInstance;
-  logs: Array<[LogLevel, string]>;
-  call(phase: Phase, input: Uint8Array): Promise<CallResult>;
-  /** calls, expects success and decodes the decision */
-  decide(phase: Phase, input: PluginInput): Promise<Decision>;
-}
-
-/** Every instance a test opens, closed after it. */
-const open = new Set<PluginInstance>();
-
-/** configJson as the proxy makes it: JSON.stringify(spec.config), an object, "{}" at least */
-async function harness(plugin: CompiledPlugin, configJson = "{}"): Promise<Harness> {
-  const logs: Array<[LogLevel, string]> = [];
-  const services: HostServices = {
-    log: (level, message) => logs.push([level, message]),
-    rateLimits: new RateLimitStore(),
-    keys: new KeyCache(),
-    now: () => NOW,
-  };
-  const instance = await PluginInstance.create(plugin, { configJson, services });
-  open.add(instance);
-  const call = (phase: Phase, input: Uint8Array) => instance.call(phase, input, LIMITS);
-  return {
-    instance,
-    logs,
-    call,
-    async decide(phase, input) {
-      const res = await call(phase, encodeInput(input));
-      if (!res.ok) expect.fail(`${phase} failed (${res.reason}): ${res.message}`);
-      return decodeDecision(res.output, phase);
-    },
-  };
-}
-
 const te = new TextEncoder();
 const td = new TextDecoder();
 
-function request(over: Partial<PluginInput> = {}): PluginInput {
-  return {
-    phase: "request",
-    method: "GET",
-    scheme: "http",
-    authority: "api.example.com",
-    path: "/users/42",
-    query: "",
-    client: "127.0.0.1",
-    route: "default/api/rule/0",
-    status: 0,
-    requestHeaders: [["host", "api.example.com"]],
-    responseHeaders: [],
-    metadata: [],
-    ...over,
-  };
-}
-
-function withHeaders(headers: Pairs, over: Partial<PluginInput> = {}): PluginInput {
-  return request({ ...over, requestHeaders: [["host", "api.example.com"], ...headers] });
-}
-
-/** Runs `phase` `n` times on one input; µs per call. */
-async function microsPerCall(
-  h: Harness,
-  phase: Phase,
-  input: Uint8Array,
-  n: number,
-): Promise<number> {
-  for (let i = 0; i < 500; i++) await h.call(phase, input); // warm up (tier-up)
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const res = await h.call(phase, input);
-    if (!res.ok) expect.fail(`call ${i} failed: ${res.message}`);
-  }
-  return ((performance.now() - t0) * 1000) / n;
-}
+const compile = (path: string) => compileFile(path, 16 << 20);
 
 describe("Rust plugin SDK (plugins-sdk/rust)", function () {
   // a first build compiles the SDK and three modules with LTO (seconds each on a busy machine)
@@ -136,8 +53,7 @@ describe("Rust plugin SDK (plugins-sdk/rust)", function () {
   const plugin = (name: string) => plugins.get(name)!;
 
   afterEach(async () => {
-    await Promise.all([...open].map(i => i.close()));
-    open.clear();
+    await closeHarnesses();
   });
 
   before(async function () {
@@ -239,7 +155,7 @@ describe("Rust plugin SDK (plugins-sdk/rust)", function () {
       const input = new Uint8Array(
         Buffer.from(vectors.inputs.find(v => v.name === "request-headers")!.hex, "hex"),
       );
-      const us = await microsPerCall(h, "request", input, 20_000);
+      const us = await microsPerCall(h, "request", input, 20_000, 500);
       console.log(
         `      no-op: ${us.toFixed(1)} µs/call (${input.length}-byte input: input_copy, decode, CONTINUE)`,
       );
