@@ -23,7 +23,7 @@ import { validateConfig } from "../config/load.ts";
 import { KubernetesConfigSource } from "../kubernetes/config-source.ts";
 import { KubernetesSecretProvider } from "../kubernetes/secret-provider.ts";
 import { LeaseReporter } from "../kubernetes/lease-reporter.ts";
-import { configMapModuleReader } from "../kubernetes/plugin-modules.ts";
+import { ConfigMapSourceInliner, configMapModuleReader } from "../kubernetes/plugin-modules.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
 import { Proxy } from "../runtime/proxy.ts";
@@ -183,10 +183,27 @@ export async function run(argv: string[]): Promise<number> {
         })
       : null;
   let latest: unknown;
+  // workers never talk to Kubernetes: they get configMap plugin modules inline
+  const inliner =
+    pool && source === "kubernetes"
+      ? new ConfigMapSourceInliner(configMapModuleReader(namespace))
+      : null;
   const apply = async (config: unknown, origin: string) => {
     latest = config;
     if (pool) {
-      const published = pool.publish({ config, secrets: referencedKeyPairs(config, secrets) });
+      let delivered = config;
+      if (inliner) {
+        const inlined = await inliner.inline(config);
+        // a newer config arrived while the modules were read: that one goes out instead
+        if (latest !== config) return;
+        for (const problem of inlined.problems)
+          logger.warn("cannot read a plugin module for the workers", { problem });
+        delivered = inlined.config;
+      }
+      const published = pool.publish({
+        config: delivered,
+        secrets: referencedKeyPairs(config, secrets),
+      });
       if (!published.ok) report(false, published.generation, published.problems, origin);
       return;
     }

@@ -34,31 +34,45 @@ spec:
 `;
 }
 
-// GET with an explicit Host header; a failure or timeout resolves to status 0 (never hangs:
-// destroy() emits no error, so "close" resolves too).
+export interface HttpResult {
+  /** 0: no response (connection error, timeout, or the body was cut off) */
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+  /** why status is 0 */
+  error?: string;
+}
+
+// GET with an explicit Host header (and any others); a failure or timeout resolves to status 0
+// (never hangs: destroy() emits no error, so "close" resolves too).
 export function httpGet(
   address: string,
   port: number,
   host: string,
   path: string,
-): Promise<{ status: number; body: string }> {
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   return new Promise(resolve => {
     let responded = false;
+    const failed = (error: string) => resolve({ status: 0, body: "", headers: {}, error });
     const req = http.request(
-      { host: address, port, path, headers: { host }, agent: false, timeout: 3000 },
+      { host: address, port, path, headers: { ...headers, host }, agent: false, timeout: 3000 },
       res => {
         responded = true;
         let body = "";
         res.on("data", chunk => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
         // After "end" this is a no-op; before it, the body was cut off.
-        res.on("close", () => resolve({ status: 0, body: "" }));
+        res.on("close", () => failed("response body cut off"));
       },
     );
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve({ status: 0, body: "" }));
+    req.on("timeout", () => {
+      failed("timed out after 3 s");
+      req.destroy();
+    });
+    req.on("error", error => failed(error.message));
     req.on("close", () => {
-      if (!responded) resolve({ status: 0, body: "" });
+      if (!responded) failed("connection closed before a response");
     });
     req.end();
   });
