@@ -12,7 +12,7 @@
 //   npm run bench:plugins                 BENCH_DURATION=5 BENCH_ROUNDS=3 by default
 //   npm run bench:plugins -- --no-write
 import crypto from "node:crypto";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -193,25 +193,21 @@ async function start(t: Target) {
 /** the serving worker (not the primary, not an esbuild service it may still be stopping) */
 const workerOf = (t: Target) => childrenOf(t.p!.pid!).filter(pid => cmdline(pid).includes("serve-worker"));
 
-// about 20 requests a second to the spinning route until stopped
+// About 20 requests a second to the spinning route, from a process of its own (wrk runs with
+// execFileSync, which blocks this one), until stopped; it reports how many it sent.
 function attack(url: string): { stop(): Promise<number> } {
-  let stopped = false;
-  let sent = 0;
-  const loop = (async () => {
-    while (!stopped) {
-      sent++;
-      await new Promise<void>(r =>
-        http.get(url, res => (res.resume(), res.on("end", () => r()))).on("error", () => r()),
-      );
-      await new Promise(r => setTimeout(r, 50));
-    }
-  })();
+  const script = `const http = require("node:http"); let sent = 0, stop = false;
+process.on("SIGTERM", () => { stop = true; });
+(async () => { while (!stop) { sent++; await new Promise(r => http.get(${JSON.stringify(url)}, res => { res.resume(); res.on("end", r); }).on("error", r)); await new Promise(r => setTimeout(r, 50)); } process.stdout.write(String(sent)); process.exit(0); })();`;
+  const child = spawn(NODE, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d));
   return {
-    async stop() {
-      stopped = true;
-      await loop;
-      return sent;
-    },
+    stop: () =>
+      new Promise<number>(resolve => {
+        child.once("exit", () => resolve(Number(out) || 0));
+        child.kill("SIGTERM");
+      }),
   };
 }
 

@@ -48,6 +48,10 @@ export class RequestContext {
   headers: Pairs | null = null;
   responseEdits: ResponseEdit[] | null = null;
   metadata: Pairs | null = null;
+  /** bumped by every change a plugin input shows (request head, metadata) */
+  version = 0;
+  /** the last request-phase plugin input encoded, reused while `version` is unchanged */
+  encodedInput: { version: number; bytes: Uint8Array } | null = null;
 
   constructor(
     gen: Generation,

@@ -98,9 +98,20 @@ class Writer {
   str(s: string) {
     // worst case 3 bytes per UTF-16 unit
     this.room(4 + s.length * 3);
-    const { written } = utf8.encodeInto(s, this.buf.subarray(this.n + 4));
+    // ASCII (nearly every header, path and address) is copied by hand: encodeInto's per-call
+    // cost and its subarray dominate for strings this short
+    const buf = this.buf;
+    const start = this.n + 4;
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) break;
+      buf[start + i] = c;
+    }
+    let written = i;
+    if (i < s.length) written = i + utf8.encodeInto(s.slice(i), buf.subarray(start + i)).written;
     this.view.setUint32(this.n, written, true);
-    this.n += 4 + written;
+    this.n = start + written;
   }
   bytes(b: Uint8Array) {
     this.u32(b.length);

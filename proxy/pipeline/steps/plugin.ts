@@ -45,6 +45,12 @@ function failure(
 
 function applyOps(ctx: RequestContext, ops: Op[]): LocalReply | null {
   for (const op of ops) {
+    if (
+      op.op !== "setResponseHeader" &&
+      op.op !== "addResponseHeader" &&
+      op.op !== "removeResponseHeader"
+    )
+      ctx.version++;
     switch (op.op) {
       case "setRequestHeader": {
         const h = ctx.mutableHeaders();
@@ -110,10 +116,13 @@ export class PluginRequestStep implements RequestStep {
   }
 
   async run(ctx: RequestContext): Promise<StepResult> {
-    const outcome = await this.plugin.run(
-      "request",
-      encodeInput(input(ctx, "request", 0, NO_PAIRS)),
-    );
+    // plugins in a row see the same head unless one of them changed it: encode it once
+    let cached = ctx.encodedInput;
+    if (cached === null || cached.version !== ctx.version) {
+      cached = { version: ctx.version, bytes: encodeInput(input(ctx, "request", 0, NO_PAIRS)) };
+      ctx.encodedInput = cached;
+    }
+    const outcome = await this.plugin.run("request", cached.bytes);
     return decide(ctx, this.plugin, outcome);
   }
 }
