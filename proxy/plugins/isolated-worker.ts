@@ -1,8 +1,7 @@
-// The worker-thread side of an isolated plugin (isolated.ts): the same sandbox as in-thread
+// The child-process side of an isolated plugin (isolated.ts): the same sandbox as in-thread
 // (PluginInstance over the same instrumented module, wall-clock time limit by fuel slices), one
-// call at a time, answered by message. What the guest logs is sent to the main thread's logger.
+// call at a time, answered by IPC message. What the guest logs goes to the parent's logger.
 import "../runtime/warnings.ts";
-import { parentPort, workerData } from "node:worker_threads";
 import type { Phase } from "./abi.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";
 import type { LogLevel } from "./host-functions.ts";
@@ -11,23 +10,28 @@ import type { CallResult, CompiledPlugin, SandboxLimits } from "./sandbox.ts";
 
 export interface IsolatedInit {
   rautaIsolatedPlugin: 1;
-  compiled: Omit<CompiledPlugin, "exports"> & { exports: string[] };
+  compiled: Omit<CompiledPlugin, "exports" | "module"> & { exports: string[]; bytes: Uint8Array };
   configJson: string;
   limits: SandboxLimits;
 }
 
-export type ToIsolated = { id: number; phase: Phase; input: Uint8Array };
+export type ToIsolated = IsolatedInit | { id: number; phase: Phase; input: Uint8Array };
 export type FromIsolated =
   | { type: "ready" }
   | { type: "init-failed"; message: string }
   | { type: "result"; id: number; result: CallResult }
   | { type: "log"; level: LogLevel; message: string };
 
-async function main(port: NonNullable<typeof parentPort>, init: IsolatedInit) {
-  const compiled: CompiledPlugin = { ...init.compiled, exports: new Set(init.compiled.exports) };
+const send = (msg: FromIsolated) => process.send?.(msg);
+
+async function main(init: IsolatedInit) {
+  const compiled: CompiledPlugin = {
+    ...init.compiled,
+    module: new WebAssembly.Module(new Uint8Array(init.compiled.bytes)),
+    exports: new Set(init.compiled.exports),
+  };
   const services = {
-    log: (level: LogLevel, message: string) =>
-      port.postMessage({ type: "log", level, message } satisfies FromIsolated),
+    log: (level: LogLevel, message: string) => send({ type: "log", level, message }),
     rateLimits: new RateLimitStore(),
     keys: new KeyCache(),
     now: Date.now,
@@ -37,27 +41,30 @@ async function main(port: NonNullable<typeof parentPort>, init: IsolatedInit) {
   try {
     inst = await create();
   } catch (err) {
-    port.postMessage({
-      type: "init-failed",
-      message: (err as Error).message,
-    } satisfies FromIsolated);
+    send({ type: "init-failed", message: (err as Error).message });
     return;
   }
-  port.postMessage({ type: "ready" } satisfies FromIsolated);
-  // calls are serialized by the message queue: one at a time on one instance
+  send({ type: "ready" });
+  // calls are serialized: one at a time on one instance
   let queue = Promise.resolve();
-  port.on("message", (msg: ToIsolated) => {
+  process.on("message", (msg: ToIsolated) => {
+    if (!("id" in msg)) return;
     queue = queue.then(async () => {
-      const result = await inst.call(msg.phase, msg.input, init.limits);
+      const result = await inst.call(msg.phase, new Uint8Array(msg.input), init.limits);
       if (!result.ok) {
         // never reuse a failed guest
         void inst.close();
         inst = await create();
       }
-      port.postMessage({ type: "result", id: msg.id, result } satisfies FromIsolated);
+      send({ type: "result", id: msg.id, result });
     });
   });
 }
 
-const init = workerData as IsolatedInit | undefined;
-if (parentPort && init?.rautaIsolatedPlugin === 1) void main(parentPort, init);
+if (process.env.RAUTA_ISOLATED_PLUGIN === "1" && process.send) {
+  // the parent gone: nothing to serve
+  process.on("disconnect", () => process.exit(0));
+  process.once("message", (msg: ToIsolated) => {
+    if ("rautaIsolatedPlugin" in msg) void main(msg);
+  });
+}

@@ -219,6 +219,8 @@ export class ModuleStore {
     }
     return {
       module,
+      // kept for isolation: a compiled module cannot be sent to another process
+      bytes: result.bytes,
       digest,
       exports: new Set(result.exports),
       wasi: result.imports.some(i => i.module === "wasi_snapshot_preview1"),

@@ -18,6 +18,8 @@ export type CallResult =
 
 export interface CompiledPlugin {
   module: WebAssembly.Module;
+  /** the (instrumented) module's bytes, for isolation in another process */
+  bytes?: Uint8Array;
   digest: string;
   /** the module's function exports (before instrumentation) */
   exports: ReadonlySet<string>;
