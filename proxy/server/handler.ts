@@ -75,14 +75,17 @@ const NO_RESPONSE_STEPS: ResponseStep[] = [];
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 const REASONS: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
   307: "Temporary Redirect",
   404: "Not Found",
   408: "Request Timeout",
   413: "Content Too Large",
+  414: "URI Too Long",
   429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
@@ -164,6 +167,54 @@ export function isHttp2(req: DownstreamRequest): req is Http2ServerRequest {
   return req instanceof Http2ServerRequest;
 }
 
+// RFC 9112 §3.2.2: "http://authority/path?query" (the scheme is case-insensitive)
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
+// RFC 9110 §7.2 Host = uri-host [ ":" port ] (RFC 3986 §3.2.2: IP-literal, IPv4, reg-name of
+// unreserved / pct-encoded / sub-delims): no userinfo, path, spaces or a second value. Empty is
+// valid (a target without authority).
+const AUTHORITY =
+  /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+
+function validAuthority(a: string): boolean {
+  return AUTHORITY.test(a);
+}
+
+const CLOSE = { connection: "close" };
+const PRINTABLE = /^[\x21-\x7e]*$/;
+
+// HTTP/1.x framing and Host rules llhttp leaves to us (it refuses CL+TE, duplicate CL, TE not
+// ending in chunked). null: fine.
+function http1Framing(req: DownstreamRequest): RouteFailure | null {
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with more than one Host field line
+  // (Node keeps the first), is answered 400
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === "host" && ++hosts > 1)
+      return fail(400, "more than one Host header");
+  if (hosts === 0 && req.httpVersionMinor > 0)
+    return fail(400, "an HTTP/1.1 request needs a Host header");
+  const te = req.headers["transfer-encoding"];
+  if (te === undefined) return null;
+  // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty; close afterwards
+  if (req.httpVersionMinor === 0)
+    return fail(400, "Transfer-Encoding in an HTTP/1.0 request", CLOSE);
+  // empty list elements are allowed (RFC 9110 §5.6.1)
+  const codings = te
+    .split(",")
+    .map(c => c.trim().toLowerCase())
+    .filter(c => c !== "");
+  // RFC 9112 §6.3: chunked not last: the body length cannot be known, 400 and close (llhttp
+  // would only refuse it once it reads the body)
+  if (codings[codings.length - 1] !== "chunked")
+    return fail(400, `Transfer-Encoding does not end with chunked (${JSON.stringify(te)})`, CLOSE);
+  // RFC 9112 §6.1: a transfer coding we do not implement ("gzip, chunked") is answered 501: it
+  // would reach the backend undecoded and unlabelled (Transfer-Encoding is hop-by-hop)
+  if (codings.length > 1)
+    return fail(501, `transfer coding not implemented (${JSON.stringify(te)})`, CLOSE);
+  return null;
+}
+
 // Shared by requests and upgrades: generation, listener, host index, route (no closures: this
 // runs for every request).
 function route(
@@ -181,26 +232,53 @@ function route(
   }
   const isH2 = isHttp2(req);
   // RFC 9112 §2.3: an HTTP/1.1 server answers a request line of another major version with 505
-  // (llhttp accepts "HTTP/2.0" and others on an HTTP/1.1 connection)
+  // (llhttp accepts "HTTP/2.0" and others on an HTTP/1.1 connection), and closes: where a
+  // message of that version ends (HTTP/0.9 has no fields at all) is llhttp's guess, not ours
   if (!isH2 && req.httpVersionMajor !== 1)
     return fail(
       505,
       `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported on an HTTP/1.1 connection`,
+      CLOSE,
     );
-  const authority =
+  let authority =
     (isH2 ? (req.headers[":authority"] as string | undefined) : undefined) ??
     req.headers.host ??
     "";
-  let url = req.url ?? "/";
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (a client talking to us as a forward proxy) or asterisk-form
-    try {
-      const u = new URL(url);
-      url = u.pathname + u.search;
-    } catch {
-      return fail(400, "request target must be an absolute path");
-    }
+  if (!isH2) {
+    const bad = http1Framing(req);
+    if (bad !== null) return bad;
   }
+  let url = req.url ?? "/";
+  const m = req.method;
+  // RFC 9112 §3.2.4: "OPTIONS *" is about the server itself
+  const asterisk = url === "*" && m === "OPTIONS";
+  if (url.charCodeAt(0) !== 47 /* / */ && !asterisk) {
+    // RFC 9112 §3.2.2 absolute-form (a client talking to us as to a proxy; HTTP/1 only, RFC 9113
+    // §8.3.1): the target's authority is the one we route by and forward, the Host header is
+    // ignored.
+    const abs = isH2 ? null : ABSOLUTE_FORM.exec(url);
+    if (abs === null) return fail(400, "request target must be an absolute path");
+    const target = abs[1]!;
+    // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid; §4.2.4: userinfo is an error
+    if (!validAuthority(target) || hostOf(target) === "")
+      return fail(400, "absolute-form target needs a host (and no userinfo)");
+    authority = target;
+    url = abs[2] === "" ? "/" : abs[2]!.charCodeAt(0) === 63 /* ? */ ? `/${abs[2]!}` : abs[2]!;
+  }
+  if (!validAuthority(authority))
+    return fail(400, `invalid ${isH2 ? ":authority" : "Host"} ${JSON.stringify(authority)}`);
+  // RFC 9112 §3.2: a request-target has no fragment; a backend that cuts at "#" would see
+  // another path than the one we matched ("/secret#x" → "/secret")
+  if (url.includes("#")) return fail(400, "request target must not contain a fragment (#)");
+  // RFC 3986 §2 (RFC 9113 §8.3.1): a target is printable ASCII; nghttp2 lets other octets through
+  // in :path, llhttp does not, and an HTTP/1.1 backend would refuse the request line we send
+  if (isH2 && !PRINTABLE.test(url)) return fail(400, "request target must be printable ASCII");
+  // RFC 9110 §7.6.2: OPTIONS or TRACE with Max-Forwards 0 is not forwarded: we are its final
+  // recipient (TRACE is not implemented here)
+  if (asterisk || ((m === "OPTIONS" || m === "TRACE") && req.headers["max-forwards"] === "0"))
+    return m === "TRACE"
+      ? fail(501, "TRACE is not implemented by the gateway")
+      : fail(200, "OPTIONS answered by the gateway");
   const q = url.indexOf("?");
   const query = q === -1 ? "" : url.slice(q + 1);
   const normal = normalizePath(q === -1 ? url : url.slice(0, q), pl.paths);
@@ -467,11 +545,13 @@ export function upstreamRequestHeaders(
   const conn = connectionTokens(headerString(req.headers.connection));
   const out: string[] = [];
   let xff: string | undefined;
+  let via: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.charCodeAt(0) === 58 /* : */) continue;
     const l = name.toLowerCase();
     if (HOP_BY_HOP.has(l)) continue;
+    let value = raw[i + 1]!;
     switch (l) {
       case "host":
       case "x-forwarded-proto":
@@ -481,12 +561,20 @@ export function upstreamRequestHeaders(
       case "x-forwarded-for":
         xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]!}`;
         continue;
+      case "via":
+        if (conn === null || !conn.has(l)) via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      case "max-forwards":
+        // RFC 9110 §7.6.2: decremented on OPTIONS and TRACE (0 was answered without forwarding)
+        if ((req.method === "OPTIONS" || req.method === "TRACE") && /^\d{1,15}$/.test(value))
+          value = String(Math.max(0, Number(value) - 1));
+        break;
       case "forwarded":
         if (forwarded) continue;
     }
     if (conn !== null && conn.has(l)) continue;
     if (plan !== null && plan.drop.has(l)) continue;
-    out.push(name, raw[i + 1]!);
+    out.push(name, value);
   }
   if (isHttp2(req)) joinCookies(out);
   const client = clientAddress(req);
@@ -500,6 +588,11 @@ export function upstreamRequestHeaders(
     "x-forwarded-host",
     authority,
   );
+  // RFC 9110 §7.6.3: a gateway adds Via to each request it forwards (unless a filter removes it)
+  if (plan === null || !plan.drop.has("via")) {
+    const own = isHttp2(req) ? "2 rauta" : `${req.httpVersionMajor}.${req.httpVersionMinor} rauta`;
+    out.push("via", via === undefined ? own : `${via}, ${own}`);
+  }
   if (forwarded) {
     const prior = headerString(req.headers.forwarded);
     const forNode = client.includes(":") ? `"[${client}]"` : client;
@@ -1163,13 +1256,16 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   private error(err: Error): void {
     if (this.cancelled) return;
+    // this attempt is over, whatever follows: an error we raised ourselves (the backendRequest
+    // timer firing while undici still queues the request) leaves the request with undici, and
+    // onConnect must then abort it instead of sending it after the client got its 504
+    this.cancelled = true;
     const ex = this.ex;
     const c = classify(err as Error & { code?: string });
     this.settle(false);
     ex.core.metrics.upstreamErrors.labels(ex.cluster.id, c.kind).inc();
     ex.attempt = null;
     if (!this.headersWritten && c.kind !== "protocol" && ex.canRetry()) {
-      this.cancelled = true;
       ex.scheduleRetry();
       return;
     }

@@ -54,11 +54,47 @@ export const DEFAULT_LIMITS: ServerLimits = {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-function clientErrorResponse(err: Error & { code?: string; reason?: string }): string {
+type ClientError = Error & {
+  code?: string;
+  reason?: string;
+  rawPacket?: unknown;
+  bytesParsed?: number;
+};
+
+// RFC 9112 §3: a request-target longer than we parse is answered 414. llhttp counts the
+// request-line in the header size limit; the overflow is in the request-line when the line being
+// parsed at the failure point starts with a method and a space (a field line starts with a name
+// and a colon, a continuation with whitespace).
+function requestLineOverflow(err: ClientError): boolean {
+  const raw = err.rawPacket;
+  const at = err.bytesParsed;
+  if (!Buffer.isBuffer(raw) || typeof at !== "number" || at <= 0) return false;
+  const end = Math.min(at, raw.length);
+  const start = raw.lastIndexOf(10, end - 1) + 1;
+  return /^[A-Z-]+ [^ ]/.test(raw.subarray(start, Math.min(end, start + 32)).toString("latin1"));
+}
+
+const RAW_REASONS: Record<number, string> = {
+  400: "Bad Request",
+  408: "Request Timeout",
+  414: "URI Too Long",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+};
+
+function rawResponse(status: number, detail: string): string {
+  const body = errorBody(status, detail);
+  return `HTTP/1.1 ${status} ${RAW_REASONS[status] ?? "Error"}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+function clientErrorResponse(err: ClientError): string {
   let status = 400;
   const why = err.reason ?? err.message;
   let detail = `malformed request (${err.code ?? "error"}: ${why})`;
-  if (err.code === "HPE_HEADER_OVERFLOW") {
+  if (err.code === "HPE_HEADER_OVERFLOW" && requestLineOverflow(err)) {
+    status = 414;
+    detail = "request-line (request target) too long";
+  } else if (err.code === "HPE_HEADER_OVERFLOW") {
     status = 431;
     detail = "request header section too large (size or number of fields)";
   } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "HPE_HEADERS_TIMEOUT") {
@@ -72,22 +108,92 @@ function clientErrorResponse(err: Error & { code?: string; reason?: string }): s
   ) {
     detail = `malformed chunked body or Transfer-Encoding (${why})`;
   }
-  const reason =
-    status === 431
-      ? "Request Header Fields Too Large"
-      : status === 408
-        ? "Request Timeout"
-        : "Bad Request";
-  const body = errorBody(status, detail);
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  return rawResponse(status, detail);
 }
 
-function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex) {
+// What Node keeps on an HTTP/1.1 server socket: the response being written (pipelined ones wait
+// behind it) and the request being parsed. Internal but long-standing fields; without them the
+// error is answered at once, as Node itself does.
+type Http1Socket = Duplex & {
+  _httpMessage?: http.ServerResponse | null;
+  parser?: { incoming?: http.IncomingMessage | null } | null;
+};
+
+const answeringError = new WeakSet<Duplex>();
+/** HTTP/1.1 connections whose next response is their last (it says "connection: close") */
+const closing = new WeakSet<Duplex>();
+
+function onClientError(err: ClientError, socket: Duplex) {
   if (err.code === "ECONNRESET" || !socket.writable) {
     socket.destroy();
     return;
   }
+  // a TLS handshake failure (the secure server reports them here too): no HTTP to answer in
+  if (
+    err.code?.startsWith("ERR_SSL_") ||
+    err.code?.startsWith("ERR_TLS_") ||
+    (err as { library?: string }).library === "SSL routines"
+  ) {
+    socket.destroy();
+    return;
+  }
+  if (answeringError.has(socket)) return; // the parser reports the same error for each later read
+  const s = socket as Http1Socket;
+  // `broken`: the request the bad bytes belong to, when its head was fine (it was handed to us
+  // already). While a response owns the socket (until it has finished; Node then hands the
+  // socket to the next one), the error is answered after the responses due before it, in order
+  // (RFC 9112 §9.3.2), never written into one of them.
+  const incoming = s.parser?.incoming;
+  const broken = incoming != null && !incoming.complete ? incoming : null;
+  if (s._httpMessage != null || broken !== null) {
+    answeringError.add(socket);
+    socket.pause();
+    // bytes after "Connection: close" are not processed at all (§9.6): that response ends it
+    if (err.code === "HPE_CLOSED_CONNECTION" && broken === null) return;
+    afterResponses(s, broken, () => socket.end(clientErrorResponse(err)));
+    return;
+  }
+  answeringError.add(socket);
   socket.end(clientErrorResponse(err));
+}
+
+/**
+ * Runs `then` once the responses ahead have finished: all of them, or those before the response
+ * to `stop` (the request whose own bytes went wrong: `then` answers it, unless its answer has
+ * started — then the connection is cut — or is complete already — then it just ends, a second
+ * answer to one request would be read as the answer to the next).
+ */
+function afterResponses(s: Http1Socket, stop: http.IncomingMessage | null, then: () => void) {
+  const res = s._httpMessage;
+  if (res == null) {
+    if (stop !== null) s.end();
+    else if (s.writable) then();
+    else s.destroy();
+    return;
+  }
+  if (stop !== null && res.req === stop) {
+    if (res.writableEnded) res.once("finish", () => s.end());
+    else if (res.headersSent) s.destroy();
+    else if (s.writable) then();
+    else s.destroy();
+    return;
+  }
+  let called = false;
+  const next = () => {
+    if (called) return;
+    called = true;
+    // Node hands the socket to the next pipelined response on that same "finish"
+    setImmediate(afterResponses, s, stop, then);
+  };
+  res.once("finish", next);
+  res.once("close", next);
+}
+
+/** RFC 9113 §6.5.2: a header list's size is its names and values plus 32 octets per field. */
+function headerListSize(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 32;
+  return n;
 }
 
 export class ListenerServer {
@@ -127,11 +233,78 @@ export class ListenerServer {
   private onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
     // HTTP/2: next turn, so a stream the client resets in the same read costs nothing (h2-guard.ts)
     if (isHttp2(req)) setImmediate(this.onH2Request, req, res);
-    else this.handle(req, res);
+    else this.onH1Request(req, res as http.ServerResponse);
+  };
+  private onH1Request(req: http.IncomingMessage, res: http.ServerResponse) {
+    const socket = req.socket;
+    // an answer that closes the connection is on its way: what the client pipelined after it is
+    // not processed (its response could never be delivered; RFC 9112 §9.6), it goes with the
+    // connection
+    if (closing.has(socket)) return;
+    // RFC 9112 §9.6: "close" ends the connection after this response, whatever else Connection
+    // says (llhttp keeps an HTTP/1.0 one alive when it also lists keep-alive)
+    if (
+      req.httpVersionMinor === 0 &&
+      /(?:^|[\s,])close(?:$|[\s,])/i.test(req.headers.connection ?? "")
+    ) {
+      res.shouldKeepAlive = false;
+      closing.add(socket);
+    }
+    this.handle(req, res);
+    if ((res as { _last?: boolean })._last === true) closing.add(socket);
+  }
+  // Node answers "Expect: 100-continue" itself, but the 100 of a pipelined request waiting behind
+  // another response is buffered, and its response head, when the body is a Buffer, is put
+  // before it: "200 … 100 Continue … body". Here the 100 goes out when the response gets the
+  // connection, or not at all once its head is set (RFC 9110 §10.1.1 lets a server omit it).
+  private onCheckContinue = (req: DownstreamRequest, res: DownstreamResponse) => {
+    if (isHttp2(req)) (res as http2.Http2ServerResponse).writeContinue();
+    else {
+      const r = res as http.ServerResponse;
+      if ((req.socket as Http1Socket)._httpMessage === r) r.writeContinue();
+      else {
+        // Node closes the connection after a final answer sent without its 100; that would drop
+        // the answers to what the client pipelined behind (it did not wait for a 100)
+        (r as { _expect_continue?: boolean })._expect_continue = false;
+        r.once("socket", () => {
+          if (!r.headersSent) r.writeContinue();
+        });
+      }
+    }
+    this.onRequest(req, res);
+  };
+  // Node answers an expectation other than 100-continue with 417 itself, before "request" (so
+  // before route() checks the framing) and keeps the connection, reading the unread body by
+  // whatever framing the request declared. Here that 417 closes the connection instead.
+  private onCheckExpectation = (req: DownstreamRequest, res: DownstreamResponse) => {
+    const body = errorBody(417, "only the 100-continue expectation is supported");
+    const headers: Record<string, string | number> = {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+    };
+    if (!isHttp2(req)) {
+      closing.add(req.socket);
+      headers.connection = "close";
+    }
+    (res as http.ServerResponse).writeHead(417, headers);
+    res.end(body);
   };
   private onH2Request = (req: DownstreamRequest, res: DownstreamResponse) => {
     const stream = (req as http2.Http2ServerRequest).stream;
     if (stream.destroyed || isRefused(stream.session)) return;
+    // the SETTINGS_MAX_HEADER_LIST_SIZE we advertise is only advice to the client (nghttp2 does
+    // not enforce it): a larger header list is answered 431 like an HTTP/1.1 head over the limit
+    // (RFC 9113 §10.5.1), instead of reaching a backend that would refuse it
+    if (headerListSize(req.rawHeaders) > this.limits.maxHeaderSize) {
+      const body = errorBody(431, "request header list too large");
+      const r = res as http2.Http2ServerResponse;
+      r.writeHead(431, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+      });
+      r.end(body);
+      return;
+    }
     this.handle(req, res);
   };
   private handle(req: DownstreamRequest, res: DownstreamResponse) {
@@ -143,12 +316,76 @@ export class ListenerServer {
     }
   }
   private onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // pipelined responses still due on this connection go out first (RFC 9112 §9.3.2); they
+    // are on the connection itself (`socket` may be Node's UpgradeStream around it)
+    const connection = req.socket as Http1Socket;
+    if (connection._httpMessage != null) {
+      afterResponses(connection, null, () => this.upgrade(req, socket, head));
+      return;
+    }
+    this.upgrade(req, socket, head);
+  };
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer) {
     try {
+      // Node hands over the socket right after the head: whether the bytes that follow are a
+      // body or already the new protocol would be ours to guess (and the backend's, differently:
+      // a smuggling vector). A WebSocket handshake has no body; one that declares a body is refused.
+      const cl = req.headers["content-length"];
+      if (
+        (cl !== undefined && !/^0+$/.test(cl)) ||
+        req.headers["transfer-encoding"] !== undefined
+      ) {
+        socket.on("error", () => socket.destroy());
+        socket.end(rawResponse(400, "an upgrade request with a body"));
+        return;
+      }
+      // RFC 9110 §7.8: a server ignores Upgrade in an HTTP/1.0 request
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+        this.asPlainRequest(req, socket);
+        return;
+      }
       handleUpgrade(this.core, this.ctx, req, socket, head);
     } catch (err) {
       reportContained(this.core, "upgrade", err, requestContext(this.ctx, req));
       endSocketWithInternalError(socket);
     }
+  }
+
+  // An HTTP/1.0 request that asked to upgrade (and has no body) is answered as a plain request
+  // on the socket Node handed over, then the connection closes.
+  private asPlainRequest(req: http.IncomingMessage, socket: Duplex) {
+    socket.on("error", () => socket.destroy());
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as net.Socket);
+    res.once("finish", () => {
+      res.detachSocket(socket as net.Socket);
+      socket.end();
+    });
+    this.handle(req, res);
+  }
+
+  // CONNECT (authority-form): RAUTA is not a forward proxy (Node would drop an HTTP/1.1
+  // connection). The secure server emits HTTP/2 CONNECT streams here too, with their response.
+  private onConnect = (req: DownstreamRequest, out: Duplex | http2.Http2ServerResponse) => {
+    const detail = "CONNECT is not supported by the gateway";
+    if (isHttp2(req)) {
+      const res = out as http2.Http2ServerResponse;
+      const body = errorBody(501, detail);
+      res.writeHead(501, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+      });
+      res.end(body);
+      return;
+    }
+    const socket = out as Duplex;
+    socket.on("error", () => socket.destroy());
+    // after the pipelined responses still due (RFC 9112 §9.3.2)
+    afterResponses(req.socket as Http1Socket, null, () => {
+      if (socket.writable) socket.end(rawResponse(501, detail));
+      else socket.destroy();
+    });
   };
 
   private track(socket: net.Socket) {
@@ -165,7 +402,8 @@ export class ListenerServer {
       keepAliveTimeout: l.keepAliveTimeoutMs,
       connectionsCheckingInterval: l.connectionsCheckingIntervalMs,
       insecureHTTPParser: false,
-      requireHostHeader: true,
+      // route() answers a missing Host (RFC 9112 §3.2) like a duplicate one, as a request of ours
+      requireHostHeader: false,
       noDelay: true,
       // parse up to one more than the limit so the handler can answer 431 instead of truncating
       maxHeadersCount: this.core.options.maxHeaderCount + 1,
@@ -189,6 +427,9 @@ export class ListenerServer {
       h1.maxHeadersCount = this.core.options.maxHeaderCount + 1;
       h1.on("clientError", onClientError);
       h1.on("upgrade", this.onUpgrade);
+      h1.on("connect", this.onConnect);
+      h1.on("checkContinue", this.onCheckContinue);
+      h1.on("checkExpectation", this.onCheckExpectation);
       this.h1 = h1;
       if (!l.h2c) {
         h1.on("connection", (s: net.Socket) => this.track(s));
@@ -200,6 +441,7 @@ export class ListenerServer {
         this.onRequest,
       );
       h2.on("session", this.watchSession);
+      h2.on("connect", this.onConnect);
       this.h2 = h2;
       const outer = net.createServer({ noDelay: true, pauseOnConnect: false }, socket => {
         this.track(socket);
@@ -229,6 +471,9 @@ export class ListenerServer {
     const opts: http2.SecureServerOptions = {
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
+      // a ClientHello that never completes holds the socket no longer than a request head would
+      // (Node's default is 120 s)
+      handshakeTimeout: l.headersTimeoutMs,
       maxSessionMemory: 32,
       settings: h2Settings(this.h2Guard, l.maxHeaderSize),
       SNICallback: (servername, cb) => {
@@ -245,6 +490,9 @@ export class ListenerServer {
     const h2 = http2.createSecureServer(opts, this.onRequest);
     h2.on("session", this.watchSession);
     h2.on("upgrade", this.onUpgrade);
+    h2.on("connect", this.onConnect);
+    h2.on("checkContinue", this.onCheckContinue);
+    h2.on("checkExpectation", this.onCheckExpectation);
     h2.on("clientError", onClientError);
     h2.on("tlsClientError", () => this.core.metrics.tlsErrors.labels("handshake").inc());
     h2.on("secureConnection", (s: tls.TLSSocket) => this.track(s as unknown as net.Socket));
