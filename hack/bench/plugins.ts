@@ -102,10 +102,18 @@ const CHAIN = [
 // One Gateway, the route under test on "/" with `plugins` attached by ExtensionRef (and, for the
 // spin target, a second route /spin with the spinning plugin), the upstream as Service +
 // EndpointSlice, the RautaPlugins, and a ConfigMap per custom module.
-function gatewayYaml(port: number, upstream: number, plugins: Plugin[], spin: Plugin | null): string {
+function gatewayYaml(
+  port: number,
+  upstream: number,
+  plugins: Plugin[],
+  spin: Plugin | null,
+): string {
   const ref = (p: Plugin) => `        - type: ExtensionRef
           extensionRef: { group: rauta.io, kind: RautaPlugin, name: ${p.id.split("/")[1]} }`;
-  const rule = (path: string, ps: Plugin[]) => `    - matches: [{ path: { type: PathPrefix, value: ${path} } }]
+  const rule = (
+    path: string,
+    ps: Plugin[],
+  ) => `    - matches: [{ path: { type: PathPrefix, value: ${path} } }]
 ${ps.length ? `      filters:\n${ps.map(ref).join("\n")}\n` : ""}      backendRefs: [{ name: up, port: 80 }]`;
   const docs = [
     `apiVersion: gateway.networking.k8s.io/v1
@@ -172,7 +180,19 @@ interface Target {
 async function start(t: Target) {
   t.p = proc(
     NODE,
-    ["proxy/bin/rauta.ts", "serve", "-f", t.dir, "--workers", "1", "--metrics-port", String(t.metricsPort), "--address", "127.0.0.1", "--no-watch"],
+    [
+      "proxy/bin/rauta.ts",
+      "serve",
+      "-f",
+      t.dir,
+      "--workers",
+      "1",
+      "--metrics-port",
+      String(t.metricsPort),
+      "--address",
+      "127.0.0.1",
+      "--no-watch",
+    ],
     t.name,
     { RAUTA_LOG_LEVEL: "error" },
   );
@@ -181,7 +201,10 @@ async function start(t: Target) {
   for (let i = 0; i < 600; i++) {
     const ok = await new Promise<boolean>(r =>
       http
-        .get(`http://127.0.0.1:${t.metricsPort}/readyz`, res => (res.resume(), r(res.statusCode === 200)))
+        .get(
+          `http://127.0.0.1:${t.metricsPort}/readyz`,
+          res => (res.resume(), r(res.statusCode === 200)),
+        )
         .on("error", () => r(false)),
     );
     if (ok) return;
@@ -191,7 +214,8 @@ async function start(t: Target) {
 }
 
 /** the serving worker (not the primary, not an esbuild service it may still be stopping) */
-const workerOf = (t: Target) => childrenOf(t.p!.pid!).filter(pid => cmdline(pid).includes("serve-worker"));
+const workerOf = (t: Target) =>
+  childrenOf(t.p!.pid!).filter(pid => cmdline(pid).includes("serve-worker"));
 
 // About 20 requests a second to the spinning route, from a process of its own (wrk runs with
 // execFileSync, which blocks this one), until stopped; it reports how many it sent.
@@ -291,7 +315,9 @@ http { access_log off; keepalive_requests 10000000;
     const port = await freePort();
     const dir = path.join(tmp, name.replace(/\W+/g, "-"));
     fs.mkdirSync(dir);
-    const spinner = spin ? plugin("bench/spin", { inline: spinWasm }, {}, { failurePolicy: "FailOpen" }) : null;
+    const spinner = spin
+      ? plugin("bench/spin", { inline: spinWasm }, {}, { failurePolicy: "FailOpen" })
+      : null;
     fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port, up, plugins, spinner));
     targets.push({
       name,

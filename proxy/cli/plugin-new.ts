@@ -58,7 +58,9 @@ const rel = (from: string, to: string) => {
 
 export function newPlugin(lang: Lang, name: string, parent: string): string {
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name))
-    throw new Error(`${JSON.stringify(name)}: use a lowercase name of letters, digits and dashes (it becomes a Kubernetes name)`);
+    throw new Error(
+      `${JSON.stringify(name)}: use a lowercase name of letters, digits and dashes (it becomes a Kubernetes name)`,
+    );
   const dir = path.resolve(parent, name);
   if (fs.existsSync(dir)) throw new Error(`${dir} exists already`);
   fs.mkdirSync(dir, { recursive: true });
@@ -67,9 +69,14 @@ export function newPlugin(lang: Lang, name: string, parent: string): string {
     const sdkAssembly = path.join(SDK.ts, "assembly");
     const src = fs
       .readFileSync(path.join(SDK.ts, "template/assembly/index.ts"), "utf8")
-      .replace(/from "\.\.\/\.\.\/assembly\/index"/, `from "${rel(path.join(dir, "assembly"), path.join(sdkAssembly, "index"))}"`);
+      .replace(
+        /from "\.\.\/\.\.\/assembly\/index"/,
+        `from "${rel(path.join(dir, "assembly"), path.join(sdkAssembly, "index"))}"`,
+      );
     fs.writeFileSync(path.join(dir, "assembly/index.ts"), src);
-    const asconfig = JSON.parse(fs.readFileSync(path.join(SDK.ts, "template/asconfig.json"), "utf8")) as {
+    const asconfig = JSON.parse(
+      fs.readFileSync(path.join(SDK.ts, "template/asconfig.json"), "utf8"),
+    ) as {
       options: { runtime: string; use: string[]; outFile: string };
     };
     asconfig.options.runtime = rel(dir, path.join(sdkAssembly, "rt/index"));
@@ -82,7 +89,9 @@ export function newPlugin(lang: Lang, name: string, parent: string): string {
     const sdkGoMod = fs.readFileSync(path.join(SDK.go, "go.mod"), "utf8");
     const sdkMod = /^module (\S+)/m.exec(sdkGoMod)![1]!;
     // the SDK's own requirements (go-pdk), which the plugin's build list needs too
-    const sdkRequires = [...sdkGoMod.matchAll(/^require (\S+ \S+)/gm)].map(m => `require ${m[1]} // indirect\n`);
+    const sdkRequires = [...sdkGoMod.matchAll(/^require (\S+ \S+)/gm)].map(
+      m => `require ${m[1]} // indirect\n`,
+    );
     fs.writeFileSync(
       path.join(dir, "go.mod"),
       `module example.com/${name}\n\ngo 1.24\n\nrequire ${sdkMod} v0.0.0\n\n${sdkRequires.join("")}\nreplace ${sdkMod} => ${SDK.go}\n`,
@@ -109,11 +118,16 @@ export function detectLang(dir: string): Lang | null {
   return null;
 }
 
-function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv },
+): Promise<void> {
   return new Promise((resolve, reject) =>
     execFile(cmd, args, { ...opts, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err === null) return resolve();
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return reject(new Error(`${cmd} is not installed (needed to build this plugin)`));
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        return reject(new Error(`${cmd} is not installed (needed to build this plugin)`));
       reject(new Error(`${cmd} ${args.join(" ")} failed:\n${`${stdout}${stderr}`.trim()}`));
     }),
   );
@@ -121,7 +135,10 @@ function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.Proc
 
 // asc's programmatic API, imported through a variable: its .d.ts declares AssemblyScript's globals
 interface Asc {
-  main(argv: string[], options: { stdout: unknown; stderr: { toString(): string } }): Promise<{ error: Error | null }>;
+  main(
+    argv: string[],
+    options: { stdout: unknown; stderr: { toString(): string } },
+  ): Promise<{ error: Error | null }>;
   createMemoryStream(): { toString(): string };
 }
 const ASC = "assemblyscript/asc";
@@ -129,24 +146,45 @@ const ASC = "assemblyscript/asc";
 /** Builds the plugin project in `dir`; returns the path of the module. */
 export async function buildPlugin(dir: string): Promise<string> {
   const lang = detectLang(dir);
-  if (lang === null) throw new Error(`${dir}: no asconfig.json, go.mod or Cargo.toml: not a plugin project (rauta plugin new makes one)`);
+  if (lang === null)
+    throw new Error(
+      `${dir}: no asconfig.json, go.mod or Cargo.toml: not a plugin project (rauta plugin new makes one)`,
+    );
   const out = path.join(dir, "plugin.wasm");
   if (lang === "ts") {
     const asc = ((await import(ASC)) as { default: Asc }).default;
     const stderr = asc.createMemoryStream();
-    const res = await asc.main(["assembly/index.ts", "--config", "asconfig.json", "--outFile", "plugin.wasm", "--baseDir", dir], {
-      stdout: asc.createMemoryStream(),
-      stderr,
-    });
-    if (res.error !== null) throw new Error(`asc failed:\n${stderr.toString()}${res.error.message}`);
+    const res = await asc.main(
+      [
+        "assembly/index.ts",
+        "--config",
+        "asconfig.json",
+        "--outFile",
+        "plugin.wasm",
+        "--baseDir",
+        dir,
+      ],
+      {
+        stdout: asc.createMemoryStream(),
+        stderr,
+      },
+    );
+    if (res.error !== null)
+      throw new Error(`asc failed:\n${stderr.toString()}${res.error.message}`);
   } else if (lang === "go") {
-    await run("go", ["build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false", "-o", out, "."], {
-      cwd: dir,
-      env: { ...process.env, GOOS: "wasip1", GOARCH: "wasm" },
-    });
+    await run(
+      "go",
+      ["build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false", "-o", out, "."],
+      {
+        cwd: dir,
+        env: { ...process.env, GOOS: "wasip1", GOARCH: "wasm" },
+      },
+    );
   } else {
     const { buildRustCrate } = await import("../../hack/plugins/build-rust.ts");
-    const name = /^name\s*=\s*"([^"]+)"/m.exec(fs.readFileSync(path.join(dir, "Cargo.toml"), "utf8"))?.[1] ?? "plugin";
+    const name =
+      /^name\s*=\s*"([^"]+)"/m.exec(fs.readFileSync(path.join(dir, "Cargo.toml"), "utf8"))?.[1] ??
+      "plugin";
     await buildRustCrate(path.join(dir, "src/lib.rs"), name, out);
   }
   return out;
@@ -178,7 +216,9 @@ export async function runNew(argv: string[]): Promise<number> {
   try {
     const dir = newPlugin(lang, name, typeof values.dir === "string" ? values.dir : process.cwd());
     const shown = path.relative(process.cwd(), dir);
-    process.stdout.write(`wrote ${dir}\nnext: rauta plugin build ${shown.startsWith("..") ? dir : shown || "."}\n`);
+    process.stdout.write(
+      `wrote ${dir}\nnext: rauta plugin build ${shown.startsWith("..") ? dir : shown || "."}\n`,
+    );
     return 0;
   } catch (err) {
     process.stderr.write(`rauta plugin new: ${(err as Error).message}\n`);
@@ -191,7 +231,9 @@ export async function runBuild(argv: string[]): Promise<number> {
   try {
     const t0 = performance.now();
     const out = await buildPlugin(dir);
-    process.stdout.write(`built ${path.relative(process.cwd(), out)} (${fs.statSync(out).size} bytes, ${Math.round(performance.now() - t0)} ms)\n`);
+    process.stdout.write(
+      `built ${path.relative(process.cwd(), out)} (${fs.statSync(out).size} bytes, ${Math.round(performance.now() - t0)} ms)\n`,
+    );
     return 0;
   } catch (err) {
     process.stderr.write(`rauta plugin build: ${(err as Error).message}\n`);

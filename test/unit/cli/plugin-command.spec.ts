@@ -41,14 +41,23 @@ describe("rauta plugin new / build / test", function () {
       const wasm = path.join(project, "plugin.wasm");
       const ok = rauta("test", wasm, "--request", path.join(project, "request.yaml"), "-o", "json");
       expect(ok.status, ok.stderr).to.equal(0);
-      const decision = (JSON.parse(ok.stdout) as { decision: { action: string; ops: Array<{ op: string; name: string }> } }).decision;
+      const decision = (
+        JSON.parse(ok.stdout) as {
+          decision: { action: string; ops: Array<{ op: string; name: string }> };
+        }
+      ).decision;
       expect(decision.action).to.equal("modify");
-      expect(decision.ops.map(o => [o.op, o.name])).to.deep.include(["setResponseHeader", t.header]);
+      expect(decision.ops.map(o => [o.op, o.name])).to.deep.include([
+        "setResponseHeader",
+        t.header,
+      ]);
       const req = path.join(project, "blocked.yaml");
       fs.writeFileSync(req, `path: ${t.blocked}\n`);
       const refused = rauta("test", wasm, "--request", req, "-o", "json");
       expect(refused.status, refused.stderr).to.equal(0);
-      expect((JSON.parse(refused.stdout) as { decision: { action: string; status: number } }).decision).to.include({
+      expect(
+        (JSON.parse(refused.stdout) as { decision: { action: string; status: number } }).decision,
+      ).to.include({
         action: "reject",
         status: 403,
       });
