@@ -134,8 +134,17 @@ export class ClusterRuntime {
     const limit = this.outlier.consecutiveFailures;
     if (limit > 0 && ++h.consecutiveFailures >= limit) {
       h.consecutiveFailures = 0;
+      const now = Date.now();
+      // failures of an endpoint that is already out (panic-mode traffic) do not eject it again:
+      // they would stretch its ejection to the cap while it may already be back
+      if (h.ejectedUntil > now) return;
+      // the multiplier forgets one step per base ejection time the endpoint has been back, so an
+      // old incident does not turn the next blip into the longest ejection (as Envoy's decay)
+      const base = this.outlier.baseEjectionMs;
+      if (h.ejections > 0 && base > 0)
+        h.ejections = Math.max(0, h.ejections - Math.floor((now - h.ejectedUntil) / base));
       h.ejections++;
-      h.ejectedUntil = Date.now() + this.outlier.baseEjectionMs * Math.min(h.ejections, 10);
+      h.ejectedUntil = now + base * Math.min(h.ejections, 10);
     }
   }
 }
