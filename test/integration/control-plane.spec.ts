@@ -311,16 +311,16 @@ spec:
 apiVersion: rauta.io/v1alpha1
 kind: RautaPlugin
 metadata: {name: limits}
-spec: {source: {builtin: rate-limit}, config: {burst: 10}, configSchema: {type: object, required: [rps], properties: {rps: {type: integer}, burst: {type: integer}}}}
+spec: {source: {builtin: rate-limit}, config: {burst: 10}, configSchema: {type: object, required: [requestsPerSecond], properties: {requestsPerSecond: {type: integer}, burst: {type: integer}}}}
 `,
         valid: `
 apiVersion: rauta.io/v1alpha1
 kind: RautaPlugin
 metadata: {name: limits}
-spec: {source: {builtin: rate-limit}, config: {rps: 100, burst: 10}, configSchema: {type: object, required: [rps], properties: {rps: {type: integer}, burst: {type: integer}}}}
+spec: {source: {builtin: rate-limit}, config: {requestsPerSecond: 100, burst: 10}, configSchema: {type: object, required: [requestsPerSecond], properties: {requestsPerSecond: {type: integer}, burst: {type: integer}}}}
 `,
         message:
-          "RautaPlugin NS/limits: spec.config.rps: Invalid input: expected number, received undefined",
+          "RautaPlugin NS/limits: spec.config.requestsPerSecond: Invalid input: expected number, received undefined",
       },
       {
         name: "RautaPlugin whose configSchema is not a usable JSON Schema",
@@ -328,13 +328,13 @@ spec: {source: {builtin: rate-limit}, config: {rps: 100, burst: 10}, configSchem
 apiVersion: rauta.io/v1alpha1
 kind: RautaPlugin
 metadata: {name: schema}
-spec: {source: {builtin: cors}, config: {}, configSchema: {type: nonsense}}
+spec: {source: {builtin: cors}, config: {allowOrigins: ["*"]}, configSchema: {type: nonsense}}
 `,
         valid: `
 apiVersion: rauta.io/v1alpha1
 kind: RautaPlugin
 metadata: {name: schema}
-spec: {source: {builtin: cors}, config: {}, configSchema: {type: object}}
+spec: {source: {builtin: cors}, config: {allowOrigins: ["*"]}, configSchema: {type: object}}
 `,
         message:
           "RautaPlugin NS/schema: spec.configSchema is not a usable JSON Schema: Unsupported type: nonsense",
