@@ -57,6 +57,15 @@ export function composePlan(base: HeaderPlan, m: HeaderModifier): HeaderPlan {
   return { drop, set, add };
 }
 
+/** A header name in lowercase, without allocating when it already is (the common case). */
+export function lowerIfNeeded(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.toLowerCase();
+  }
+  return s;
+}
+
 /** Names listed in a Connection header value, lowercased ("close"/"keep-alive" ignored). */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (!value) return null;

@@ -7,6 +7,7 @@ import type { Http2ServerRequest } from "node:http2";
 import type { MatchedEntry, RequestView } from "../router/router.ts";
 import type { Generation, PreparedListener, PreparedRoute } from "../runtime/generation.ts";
 import type { Pairs } from "../plugins/abi.ts";
+import { lowerIfNeeded } from "../filters/headers.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 
@@ -84,7 +85,7 @@ export class RequestContext {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (name.charCodeAt(0) === 58 /* : */) continue;
-      out.push([lowercase(name), raw[i + 1]!]);
+      out.push([lowerIfNeeded(name), raw[i + 1]!]);
     }
     return out;
   }
@@ -101,14 +102,6 @@ export class RequestContext {
   meta(): Pairs {
     return (this.metadata ??= []);
   }
-}
-
-function lowercase(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return s.toLowerCase();
-  }
-  return s;
 }
 
 /** Applies response edits to a flat [name, value, ...] header list (names compared lowercase). */

@@ -11,7 +11,7 @@ import type { Dispatcher } from "undici";
 import { hostOf } from "../router/router.ts";
 import { normalizePath } from "../router/normalize-path.ts";
 import type { MatchedEntry, RequestView } from "../router/router.ts";
-import { HOP_BY_HOP, appendPlan, connectionTokens } from "../filters/headers.ts";
+import { HOP_BY_HOP, appendPlan, connectionTokens, lowerIfNeeded } from "../filters/headers.ts";
 import type { HeaderPlan } from "../filters/headers.ts";
 import type {
   Generation,
@@ -1277,14 +1277,6 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     ex.fail(c.status, c.detail);
   }
-}
-
-function lowerIfNeeded(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return s.toLowerCase();
-  }
-  return s;
 }
 
 class MirrorHandler implements Dispatcher.DispatchHandler {
