@@ -53,6 +53,29 @@ interface EndpointSlice {
 const isReady = (p: Pod) =>
   p.status.conditions?.some(c => c.type === "Ready" && c.status === "True") ?? false;
 
+/** Waits for a pod to be Ready; on timeout the error says why not (its status and Warning events). */
+async function readyPod(k: Cluster, name: string, ns: string, timeoutMs = 30_000): Promise<Pod> {
+  try {
+    return await eventually(`${name} Ready`, timeoutMs, () => {
+      const p = k.getJson<Pod>(["pod", name, "-n", ns]);
+      return isReady(p) ? p : undefined;
+    });
+  } catch (e) {
+    const pod = k.kubectlResult(["get", "pod", name, "-n", ns, "-o", "jsonpath={.status}"]);
+    const events = k.kubectlResult([
+      "get",
+      "events",
+      "-n",
+      ns,
+      "--field-selector",
+      `involvedObject.name=${name}`,
+    ]);
+    throw new Error(`${(e as Error).message}\nstatus: ${pod.stdout}\n${events.stdout}`, {
+      cause: e,
+    });
+  }
+}
+
 const echoManifest = `
 apiVersion: apps/v1
 kind: Deployment
@@ -338,9 +361,7 @@ spec:
         }),
         ns,
       );
-      await eventually("gw-addr Ready", 30_000, () =>
-        isReady(k.getJson<Pod>(["pod", "gw-addr", "-n", ns])) ? true : undefined,
-      );
+      await readyPod(k, "gw-addr", ns);
       const body = await httpJson(`http://${addr}:3000/`);
       expect(body.pod).to.equal("gw-addr");
       k.kubectl(["delete", "pod", "gw-addr", "-n", ns, "--wait=true"]);
@@ -375,10 +396,7 @@ spec:
         }),
         ns,
       );
-      const pod = await eventually("host-net Ready", 30_000, () => {
-        const p = k.getJson<Pod>(["pod", "host-net", "-n", ns]);
-        return isReady(p) ? p : undefined;
-      });
+      const pod = await readyPod(k, "host-net", ns);
       expect(pod.status.podIP).to.equal(net.bridgeIP);
       // Reachable on loopback: it really is in the host's namespace.
       expect((await httpJson(`http://127.0.0.1:${port}/`)).pod).to.equal("host-net");
@@ -600,9 +618,7 @@ spec:
         }),
         ns,
       );
-      await eventually("webhook pod Ready", 30_000, () =>
-        isReady(k.getJson<Pod>(["pod", "wh", "-n", ns])) ? true : undefined,
-      );
+      await readyPod(k, "wh", ns);
       const caBundle = readFileSync(join(dir, "ca.crt")).toString("base64");
       k.apply(
         JSON.stringify({

@@ -52,7 +52,8 @@ func addGatewayAddresses(c config, pn *podNet, addrs []netip.Addr) (func(), erro
 			undoAll()
 			return nil, err
 		}
-		undo = append(undo, func() { _ = ipCmd(del...) })
+		undo = append(undo, func() { _ = ipCmd(del...); forgetNeighbour(c, a) })
+		forgetNeighbour(c, a)
 	}
 	return undoAll, nil
 }

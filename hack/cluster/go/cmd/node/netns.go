@@ -43,6 +43,7 @@ func (p podNet) setup(c config) error {
 		{"link", "set", p.hostVeth, "up"},
 		{"-n", p.netns, "link", "set", p.tmpVeth, "name", "eth0"},
 		{"-n", p.netns, "addr", "add", p.ip.String() + "/" + strconv.Itoa(bits), "dev", "eth0"},
+		{"netns", "exec", p.netns, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1"},
 		{"-n", p.netns, "link", "set", "eth0", "up"},
 		{"-n", p.netns, "link", "set", "lo", "up"},
 		// Deliberately no default route: a pod can reach its subnet (pods, the API server on the
@@ -55,9 +56,19 @@ func (p podNet) setup(c config) error {
 			return err
 		}
 	}
+	forgetNeighbour(c, p.ip)
 	// Pod → ClusterIP → same pod leaves and re-enters the bridge through one port.
 	_ = os.WriteFile("/sys/class/net/"+p.hostVeth+"/brport/hairpin_mode", []byte("1"), 0o644)
 	return nil
+}
+
+// forgetNeighbour drops the host's ARP entry for an address that just moved to another MAC (a
+// recycled pod IP, a Gateway address claimed by a new pod). A REACHABLE entry is trusted for up
+// to 45 s without re-checking, so the host would keep sending to the old pod's MAC: probes fail
+// and the address looks dead although the new pod listens. Pods on the bridge learn the new MAC
+// from the gratuitous ARP that arp_notify sends when eth0 comes up.
+func forgetNeighbour(c config, ip netip.Addr) {
+	_ = exec.Command("ip", "neigh", "flush", "to", ip.String(), "dev", c.bridge).Run()
 }
 
 func (p podNet) teardown() {

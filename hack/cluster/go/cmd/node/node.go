@@ -39,6 +39,10 @@ type node struct {
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
 	ips     map[netip.Addr]types.UID
+	// lastIP is the last host octet handed out; allocation continues after it (as CNI host-local
+	// does) so a just-freed IP is not given straight to the next pod while neighbours still cache
+	// the old pod's MAC for it.
+	lastIP int
 	wg      sync.WaitGroup
 }
 
@@ -158,12 +162,16 @@ func (n *node) allocIP(uid types.UID) (netip.Addr, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	base := netip.MustParsePrefix(n.cfg.podCIDR).Masked().Addr().As4()
-	for i := n.cfg.ipFirst; i <= n.cfg.ipLast; i++ {
+	size := n.cfg.ipLast - n.cfg.ipFirst + 1
+	start := max(n.lastIP+1-n.cfg.ipFirst, 0)
+	for k := range size {
+		i := n.cfg.ipFirst + (start+k)%size
 		a := base
 		a[3] = byte(i)
 		ip := netip.AddrFrom4(a)
 		if _, used := n.ips[ip]; !used {
 			n.ips[ip] = uid
+			n.lastIP = i
 			return ip, nil
 		}
 	}
