@@ -118,6 +118,29 @@ func RateTake(key string, ratePerSecond, burst float64) RateResult {
 	return RateResult(hostRateTake(key, ratePerSecond, burst))
 }
 
+// CacheGet returns the bytes CacheSet stored under key (for this plugin version, in this worker
+// process), or ok false when absent or expired. The host keeps them across calls.
+func CacheGet(key string) (value []byte, ok bool) {
+	buf := make([]byte, 256)
+	n := hostCacheGet(key, unsafe.Pointer(&buf[0]), int32(len(buf)))
+	if n < 0 {
+		return nil, false
+	}
+	if int(n) > len(buf) {
+		buf = make([]byte, n)
+		if n = hostCacheGet(key, unsafe.Pointer(&buf[0]), int32(len(buf))); n < 0 || int(n) > len(buf) {
+			return nil, false
+		}
+	}
+	return buf[:n], true
+}
+
+// CacheSet stores value under key for ttlMs milliseconds; false when the host refused it (a
+// key over 8 KiB, a value over 64 KiB, a ttl that is not positive).
+func CacheSet(key string, value []byte, ttlMs float64) bool {
+	return hostCacheSet(key, view(value), ttlMs) == 1
+}
+
 func panicText(p any) string {
 	switch v := p.(type) {
 	case error:

@@ -28,6 +28,12 @@ func hostVerifySignature(alg int32, key, data, sig string) int32
 //go:wasmimport rauta:host rate_take
 func hostRateTake(key string, ratePerSecond, burst float64) float64
 
+//go:wasmimport rauta:host cache_get
+func hostCacheGet(key string, dst unsafe.Pointer, dstCap int32) int32
+
+//go:wasmimport rauta:host cache_set
+func hostCacheSet(key, value string, ttlMs float64) int32
+
 // view is b as a string without a copy, for passing to the host (which only reads it).
 func view(b []byte) string {
 	if len(b) == 0 {

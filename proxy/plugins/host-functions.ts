@@ -4,6 +4,8 @@
 // rate-limited, and the rate-limit store holds a bounded number of keys.
 import crypto from "node:crypto";
 import type { KeyObject } from "node:crypto";
+import { CACHE_MAX_KEY_BYTES } from "./plugin-cache.ts";
+import type { PluginCache } from "./plugin-cache.ts";
 
 export const HOST_NAMESPACE = "rauta:host";
 
@@ -24,6 +26,8 @@ export interface HostServices {
   rateLimits: RateLimitStore;
   /** verification keys parsed once (PEM or JWK JSON text → KeyObject) */
   keys: KeyCache;
+  /** cache_get / cache_set, one per plugin version */
+  cache: PluginCache;
   now(): number;
 }
 
@@ -54,6 +58,8 @@ function bytesAt(state: CallState, ptr: number, len: number, what: string): Uint
 }
 
 const utf8 = new TextDecoder();
+// a key's bytes as one char each: distinct byte strings stay distinct keys, no UTF-8 validation
+const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("latin1");
 const LOG_LINES_PER_SECOND = 50;
 const MAX_LOG_BYTES = 4096;
 
@@ -105,6 +111,27 @@ export function hostFunctions(state: CallState, services: HostServices) {
     rate_take(_ctx: unknown, keyPtr: number, keyLen: number, rate: number, burst: number): number {
       const key = utf8.decode(bytesAt(state, keyPtr, keyLen, "rate_take key"));
       return services.rateLimits.take(key, rate, burst, services.now());
+    },
+    cache_get(_ctx: unknown, keyPtr: number, keyLen: number, dst: number, cap: number): number {
+      if (keyLen > CACHE_MAX_KEY_BYTES) return -1;
+      const key = latin1(bytesAt(state, keyPtr, keyLen, "cache_get key"));
+      const v = services.cache.get(key, services.now());
+      if (v === null) return -1;
+      if (v.length <= cap) bytesAt(state, dst, v.length, "cache_get value").set(v);
+      return v.length;
+    },
+    cache_set(
+      _ctx: unknown,
+      keyPtr: number,
+      keyLen: number,
+      valPtr: number,
+      valLen: number,
+      ttlMs: number,
+    ): number {
+      if (keyLen > CACHE_MAX_KEY_BYTES) return 0;
+      const key = latin1(bytesAt(state, keyPtr, keyLen, "cache_set key"));
+      const value = bytesAt(state, valPtr, valLen, "cache_set value");
+      return services.cache.set(key, value, ttlMs, services.now()) ? 1 : 0;
     },
   };
 }

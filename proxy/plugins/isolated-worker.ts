@@ -4,6 +4,7 @@
 import "../runtime/warnings.ts";
 import type { Phase } from "./abi.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";
+import { PluginCache } from "./plugin-cache.ts";
 import type { LogLevel } from "./host-functions.ts";
 import { PluginInstance } from "./sandbox.ts";
 import type { CallResult, CompiledPlugin, SandboxLimits } from "./sandbox.ts";
@@ -34,6 +35,7 @@ async function main(init: IsolatedInit) {
     log: (level: LogLevel, message: string) => send({ type: "log", level, message }),
     rateLimits: new RateLimitStore(),
     keys: new KeyCache(),
+    cache: new PluginCache(),
     now: Date.now,
   };
   const create = () => PluginInstance.create(compiled, { configJson: init.configJson, services });

@@ -11,6 +11,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { AbiError, decodeDecision } from "./abi.ts";
 import type { Decision, Phase } from "./abi.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";
+import { PluginCache } from "./plugin-cache.ts";
 import type { HostServices } from "./host-functions.ts";
 import { PluginInstance } from "./sandbox.ts";
 import { IsolatedPlugin } from "./isolated.ts";
@@ -105,6 +106,7 @@ export class LoadedPlugin {
       log: (level, message) => log.log(level, "plugin log", { message }),
       rateLimits: deps.rateLimits ?? new RateLimitStore(),
       keys: deps.keys ?? new KeyCache(),
+      cache: new PluginCache(),
       now: Date.now,
     };
   }

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { decodeDecision, encodeInput } from "../../proxy/plugins/abi.ts";
 import type { Decision, Pairs, Phase, PluginInput } from "../../proxy/plugins/abi.ts";
 import { KeyCache, RateLimitStore } from "../../proxy/plugins/host-functions.ts";
+import { PluginCache } from "../../proxy/plugins/plugin-cache.ts";
 import type { HostServices, LogLevel } from "../../proxy/plugins/host-functions.ts";
 import { PluginInstance } from "../../proxy/plugins/sandbox.ts";
 import type { CallResult, CompiledPlugin, SandboxLimits } from "../../proxy/plugins/sandbox.ts";
@@ -55,6 +56,7 @@ export async function harness(plugin: CompiledPlugin, configJson = "{}"): Promis
     log: (level, message) => logs.push([level, message]),
     rateLimits: new RateLimitStore(),
     keys: new KeyCache(),
+    cache: new PluginCache(),
     now: () => NOW,
   };
   const instance = await PluginInstance.create(plugin, { configJson, services });

@@ -21,6 +21,12 @@ declare function host_verify_signature(alg: i32, key: usize, keyLen: usize, data
 // @ts-ignore: decorator
 @external("rauta:host", "rate_take")
 declare function host_rate_take(key: usize, keyLen: usize, rate: f64, burst: f64): f64;
+// @ts-ignore: decorator
+@external("rauta:host", "cache_get")
+declare function host_cache_get(key: usize, keyLen: usize, dst: usize, cap: usize): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "cache_set")
+declare function host_cache_set(key: usize, keyLen: usize, val: usize, valLen: usize, ttlMs: f64): i32;
 
 // Extism kernel (extism:host/env): offsets here are Extism block addresses, not guest pointers
 // @ts-ignore: decorator
@@ -106,6 +112,29 @@ export function rateTake(key: string, ratePerSecond: f64, burst: f64): f64 {
   const r = host_rate_take(buf, <usize>len, ratePerSecond, burst);
   __free(buf);
   return r;
+}
+
+/**
+ * The bytes stored under `key` by cacheSet (of this plugin version, in this worker process), or
+ * null when absent or expired. The host keeps them: a call's own heap is gone when it returns.
+ */
+export function cacheGet(key: string): Uint8Array | null {
+  const k = String.UTF8.encode(key);
+  let out = new Uint8Array(256);
+  let n = host_cache_get(changetype<usize>(k), <usize>k.byteLength, out.dataStart, <usize>out.length);
+  if (n < 0) return null;
+  if (n > out.length) {
+    out = new Uint8Array(n);
+    n = host_cache_get(changetype<usize>(k), <usize>k.byteLength, out.dataStart, <usize>out.length);
+    if (n < 0 || n > out.length) return null;
+  }
+  return out.subarray(0, n);
+}
+
+/** Stores `value` under `key` for `ttlMs`; false when the host refused it (over its bounds). */
+export function cacheSet(key: string, value: Uint8Array, ttlMs: f64): bool {
+  const k = String.UTF8.encode(key);
+  return host_cache_set(changetype<usize>(k), <usize>k.byteLength, value.dataStart, <usize>value.length, ttlMs) == 1;
 }
 
 /**

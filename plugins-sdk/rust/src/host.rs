@@ -7,7 +7,7 @@
 //! Compiled for anything but wasm32 (native unit tests of a plugin's logic), the functions are
 //! inert stand-ins: no input, output dropped, empty config, logs to stderr with the `std`
 //! feature, `now_ms` from the system clock with `std` (else 0), signatures `KeyUnusable`, every
-//! `rate_take` allowed.
+//! `rate_take` allowed, the cache always empty.
 
 use crate::codec::{Decision, Request};
 use crate::json::Json;
@@ -77,6 +77,8 @@ mod sys {
             sig_len: i32,
         ) -> i32;
         pub fn rate_take(key: *const u8, key_len: i32, rate_per_second: f64, burst: f64) -> f64;
+        pub fn cache_get(key: *const u8, key_len: i32, dst: *mut u8, cap: i32) -> i32;
+        pub fn cache_set(key: *const u8, key_len: i32, val: *const u8, val_len: i32, ttl_ms: f64) -> i32;
     }
 
     #[link(wasm_import_module = "extism:host/env")]
@@ -254,6 +256,33 @@ pub fn rate_take(key: &str, rate_per_second: f64, burst: f64) -> Take {
     }
 }
 
+/// The bytes `cache_set` stored under `key` (for this plugin version, in this worker process),
+/// or `None` when absent or expired. The host keeps them across calls.
+#[cfg(target_arch = "wasm32")]
+pub fn cache_get(key: &str) -> Option<Vec<u8>> {
+    let mut buf: Vec<u8> = alloc::vec![0; 256];
+    let mut n = unsafe { sys::cache_get(key.as_ptr(), key.len() as i32, buf.as_mut_ptr(), buf.len() as i32) };
+    if n < 0 {
+        return None;
+    }
+    if n as usize > buf.len() {
+        buf = alloc::vec![0; n as usize];
+        n = unsafe { sys::cache_get(key.as_ptr(), key.len() as i32, buf.as_mut_ptr(), buf.len() as i32) };
+        if n < 0 || n as usize > buf.len() {
+            return None;
+        }
+    }
+    buf.truncate(n as usize);
+    Some(buf)
+}
+
+/// Stores `value` under `key` for `ttl_ms`; false when the host refused it (a key over 8 KiB, a
+/// value over 64 KiB, a ttl that is not positive).
+#[cfg(target_arch = "wasm32")]
+pub fn cache_set(key: &str, value: &[u8], ttl_ms: f64) -> bool {
+    unsafe { sys::cache_set(key.as_ptr(), key.len() as i32, value.as_ptr(), value.len() as i32, ttl_ms) == 1 }
+}
+
 /// Fails the call with `message` (Extism `error_set`): the proxy applies the plugin's
 /// failurePolicy and logs the message. Returns the export's non-zero return code.
 #[cfg(target_arch = "wasm32")]
@@ -301,6 +330,14 @@ pub fn verify_signature(_alg: Alg, _key: &[u8], _data: &[u8], _sig: &[u8]) -> Ve
 #[cfg(not(target_arch = "wasm32"))]
 pub fn rate_take(_key: &str, _rate_per_second: f64, burst: f64) -> Take {
     Take::Allowed { tokens_left: burst - 1.0 }
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn cache_get(_key: &str) -> Option<Vec<u8>> {
+    None
+}
+#[cfg(not(target_arch = "wasm32"))]
+pub fn cache_set(_key: &str, _value: &[u8], _ttl_ms: f64) -> bool {
+    false
 }
 #[cfg(not(target_arch = "wasm32"))]
 pub fn fail(_message: &str) -> i32 {

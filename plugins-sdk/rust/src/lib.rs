@@ -34,7 +34,7 @@ pub mod json;
 
 pub use codec::{Decision, DecodeError, Modify, Op, Pairs, Phase, Request, ABI_VERSION};
 pub use host::{
-    config, config_json, fail, input, log, now_ms, output, rate_take, run, verify_signature, Alg, Level, Outcome, Take,
+    cache_get, cache_set, config, config_json, fail, input, log, now_ms, output, rate_take, run, verify_signature, Alg, Level, Outcome, Take,
     Verification,
 };
 pub use json::{Json, JsonError};

@@ -385,6 +385,71 @@ describe("built-in plugins", function () {
       const f = await h.failure(bearer("x.y.z"));
       expect(f.message).to.contain("keys[0].jwk is not a RS256 signing key");
     });
+
+    describe("verified-token cache (verifiedTokenCacheSeconds)", () => {
+      /** A host whose cache counts the lookups that found something. */
+      function countingHost(): TestHost & { hits: number } {
+        const h = Object.assign(new TestHost(), { hits: 0 });
+        const get = h.cache.get.bind(h.cache);
+        h.cache.get = (key, nowMs) => {
+          const v = get(key, nowMs);
+          if (v !== null) h.hits++;
+          return v;
+        };
+        return h;
+      }
+      const cfg = { ...config, verifiedTokenCacheSeconds: 120 };
+
+      it("replays what a verified token yields for the same token, with the same decision", async () => {
+        const host = countingHost();
+        const h = await start("jwt-auth", cfg, host);
+        const token = sign("RS256", claims(), { kid: "rsa-1" });
+        const first = await h.decide(bearer(token));
+        expect(host.cache.size).to.equal(1);
+        const again = await h.decide(bearer(token));
+        expect(host.hits).to.equal(1);
+        expect(again).to.deep.equal(first);
+        expect(ops(again)).to.have.length(6);
+      });
+
+      it("never past the token's exp + clockSkewSeconds, nor past verifiedTokenCacheSeconds", async () => {
+        const host = countingHost();
+        const h = await start("jwt-auth", cfg, host);
+        const t0 = host.clock;
+        // exp in 30 s + 60 s skew: the entry lives 90 s, under the configured 120
+        const short = sign("HS256", claims({ exp: Math.floor(t0 / 1000) + 30 }), { kid: "hs" });
+        expect((await h.decide(bearer(short))).action).to.equal("modify");
+        host.clock = t0 + 89_000;
+        expect((await h.decide(bearer(short))).action).to.equal("modify");
+        expect(host.hits).to.equal(1);
+        host.clock = t0 + 91_000;
+        const r = rejected(await h.decide(bearer(short)));
+        expect(JSON.parse(text(r.body))).to.include({ error_description: "token expired" });
+        // a long-lived token is verified again after verifiedTokenCacheSeconds
+        host.clock = t0;
+        const long = sign("HS256", claims({ exp: Math.floor(t0 / 1000) + 86_400 }), { kid: "hs" });
+        await h.decide(bearer(long));
+        host.clock = t0 + 121_000;
+        const hits = host.hits;
+        expect((await h.decide(bearer(long))).action).to.equal("modify");
+        expect(host.hits).to.equal(hits);
+      });
+
+      it("keeps no refusal, and nothing at all with verifiedTokenCacheSeconds 0", async () => {
+        const host = countingHost();
+        const h = await start("jwt-auth", cfg, host);
+        const forged = sign("HS256", claims(), { kid: "hs" }, "not-the-secret-not-the-secret!!");
+        for (let i = 0; i < 2; i++)
+          expect((await h.decide(bearer(forged))).action).to.equal("reject");
+        expect(host.cache.size).to.equal(0);
+        const off = countingHost();
+        const h0 = await start("jwt-auth", { ...config, verifiedTokenCacheSeconds: 0 }, off);
+        const token = sign("HS256", claims(), { kid: "hs" });
+        for (let i = 0; i < 2; i++)
+          expect((await h0.decide(bearer(token))).action).to.equal("modify");
+        expect(off.cache.size).to.equal(0);
+      });
+    });
   });
 
   describe("cors", () => {

@@ -9,6 +9,7 @@ import { PluginInstance } from "../../../proxy/plugins/sandbox.ts";
 import type { CallResult, CompiledPlugin, SandboxLimits } from "../../../proxy/plugins/sandbox.ts";
 import { KeyCache, RateLimitStore } from "../../../proxy/plugins/host-functions.ts";
 import type { CallState, HostServices, LogLevel } from "../../../proxy/plugins/host-functions.ts";
+import { PluginCache } from "../../../proxy/plugins/plugin-cache.ts";
 import { decodeDecision, encodeInput } from "../../../proxy/plugins/abi.ts";
 import type { Decision, Pairs, Phase, PluginInput } from "../../../proxy/plugins/abi.ts";
 
@@ -49,6 +50,7 @@ export class TestHost implements HostServices {
   readonly logs: LogLine[] = [];
   rateLimits = new RateLimitStore();
   keys = new KeyCache();
+  cache = new PluginCache();
   clock = 1_700_000_000_000;
   log(level: LogLevel, message: string): void {
     this.logs.push({ level, message });

@@ -181,6 +181,7 @@ describe("Go plugin SDK (plugins-sdk/go)", function () {
       config: unknown;
       verify?: { valid: boolean; error?: string };
       rate?: { allowed: boolean; remaining: number; retryAfter: number };
+      cache?: { found?: boolean; value?: string; stored?: boolean };
     }
     const answer = (d: Decision): Answer => {
       if (d.action !== "reject") return expect.fail(`expected the JSON answer, got ${d.action}`);
@@ -230,6 +231,19 @@ describe("Go plugin SDK (plugins-sdk/go)", function () {
         ["warn", "hello warn é"],
         ["error", "hello error é"],
       ]);
+    });
+
+    it("keeps bytes in the host's cache across calls (cache_set, cache_get)", async () => {
+      const cache = async (v: string) =>
+        answer(await h.decide("request", withHeaders([["x-hostcheck-cache", v]]))).cache;
+      expect(await cache("get:k")).to.deep.equal({});
+      expect(await cache("set:k:v1:1000")).to.deep.equal({ stored: true });
+      expect(await cache("get:k")).to.deep.equal({ found: true, value: "v1" });
+      // longer than the SDK's first buffer: fetched again at its size
+      const long = "x".repeat(1000);
+      expect(await cache(`set:long:${long}:1000`)).to.deep.equal({ stored: true });
+      expect(await cache("get:long")).to.deep.equal({ found: true, value: long });
+      expect(await cache("set:k:v2:0")).to.deep.equal({});
     });
 
     it("takes rate-limit tokens", async () => {

@@ -6,7 +6,7 @@
 import {
   run, config, Request, Decision, Modify, Json, JsonKind, Alg, verifySignature, nowMs, log, LogLevel,
   parseJson, base64DecodeRaw, base64Decode, base64UrlDecode, numberText, quote, asciiLower, trimOws,
-  isHeaderValueSafe, queryParam, queryWithout,
+  isHeaderValueSafe, queryParam, queryWithout, cacheGet, cacheSet, Writer,
 } from "../../../assemblyscript/assembly/index";
 
 /** A verification key and the one algorithm it may verify (no algorithm confusion). */
@@ -30,6 +30,7 @@ let cookieName = "";
 let claimHeaders: ClaimHeader[] = [];
 let claimMeta: string[] = [];
 let forwardToken: bool = true;
+let cacheSeconds: f64 = 300;
 let realm = "rauta";
 
 function algOf(name: string): i32 {
@@ -124,6 +125,7 @@ function setup(): string | null {
   for (let i = 0; i < ch.length; i++) claimHeaders.push(new ClaimHeader(ch[i].getString("claim"), asciiLower(ch[i].getString("header"))));
   claimMeta = c.getStrings("claimsToMetadata");
   forwardToken = c.getBool("forwardToken", true);
+  cacheSeconds = c.getNumber("verifiedTokenCacheSeconds", 300);
   realm = c.getString("realm", "rauta");
   return null;
 }
@@ -356,38 +358,118 @@ function claimText(v: Json): string {
   return v.toString();
 }
 
-function onRequest(req: Request): Decision {
-  const found = findToken(req);
-  if (found === null) return unauthorized("no bearer token", true);
-  const verdict = verify(found.token);
-  const claims = verdict.claims;
-  if (claims === null) return unauthorized(verdict.error, false);
-  const m = new Modify();
+// ---- what a verified token yields, kept by the host ----------------------------------------------
+// A verified token's header and metadata changes depend on the token alone, so they are recorded
+// (kind, name, value) and kept with cache_set under the token until it expires (exp + skew) or
+// verifiedTokenCacheSeconds pass, whichever is first. The same token again replays them: no
+// signature check, no JSON. Refusals are never kept. The host scopes the cache to this plugin
+// version, so new keys or config start with an empty one.
+
+const SET_HEADER: u8 = 1;
+const REMOVE_HEADER: u8 = 2;
+const SET_META: u8 = 3;
+
+class Recorder {
+  w: Writer = new Writer(128);
+  count: u32 = 0;
+  constructor(public m: Modify) {
+    this.w.u32(0);
+  }
+  op(kind: u8, name: string, value: string): void {
+    if (kind == SET_HEADER) this.m.setRequestHeader(name, value);
+    else if (kind == REMOVE_HEADER) this.m.removeRequestHeader(name);
+    else this.m.setMetadata(name, value);
+    this.w.u8(kind).str(name).str(value);
+    this.count++;
+  }
+  bytes(): Uint8Array {
+    this.w.patchU32(0, this.count);
+    return Uint8Array.wrap(this.w.buf, 0, this.w.n);
+  }
+}
+
+function readStr(p: usize, end: usize): string | null {
+  if (p + 4 > end) return null;
+  const len = <usize>load<u32>(p);
+  if (p + 4 + len > end) return null;
+  return String.UTF8.decodeUnsafe(p + 4, len);
+}
+
+/** Replays recorded changes onto m; false when the bytes are not a record (then verify again). */
+function replay(rec: Uint8Array, m: Modify): bool {
+  let p = rec.dataStart;
+  const end = p + <usize>rec.length;
+  if (p + 4 > end) return false;
+  const count = load<u32>(p);
+  p += 4;
+  for (let i: u32 = 0; i < count; i++) {
+    if (p + 1 > end) return false;
+    const kind = load<u8>(p);
+    p += 1;
+    const name = readStr(p, end);
+    if (name === null) return false;
+    p += 4 + <usize>String.UTF8.byteLength(name);
+    const value = readStr(p, end);
+    if (value === null) return false;
+    p += 4 + <usize>String.UTF8.byteLength(value);
+    if (kind == SET_HEADER) m.setRequestHeader(name, value);
+    else if (kind == REMOVE_HEADER) m.removeRequestHeader(name);
+    else if (kind == SET_META) m.setMetadata(name, value);
+    else return false;
+  }
+  return true;
+}
+
+/** How long a verified token's changes may be reused: never past its exp (+ skew). */
+function cacheTtlMs(claims: Json): f64 {
+  let ttl = cacheSeconds * 1000;
+  const exp = claims.get("exp");
+  if (exp !== null && exp.isNumber) ttl = Math.min(ttl, (exp.num + skew) * 1000 - nowMs());
+  return ttl;
+}
+
+function claimChanges(claims: Json, r: Recorder): void {
   for (let i = 0; i < claimHeaders.length; i++) {
     const ch = claimHeaders[i];
     const v = claims.get(ch.claim);
     // an absent claim removes the header: a client cannot send its own
     if (v === null || v.isNull) {
-      m.removeRequestHeader(ch.header);
+      r.op(REMOVE_HEADER, ch.header, "");
       continue;
     }
     const text = claimText(v);
     if (!isHeaderValueSafe(text)) {
       log(LogLevel.Warn, "jwt-auth: claim " + ch.claim + " holds CR, LF or NUL; header " + ch.header + " removed");
-      m.removeRequestHeader(ch.header);
+      r.op(REMOVE_HEADER, ch.header, "");
       continue;
     }
-    m.setRequestHeader(ch.header, text);
+    r.op(SET_HEADER, ch.header, text);
   }
   const sub = claims.get("sub");
-  if (sub !== null && sub.isString) m.setMetadata("jwt.sub", sub.str);
+  if (sub !== null && sub.isString) r.op(SET_META, "jwt.sub", sub.str);
   const iss = claims.get("iss");
-  if (iss !== null && iss.isString) m.setMetadata("jwt.iss", iss.str);
+  if (iss !== null && iss.isString) r.op(SET_META, "jwt.iss", iss.str);
   for (let i = 0; i < claimMeta.length; i++) {
     const name = claimMeta[i];
     if (name == "sub" || name == "iss") continue;
     const v = claims.get(name);
-    if (v !== null && !v.isNull) m.setMetadata("jwt." + name, claimText(v));
+    if (v !== null && !v.isNull) r.op(SET_META, "jwt." + name, claimText(v));
+  }
+}
+
+function onRequest(req: Request): Decision {
+  const found = findToken(req);
+  if (found === null) return unauthorized("no bearer token", true);
+  let m = new Modify();
+  const cached = cacheSeconds > 0 ? cacheGet(found.token) : null;
+  if (cached === null || !replay(cached, m)) {
+    if (cached !== null) m = new Modify();
+    const verdict = verify(found.token);
+    const claims = verdict.claims;
+    if (claims === null) return unauthorized(verdict.error, false);
+    const r = new Recorder(m);
+    claimChanges(claims, r);
+    if (cacheSeconds > 0) cacheSet(found.token, r.bytes(), cacheTtlMs(claims));
   }
   if (!forwardToken) {
     if (found.source == FROM_HEADER) m.removeRequestHeader(headerName);

@@ -6,6 +6,7 @@
 //	x-hostcheck-log:    "<level>:<message>"                    Log
 //	x-hostcheck-verify: "<alg>:<key hex>:<data hex>:<sig hex>"  VerifySignature
 //	x-hostcheck-rate:   "<key>:<rate>:<burst>"                 RateTake
+//	x-hostcheck-cache:  "set:<key>:<value>:<ttlMs>" | "get:<key>"  CacheSet / CacheGet
 //	x-hostcheck-fail:   "error" | "panic"                      a failing call
 //	x-hostcheck-modify: any                                    answer a MODIFY of every op instead
 package main
@@ -48,12 +49,19 @@ type rateAnswer struct {
 	RetryAfter float64 `json:"retryAfter"`
 }
 
+type cacheAnswer struct {
+	Found  bool   `json:"found,omitempty"`
+	Value  string `json:"value,omitempty"`
+	Stored bool   `json:"stored,omitempty"`
+}
+
 type answer struct {
 	Input  echoInput       `json:"input"`
 	NowMs  float64         `json:"nowMs"`
 	Config json.RawMessage `json:"config"`
 	Verify *verifyAnswer   `json:"verify,omitempty"`
 	Rate   *rateAnswer     `json:"rate,omitempty"`
+	Cache  *cacheAnswer    `json:"cache,omitempty"`
 }
 
 func pairs(p rauta.Pairs) [][2]string {

@@ -55,6 +55,11 @@ func handle(req *rauta.Request) (*rauta.Decision, error) {
 			return nil, err
 		}
 	}
+	if v, ok := req.Header("x-hostcheck-cache"); ok {
+		if a.Cache, err = cache(v); err != nil {
+			return nil, err
+		}
+	}
 	body, err := json.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -117,4 +122,21 @@ func rate(v string) (*rateAnswer, error) {
 	}
 	r := rauta.RateTake(f[0], perSecond, burst)
 	return &rateAnswer{Allowed: r.Allowed(), Remaining: r.Remaining(), RetryAfter: r.RetryAfter()}, nil
+}
+
+func cache(v string) (*cacheAnswer, error) {
+	op, rest, _ := strings.Cut(v, ":")
+	if op == "get" {
+		value, ok := rauta.CacheGet(rest)
+		return &cacheAnswer{Found: ok, Value: string(value)}, nil
+	}
+	f, err := fields(rest, 3)
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := strconv.ParseFloat(f[2], 64)
+	if err != nil {
+		return nil, err
+	}
+	return &cacheAnswer{Stored: rauta.CacheSet(f[0], []byte(f[1]), ttl)}, nil
 }

@@ -8,11 +8,12 @@
 //! x-hostcheck-log:    "<level>:<message>"                    log
 //! x-hostcheck-verify: "<alg>:<key hex>:<data hex>:<sig hex>"  verify_signature
 //! x-hostcheck-rate:   "<key>:<rate>:<burst>"                 rate_take
+//! x-hostcheck-cache:  "set:<key>:<value>:<ttlMs>" | "get:<key>"  cache_set / cache_get
 //! x-hostcheck-fail:   "error" | "panic"                      a failing call
 //! x-hostcheck-modify: any                                    answer a MODIFY of every op instead
 //! ```
 use rauta_plugin::{
-    config, config_json, log, now_ms, rate_take, verify_signature, Alg, Decision, Json, Level, Phase, Request, Take,
+    cache_get, cache_set, config, config_json, log, now_ms, rate_take, verify_signature, Alg, Decision, Json, Level, Phase, Request, Take,
     Verification,
 };
 use std::fmt::Write;
@@ -212,6 +213,28 @@ fn handle(req: &Request) -> Result<Decision, String> {
         };
         let _ =
             write!(out, ",\"rate\":{{\"allowed\":{},\"remaining\":{},\"retryAfter\":{}}}", allowed, remaining, retry);
+    }
+    if let Some(v) = req.header("x-hostcheck-cache") {
+        if let Some(key) = v.strip_prefix("get:") {
+            match cache_get(key) {
+                Some(value) => {
+                    let text = String::from_utf8(value).map_err(|_| String::from("cached value is not UTF-8"))?;
+                    out.push_str(",\"cache\":{\"found\":true,\"value\":");
+                    json_str(&mut out, &text);
+                    out.push('}');
+                }
+                None => out.push_str(",\"cache\":{}"),
+            }
+        } else if let Some(rest) = v.strip_prefix("set:") {
+            let f = fields(rest, 3)?;
+            if cache_set(f[0], f[1].as_bytes(), num(f[2])?) {
+                out.push_str(",\"cache\":{\"stored\":true}");
+            } else {
+                out.push_str(",\"cache\":{}");
+            }
+        } else {
+            return Err(format!("bad x-hostcheck-cache {:?}", v));
+        }
     }
     out.push('}');
     Ok(Decision::reject(200, &[("content-type", "application/json")], out))
