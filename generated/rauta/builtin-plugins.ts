@@ -309,6 +309,13 @@ export const BUILTIN_PLUGIN_SCHEMAS: Readonly<Record<BuiltinPlugin, Record<strin
         "default": true,
         "description": "Pass the token upstream. false removes it (the header, the query parameter or the cookie it came in)."
       },
+      "verifiedTokenCacheSeconds": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 86400,
+        "default": 300,
+        "description": "How long what a verified token yields (claim headers, metadata) is reused when the same token comes again, per proxy worker; never past the token's exp plus clockSkewSeconds. 0 verifies every request. A key or config change starts an empty cache; refusals are never cached."
+      },
       "realm": {
         "type": "string",
         "default": "rauta",

@@ -35,6 +35,8 @@ export interface HostServices {
 export class CallState {
   memory: WebAssembly.Memory | null = null;
   input: Uint8Array = new Uint8Array(0);
+  /** set by Extism's error_set (answered by the host, sandbox.ts): the call failed with it */
+  error: string | null = null;
   /** set by output_set; null = use Extism's output (or none) */
   output: Uint8Array | null = null;
   outputCap = 1024 * 1024;

@@ -15,7 +15,7 @@ import { PluginCache } from "./plugin-cache.ts";
 import type { HostServices } from "./host-functions.ts";
 import { PluginInstance } from "./sandbox.ts";
 import { IsolatedPlugin } from "./isolated.ts";
-import type { CompiledPlugin, FailureReason, SandboxLimits } from "./sandbox.ts";
+import type { CallResult, CompiledPlugin, FailureReason, SandboxLimits } from "./sandbox.ts";
 
 export type Outcome =
   | { ok: true; decision: Decision }
@@ -144,8 +144,12 @@ export class LoadedPlugin {
     return this.spec.failurePolicy;
   }
 
-  /** Runs one phase; never throws. */
-  async run(phase: Phase, input: Uint8Array): Promise<Outcome> {
+  /**
+   * Runs one phase; never throws. Synchronous when an idle instance runs it in-thread (the usual
+   * case), so a chain of plugins stays on one tick; a promise when the call goes to the worker,
+   * a new instance must be made first, or the module needs Extism's own call path.
+   */
+  run(phase: Phase, input: Uint8Array): Outcome | Promise<Outcome> {
     const now = Date.now();
     if (this.openUntil > now) {
       this.metrics.pluginCalls.labels(this.id, phase, "skipped").inc();
@@ -155,23 +159,35 @@ export class LoadedPlugin {
         message: `plugin ${this.id} is failing repeatedly; calls resume in ${this.openUntil - now} ms`,
       };
     }
-    if (this.isolated !== null) {
-      const r = await this.isolated.call(phase, input);
-      this.hot[phase].duration.observe(r.ms / 1000);
-      if (!r.ok) return this.failed(phase, null, r.reason, r.message);
-      return this.decided(phase, r.output);
+    if (this.isolated !== null) return this.runIsolated(phase, input);
+    const inst = this.idle.pop();
+    if (inst === undefined) return this.runOnNewInstance(phase, input);
+    const r = inst.call(phase, input, this.limits);
+    return r instanceof Promise
+      ? r.then(res => this.settle(phase, inst, res))
+      : this.settle(phase, inst, r);
+  }
+
+  private async runIsolated(phase: Phase, input: Uint8Array): Promise<Outcome> {
+    const r = await this.isolated!.call(phase, input);
+    this.hot[phase].duration.observe(r.ms / 1000);
+    if (!r.ok) return this.failed(phase, null, r.reason, r.message);
+    return this.decided(phase, r.output);
+  }
+
+  private async runOnNewInstance(phase: Phase, input: Uint8Array): Promise<Outcome> {
+    if (this.live >= MAX_POOL || this.closed)
+      return this.failed(phase, null, "unavailable", `plugin ${this.id}: no instance available`);
+    let inst: PluginInstance;
+    try {
+      inst = await this.newInstance();
+    } catch (err) {
+      return this.failed(phase, null, "trap", `instantiation failed: ${(err as Error).message}`);
     }
-    let inst = this.idle.pop();
-    if (inst === undefined) {
-      if (this.live >= MAX_POOL || this.closed)
-        return this.failed(phase, null, "unavailable", `plugin ${this.id}: no instance available`);
-      try {
-        inst = await this.newInstance();
-      } catch (err) {
-        return this.failed(phase, null, "trap", `instantiation failed: ${(err as Error).message}`);
-      }
-    }
-    const r = await inst.call(phase, input, this.limits);
+    return this.settle(phase, inst, await inst.call(phase, input, this.limits));
+  }
+
+  private settle(phase: Phase, inst: PluginInstance, r: CallResult): Outcome {
     this.hot[phase].duration.observe(r.ms / 1000);
     if (!r.ok) {
       if (

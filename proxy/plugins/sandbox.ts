@@ -63,6 +63,7 @@ interface Exports {
   memory?: WebAssembly.Memory;
   __rauta_fuel?: WebAssembly.Global;
   __rauta_rc?: WebAssembly.Global;
+  [name: string]: unknown;
 }
 
 export class PluginInstance {
@@ -112,7 +113,7 @@ export class PluginInstance {
         functions: {
           [HOST_NAMESPACE]: host,
           [SANDBOX_NAMESPACE]: sandbox,
-          ...(plugin.blockInput ? {} : { [EXTISM_ENV]: directInput(state) }),
+          ...(plugin.blockInput ? {} : { [EXTISM_ENV]: kernelOverrides(state) }),
         },
         logger: silentConsole,
       },
@@ -134,47 +135,105 @@ export class PluginInstance {
     return this.plugin.exports.has(PHASE_EXPORT[phase]);
   }
 
-  /** Runs one phase on `input`; never throws. */
-  async call(phase: Phase, input: Uint8Array, limits: SandboxLimits): Promise<CallResult> {
-    const name = PHASE_EXPORT[phase];
+  /**
+   * Runs one phase on `input`; never throws. Synchronous unless the module reads its input from
+   * an Extism block (blockInput): the host answers Extism's input, output and error functions
+   * itself (kernelOverrides), so the export is simply called, with no promise in between.
+   */
+  call(phase: Phase, input: Uint8Array, limits: SandboxLimits): CallResult | Promise<CallResult> {
+    return this.plugin.blockInput
+      ? this.callThroughExtism(phase, input, limits)
+      : this.callDirect(phase, input, limits);
+  }
+
+  private begin(input: Uint8Array, limits: SandboxLimits): bigint {
     const state = this.state;
     state.input = input;
     state.output = null;
+    state.error = null;
     state.outputCap = limits.outputCapBytes;
-    const fuel = this.exports.__rauta_fuel;
     const slice = Number.isFinite(limits.fuel) ? BigInt(Math.floor(limits.fuel)) : 0n;
     state.slice = slice;
     state.outOfTime = false;
+    const fuel = this.exports.__rauta_fuel;
     if (fuel !== undefined) fuel.value = slice;
     const rc = this.exports.__rauta_rc;
     if (rc !== undefined) rc.value = 0;
     this.calls++;
+    return slice;
+  }
+
+  private callDirect(phase: Phase, input: Uint8Array, limits: SandboxLimits): CallResult {
+    const name = PHASE_EXPORT[phase];
+    const slice = this.begin(input, limits);
+    const t0 = performance.now();
+    this.state.deadline = t0 + limits.timeoutMs;
+    let failure: { reason: FailureReason; message: string } | null = null;
+    let code: unknown = 0;
+    try {
+      const fn = this.plugin.metered ? this.exports[`__rauta_call_${name}`] : this.exports[name];
+      if (typeof fn !== "function") throw new Error(`the module does not export ${name}`);
+      code = (fn as () => unknown)();
+      const rc = this.exports.__rauta_rc;
+      if (rc !== undefined) code = rc.value;
+    } catch (err) {
+      failure = this.classify(err, this.exports.__rauta_fuel);
+    } finally {
+      // the blocks config_get or an error message allocated (reset runs synchronously; Extism
+      // 1.0.3 never frees them otherwise)
+      void this.extism.reset();
+    }
+    this.state.input = EMPTY;
+    if (failure === null && this.state.error !== null)
+      failure = { reason: "error", message: `Plugin-originated error: ${this.state.error}` };
+    if (failure === null && typeof code === "number" && code !== 0)
+      failure = { reason: "error", message: `${name} returned ${code}` };
+    return this.finish(name, failure, slice, this.state.output ?? EMPTY, t0, limits);
+  }
+
+  private async callThroughExtism(
+    phase: Phase,
+    input: Uint8Array,
+    limits: SandboxLimits,
+  ): Promise<CallResult> {
+    const name = PHASE_EXPORT[phase];
+    const slice = this.begin(input, limits);
+    const state = this.state;
     const t0 = performance.now();
     state.deadline = t0 + limits.timeoutMs;
-    let out: Uint8Array | null = null;
+    let out: Uint8Array = EMPTY;
     let failure: { reason: FailureReason; message: string } | null = null;
     try {
       const target = this.plugin.metered ? `__rauta_call_${name}` : name;
-      let res;
-      if (this.plugin.blockInput) {
-        // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
-        // buffer's size, and the guest would read garbage past the input
-        const exact =
-          input.byteOffset === 0 && input.byteLength === input.buffer.byteLength
-            ? input
-            : input.slice();
-        res = await this.extism.call(["main", target], exact);
-      } else res = await this.extism.call(["main", target]);
-      out = state.output ?? (res === null ? new Uint8Array(0) : res.bytes());
+      // Extism 1.0.3 stores a view's whole underlying buffer: input_length would report the
+      // buffer's size, and the guest would read garbage past the input
+      const exact =
+        input.byteOffset === 0 && input.byteLength === input.buffer.byteLength
+          ? input
+          : input.slice();
+      const res = await this.extism.call(["main", target], exact);
+      out = state.output ?? (res === null ? EMPTY : res.bytes());
+      const rc = this.exports.__rauta_rc;
       const code = rc === undefined ? 0 : (rc.value as number);
       if (code !== 0) failure = { reason: "error", message: `${name} returned ${code}` };
     } catch (err) {
-      failure = this.classify(err, fuel);
+      failure = this.classify(err, this.exports.__rauta_fuel);
     } finally {
       // Extism 1.0.3 never frees a call's blocks: without a reset the 16,383rd call fails
       await this.extism.reset();
       state.input = EMPTY;
     }
+    return this.finish(name, failure, slice, out, t0, limits);
+  }
+
+  private finish(
+    name: string,
+    failure: { reason: FailureReason; message: string } | null,
+    slice: bigint,
+    out: Uint8Array,
+    t0: number,
+    limits: SandboxLimits,
+  ): CallResult {
     const ms = performance.now() - t0;
     // A metered call that completed was within its limit at every fuel slice: wall time beyond
     // the limit came from outside the guest (a GC pause, the machine being busy, a first-call
@@ -186,8 +245,9 @@ export class PluginInstance {
         message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)`,
       };
     if (failure !== null) return { ok: false, ...failure, ms };
+    const fuel = this.exports.__rauta_fuel;
     const fuelUsed = fuel === undefined ? 0 : Number(slice - (fuel.value as bigint));
-    return { ok: true, output: out!, fuelUsed, ms };
+    return { ok: true, output: out, fuelUsed, ms };
   }
 
   private classify(
@@ -228,9 +288,24 @@ const EMPTY = new Uint8Array(0);
 const EXTISM_ENV = "extism:host/env";
 const OFFSET_MASK = 0xffffffffffffn;
 
-// Extism's kernel input functions, answered from the call's buffer (standard PDKs read their
-// input with these; RAUTA's SDKs with rauta:host input_copy): no copy into an Extism block.
-function directInput(state: CallState) {
+// Extism's kernel functions that tie a call to its call stack, answered by the host so a call
+// needs no Extism call frame: the input from the call's buffer (standard PDKs read it with
+// these; RAUTA's SDKs with rauta:host input_copy, no copy into an Extism block), and the output
+// and error a standard PDK sets through a block, read at once. Everything else (alloc, config,
+// variables) stays Extism's.
+interface KernelContext {
+  read(addr: bigint): DataView | null;
+}
+
+function blockBytes(ctx: unknown, addr: bigint, length?: bigint): Uint8Array {
+  const block = (ctx as KernelContext).read(addr);
+  if (block === null) throw new HostLimitError("error", "output_set: not an Extism block");
+  const n = length === undefined ? block.byteLength : Number(length);
+  if (n > block.byteLength) throw new HostLimitError("error", "output_set: length past its block");
+  return new Uint8Array(block.buffer, block.byteOffset, n);
+}
+
+function kernelOverrides(state: CallState) {
   return {
     input_length: (): bigint => BigInt(state.input.length),
     input_load_u8: (_ctx: unknown, addr: bigint): number =>
@@ -244,8 +319,21 @@ function directInput(state: CallState) {
       for (let k = 7; k >= 0; k--) v = (v << 8n) | BigInt(b[i + k] ?? 0);
       return v;
     },
+    output_set: (ctx: unknown, addr: bigint, length: bigint): void => {
+      if (Number(length) > state.outputCap)
+        throw new HostLimitError(
+          "output",
+          `output of ${length} bytes exceeds the cap of ${state.outputCap}`,
+        );
+      state.output = blockBytes(ctx, addr, length).slice();
+    },
+    error_set: (ctx: unknown, addr: bigint): void => {
+      state.error = utf8.decode(blockBytes(ctx, addr).subarray(0, 4096));
+    },
   };
 }
+
+const utf8 = new TextDecoder();
 
 const noop = () => {};
 const silentConsole = {

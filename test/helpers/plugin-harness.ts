@@ -61,7 +61,7 @@ export async function harness(plugin: CompiledPlugin, configJson = "{}"): Promis
   };
   const instance = await PluginInstance.create(plugin, { configJson, services });
   open.add(instance);
-  const call = (phase: Phase, input: Uint8Array) => instance.call(phase, input, LIMITS);
+  const call = async (phase: Phase, input: Uint8Array) => instance.call(phase, input, LIMITS);
   return {
     instance,
     logs,

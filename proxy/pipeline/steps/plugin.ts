@@ -115,15 +115,17 @@ export class PluginRequestStep implements RequestStep {
     this.name = `plugin ${plugin.id}`;
   }
 
-  async run(ctx: RequestContext): Promise<StepResult> {
+  run(ctx: RequestContext): StepResult | Promise<StepResult> {
     // plugins in a row see the same head unless one of them changed it: encode it once
     let cached = ctx.encodedInput;
     if (cached === null || cached.version !== ctx.version) {
       cached = { version: ctx.version, bytes: encodeInput(input(ctx, "request", 0, NO_PAIRS)) };
       ctx.encodedInput = cached;
     }
-    const outcome = await this.plugin.run("request", cached.bytes);
-    return decide(ctx, this.plugin, outcome);
+    const outcome = this.plugin.run("request", cached.bytes);
+    return outcome instanceof Promise
+      ? outcome.then(o => decide(ctx, this.plugin, o))
+      : decide(ctx, this.plugin, outcome);
   }
 }
 

@@ -81,7 +81,7 @@ export class Harness {
   }
 
   /** One call on raw input bytes. */
-  call(phase: Phase, input: Uint8Array): Promise<CallResult> {
+  async call(phase: Phase, input: Uint8Array): Promise<CallResult> {
     return this.instance.call(phase, input, LIMITS);
   }
 
