@@ -135,62 +135,100 @@ class Writer {
 // One scratch buffer for every input: encodeInput runs synchronously, and done() copies out.
 let scratch: Writer | null = null;
 
+// Decoding runs on every plugin call: no DataView, and a field's name is only turned into a
+// message when the field is wrong (`what` is a constant; `index` numbers pairs and ops).
 class Reader {
-  private readonly view: DataView;
   private readonly buf: Uint8Array;
   n = 0;
   constructor(buf: Uint8Array) {
     this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
-  private need(k: number, what: string) {
+  private need(k: number, what: string, index: number) {
     if (this.n + k > this.buf.length)
-      throw new AbiError(`truncated at byte ${this.n}: expected ${k} more byte(s) for ${what}`);
+      throw new AbiError(
+        `truncated at byte ${this.n}: expected ${k} more byte(s) for ${named(what, index)}`,
+      );
   }
-  u8(what: string): number {
-    this.need(1, what);
+  u8(what: string, index = -1): number {
+    this.need(1, what, index);
     return this.buf[this.n++]!;
   }
   u16(what: string): number {
-    this.need(2, what);
-    const v = this.view.getUint16(this.n, true);
+    this.need(2, what, -1);
+    const b = this.buf;
+    const v = b[this.n]! | (b[this.n + 1]! << 8);
     this.n += 2;
     return v;
   }
-  u32(what: string): number {
-    this.need(4, what);
-    const v = this.view.getUint32(this.n, true);
+  u32(what: string, index = -1): number {
+    this.need(4, what, index);
+    const b = this.buf;
+    const i = this.n;
+    const v = (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
     this.n += 4;
     return v;
   }
-  bytes(what: string): Uint8Array {
-    const len = this.u32(`${what} length`);
-    this.need(len, what);
+  bytes(what: string, index = -1): Uint8Array {
+    const len = this.u32(what, index);
+    this.need(len, what, index);
     const b = this.buf.subarray(this.n, this.n + len);
     this.n += len;
     return b;
   }
-  str(what: string): string {
+  str(what: string, index = -1): string {
+    const len = this.u32(what, index);
+    this.need(len, what, index);
+    const start = this.n;
+    this.n += len;
+    // ASCII by hand: TextDecoder's per-call cost dominates for strings this short
+    if (len <= 64) {
+      const b = this.buf;
+      let out = "";
+      for (let i = start; i < start + len; i++) {
+        const c = b[i]!;
+        if (c > 0x7f) return this.utf8(start, len, what, index);
+        out += String.fromCharCode(c);
+      }
+      return out;
+    }
+    return this.utf8(start, len, what, index);
+  }
+  private utf8(start: number, len: number, what: string, index: number): string {
     try {
-      return utf8Decoder.decode(this.bytes(what));
-    } catch (err) {
-      if (err instanceof AbiError) throw err;
-      throw new AbiError(`${what} is not valid UTF-8`);
+      return utf8Decoder.decode(this.buf.subarray(start, start + len));
+    } catch {
+      throw new AbiError(`${named(what, index)} is not valid UTF-8`);
     }
   }
   pairs(what: string): Pairs {
-    const count = this.u32(`${what} count`);
+    const count = this.u32(what);
     // each pair takes at least 8 bytes: refuse counts the buffer cannot hold before allocating
-    this.need(count * 8, `${count} ${what}`);
+    if (this.n + count * 8 > this.buf.length)
+      throw new AbiError(`truncated at byte ${this.n}: ${count} ${what}s cannot fit`);
     const out: Pairs = [];
-    for (let i = 0; i < count; i++)
-      out.push([this.str(`${what}[${i}] name`), this.str(`${what}[${i}] value`)]);
+    const nameWhat = `${what} name`;
+    for (let i = 0; i < count; i++) out.push([this.str(nameWhat, i), this.str(what, i)]);
     return out;
   }
   end() {
     if (this.n !== this.buf.length)
       throw new AbiError(`${this.buf.length - this.n} unexpected trailing byte(s)`);
   }
+}
+
+/** "request header[3] name" from ("request header name", 3); -1 = no index. */
+function named(what: string, index: number): string {
+  if (index < 0) return what;
+  const sp = what.lastIndexOf(" ");
+  const last = what.slice(sp + 1);
+  return last === "name" ||
+    last === "value" ||
+    last === "key" ||
+    last === "path" ||
+    last === "query" ||
+    last === "authority"
+    ? `${what.slice(0, sp)}[${index}] ${last}`
+    : `${what}[${index}]`;
 }
 
 export function encodeInput(i: PluginInput): Uint8Array {
@@ -306,13 +344,15 @@ export function encodeDecision(d: Decision): Uint8Array {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const FIELD_VALUE = /^[^\r\n\0]*$/;
 
-function headerName(name: string, where: string): string {
+function headerName(name: string, where: string, index: number): string {
   const l = name.toLowerCase();
-  if (!TOKEN.test(l)) throw new AbiError(`${where}: invalid header name ${JSON.stringify(name)}`);
+  if (!TOKEN.test(l))
+    throw new AbiError(`${where} ${index}: invalid header name ${JSON.stringify(name)}`);
   return l;
 }
-function headerValue(value: string, where: string): string {
-  if (!FIELD_VALUE.test(value)) throw new AbiError(`${where}: header value contains CR, LF or NUL`);
+function headerValue(value: string, where: string, index: number): string {
+  if (!FIELD_VALUE.test(value))
+    throw new AbiError(`${where} ${index}: header value contains CR, LF or NUL`);
   return value;
 }
 
@@ -333,8 +373,8 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
     const headers = r
       .pairs("reject header")
       .map(([k, v], i): [string, string] => [
-        headerName(k, `reject header ${i}`),
-        headerValue(v, `reject header ${i}`),
+        headerName(k, "reject header", i),
+        headerValue(v, "reject header", i),
       ]);
     const body = r.bytes("reject body").slice();
     r.end();
@@ -344,17 +384,16 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
   const count = r.u32("op count");
   const ops: Op[] = [];
   for (let i = 0; i < count; i++) {
-    const code = r.u8(`op ${i}`);
-    const where = `op ${i}`;
+    const code = r.u8("op", i);
     if (code <= 6 && phase === "response")
-      throw new AbiError(`${where}: request op ${code} in on_response`);
+      throw new AbiError(`op ${i}: request op ${code} in on_response`);
     switch (code) {
       case 1:
       case 2:
       case 7:
       case 8: {
-        const name = headerName(r.str(`${where} name`), where);
-        const value = headerValue(r.str(`${where} value`), where);
+        const name = headerName(r.str("op name", i), "op", i);
+        const value = headerValue(r.str("op value", i), "op", i);
         const op =
           code === 1
             ? "setRequestHeader"
@@ -370,36 +409,36 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
       case 9:
         ops.push({
           op: code === 3 ? "removeRequestHeader" : "removeResponseHeader",
-          name: headerName(r.str(`${where} name`), where),
+          name: headerName(r.str("op name", i), "op", i),
         });
         break;
       case 4: {
-        const path = r.str(`${where} path`);
+        const path = r.str("op path", i);
         if (path.charCodeAt(0) !== 47 || /[\s?#]/.test(path))
           throw new AbiError(
-            `${where}: path ${JSON.stringify(path)} must start with / and hold no space, ? or #`,
+            `op ${i}: path ${JSON.stringify(path)} must start with / and hold no space, ? or #`,
           );
         ops.push({ op: "setPath", path });
         break;
       }
       case 5: {
-        const query = r.str(`${where} query`);
-        if (/[\s#]/.test(query)) throw new AbiError(`${where}: query holds a space or #`);
+        const query = r.str("op query", i);
+        if (/[\s#]/.test(query)) throw new AbiError(`op ${i}: query holds a space or #`);
         ops.push({ op: "setQuery", query });
         break;
       }
       case 6: {
-        const authority = r.str(`${where} authority`);
+        const authority = r.str("op authority", i);
         if (!/^[A-Za-z0-9.\-:[\]_~%!$&'()*+,;=]+$/.test(authority))
-          throw new AbiError(`${where}: invalid authority ${JSON.stringify(authority)}`);
+          throw new AbiError(`op ${i}: invalid authority ${JSON.stringify(authority)}`);
         ops.push({ op: "setAuthority", authority });
         break;
       }
       case 10:
-        ops.push({ op: "setMetadata", key: r.str(`${where} key`), value: r.str(`${where} value`) });
+        ops.push({ op: "setMetadata", key: r.str("op key", i), value: r.str("op value", i) });
         break;
       default:
-        throw new AbiError(`${where}: unknown op ${code}`);
+        throw new AbiError(`op ${i}: unknown op ${code}`);
     }
   }
   r.end();

@@ -46,7 +46,12 @@ interface Accessors {
   Loop: { getBody(e: Ref): Ref; setBody(e: Ref, body: Ref): void };
   Break: { getCondition(e: Ref): Ref; getValue(e: Ref): Ref };
   Switch: { getCondition(e: Ref): Ref; getValue(e: Ref): Ref };
-  Call: { getNumOperands(e: Ref): number; getOperandAt(e: Ref, i: number): Ref };
+  Call: {
+    getTarget(e: Ref): string;
+    getNumOperands(e: Ref): number;
+    getOperandAt(e: Ref, i: number): Ref;
+  };
+  RefFunc: { getFunc(e: Ref): string };
   CallIndirect: {
     getTarget(e: Ref): Ref;
     getNumOperands(e: Ref): number;
@@ -335,6 +340,59 @@ const ARM_FOLD_MAX = 16;
 const SEGMENT_FOLD_MAX = 0;
 
 /**
+ * Functions that need no charge of their own: no loop, no call of a function of the module, never
+ * reachable through a table or ref.func, and at most LEAF_MAX_COST instructions. Such a function
+ * runs at most its size in instructions per call, so its cost is added to the region of each call
+ * site instead (an upper bound, as everywhere in FUEL_MODEL), which spares a charge per call:
+ * the small helpers compilers leave out of line (string compares, allocators, getters) are what a
+ * hot loop calls.
+ */
+const LEAF_MAX_COST = 256;
+
+function leafCosts(m: binaryen.Module): Map<string, number> {
+  const escaping = new Set<string>();
+  for (let i = 0; i < m.getNumElementSegments(); i++)
+    for (const f of binaryen.getElementSegmentInfo(m.getElementSegmentByIndex(i)).data)
+      escaping.add(f);
+  const out = new Map<string, number>();
+  const refs: string[] = [];
+  for (let i = 0, n = m.getNumFunctions(); i < n; i++) {
+    const info = binaryen.getFunctionInfo(m.getFunctionByIndex(i));
+    if (info.body === 0) continue;
+    let cost = 0;
+    let leaf = true;
+    const stack: Ref[] = [info.body];
+    while (stack.length > 0) {
+      const e = stack.pop()!;
+      const id = binaryen.getExpressionId(e);
+      if (!FREE.has(id)) cost++;
+      if (id === binaryen.LoopId || id === binaryen.CallIndirectId) leaf = false;
+      else if (id === binaryen.CallId) {
+        const callee = binaryen.getFunctionInfo(m.getFunction(X.Call.getTarget(e)));
+        if (callee.module === "") leaf = false; // a function of the module, not an import
+      } else if (id === binaryen.RefFuncId) refs.push(X.RefFunc.getFunc(e));
+      if (!leaf || cost > LEAF_MAX_COST) break;
+      if (id === binaryen.IfId) {
+        push(stack, X.If.getCondition(e), X.If.getIfTrue(e), X.If.getIfFalse(e));
+      } else if (id === binaryen.BlockId) {
+        for (let k = 0, c = X.Block.getNumChildren(e); k < c; k++)
+          stack.push(X.Block.getChildAt(e, k));
+      } else {
+        const children = CHILDREN.get(id);
+        if (!children) {
+          leaf = false; // meterFunction refuses it with a message
+          break;
+        }
+        children(e, stack);
+      }
+    }
+    if (leaf && cost <= LEAF_MAX_COST) out.set(info.name, cost);
+  }
+  for (const f of [...escaping, ...refs]) out.delete(f);
+  return out;
+}
+
+/**
  * Meters one function: walks its body once with an explicit stack (Go emits nesting deep enough
  * to overflow a recursive walk), sums each region's cost and inserts the charges.
  */
@@ -343,6 +401,7 @@ function meterFunction(
   func: binaryen.FunctionRef,
   fuel: string,
   refuel: string,
+  leaves: ReadonlyMap<string, number>,
 ) {
   const info = binaryen.getFunctionInfo(func);
   const below0 = () => m.i64.lt_s(m.global.get(fuel, binaryen.i64), m.i64.const(0n));
@@ -414,6 +473,8 @@ function meterFunction(
     }
     const id = binaryen.getExpressionId(w);
     if (!FREE.has(id)) regions[regions.length - 1]!.cost++;
+    if (id === binaryen.CallId)
+      regions[regions.length - 1]!.cost += leaves.get(X.Call.getTarget(w)) ?? 0;
     if (id === binaryen.LoopId) {
       later([
         region(NEVER, cost => X.Loop.setBody(w, wrap(cost, X.Loop.getBody(w)))),
@@ -494,10 +555,12 @@ export function instrument(bytes: Uint8Array, opts: InstrumentOptions): Instrume
 
     const refuel = uniqueName(`${RESERVED_PREFIX}refuel`, n => m.getFunction(n) !== 0);
     m.addFunctionImport(refuel, SANDBOX_NAMESPACE, REFUEL_IMPORT, binaryen.none, binaryen.i64);
+    const leaves = leafCosts(m);
     const count = m.getNumFunctions();
     for (let i = 0; i < count; i++) {
       const func = m.getFunctionByIndex(i);
-      if (binaryen.getFunctionInfo(func).body !== 0) meterFunction(m, func, fuel, refuel);
+      const info = binaryen.getFunctionInfo(func);
+      if (info.body !== 0 && !leaves.has(info.name)) meterFunction(m, func, fuel, refuel, leaves);
     }
     // added after metering: a wrapper adds one call, and the callee charges for itself
     for (const [name, internal] of targets) {

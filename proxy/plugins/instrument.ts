@@ -12,7 +12,7 @@ import { packagePath } from "../runtime/package-root.ts";
 import type { WasmImport } from "./wasm-sections.ts";
 
 /** Part of every cache key: bump it whenever the rewrite's output changes. */
-export const INSTRUMENT_VERSION = 2;
+export const INSTRUMENT_VERSION = 3;
 
 /** Exported mutable i64: the fuel left. The host sets it before a call and reads it after. */
 export const FUEL_GLOBAL = "__rauta_fuel";
@@ -48,9 +48,11 @@ export const INITIAL_FUEL = 10_000_000_000n;
  * dispatches over the whole function, so each jump paid for all of it.
  */
 export const FUEL_MODEL =
-  "nodes-v1: fuel -= the number of instructions (binaryen expression nodes; blocks and nops are " +
+  "nodes-v2: fuel -= the number of instructions (binaryen expression nodes; blocks and nops are " +
   "free) of the straight-line code a charge point covers, up to the next charge point, nested loops " +
-  "excluded. Charge points: every function entry and loop header (minimum 1), the code after every " +
+  "excluded; a call of a leaf function (no loop, no call into the module, not in a table, at most " +
+  "256 instructions) adds the leaf's whole size there, and the leaf has no charge of its own. " +
+  "Charge points: every other function entry and loop header (minimum 1), the code after every " +
   "branch target (block end), and every if arm of more than 16 instructions (smaller arms are " +
   "charged with the code before the if). Code skipped by an early branch is still charged, so it " +
   "is an upper bound of the instructions executed. A charge traps (unreachable) once fuel < 0: " +

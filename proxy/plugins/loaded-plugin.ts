@@ -33,7 +33,7 @@ export const DEFAULT_BREAKER: BreakerOptions = { failures: 5, openMs: 1000, maxO
 /**
  * Fuel units between two wall-clock checks of a call (the refuel host call, instrument.ts). The
  * time limit itself is wall clock; fuel only decides how often it is looked at. Measured with the
- * nodes-v1 fuel model: a tight loop burns ~6M units/ms, fib ~8.3M, a Go handler ~12M, a dense
+ * nodes-v2 fuel model: a tight loop burns ~6M units/ms, fib ~8.3M, a Go handler ~12M, a dense
  * counting loop ~18M, so a slice is 0.05-0.17 ms of guest work and a call overruns its limit by
  * at most that (docs/plugins.md).
  */

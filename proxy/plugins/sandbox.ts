@@ -13,7 +13,7 @@ import { REFUEL_IMPORT, SANDBOX_NAMESPACE } from "./instrument.ts";
 export type FailureReason = "timeout" | "memory" | "trap" | "error" | "output";
 
 export type CallResult =
-  | { ok: true; output: Uint8Array; fuelUsed: number; ms: number }
+  | { ok: true; output: Uint8Array; ms: number }
   | { ok: false; reason: FailureReason; message: string; ms: number };
 
 export interface CompiledPlugin {
@@ -146,13 +146,13 @@ export class PluginInstance {
       : this.callDirect(phase, input, limits);
   }
 
-  private begin(input: Uint8Array, limits: SandboxLimits): bigint {
+  private begin(input: Uint8Array, limits: SandboxLimits): void {
     const state = this.state;
     state.input = input;
     state.output = null;
     state.error = null;
     state.outputCap = limits.outputCapBytes;
-    const slice = Number.isFinite(limits.fuel) ? BigInt(Math.floor(limits.fuel)) : 0n;
+    const slice = sliceOf(limits.fuel);
     state.slice = slice;
     state.outOfTime = false;
     const fuel = this.exports.__rauta_fuel;
@@ -160,12 +160,11 @@ export class PluginInstance {
     const rc = this.exports.__rauta_rc;
     if (rc !== undefined) rc.value = 0;
     this.calls++;
-    return slice;
   }
 
   private callDirect(phase: Phase, input: Uint8Array, limits: SandboxLimits): CallResult {
     const name = PHASE_EXPORT[phase];
-    const slice = this.begin(input, limits);
+    this.begin(input, limits);
     const t0 = performance.now();
     this.state.deadline = t0 + limits.timeoutMs;
     let failure: { reason: FailureReason; message: string } | null = null;
@@ -188,7 +187,7 @@ export class PluginInstance {
       failure = { reason: "error", message: `Plugin-originated error: ${this.state.error}` };
     if (failure === null && typeof code === "number" && code !== 0)
       failure = { reason: "error", message: `${name} returned ${code}` };
-    return this.finish(name, failure, slice, this.state.output ?? EMPTY, t0, limits);
+    return this.finish(name, failure, this.state.output ?? EMPTY, t0, limits);
   }
 
   private async callThroughExtism(
@@ -197,7 +196,7 @@ export class PluginInstance {
     limits: SandboxLimits,
   ): Promise<CallResult> {
     const name = PHASE_EXPORT[phase];
-    const slice = this.begin(input, limits);
+    this.begin(input, limits);
     const state = this.state;
     const t0 = performance.now();
     state.deadline = t0 + limits.timeoutMs;
@@ -223,13 +222,12 @@ export class PluginInstance {
       await this.extism.reset();
       state.input = EMPTY;
     }
-    return this.finish(name, failure, slice, out, t0, limits);
+    return this.finish(name, failure, out, t0, limits);
   }
 
   private finish(
     name: string,
     failure: { reason: FailureReason; message: string } | null,
-    slice: bigint,
     out: Uint8Array,
     t0: number,
     limits: SandboxLimits,
@@ -245,9 +243,7 @@ export class PluginInstance {
         message: `${name} took ${ms.toFixed(1)} ms (limit ${limits.timeoutMs} ms)`,
       };
     if (failure !== null) return { ok: false, ...failure, ms };
-    const fuel = this.exports.__rauta_fuel;
-    const fuelUsed = fuel === undefined ? 0 : Number(slice - (fuel.value as bigint));
-    return { ok: true, output: out, fuelUsed, ms };
+    return { ok: true, output: out, ms };
   }
 
   private classify(
@@ -284,6 +280,18 @@ export class PluginInstance {
 }
 
 const EMPTY = new Uint8Array(0);
+
+// A call's fuel slice as the i64 the guest's global holds; every call of a plugin uses the same
+// one, and a BigInt conversion per call is measurable at these call costs.
+let lastFuel = 0;
+let lastSlice = 0n;
+function sliceOf(fuel: number): bigint {
+  if (fuel !== lastFuel) {
+    lastFuel = fuel;
+    lastSlice = Number.isFinite(fuel) ? BigInt(Math.floor(fuel)) : 0n;
+  }
+  return lastSlice;
+}
 
 const EXTISM_ENV = "extism:host/env";
 const OFFSET_MASK = 0xffffffffffffn;

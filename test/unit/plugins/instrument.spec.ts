@@ -163,6 +163,22 @@ describe("plugin instrumentation (fuel, return codes, memory cap)", () => {
       expect(fuelLeft(ex)).to.be.below(0);
     });
 
+    it("charges a leaf helper at its call site, and a function in a table at its own entry", async () => {
+      const ex = await run(instrument(wat("leaf-calls"), CAP).bytes);
+      const perCall = (name: string) => {
+        setFuel(ex, 1e7);
+        expect(fn(ex, name)(1000)).to.equal(10_000);
+        return (1e7 - fuelLeft(ex)) / 1000;
+      };
+      // the helper's 21 instructions are paid on every call either way (the loop's own ~12 too)
+      const direct = perCall("direct");
+      const indirect = perCall("indirect");
+      expect(direct).to.be.within(21 + 10, 21 + 16);
+      expect(indirect).to.be.within(21 + 10, 21 + 17);
+      setFuel(ex, 1e5);
+      expect(trapOf(() => fn(ex, "direct")(1e9)).message).to.match(/unreachable/);
+    });
+
     it("lets a start function run at instantiation on the initial budget", async () => {
       const ex = await run(instrument(wat("start"), CAP).bytes);
       expect(fn(ex, "on_request")()).to.equal(1);
