@@ -70,7 +70,7 @@ export interface RautaPluginV1Alpha1 {
      */
     failurePolicy?: "FailOpen" | "FailClosed";
     /**
-     * Where calls run. Auto: in the proxy's thread (about a microsecond per call) until the plugin first hits its time limit, then in a worker thread of its own, where a call that runs to its limit holds up no other request. Inline: always in-thread. Worker: always in a worker thread (a message round trip per call).
+     * Where calls run. Auto: in the proxy's thread (about a microsecond per call) while each call stays within 10 ms; the first call that runs longer fails (reason timeout) and from then on the plugin runs in a process of its own at the lowest CPU priority with its full timeoutMs, where a call that runs to its limit holds up no other request. Inline: always in-thread, with the full timeoutMs. Worker: always in its own process (a message round trip per call).
      */
     isolation?: "Auto" | "Inline" | "Worker";
     /**

@@ -41,6 +41,15 @@ export const FUEL_SLICE = 1_000_000;
 
 const MAX_POOL = 16;
 
+/**
+ * How long an isolation-Auto call may hold the event loop. Every request of the process waits
+ * while a plugin runs in-thread, so a call that runs past this is stopped (that request gets the
+ * failure policy's answer, reason timeout) and the plugin moves to its own process, where calls
+ * get the full limits.timeoutMs. Built-ins take microseconds; a plugin that needs more than this
+ * per call belongs in isolation Worker.
+ */
+export const INLINE_BUDGET_MS = 10;
+
 export class LoadedPlugin {
   readonly id: string;
   readonly spec: Plugin;
@@ -48,13 +57,15 @@ export class LoadedPlugin {
   readonly hasRequest: boolean;
   readonly hasResponse: boolean;
   private readonly limits: SandboxLimits;
+  /** in-thread calls: isolation Auto stops them at INLINE_BUDGET_MS, Inline at the full limit */
+  private readonly inlineLimits: SandboxLimits;
   private readonly idle: PluginInstance[] = [];
   private readonly services: HostServices;
   private readonly configJson: string;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly breaker: BreakerOptions;
-  /** calls go to a worker thread (isolation Worker, or Auto after a timeout) */
+  /** calls go to a process of their own (isolation Worker, or Auto after a timeout) */
   private isolated: IsolatedPlugin | null = null;
   private live = 0;
   private consecutiveFailures = 0;
@@ -100,6 +111,10 @@ export class LoadedPlugin {
       fuel: compiled.metered ? FUEL_SLICE : Infinity,
       outputCapBytes: 1024 * 1024,
     };
+    this.inlineLimits =
+      (spec.isolation ?? "Auto") === "Auto"
+        ? { ...this.limits, timeoutMs: Math.min(spec.limits.timeoutMs, INLINE_BUDGET_MS) }
+        : this.limits;
     const log = this.logger;
     if (spec.isolation === "Worker") this.isolate();
     this.services = {
@@ -116,7 +131,7 @@ export class LoadedPlugin {
     this.idle.push(await this.newInstance());
   }
 
-  /** Whether calls now run in a worker thread. */
+  /** Whether calls now run in a process of their own. */
   get isIsolated(): boolean {
     return this.isolated !== null;
   }
@@ -162,7 +177,7 @@ export class LoadedPlugin {
     if (this.isolated !== null) return this.runIsolated(phase, input);
     const inst = this.idle.pop();
     if (inst === undefined) return this.runOnNewInstance(phase, input);
-    const r = inst.call(phase, input, this.limits);
+    const r = inst.call(phase, input, this.inlineLimits);
     return r instanceof Promise
       ? r.then(res => this.settle(phase, inst, res))
       : this.settle(phase, inst, r);
@@ -184,7 +199,7 @@ export class LoadedPlugin {
     } catch (err) {
       return this.failed(phase, null, "trap", `instantiation failed: ${(err as Error).message}`);
     }
-    return this.settle(phase, inst, await inst.call(phase, input, this.limits));
+    return this.settle(phase, inst, await inst.call(phase, input, this.inlineLimits));
   }
 
   private settle(phase: Phase, inst: PluginInstance, r: CallResult): Outcome {
@@ -195,12 +210,19 @@ export class LoadedPlugin {
         (this.spec.isolation ?? "Auto") === "Auto" &&
         this.isolated === null
       ) {
-        // it held the event loop for its whole limit once: from now on it runs where a spin
-        // costs this process nothing
+        // it held the event loop for its whole in-thread budget: from now on it runs where a
+        // spin costs this process nothing
         this.isolate();
-        this.logger.warn("plugin hit its time limit; its calls now run in a worker thread", {
-          timeoutMs: this.spec.limits.timeoutMs,
-        });
+        this.logger.warn(
+          "plugin ran past its in-thread budget; its calls now run in a process of their own",
+          { inlineBudgetMs: this.inlineLimits.timeoutMs, timeoutMs: this.spec.limits.timeoutMs },
+        );
+        return this.failed(
+          phase,
+          inst,
+          r.reason,
+          `${r.message} (in-thread budget ${this.inlineLimits.timeoutMs} ms; now isolated with the full ${this.spec.limits.timeoutMs} ms)`,
+        );
       }
       return this.failed(phase, inst, r.reason, r.message);
     }

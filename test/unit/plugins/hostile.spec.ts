@@ -22,6 +22,7 @@ import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 import type { Plugin, Route } from "../../../proxy/config/schema.ts";
 import { encodeDecision } from "../../../proxy/plugins/abi.ts";
 import type { Decision } from "../../../proxy/plugins/abi.ts";
+import { INLINE_BUDGET_MS } from "../../../proxy/plugins/loaded-plugin.ts";
 
 const wabt = await wabtInit();
 
@@ -220,11 +221,11 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     expect(
       await sum(proxy, "rauta_plugin_instance_replacements_total", { plugin: "t/spin" }),
     ).to.equal(1);
-    // the next call gets a fresh instance and is stopped the same way
+    // the next call (isolated now) is stopped the same way
     expect((await get(port, "/t-spin")).status).to.equal(500);
   });
 
-  it("moves a plugin that hit its time limit to a worker thread: later spins hold nothing up", async () => {
+  it("moves a plugin that ran past its in-thread budget to a process of its own: the first spin holds the event loop 10 ms, not its 300 ms limit, and later spins hold nothing up", async () => {
     // t/spin timed out in the test above (isolation Auto): it now runs isolated
     expect(await sum(proxy, "rauta_plugin_isolated", { plugin: "t/spin" })).to.equal(1);
     const p2 = await freePort();
@@ -235,7 +236,12 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
         limits: { memoryMiB: 2, timeoutMs: 300, maxBodyBytes: 0 },
       });
       expect((await px.apply(pluginConfig(p2, a, [slow]))).ok).to.equal(true);
-      expect((await get(p2, "/t-slow")).status).to.equal(500); // in-thread, then isolated
+      const t0 = performance.now();
+      const first = await get(p2, "/t-slow"); // in-thread, stopped at the budget, then isolated
+      const firstMs = performance.now() - t0;
+      expect(first.status).to.equal(500);
+      expect(first.body).to.match(/in-thread budget 10 ms; now isolated with the full 300 ms/);
+      expect(firstMs, `took ${firstMs.toFixed(0)} ms`).to.be.below(INLINE_BUDGET_MS + 60);
       expect(await sum(px, "rauta_plugin_isolated", { plugin: "t/slow" })).to.equal(1);
       let spinDone = 0;
       const spinning = get(p2, "/t-slow").then(r => ((spinDone = performance.now()), r));
@@ -254,7 +260,7 @@ describe("plugin sandbox: hostile plugins over real sockets", function () {
     }
   });
 
-  it("runs a plugin with isolation Worker in a worker thread from the start", async () => {
+  it("runs a plugin with isolation Worker in a process of its own from the start", async () => {
     const p2 = await freePort();
     const px = testProxy();
     try {
