@@ -126,9 +126,15 @@ class Writer {
       this.str(v);
     }
   }
-  /** An exact-size copy (Extism keeps the whole backing buffer of what it is given). */
+  /**
+   * An exact-size copy, from Node's Buffer pool: small copies share a slab instead of each
+   * allocating an ArrayBuffer (measurable per plugin call). Extism's block path copies a view
+   * into a buffer of its own (sandbox.ts).
+   */
   done(): Uint8Array {
-    return this.buf.slice(0, this.n);
+    const out = Buffer.allocUnsafe(this.n);
+    out.set(this.buf.subarray(0, this.n));
+    return out;
   }
 }
 

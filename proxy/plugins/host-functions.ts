@@ -79,7 +79,10 @@ export function hostFunctions(state: CallState, services: HostServices) {
           "output",
           `output of ${len} bytes exceeds the cap of ${state.outputCap}`,
         );
-      state.output = bytesAt(state, src, len, "output_set").slice();
+      // a copy (guest memory changes after the call), from Node's Buffer pool
+      const out = Buffer.allocUnsafe(len);
+      out.set(bytesAt(state, src, len, "output_set"));
+      state.output = out;
     },
     log(_ctx: unknown, level: number, ptr: number, len: number): void {
       const second = Math.floor(services.now() / 1000);
