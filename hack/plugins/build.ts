@@ -75,6 +75,12 @@ export function targets(): Target[] {
       out: path.join(SDK_DIST, "sdk-vectors.wasm"),
     },
     {
+      name: "sdk-body",
+      entry: path.join(SDK, "test/assembly/body.ts"),
+      sources: path.join(SDK, "test/assembly"),
+      out: path.join(SDK_DIST, "sdk-body.wasm"),
+    },
+    {
       name: "template",
       entry: path.join(SDK, "template/assembly/index.ts"),
       sources: path.join(SDK, "template/assembly"),

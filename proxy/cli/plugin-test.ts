@@ -16,11 +16,14 @@ import { createLogger } from "../observability/logger.ts";
 export const TEST_USAGE = `usage: rauta plugin test PLUGIN.wasm --request req.yaml [options]
 
   --request <file>      the request (YAML): method, path, query, host, headers, client, route;
-                        for --phase response also status and responseHeaders; metadata
+                        for --phase response also status and responseHeaders; metadata;
+                        body (text) for a plugin with needsBody
   --config <file>       the plugin's spec.config (YAML or JSON)
   --phase <p>           request (default) or response
   --timeout-ms <n>      limits.timeoutMs (default 50)
   --memory-mib <n>      limits.memoryMiB (default 16)
+  --max-body-bytes <n>  limits.maxBodyBytes: the plugin sees at most this much of body,
+                        marked truncated past it (default 1048576)
   -o json               print the result as JSON
 `;
 
@@ -51,6 +54,7 @@ const RequestFile = z
     headers: headerList,
     responseHeaders: headerList,
     metadata: z.record(z.string(), z.string()).optional(),
+    body: z.string().optional(),
   })
   .strict();
 
@@ -76,6 +80,7 @@ export async function runPluginTest(argv: string[]): Promise<number> {
         phase: { type: "string" },
         "timeout-ms": { type: "string" },
         "memory-mib": { type: "string" },
+        "max-body-bytes": { type: "string" },
         output: { type: "string", short: "o" },
       },
     }));
@@ -109,12 +114,12 @@ export async function runPluginTest(argv: string[]): Promise<number> {
     id: "test/plugin",
     source: { inline: "" },
     config,
-    needsBody: false,
+    needsBody: req.body !== undefined,
     failurePolicy: "FailClosed",
     limits: {
       timeoutMs: Number(values["timeout-ms"] ?? 50),
       memoryMiB: Number(values["memory-mib"] ?? 16),
-      maxBodyBytes: 0,
+      maxBodyBytes: Number(values["max-body-bytes"] ?? 1_048_576),
     },
   };
   const store = new ModuleStore();
@@ -161,6 +166,11 @@ export async function runPluginTest(argv: string[]): Promise<number> {
     responseHeaders: phase === "response" ? req.responseHeaders : [],
     metadata: Object.entries(req.metadata ?? {}),
   };
+  if (req.body !== undefined) {
+    const all = new TextEncoder().encode(req.body);
+    input.body = all.subarray(0, spec.limits.maxBodyBytes);
+    if (all.length > spec.limits.maxBodyBytes) input.bodyTruncated = true;
+  }
   const t0 = performance.now();
   const outcome = await loaded.run(phase, encodeInput(input));
   const ms = performance.now() - t0;

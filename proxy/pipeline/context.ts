@@ -8,6 +8,7 @@ import type { MatchedEntry, RequestView } from "../router/router.ts";
 import type { Generation, PreparedListener, PreparedRoute } from "../runtime/generation.ts";
 import type { Pairs } from "../plugins/abi.ts";
 import { lowerIfNeeded } from "../filters/headers.ts";
+import { RequestBody } from "./request-body.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 
@@ -53,6 +54,8 @@ export class RequestContext {
   version = 0;
   /** the last request-phase plugin input encoded, reused while `version` is unchanged */
   encodedInput: { version: number; bytes: Uint8Array } | null = null;
+  /** read ahead for needsBody plugins; the upstream then gets its replay */
+  body: RequestBody | null = null;
 
   constructor(
     gen: Generation,
@@ -101,6 +104,10 @@ export class RequestContext {
 
   meta(): Pairs {
     return (this.metadata ??= []);
+  }
+
+  requestBody(): RequestBody {
+    return (this.body ??= new RequestBody(this.req));
   }
 }
 

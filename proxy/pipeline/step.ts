@@ -11,8 +11,17 @@ export interface RequestStep {
   run(ctx: RequestContext): StepResult | Promise<StepResult>;
 }
 
+/** A request or response body (or its first part) as a needsBody plugin sees it. */
+export interface BodyView {
+  bytes: Uint8Array;
+  /** more followed than `bytes` holds */
+  truncated: boolean;
+}
+
 /** A step that runs on the upstream response head before it is sent downstream (plugins). */
 export interface ResponseStep {
   readonly name: string;
-  run(ctx: RequestContext, status: number, headers: string[]): Promise<StepResult>;
+  /** how much of the response body the step needs to see first (0: none, the head is enough) */
+  readonly bodyBytes: number;
+  run(ctx: RequestContext, status: number, headers: string[], body?: BodyView): Promise<StepResult>;
 }

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Http2ServerRequest } from "node:http2";
 import type { Http2ServerResponse } from "node:http2";
 import { PassThrough } from "node:stream";
-import type { Duplex } from "node:stream";
+import { hasRequestBody } from "../pipeline/request-body.ts";
+import type { Duplex, Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { hostOf } from "../router/router.ts";
 import { normalizePath } from "../router/normalize-path.ts";
@@ -26,7 +27,7 @@ import { endSocketWithInternalError, endWithInternalError, reportContained } fro
 import { RequestContext, applyResponseEdits } from "../pipeline/context.ts";
 import type { LocalReply } from "../pipeline/context.ts";
 import { runSteps } from "../pipeline/chain.ts";
-import type { ResponseStep } from "../pipeline/step.ts";
+import type { BodyView, ResponseStep } from "../pipeline/step.ts";
 import { rewritePath } from "../pipeline/rewrite.ts";
 import type { Pairs } from "../plugins/abi.ts";
 
@@ -481,7 +482,11 @@ function localReply(
   else {
     const { headers, body } = renderReply(reply, ctx);
     if (isHttp2(req)) (res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
-    else (res as ServerResponse).writeHead(reply.status, headers);
+    else {
+      // RFC 9110 §15.5.9: a 408 closes the connection; the rest of that body is not coming
+      if (reply.status === 408) (res as ServerResponse).shouldKeepAlive = false;
+      (res as ServerResponse).writeHead(reply.status, headers);
+    }
     if (req.method === "HEAD") res.end();
     else res.end(body);
   }
@@ -678,8 +683,9 @@ class Exchange {
   headers: string[] = [];
   path = "";
   hasBody = false;
-  /** the request body when it is teed to mirrors */
-  body: PassThrough | null = null;
+  /** the request body when it is not the request stream itself: replayed after a plugin read
+   * it ahead (needsBody), or teed to mirrors */
+  body: Readable | null = null;
   attempt: Attempt | null = null;
   tries = 0;
   retrying = false;
@@ -735,13 +741,8 @@ class Exchange {
       this.core.options.forwardedHeader,
       ctx?.headers ?? null,
     );
-    const req = this.req;
-    if (this.isH2) this.hasBody = !(req as Http2ServerRequest).stream.endAfterHeaders;
-    else {
-      const cl = req.headers["content-length"];
-      this.hasBody =
-        (cl !== undefined && cl !== "0") || req.headers["transfer-encoding"] !== undefined;
-    }
+    this.hasBody = hasRequestBody(this.req);
+    if (this.hasBody && ctx?.body != null) this.body = ctx.body.replay();
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
     if (r.requestTimeoutMs > 0)
@@ -786,7 +787,7 @@ class Exchange {
       }
     }
     if (copies === null) return;
-    const req = this.req as IncomingMessage;
+    const req: Readable = this.body ?? (this.req as IncomingMessage);
     const main = new PassThrough();
     this.body = main;
     const mirrors = copies;
@@ -1137,6 +1138,14 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (ctx === null) return this.writeHead(statusCode, headers);
     const steps = ex.responseSteps();
     if (steps.length > 0) {
+      let want = 0;
+      for (const st of steps) want = Math.max(want, st.bodyBytes);
+      if (want > 0) {
+        // a needsBody plugin decides on the body too: hold it back (data, complete) until
+        // more than `want` bytes or the whole of it arrived
+        this.heldHead = { status: statusCode, headers, steps, want };
+        return true;
+      }
       // on_response plugins run before the head goes out: undici holds the body meanwhile
       this.runResponseSteps(statusCode, headers, steps, 0);
       return false;
@@ -1166,11 +1175,36 @@ class Attempt implements Dispatcher.DispatchHandler {
     return true;
   }
 
+  /** a head held back while its body is read for needsBody response plugins */
+  private heldHead: {
+    status: number;
+    headers: string[];
+    steps: ResponseStep[];
+    want: number;
+  } | null = null;
+  private heldBytes = 0;
+
+  /** Enough of the body is here (or all of it): run the response steps on it. */
+  private releaseHeld(): void {
+    const h = this.heldHead;
+    if (h === null) return;
+    this.heldHead = null;
+    const chunks = this.pending ?? [];
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    if (chunks.length > 1) this.pending = [all];
+    const body = {
+      bytes: all.subarray(0, Math.min(h.want, all.length)),
+      truncated: all.length > h.want,
+    };
+    this.runResponseSteps(h.status, h.headers, h.steps, 0, body);
+  }
+
   private runResponseSteps(
     status: number,
     headers: string[],
     steps: ResponseStep[],
     i: number,
+    body?: BodyView,
   ): void {
     const ex = this.ex;
     const ctx = ex.ctx!;
@@ -1183,10 +1217,10 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.resumeFn?.();
       return;
     }
-    steps[i]!.run(ctx, status, headers).then(
+    steps[i]!.run(ctx, status, headers, body).then(
       reply => {
         if (this.cancelled) return;
-        if (reply === null) return this.runResponseSteps(status, headers, steps, i + 1);
+        if (reply === null) return this.runResponseSteps(status, headers, steps, i + 1, body);
         // the plugin answers instead of the upstream: drop the upstream response
         this.cancelled = true;
         this.settle(status < 500);
@@ -1233,6 +1267,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.cancelled) return false;
     if (!this.headersWritten) {
       (this.pending ??= []).push(chunk);
+      if (this.heldHead === null) return false;
+      this.heldBytes += chunk.length;
+      if (this.heldBytes <= this.heldHead.want) return true;
+      this.releaseHeld();
       return false;
     }
     const res = this.ex.res;
@@ -1245,6 +1283,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.cancelled) return;
     if (!this.headersWritten) {
       this.completePending = true;
+      this.releaseHeld();
       return;
     }
     const ex = this.ex;

@@ -1,15 +1,24 @@
 // A WASM plugin in the chain (plugins-sdk/ABI.md): on_request gets the request head and its
-// decision is applied here; on_response gets the upstream head before it goes downstream (bodies
-// are not buffered for plugins yet: needsBody is reported as unsupported at load). A
-// failure — or a plugin that could not be loaded — is answered by its failurePolicy: FailClosed
-// ends the request with 500, FailOpen skips the plugin.
+// decision is applied here; on_response gets the upstream head before it goes downstream. A
+// plugin with needsBody also gets the body, at most limits.maxBodyBytes of it (the input says
+// when it was cut): the request body is read ahead (request-body.ts) and replayed upstream, the
+// response body is held back until the plugin decided (handler.ts). A failure — or a plugin
+// that could not be loaded — is answered by its failurePolicy: FailClosed ends the request with
+// 500, FailOpen skips the plugin.
 import type { Plugin } from "../../config/schema.ts";
 import { normalizePath } from "../../router/normalize-path.ts";
 import { encodeInput } from "../../plugins/abi.ts";
 import type { Decision, Op, Pairs, Phase, PluginInput } from "../../plugins/abi.ts";
 import type { LoadedPlugin, Outcome } from "../../plugins/loaded-plugin.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
-import type { RequestStep, ResponseStep, StepResult } from "../step.ts";
+import type { RequestStep, BodyView, ResponseStep, StepResult } from "../step.ts";
+import { BodyReadError } from "../request-body.ts";
+
+/**
+ * How long a needsBody plugin waits for the client's body before the request gets 408, when the
+ * route sets no request timeout (HTTPRoute timeouts.request) of its own.
+ */
+export const BODY_READ_TIMEOUT_MS = 30_000;
 
 const NO_PAIRS: Pairs = [];
 
@@ -18,8 +27,9 @@ function input(
   phase: Phase,
   status: number,
   responseHeaders: Pairs,
+  body?: BodyView,
 ): PluginInput {
-  return {
+  const i: PluginInput = {
     phase,
     method: ctx.req.method ?? "GET",
     scheme: ctx.lctx.scheme,
@@ -33,6 +43,11 @@ function input(
     responseHeaders,
     metadata: ctx.metadata ?? NO_PAIRS,
   };
+  if (body !== undefined) {
+    i.body = body.bytes;
+    if (body.truncated) i.bodyTruncated = true;
+  }
+  return i;
 }
 
 function failure(
@@ -116,6 +131,7 @@ export class PluginRequestStep implements RequestStep {
   }
 
   run(ctx: RequestContext): StepResult | Promise<StepResult> {
+    if (this.plugin.spec.needsBody) return this.runWithBody(ctx);
     // plugins in a row see the same head unless one of them changed it: encode it once
     let cached = ctx.encodedInput;
     if (cached === null || cached.version !== ctx.version) {
@@ -126,6 +142,23 @@ export class PluginRequestStep implements RequestStep {
     return outcome instanceof Promise
       ? outcome.then(o => decide(ctx, this.plugin, o))
       : decide(ctx, this.plugin, outcome);
+  }
+
+  private async runWithBody(ctx: RequestContext): Promise<StepResult> {
+    let body: BodyView;
+    try {
+      body = await ctx
+        .requestBody()
+        .upTo(
+          this.plugin.spec.limits.maxBodyBytes,
+          ctx.route.requestTimeoutMs > 0 ? ctx.route.requestTimeoutMs : BODY_READ_TIMEOUT_MS,
+        );
+    } catch (err) {
+      if (err instanceof BodyReadError) return { status: err.status, detail: err.message };
+      throw err;
+    }
+    const bytes = encodeInput(input(ctx, "request", 0, NO_PAIRS, body));
+    return decide(ctx, this.plugin, await this.plugin.run("request", bytes));
   }
 }
 
@@ -138,13 +171,30 @@ export class PluginResponseStep implements ResponseStep {
     this.name = `plugin ${plugin.id}`;
   }
 
-  async run(ctx: RequestContext, status: number, headers: string[]): Promise<StepResult> {
+  /** the most of the response body this step wants (0: none) */
+  get bodyBytes(): number {
+    return this.plugin.spec.needsBody ? this.plugin.spec.limits.maxBodyBytes : 0;
+  }
+
+  async run(
+    ctx: RequestContext,
+    status: number,
+    headers: string[],
+    body?: BodyView,
+  ): Promise<StepResult> {
     const pairs: Pairs = [];
     for (let i = 0; i < headers.length; i += 2)
       pairs.push([headers[i]!.toLowerCase(), headers[i + 1]!]);
+    const own =
+      body !== undefined && this.plugin.spec.needsBody
+        ? {
+            bytes: body.bytes.subarray(0, this.bodyBytes),
+            truncated: body.truncated || body.bytes.length > this.bodyBytes,
+          }
+        : undefined;
     const outcome = await this.plugin.run(
       "response",
-      encodeInput(input(ctx, "response", status, pairs)),
+      encodeInput(input(ctx, "response", status, pairs, own)),
     );
     return decide(ctx, this.plugin, outcome);
   }

@@ -64,6 +64,19 @@ describe("rauta plugin new / build / test", function () {
     });
   }
 
+  it("test: a request file's body reaches a needsBody plugin, cut at --max-body-bytes", () => {
+    const wasm = path.join(root, "plugins-sdk/assemblyscript/dist/sdk-body.wasm");
+    const req = path.join(dir, "with-body.yaml");
+    fs.writeFileSync(req, `method: POST\nbody: "0123456789"\n`);
+    const whole = rauta("test", wasm, "--request", req, "-o", "json");
+    expect(whole.status, whole.stderr).to.equal(0);
+    expect(JSON.parse(whole.stdout).decision.ops).to.deep.equal([
+      { op: "setRequestHeader", name: "x-body-seen", value: "10:whole" },
+    ]);
+    const cut = rauta("test", wasm, "--request", req, "--max-body-bytes", "4", "-o", "json");
+    expect(JSON.parse(cut.stdout).decision.ops[0].value).to.equal("4:truncated");
+  });
+
   it("says what is wrong with a directory that is not a plugin project, and with a bad name", () => {
     const r = rauta("build", dir);
     expect(r.status).to.equal(1);
