@@ -9,6 +9,7 @@ import type { Generation, PreparedListener, PreparedRoute } from "../runtime/gen
 import type { Pairs } from "../plugins/abi.ts";
 import { lowerIfNeeded } from "../filters/headers.ts";
 import { RequestBody } from "./request-body.ts";
+import type { CallInput } from "../plugins/call-input.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 
@@ -52,8 +53,8 @@ export class RequestContext {
   metadata: Pairs | null = null;
   /** bumped by every change a plugin input shows (request head, metadata) */
   version = 0;
-  /** the last request-phase plugin input encoded, reused while `version` is unchanged */
-  encodedInput: { version: number; bytes: Uint8Array } | null = null;
+  /** the last request-phase plugin input, reused while `version` is unchanged */
+  callInput: { version: number; input: CallInput } | null = null;
   /** read ahead for needsBody plugins; the upstream then gets its replay */
   body: RequestBody | null = null;
 

@@ -5,6 +5,7 @@
 import crypto from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { CACHE_MAX_KEY_BYTES } from "./plugin-cache.ts";
+import { CallInput } from "./call-input.ts";
 import type { PluginCache } from "./plugin-cache.ts";
 
 export const HOST_NAMESPACE = "rauta:host";
@@ -32,9 +33,17 @@ export interface HostServices {
 }
 
 /** What one instance's host functions work on; the runtime sets it around every call. */
+const NO_CALL = CallInput.ofBytes(new Uint8Array(0));
+export { NO_CALL };
+
 export class CallState {
   memory: WebAssembly.Memory | null = null;
-  input: Uint8Array = new Uint8Array(0);
+  /** the current call's input; its ABI bytes are only encoded if the guest reads them */
+  call: CallInput = NO_CALL;
+  /** The ABI buffer of the current call (input_length, input_copy). */
+  inputBytes(): Uint8Array {
+    return this.call.bytes();
+  }
   /** set by Extism's error_set (answered by the host, sandbox.ts): the call failed with it */
   error: string | null = null;
   /** set by output_set; null = use Extism's output (or none) */
@@ -60,6 +69,26 @@ function bytesAt(state: CallState, ptr: number, len: number, what: string): Uint
 }
 
 const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+const MAX_NAME_BYTES = 4096;
+
+/**
+ * A text value for field_get / header_get / meta_get: its UTF-8 length, written at dst only when
+ * it fits in cap (the guest asks again with room for it); -1 when there is no such value.
+ */
+function writeText(
+  state: CallState,
+  value: string | undefined,
+  dst: number,
+  cap: number,
+  what: string,
+): number {
+  if (value === undefined) return -1;
+  const n = Buffer.byteLength(value, "utf8");
+  if (n > cap) return n;
+  if (n > 0) utf8Encoder.encodeInto(value, bytesAt(state, dst, n, what));
+  return n;
+}
 // a key's bytes as one char each: distinct byte strings stay distinct keys, no UTF-8 validation
 const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("latin1");
 const LOG_LINES_PER_SECOND = 50;
@@ -69,7 +98,7 @@ export function hostFunctions(state: CallState, services: HostServices) {
   // Extism passes its CallContext first; ours do not need it
   return {
     input_copy(_ctx: unknown, dst: number): number {
-      const input = state.input;
+      const input = state.inputBytes();
       bytesAt(state, dst, input.length, "input_copy").set(input);
       return input.length;
     },
@@ -116,6 +145,29 @@ export function hostFunctions(state: CallState, services: HostServices) {
     rate_take(_ctx: unknown, keyPtr: number, keyLen: number, rate: number, burst: number): number {
       const key = utf8.decode(bytesAt(state, keyPtr, keyLen, "rate_take key"));
       return services.rateLimits.take(key, rate, burst, services.now());
+    },
+    head_info(): number {
+      return state.call.info();
+    },
+    field_get(_ctx: unknown, which: number, dst: number, cap: number): number {
+      return writeText(state, state.call.field(which), dst, cap, "field_get");
+    },
+    header_get(
+      _ctx: unknown,
+      list: number,
+      namePtr: number,
+      nameLen: number,
+      dst: number,
+      cap: number,
+    ): number {
+      if (nameLen > MAX_NAME_BYTES) return -1;
+      const name = latin1(bytesAt(state, namePtr, nameLen, "header_get name"));
+      return writeText(state, state.call.header(list, name), dst, cap, "header_get");
+    },
+    meta_get(_ctx: unknown, keyPtr: number, keyLen: number, dst: number, cap: number): number {
+      if (keyLen > MAX_NAME_BYTES) return -1;
+      const key = utf8.decode(bytesAt(state, keyPtr, keyLen, "meta_get key"));
+      return writeText(state, state.call.meta(key), dst, cap, "meta_get");
     },
     cache_get(_ctx: unknown, keyPtr: number, keyLen: number, dst: number, cap: number): number {
       if (keyLen > CACHE_MAX_KEY_BYTES) return -1;

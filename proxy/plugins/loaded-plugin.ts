@@ -10,6 +10,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AbiError, decodeDecision } from "./abi.ts";
 import type { Decision, Phase } from "./abi.ts";
+import type { CallInput } from "./call-input.ts";
 import { KeyCache, RateLimitStore } from "./host-functions.ts";
 import { PluginCache } from "./plugin-cache.ts";
 import type { HostServices } from "./host-functions.ts";
@@ -164,7 +165,7 @@ export class LoadedPlugin {
    * case), so a chain of plugins stays on one tick; a promise when the call goes to the worker,
    * a new instance must be made first, or the module needs Extism's own call path.
    */
-  run(phase: Phase, input: Uint8Array): Outcome | Promise<Outcome> {
+  run(phase: Phase, input: CallInput | Uint8Array): Outcome | Promise<Outcome> {
     const now = Date.now();
     if (this.openUntil > now) {
       this.metrics.pluginCalls.labels(this.id, phase, "skipped").inc();
@@ -174,7 +175,8 @@ export class LoadedPlugin {
         message: `plugin ${this.id} is failing repeatedly; calls resume in ${this.openUntil - now} ms`,
       };
     }
-    if (this.isolated !== null) return this.runIsolated(phase, input);
+    if (this.isolated !== null)
+      return this.runIsolated(phase, input instanceof Uint8Array ? input : input.bytes());
     const inst = this.idle.pop();
     if (inst === undefined) return this.runOnNewInstance(phase, input);
     const r = inst.call(phase, input, this.inlineLimits);
@@ -190,7 +192,7 @@ export class LoadedPlugin {
     return this.decided(phase, r.output);
   }
 
-  private async runOnNewInstance(phase: Phase, input: Uint8Array): Promise<Outcome> {
+  private async runOnNewInstance(phase: Phase, input: CallInput | Uint8Array): Promise<Outcome> {
     if (this.live >= MAX_POOL || this.closed)
       return this.failed(phase, null, "unavailable", `plugin ${this.id}: no instance available`);
     let inst: PluginInstance;

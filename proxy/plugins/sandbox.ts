@@ -5,7 +5,14 @@
 // reason; the caller discards the instance after any failure, because a trapped guest's memory
 // may be half-updated.
 import type { Plugin as ExtismPlugin } from "@extism/extism";
-import { CallState, HOST_NAMESPACE, HostLimitError, hostFunctions } from "./host-functions.ts";
+import {
+  CallState,
+  HOST_NAMESPACE,
+  HostLimitError,
+  NO_CALL,
+  hostFunctions,
+} from "./host-functions.ts";
+import { CallInput } from "./call-input.ts";
 import type { HostServices } from "./host-functions.ts";
 import type { Phase } from "./abi.ts";
 import { REFUEL_IMPORT, SANDBOX_NAMESPACE } from "./instrument.ts";
@@ -140,15 +147,20 @@ export class PluginInstance {
    * an Extism block (blockInput): the host answers Extism's input, output and error functions
    * itself (kernelOverrides), so the export is simply called, with no promise in between.
    */
-  call(phase: Phase, input: Uint8Array, limits: SandboxLimits): CallResult | Promise<CallResult> {
+  call(
+    phase: Phase,
+    input: CallInput | Uint8Array,
+    limits: SandboxLimits,
+  ): CallResult | Promise<CallResult> {
+    const ci = input instanceof Uint8Array ? CallInput.ofBytes(input) : input;
     return this.plugin.blockInput
-      ? this.callThroughExtism(phase, input, limits)
-      : this.callDirect(phase, input, limits);
+      ? this.callThroughExtism(phase, ci, limits)
+      : this.callDirect(phase, ci, limits);
   }
 
-  private begin(input: Uint8Array, limits: SandboxLimits): void {
+  private begin(input: CallInput, limits: SandboxLimits): void {
     const state = this.state;
-    state.input = input;
+    state.call = input;
     state.output = null;
     state.error = null;
     state.outputCap = limits.outputCapBytes;
@@ -162,7 +174,7 @@ export class PluginInstance {
     this.calls++;
   }
 
-  private callDirect(phase: Phase, input: Uint8Array, limits: SandboxLimits): CallResult {
+  private callDirect(phase: Phase, input: CallInput, limits: SandboxLimits): CallResult {
     const name = PHASE_EXPORT[phase];
     this.begin(input, limits);
     const t0 = performance.now();
@@ -182,7 +194,7 @@ export class PluginInstance {
       // 1.0.3 never frees them otherwise)
       void this.extism.reset();
     }
-    this.state.input = EMPTY;
+    this.state.call = NO_CALL;
     if (failure === null && this.state.error !== null)
       failure = { reason: "error", message: `Plugin-originated error: ${this.state.error}` };
     if (failure === null && typeof code === "number" && code !== 0)
@@ -192,11 +204,12 @@ export class PluginInstance {
 
   private async callThroughExtism(
     phase: Phase,
-    input: Uint8Array,
+    call: CallInput,
     limits: SandboxLimits,
   ): Promise<CallResult> {
+    const input = call.bytes();
     const name = PHASE_EXPORT[phase];
-    this.begin(input, limits);
+    this.begin(call, limits);
     const state = this.state;
     const t0 = performance.now();
     state.deadline = t0 + limits.timeoutMs;
@@ -220,7 +233,7 @@ export class PluginInstance {
     } finally {
       // Extism 1.0.3 never frees a call's blocks: without a reset the 16,383rd call fails
       await this.extism.reset();
-      state.input = EMPTY;
+      state.call = NO_CALL;
     }
     return this.finish(name, failure, out, t0, limits);
   }
@@ -315,12 +328,12 @@ function blockBytes(ctx: unknown, addr: bigint, length?: bigint): Uint8Array {
 
 function kernelOverrides(state: CallState) {
   return {
-    input_length: (): bigint => BigInt(state.input.length),
+    input_length: (): bigint => BigInt(state.inputBytes().length),
     input_load_u8: (_ctx: unknown, addr: bigint): number =>
-      state.input[Number(addr & OFFSET_MASK)] ?? 0,
+      state.inputBytes()[Number(addr & OFFSET_MASK)] ?? 0,
     input_load_u64: (_ctx: unknown, addr: bigint): bigint => {
       const i = Number(addr & OFFSET_MASK);
-      const b = state.input;
+      const b = state.inputBytes();
       if (i + 8 <= b.length)
         return new DataView(b.buffer, b.byteOffset + i, 8).getBigUint64(0, true);
       let v = 0n;

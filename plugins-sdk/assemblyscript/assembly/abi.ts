@@ -1,7 +1,7 @@
 // The two encodings of ABI v1 (plugins-sdk/ABI.md) on the guest side: a lazily decoded view of
 // the call input and the decision builders. `run()` ties one call together: one input copy, one
 // output copy, and a heap that is released when the call returns (rt/arena.ts).
-import { readInput, writeOutput, setError, configBytes, log, LogLevel, Input } from "./host";
+import { readInput, writeOutput, setError, configBytes, log, LogLevel, Input, headInfo, fieldGet, headerGet, metaGet } from "./host";
 import { Json, parseJson, jsonError } from "./json";
 
 const MAGIC: u8 = 0x52;
@@ -42,10 +42,77 @@ function bytesAre(p: usize, k: ArrayBuffer): bool {
 }
 
 /**
- * The call input. Decoding walks the buffer once to find where each field starts; strings are
- * only built for what the plugin asks for, so a plugin that reads one header pays for one.
+ * The call input. Single fields, one header and one metadata entry are asked of the host
+ * (field_get, header_get, meta_get): nothing else is copied or decoded. Whatever needs more (all
+ * headers, every value of a header, the body) copies the whole input once (input_copy) and
+ * reads it from there (InputView).
  */
 export class Request {
+  private info: i32 = -1;
+  private fieldCache: StaticArray<string | null> = new StaticArray<string | null>(7);
+  private view: InputView | null = null;
+
+  private head(): i32 {
+    if (this.info < 0) this.info = headInfo();
+    return this.info;
+  }
+  private all(): InputView {
+    let v = this.view;
+    if (v === null) this.view = v = new InputView(readInput());
+    return v;
+  }
+  private field(i: i32): string {
+    let f = unchecked(this.fieldCache[i]);
+    if (f === null) {
+      f = fieldGet(i);
+      unchecked((this.fieldCache[i] = f));
+    }
+    return f!;
+  }
+
+  /** Phase.Request or Phase.Response */
+  get phase(): i32 { return this.head() & 0xff; }
+  get hasBody(): bool { return ((this.head() >> 8) & 1) != 0; }
+  get bodyTruncated(): bool { return ((this.head() >> 8) & 2) != 0; }
+  /** the upstream status in the response phase, 0 in the request phase */
+  get status(): i32 { return (this.head() >>> 16) & 0xffff; }
+
+  get method(): string { return this.field(0); }
+  get scheme(): string { return this.field(1); }
+  /** as the client sent it (Host / :authority) */
+  get authority(): string { return this.field(2); }
+  /** normalized, without the query */
+  get path(): string { return this.field(3); }
+  /** without '?', "" when absent */
+  get query(): string { return this.field(4); }
+  /** the client's address, e.g. "127.0.0.1" or "::1" */
+  get client(): string { return this.field(5); }
+  /** "<namespace>/<name>/rule/<index>" */
+  get route(): string { return this.field(6); }
+
+  /** The first value of request header `name` (any case), null when absent. */
+  header(name: string): string | null { return headerGet(0, name); }
+  /** Every value of request header `name`, in arrival order. */
+  headerValues(name: string): string[] { return this.all().headerValues(name); }
+  /** All request headers, in arrival order. */
+  headers(): Pair[] { return this.all().headers(); }
+  /** The first value of response header `name` (response phase), null when absent. */
+  responseHeader(name: string): string | null { return headerGet(1, name); }
+  responseHeaderValues(name: string): string[] { return this.all().responseHeaderValues(name); }
+  responseHeaders(): Pair[] { return this.all().responseHeaders(); }
+  /** Metadata `key` (exact, case-sensitive) that an earlier plugin set, null when absent. */
+  meta(key: string): string | null { return metaGet(key); }
+  metadata(): Pair[] { return this.all().metadata(); }
+  /** The body bytes (a view into the input; empty without a body or without needsBody). */
+  body(): Uint8Array { return this.hasBody ? this.all().body() : new Uint8Array(0); }
+  bodyText(): string { return this.hasBody ? this.all().bodyText() : ""; }
+}
+
+/**
+ * The whole call input as the ABI's buffer. Decoding walks it once to find where each field
+ * starts; strings are only built for what the plugin asks for.
+ */
+class InputView {
   /** Phase.Request or Phase.Response */
   readonly phase: i32;
   readonly hasBody: bool;
@@ -517,7 +584,7 @@ export function run(handler: Handler, setup: Setup | null = null): i32 {
     rc = failWith(setupError!);
   } else {
     inCall = true;
-    const req = new Request(readInput());
+    const req = new Request();
     const d = handler(req);
     if (d.action == Action.Fail) {
       rc = failWith(d.message);

@@ -22,6 +22,18 @@ declare function host_verify_signature(alg: i32, key: usize, keyLen: usize, data
 @external("rauta:host", "rate_take")
 declare function host_rate_take(key: usize, keyLen: usize, rate: f64, burst: f64): f64;
 // @ts-ignore: decorator
+@external("rauta:host", "head_info")
+declare function host_head_info(): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "field_get")
+declare function host_field_get(which: i32, dst: usize, cap: usize): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "header_get")
+declare function host_header_get(list: i32, name: usize, nameLen: usize, dst: usize, cap: usize): i32;
+// @ts-ignore: decorator
+@external("rauta:host", "meta_get")
+declare function host_meta_get(key: usize, keyLen: usize, dst: usize, cap: usize): i32;
+// @ts-ignore: decorator
 @external("rauta:host", "cache_get")
 declare function host_cache_get(key: usize, keyLen: usize, dst: usize, cap: usize): i32;
 // @ts-ignore: decorator
@@ -112,6 +124,54 @@ export function rateTake(key: string, ratePerSecond: f64, burst: f64): f64 {
   const r = host_rate_take(buf, <usize>len, ratePerSecond, burst);
   __free(buf);
   return r;
+}
+
+/** head_info: phase (bits 0-7), flags (8-15), status (16-31). */
+export function headInfo(): i32 {
+  return host_head_info();
+}
+
+// A text the host writes into a buffer: its length, or -1; asked again with room when it did not
+// fit. The scratch buffer is made before the first call's heap mark and kept; a larger one for a
+// long value lives in the call's heap (a global pointing there would dangle after the call).
+const scratch = new ArrayBuffer(512);
+// @ts-ignore: decorator
+@inline function textOf(n: i32, retry: (dst: usize, cap: usize) => i32): string | null {
+  if (n < 0) return null;
+  if (n <= scratch.byteLength) return String.UTF8.decodeUnsafe(changetype<usize>(scratch), <usize>n);
+  const big = new ArrayBuffer(n);
+  const m = retry(changetype<usize>(big), <usize>n);
+  if (m < 0 || m > n) return null;
+  return String.UTF8.decodeUnsafe(changetype<usize>(big), <usize>m);
+}
+
+let askList: i32 = 0;
+let askKey: ArrayBuffer = new ArrayBuffer(0);
+let askField: i32 = 0;
+
+/** Field `which` of the head (0 method, 1 scheme, 2 authority, 3 path, 4 query, 5 client, 6 route). */
+export function fieldGet(which: i32): string {
+  askField = which;
+  const n = host_field_get(which, changetype<usize>(scratch), <usize>scratch.byteLength);
+  const s = textOf(n, (dst: usize, cap: usize): i32 => host_field_get(askField, dst, cap));
+  return s === null ? "" : s!;
+}
+
+/** The first value of a header (list 0 request, 1 response), null when absent. */
+export function headerGet(list: i32, name: string): string | null {
+  askList = list;
+  askKey = String.UTF8.encode(name);
+  const n = host_header_get(list, changetype<usize>(askKey), <usize>askKey.byteLength, changetype<usize>(scratch), <usize>scratch.byteLength);
+  return textOf(n, (dst: usize, cap: usize): i32 =>
+    host_header_get(askList, changetype<usize>(askKey), <usize>askKey.byteLength, dst, cap));
+}
+
+/** Metadata `key` an earlier plugin set, null when absent. */
+export function metaGet(key: string): string | null {
+  askKey = String.UTF8.encode(key);
+  const n = host_meta_get(changetype<usize>(askKey), <usize>askKey.byteLength, changetype<usize>(scratch), <usize>scratch.byteLength);
+  return textOf(n, (dst: usize, cap: usize): i32 =>
+    host_meta_get(changetype<usize>(askKey), <usize>askKey.byteLength, dst, cap));
 }
 
 /**

@@ -7,7 +7,7 @@
 // 500, FailOpen skips the plugin.
 import type { Plugin } from "../../config/schema.ts";
 import { normalizePath } from "../../router/normalize-path.ts";
-import { encodeInput } from "../../plugins/abi.ts";
+import { CallInput } from "../../plugins/call-input.ts";
 import type { Decision, Op, Pairs, Phase, PluginInput } from "../../plugins/abi.ts";
 import type { LoadedPlugin, Outcome } from "../../plugins/loaded-plugin.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
@@ -132,13 +132,14 @@ export class PluginRequestStep implements RequestStep {
 
   run(ctx: RequestContext): StepResult | Promise<StepResult> {
     if (this.plugin.spec.needsBody) return this.runWithBody(ctx);
-    // plugins in a row see the same head unless one of them changed it: encode it once
-    let cached = ctx.encodedInput;
+    // plugins in a row see the same head unless one of them changed it: one CallInput (and at
+    // most one encoding of it) for all of them
+    let cached = ctx.callInput;
     if (cached === null || cached.version !== ctx.version) {
-      cached = { version: ctx.version, bytes: encodeInput(input(ctx, "request", 0, NO_PAIRS)) };
-      ctx.encodedInput = cached;
+      cached = { version: ctx.version, input: CallInput.of(input(ctx, "request", 0, NO_PAIRS)) };
+      ctx.callInput = cached;
     }
-    const outcome = this.plugin.run("request", cached.bytes);
+    const outcome = this.plugin.run("request", cached.input);
     return outcome instanceof Promise
       ? outcome.then(o => decide(ctx, this.plugin, o))
       : decide(ctx, this.plugin, outcome);
@@ -157,8 +158,8 @@ export class PluginRequestStep implements RequestStep {
       if (err instanceof BodyReadError) return { status: err.status, detail: err.message };
       throw err;
     }
-    const bytes = encodeInput(input(ctx, "request", 0, NO_PAIRS, body));
-    return decide(ctx, this.plugin, await this.plugin.run("request", bytes));
+    const call = CallInput.of(input(ctx, "request", 0, NO_PAIRS, body));
+    return decide(ctx, this.plugin, await this.plugin.run("request", call));
   }
 }
 
@@ -194,7 +195,7 @@ export class PluginResponseStep implements ResponseStep {
         : undefined;
     const outcome = await this.plugin.run(
       "response",
-      encodeInput(input(ctx, "response", status, pairs, own)),
+      CallInput.of(input(ctx, "response", status, pairs, own)),
     );
     return decide(ctx, this.plugin, outcome);
   }
