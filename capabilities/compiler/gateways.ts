@@ -220,6 +220,13 @@ function validateTls(
       });
       return;
     }
+    if (secret.tlsProblem !== undefined) {
+      problems.push({
+        reason: "InvalidCertificateRef",
+        message: `${field}: Secret ${targetNamespace}/${ref.name}: ${secret.tlsProblem}`,
+      });
+      return;
+    }
     listener.certificates.push({
       secretRef: { namespace: targetNamespace, name: ref.name },
       hostnames: [listener.hostname ?? "*"],

@@ -66,6 +66,8 @@ export interface SecretMeta {
   metadata: ObjectMeta;
   type?: string;
   keys: string[];
+  /** a kubernetes.io/tls Secret whose tls.crt/tls.key cannot serve TLS: why */
+  tlsProblem?: string;
 }
 
 export interface Namespace {

@@ -5,6 +5,7 @@
 // (which reads the few that RautaPlugins name); only those count as changes.
 import type { ObjectMeta, Snapshot } from "../compiler/index.ts";
 import { emptySnapshot } from "../compiler/index.ts";
+import { secretMeta } from "./secret-meta.ts";
 
 export const SNAPSHOT_KINDS = {
   GatewayClass: "gatewayClasses",
@@ -50,11 +51,8 @@ function keyOf(object: KubeObject): string | undefined {
   return name ? `${object.metadata?.namespace ?? ""}/${name}` : undefined;
 }
 
+// the data itself is not kept: only what secretMeta makes of it
 function reduceSecret(object: KubeObject): KubeObject {
-  const data = {
-    ...((object.data as Record<string, unknown>) ?? {}),
-    ...((object.stringData as Record<string, unknown>) ?? {}),
-  };
   const {
     name,
     namespace,
@@ -65,7 +63,9 @@ function reduceSecret(object: KubeObject): KubeObject {
     labels,
     annotations,
   } = object.metadata ?? {};
+  const meta = secretMeta(object);
   return {
+    ...meta,
     metadata: {
       name,
       namespace,
@@ -76,9 +76,7 @@ function reduceSecret(object: KubeObject): KubeObject {
       labels,
       annotations,
     },
-    ...(typeof object.type === "string" ? { type: object.type } : {}),
-    keys: Object.keys(data).sort(),
-  };
+  } as unknown as KubeObject;
 }
 
 function reduceConfigMap(object: KubeObject): KubeObject {

@@ -2,6 +2,7 @@
 // Every Gateway API object and RautaPlugin is validated against the JSON Schema generated from
 // its pinned CRD, so a typo is reported as file, document, object and field — the same checks
 // the API server would make — and never reaches the compiler.
+import { secretMeta } from "../../capabilities/controller/secret-meta.ts";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import { z } from "zod";
@@ -96,17 +97,7 @@ HANDLERS.set("v1/Service", { add: push("services") });
 HANDLERS.set("discovery.k8s.io/v1/EndpointSlice", { add: push("endpointSlices") });
 HANDLERS.set("v1/Namespace", { add: push("namespaces") });
 HANDLERS.set("v1/Secret", {
-  add: (snapshot, object) => {
-    const data = {
-      ...((object.data as Record<string, string>) ?? {}),
-      ...((object.stringData as Record<string, string>) ?? {}),
-    };
-    snapshot.secrets.push({
-      metadata: object.metadata as Snapshot["secrets"][number]["metadata"],
-      ...(typeof object.type === "string" ? { type: object.type } : {}),
-      keys: Object.keys(data).sort(),
-    });
-  },
+  add: (snapshot, object) => snapshot.secrets.push(secretMeta(object)),
 });
 
 const CLUSTER_SCOPED = new Set(["GatewayClass", "Namespace"]);

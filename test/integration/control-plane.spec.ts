@@ -340,35 +340,6 @@ spec: {source: {builtin: cors}, config: {allowOrigins: ["*"]}, configSchema: {ty
           "RautaPlugin NS/schema: spec.configSchema is not a usable JSON Schema: Unsupported type: nonsense",
       },
       {
-        name: "one port with two protocols",
-        invalid: gatewayWith(
-          "g1",
-          `[{name: web, port: 8443, protocol: HTTP}, {name: secure, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}]`,
-        ),
-        valid: gatewayWith(
-          "g1",
-          `[{name: web, port: 8081, protocol: HTTP}, {name: secure, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}]`,
-        ),
-        message:
-          "Gateway NS/g1: spec.listeners[1] (secure): port 8443 is already used by listener web with protocol HTTP; one port carries one protocol",
-      },
-      {
-        name: "TLS passthrough listener",
-        invalid: gatewayWith(
-          "g2",
-          `[{name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}]`,
-        ),
-        valid: gatewayWith("g2", `[{name: tls, port: 8443, protocol: HTTP}]`),
-        message:
-          "Gateway NS/g2: spec.listeners[0] (tls): protocol TLS is not served by RAUTA; use HTTP or HTTPS",
-      },
-      {
-        name: "TCP listener",
-        invalid: gatewayWith("g3", `[{name: db, port: 5432, protocol: TCP}]`),
-        valid: gatewayWith("g3", `[{name: db, port: 5432, protocol: HTTP}]`),
-        message: "spec.listeners[0] (db): protocol TCP is not served by RAUTA; use HTTP or HTTPS",
-      },
-      {
         name: "RautaPlugin config that does not match its schema",
         invalid: `
 apiVersion: rauta.io/v1alpha1
@@ -386,6 +357,54 @@ spec: {source: {builtin: jwt-auth}, config: {issuer: "https://id.example.com"}, 
           "RautaPlugin NS/auth: spec.config.issuer: Invalid input: expected string, received number",
       },
     ];
+
+    it("admits what RAUTA does not serve and conflicting listeners, and reports them in the listeners' status", async () => {
+      // the conformance suite's GatewayListenerUnsupportedProtocol: accepted, never denied
+      const applied = k.kubectlResult(
+        ["apply", "-n", ns, "-f", "-"],
+        gatewayWith(
+          "g-status",
+          `[{name: web, port: 8081, protocol: HTTP}, {name: db, port: 5432, protocol: TCP}, {name: tls, port: 8443, protocol: TLS, tls: {mode: Passthrough}}, {name: clash, port: 8081, protocol: HTTPS, tls: {certificateRefs: [{name: cert}]}}]`,
+        ),
+      );
+      expect(applied.code, applied.stderr).to.equal(0);
+      const listeners = await eventually("listener status of g-status", 60_000, () => {
+        const l = k.getJson<GatewayStatus>(["gateway", "g-status", "-n", ns]).status?.listeners;
+        return l !== undefined && l.length === 4 ? l : undefined;
+      });
+      const of = (name: string, type: string) =>
+        condition(listeners.find(l => l.name === name)?.conditions, type);
+      for (const name of ["db", "tls"]) {
+        expect(of(name, "Accepted")?.status, name).to.equal("False");
+        expect(of(name, "Accepted")?.reason, name).to.equal("UnsupportedProtocol");
+      }
+      expect(of("clash", "Conflicted")?.status).to.equal("True");
+      expect(of("clash", "Conflicted")?.reason).to.equal("ProtocolConflict");
+      k.kubectl(["delete", "gateway", "g-status", "-n", ns]);
+    });
+
+    it("reports a TLS Secret whose certificate does not parse: ResolvedRefs False, InvalidCertificateRef", async () => {
+      // the conformance suite's GatewayInvalidTLSConfiguration (malformed Secret)
+      k.apply(
+        `
+apiVersion: v1
+kind: Secret
+metadata: {name: broken-cert}
+type: kubernetes.io/tls
+data: {tls.crt: bm90IGEgY2VydGlmaWNhdGU=, tls.key: bm90IGEga2V5}
+---
+${gatewayWith("g-tls", `[{name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: broken-cert}]}}]`)}`,
+        ns,
+      );
+      const resolved = await eventually("ResolvedRefs of g-tls/https", 60_000, () => {
+        const l = k.getJson<GatewayStatus>(["gateway", "g-tls", "-n", ns]).status?.listeners;
+        const c = condition(l?.find(x => x.name === "https")?.conditions, "ResolvedRefs");
+        return c?.status === "False" ? c : undefined;
+      });
+      expect(resolved.reason).to.equal("InvalidCertificateRef");
+      expect(resolved.message).to.contain("tls.crt is not a PEM certificate");
+      k.kubectl(["delete", "gateway", "g-tls", "-n", ns]);
+    });
 
     for (const c of cases) {
       it(`rejects ${c.name} with the intended message; accepts the valid twin`, () => {

@@ -1,0 +1,54 @@
+// What the compiler knows of a Secret: its metadata, type and key names, and for a
+// kubernetes.io/tls Secret whether tls.crt and tls.key are a usable certificate and key (the
+// conformance suite's GatewayInvalidTLSConfiguration: a malformed one is ResolvedRefs False,
+// InvalidCertificateRef). The data itself never reaches the compiler or the compiled config.
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import type { SecretMeta } from "../compiler/snapshot.ts";
+
+interface SecretObject {
+  metadata?: Record<string, unknown>;
+  type?: unknown;
+  data?: unknown;
+  stringData?: unknown;
+}
+
+/** Why tls.crt/tls.key cannot serve TLS, or null when they can. */
+export function tlsProblem(crt: string, key: string): string | null {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(crt);
+  } catch {
+    // OpenSSL's reason text differs between versions; the status says what is wrong
+    return "tls.crt is not a PEM certificate";
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    return "tls.key is not a PEM private key";
+  }
+  if (!cert.checkPrivateKey(privateKey))
+    return "tls.key does not belong to the certificate in tls.crt";
+  return null;
+}
+
+const text = (v: unknown, encoded: boolean): string =>
+  typeof v !== "string" ? "" : encoded ? Buffer.from(v, "base64").toString("utf8") : v;
+
+export function secretMeta(object: SecretObject): SecretMeta {
+  const data = (object.data as Record<string, unknown>) ?? {};
+  const stringData = (object.stringData as Record<string, unknown>) ?? {};
+  const keys = Object.keys({ ...data, ...stringData }).sort();
+  const meta: SecretMeta = {
+    metadata: (object.metadata ?? {}) as unknown as SecretMeta["metadata"],
+    ...(typeof object.type === "string" ? { type: object.type } : {}),
+    keys,
+  };
+  if (object.type === "kubernetes.io/tls" && keys.includes("tls.crt") && keys.includes("tls.key")) {
+    const value = (k: string) =>
+      k in stringData ? text(stringData[k], false) : text(data[k], true);
+    const problem = tlsProblem(value("tls.crt"), value("tls.key"));
+    if (problem !== null) meta.tlsProblem = problem;
+  }
+  return meta;
+}
