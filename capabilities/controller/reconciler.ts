@@ -106,6 +106,11 @@ export class Reconciler {
   // an older generation has not loaded this version (RautaPlugin Ready). Starts over on restart
   // at the published generation, which only ever waits longer, never reports too early.
   private readonly pluginVersions = new Map<string, { fingerprint: string; generation: number }>();
+  // Gateway (namespace/name) → the fingerprint of its listeners in the config (sockets, TLS,
+  // plugins; not the routes on them, which have no Programmed of their own) and the first
+  // generation that carried it: its Programmed waits for the proxies to serve that generation,
+  // not the latest, so an untouched Gateway stays Programmed while other objects change.
+  private readonly gatewayVersions = new Map<string, { fingerprint: string; generation: number }>();
 
   constructor(store: SnapshotStore, io: ControlPlaneIO, options: ReconcilerOptions = {}) {
     this.store = store;
@@ -218,11 +223,18 @@ export class Reconciler {
     }
     if (modules) await this.io.prunePluginModules?.(modules);
     this.trackPluginVersions(config);
+    this.trackGatewayVersions(config);
     const proxies = await this.io.proxies();
     const served = proxies.flatMap(p => (p.generation === undefined ? [] : [p.generation]));
     const loaded = served.length > 0 ? Math.min(...served) : undefined;
-    const caughtUp = loaded !== undefined && loaded >= config.generation;
-    const plugins = withPluginReadiness(holdProgrammed(result.statuses, caughtUp), {
+    const gatewayCaughtUp = (gateway: string) =>
+      loaded !== undefined &&
+      loaded >= (this.gatewayVersions.get(gateway)?.generation ?? config.generation);
+    const gatewayKeys = result.statuses.flatMap(s =>
+      s.kind === "Gateway" ? [`${"namespace" in s ? s.namespace : ""}/${s.name}`] : [],
+    );
+    const caughtUp = gatewayKeys.every(gatewayCaughtUp);
+    const plugins = withPluginReadiness(holdProgrammed(result.statuses, gatewayCaughtUp), {
       configured: new Set(config.plugins.map(p => p.id)),
       since: new Map([...this.pluginVersions].map(([id, v]) => [id, v.generation])),
       generation: config.generation,
@@ -233,8 +245,7 @@ export class Reconciler {
     // Come back to flip Programmed (and plugins' Ready) once the proxies have loaded this
     // generation: soon at first, then backing off (up to 5 s) so a cluster with no proxy
     // running is not recompiled 4×/s.
-    const pending =
-      (!caughtUp && result.statuses.some(s => s.kind === "Gateway")) || !plugins.settled;
+    const pending = !caughtUp || !plugins.settled;
     this.ackPolls = pending && !published ? this.ackPolls + 1 : 0;
     if (pending && !this.stopped) {
       const delay = Math.min(5_000, this.options.ackPollMs * 2 ** Math.min(this.ackPolls, 5));
@@ -253,6 +264,24 @@ export class Reconciler {
     }
     for (const id of [...this.pluginVersions.keys()])
       if (!ids.has(id)) this.pluginVersions.delete(id);
+  }
+
+  private trackGatewayVersions(config: CompiledConfig): void {
+    const parts = new Map<string, unknown[]>();
+    for (const listener of config.listeners) {
+      const { virtualHosts: _routes, ...socket } = listener;
+      for (const src of listener.sources) {
+        const key = `${src.namespace}/${src.gateway}`;
+        (parts.get(key) ?? parts.set(key, []).get(key)!).push(socket);
+      }
+    }
+    for (const [key, list] of parts) {
+      const fingerprint = JSON.stringify(list);
+      if (this.gatewayVersions.get(key)?.fingerprint !== fingerprint)
+        this.gatewayVersions.set(key, { fingerprint, generation: config.generation });
+    }
+    for (const key of [...this.gatewayVersions.keys()])
+      if (!parts.has(key)) this.gatewayVersions.delete(key);
   }
 
   private async writeStatuses(statuses: ObjectStatus[]): Promise<number> {

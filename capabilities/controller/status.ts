@@ -113,8 +113,17 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 
 // Programmed=True must mean the proxy serves it. Until the proxy reports a generation at least
 // as new as the config, Programmed stays Unknown/Pending (the spec's reason for "not yet").
-export function holdProgrammed(statuses: ObjectStatus[], proxyCaughtUp: boolean): ObjectStatus[] {
-  if (proxyCaughtUp) return statuses;
+/**
+ * Holds Programmed True at Unknown for each Gateway the proxies have not caught up with yet.
+ * `caughtUp` answers per Gateway (namespace/name): a Gateway whose own configuration did not
+ * change stays Programmed while other objects churn.
+ */
+export function holdProgrammed(
+  statuses: ObjectStatus[],
+  caughtUp: boolean | ((gateway: string) => boolean),
+): ObjectStatus[] {
+  const ready = typeof caughtUp === "boolean" ? () => caughtUp : caughtUp;
+  if (caughtUp === true) return statuses;
   const pending = (c: Condition): Condition =>
     c.type === "Programmed" && c.status === "True"
       ? {
@@ -125,7 +134,7 @@ export function holdProgrammed(statuses: ObjectStatus[], proxyCaughtUp: boolean)
         }
       : c;
   return statuses.map(s =>
-    s.kind === "Gateway"
+    s.kind === "Gateway" && !ready(`${"namespace" in s ? s.namespace : ""}/${s.name}`)
       ? {
           ...s,
           status: {

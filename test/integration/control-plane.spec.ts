@@ -123,6 +123,34 @@ spec:
       expect((await get("web.example.com", "/v2/items")).status).to.equal(404);
     });
 
+    it("keeps the Gateway Programmed while routes on it come and go", async () => {
+      const programmed = () => condition(gateway().status?.conditions, "Programmed")?.status;
+      await eventually("Gateway Programmed=True", 60_000, () =>
+        programmed() === "True" ? true : undefined,
+      );
+      const seen = new Set<string | undefined>();
+      for (let i = 0; i < 5; i++) {
+        k.apply(
+          `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: churn-${i}}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [churn-${i}.example.com]
+  rules: [{backendRefs: [{name: echo, port: 8080}]}]
+`,
+          ns,
+        );
+        for (let j = 0; j < 4; j++) {
+          seen.add(programmed());
+          await new Promise(r => setTimeout(r, 150));
+        }
+      }
+      for (let i = 0; i < 5; i++) k.kubectl(["delete", "httproute", `churn-${i}`, "-n", ns]);
+      expect([...seen]).to.deep.equal(["True"]);
+    });
+
     it("follows route updates and deletion", async () => {
       k.kubectl([
         "patch",

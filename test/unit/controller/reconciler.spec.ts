@@ -183,6 +183,50 @@ describe("reconciler", () => {
     expect(conditionOf(gateway(), "Accepted")!.lastTransitionTime).to.equal(accepted);
   });
 
+  it("keeps an untouched Gateway Programmed while routes and other Gateways change; a changed one waits", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    store.upsert("Gateway", {
+      metadata: { name: "other", namespace: "default", generation: 1 },
+      spec: {
+        gatewayClassName: "rauta",
+        listeners: [{ name: "http", port: 8080, protocol: "HTTP" }],
+      },
+    });
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now, ackPollMs: 5 });
+    const programmed = (name: string) =>
+      conditionOf(
+        store.get("Gateway", "default", name)!.status as Record<string, unknown>,
+        "Programmed",
+      )?.status;
+    const first = await reconciler.reconcileOnce();
+    io.loaded = first.generation;
+    await reconciler.reconcileOnce();
+    expect([programmed("gw"), programmed("other")]).to.deep.equal(["True", "True"]);
+    // a route change is a new generation the proxy has not loaded: no Gateway's listeners changed
+    store.upsert("HTTPRoute", route("/b"));
+    const second = await reconciler.reconcileOnce();
+    expect(second.generation).to.be.greaterThan(first.generation);
+    expect([programmed("gw"), programmed("other")]).to.deep.equal(["True", "True"]);
+    // a listener added to `other`: only it waits for the proxy
+    store.upsert("Gateway", {
+      metadata: { name: "other", namespace: "default", generation: 2 },
+      spec: {
+        gatewayClassName: "rauta",
+        listeners: [
+          { name: "http", port: 8080, protocol: "HTTP" },
+          { name: "alt", port: 8081, protocol: "HTTP" },
+        ],
+      },
+    });
+    const third = await reconciler.reconcileOnce();
+    expect([programmed("gw"), programmed("other")]).to.deep.equal(["True", "Unknown"]);
+    io.loaded = third.generation;
+    await reconciler.reconcileOnce();
+    expect(programmed("other")).to.equal("True");
+  });
+
   it("keeps other controllers' parent statuses and removes ours when the route detaches", async () => {
     const store = new SnapshotStore();
     seed(store);
