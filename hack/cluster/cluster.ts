@@ -326,6 +326,7 @@ function imageTables(): string[] {
   const builtin = JSON.parse(readFileSync(join(clusterSrc, "images.json"), "utf8")) as unknown;
   const text = JSON.stringify(builtin)
     .replaceAll("${ECHO_BASIC}", bins.echoBasic)
+    .replaceAll("${NODE}", bins.node)
     .replaceAll("${REPO}", repoRoot);
   writeFileSync(generated, text);
   const extra = (process.env.RAUTA_NODE_IMAGES ?? "").split(",").filter(Boolean);

@@ -341,6 +341,48 @@ spec:
       expect(phase, `see ${paths.logs}/pods/${ns}_vol-check/check.log`).to.equal("Succeeded");
     });
 
+    it("runs the conformance suite's CoreDNS pod: a ConfigMap over /root hides none of its other volumes; the stand-in answers REFUSED", async () => {
+      // the suite's base manifests mount a ConfigMap at /root, where the node keeps the pod
+      // volumes (~/.cache/rauta/...): every mount source is opened before the first mount
+      k.apply(
+        `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns}
+data: {Corefile: ".:53 { forward . 8.8.8.8 }"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: coredns}
+spec:
+  containers:
+  - name: coredns
+    image: registry.k8s.io/coredns/coredns:v1.12.2
+    args: [-conf, /root/Corefile]
+    volumeMounts: [{mountPath: /root, name: conf}]
+  volumes: [{name: conf, configMap: {name: coredns, defaultMode: 420}}]
+`,
+        ns,
+      );
+      const pod = await readyPod(k, "coredns", ns);
+      const { createSocket } = await import("node:dgram");
+      const sock = createSocket("udp4");
+      try {
+        // id 0x1234, RD, one question: example.com A IN
+        const q = Buffer.from("123401000001000000000000076578616d706c6503636f6d0000010001", "hex");
+        const answer = await new Promise<Buffer>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error("no DNS answer in 3 s")), 3000);
+          sock.once("message", m => (clearTimeout(t), resolve(m)));
+          sock.send(q, 53, pod.status.podIP!);
+        });
+        expect(answer.readUInt16BE(0)).to.equal(0x1234);
+        expect(answer[3]! & 0x0f, "RCODE").to.equal(5);
+      } finally {
+        sock.close();
+        k.kubectl(["delete", "pod", "coredns", "-n", ns, "--wait=true"]);
+      }
+    });
+
     it("gives a pod the Gateway pool address it claims, reachable from the host", async () => {
       const addr = "10.244.0.250";
       k.apply(

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // containerInit runs as the container's process, already inside its network namespace and a
@@ -34,14 +36,52 @@ func containerInit(args []string) {
 			initFail("sethostname: %v", err)
 		}
 	}
-	for _, m := range s.Mounts {
-		st, err := os.Stat(m.Source)
-		if err != nil {
-			initFail("mount source: %v", err)
+	path := s.Argv[0]
+	if !strings.Contains(path, "/") {
+		for _, e := range s.Env {
+			if v, ok := strings.CutPrefix(e, "PATH="); ok {
+				_ = os.Setenv("PATH", v)
+			}
 		}
+		p, err := exec.LookPath(path)
+		if err != nil {
+			initFail("executable %q not found in PATH: %v", path, err)
+		}
+		path = p
+	}
+	exe := -1
+	if filepath.IsAbs(path) {
+		fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			initFail("executable %s: %v", path, err)
+		}
+		exe = fd
+	}
+	// Every source is opened before the first mount: a volume mounted over a directory that
+	// holds other sources (a ConfigMap at /root hides the node's state under ~/.cache) would
+	// otherwise make the later ones vanish. The kernel binds from the open file, not its path.
+	type opened struct {
+		initMount
+		fd    int
+		isDir bool
+	}
+	sources := make([]opened, 0, len(s.Mounts))
+	for _, m := range s.Mounts {
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			initFail("mount source %s: %v", m.Source, err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			initFail("mount source %s: %v", m.Source, err)
+		}
+		sources = append(sources, opened{m, fd, st.Mode&syscall.S_IFMT == syscall.S_IFDIR})
+	}
+	for _, m := range sources {
+		var err error
 		// Mount points must exist; on a shared host filesystem creating one is the one trace a
 		// pod leaves (an empty dir or file), which is harmless and reused next time.
-		if st.IsDir() {
+		if m.isDir {
 			err = os.MkdirAll(m.Target, 0o755)
 		} else if _, e := os.Stat(m.Target); os.IsNotExist(e) {
 			if err = os.MkdirAll(filepath.Dir(m.Target), 0o755); err == nil {
@@ -54,7 +94,8 @@ func containerInit(args []string) {
 		if err != nil {
 			initFail("mount point %s: %v", m.Target, err)
 		}
-		if err := syscall.Mount(m.Source, m.Target, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		from := fmt.Sprintf("/proc/self/fd/%d", m.fd)
+		if err := syscall.Mount(from, m.Target, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 			initFail("bind %s → %s: %v", m.Source, m.Target, err)
 		}
 		if m.ReadOnly {
@@ -69,18 +110,10 @@ func containerInit(args []string) {
 			initFail("workingDir: %v", err)
 		}
 	}
-	path := s.Argv[0]
-	if !strings.Contains(path, "/") {
-		for _, e := range s.Env {
-			if v, ok := strings.CutPrefix(e, "PATH="); ok {
-				_ = os.Setenv("PATH", v)
-			}
-		}
-		p, err := exec.LookPath(path)
-		if err != nil {
-			initFail("executable %q not found in PATH: %v", path, err)
-		}
-		path = p
+	// exec the file opened before the mounts (a volume over its directory must not hide it);
+	// a script's interpreter needs its path, so that is the fallback
+	if exe >= 0 {
+		_ = unix.Exec(fmt.Sprintf("/proc/self/fd/%d", exe), s.Argv, s.Env)
 	}
 	if err := syscall.Exec(path, s.Argv, s.Env); err != nil {
 		initFail("exec %s: %v", path, err)

@@ -41,6 +41,10 @@ func main() {
 		containerInit(os.Args[2:])
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "dns-placeholder" {
+		dnsPlaceholder(os.Args[2:])
+		return
+	}
 	var c config
 	var ipRange, images string
 	fs := flag.NewFlagSet("node", flag.ExitOnError)

@@ -43,7 +43,7 @@ type node struct {
 	// does) so a just-freed IP is not given straight to the next pod while neighbours still cache
 	// the old pod's MAC for it.
 	lastIP int
-	wg      sync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 func newNode(c config, client kubernetes.Interface) (*node, error) {
