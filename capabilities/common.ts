@@ -69,6 +69,9 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
       debounceMs: Number(process.env.RAUTA_DEBOUNCE_MS ?? 5),
       compileOptions: s => ({
         gatewayAddresses: assignAddresses(s.list("Gateway") as unknown as Gateway[], pool),
+        // with a pool, a Gateway the pool cannot serve waits (AddressNotAssigned); without one
+        // every Gateway binds the proxies' wildcard address
+        addressesRequired: pool.length > 0,
       }),
       log: (level, message, fields) => Log[level]({ ...fields }, message),
     });

@@ -40,6 +40,8 @@ export interface GatewayModel {
   address: string;
   reportedAddress?: string;
   addressProblem?: Problem;
+  /** no address could be assigned (pool exhausted): accepted, not programmed */
+  unassigned?: Problem;
   listeners: ListenerModel[];
 }
 
@@ -76,7 +78,8 @@ function resolveAddress(
   gateway: Gateway,
   assigned: string | undefined,
   fallback: string,
-): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem"> {
+  required: boolean,
+): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem" | "unassigned"> {
   const requested = gateway.spec.addresses ?? [];
   const unsupported = requested.find(a => (a.type ?? "IPAddress") !== "IPAddress");
   if (unsupported) {
@@ -108,6 +111,16 @@ function resolveAddress(
       },
     };
   }
+  if (required && requested.length === 0 && assigned === undefined)
+    return {
+      // a socket of its own: an unassigned Gateway must not conflict with the others
+      address: `unassigned:${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`,
+      unassigned: {
+        reason: "AddressNotAssigned",
+        message:
+          "no address is left in the controller's pool (RAUTA_ADDRESS_POOL); the Gateway is programmed once one is free, or set spec.addresses",
+      },
+    };
   const address = requested[0]?.value ?? assigned ?? fallback;
   const wildcard = address === "0.0.0.0" || address === "::";
   return { address, ...(wildcard ? {} : { reportedAddress: address }) };
@@ -282,6 +295,7 @@ export interface GatewayInputs {
   grants: readonly ReferenceGrant[];
   secrets: ReadonlyMap<string, SecretMeta>;
   defaultAddress: string;
+  addressesRequired?: boolean;
   assignedAddresses?: ReadonlyMap<string, string>;
 }
 
@@ -290,11 +304,17 @@ export function buildGateways({
   grants,
   secrets,
   defaultAddress,
+  addressesRequired = false,
   assignedAddresses,
 }: GatewayInputs): GatewayModel[] {
   const models = gateways.map(gateway => {
     const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
-    const address = resolveAddress(gateway, assignedAddresses?.get(key), defaultAddress);
+    const address = resolveAddress(
+      gateway,
+      assignedAddresses?.get(key),
+      defaultAddress,
+      addressesRequired,
+    );
     const model: GatewayModel = { gateway, key, ...address, listeners: [] };
     model.listeners = gateway.spec.listeners.map(spec => {
       const listener: ListenerModel = {

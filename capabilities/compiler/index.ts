@@ -93,6 +93,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     grants,
     secrets,
     defaultAddress: options.defaultAddress ?? "0.0.0.0",
+    addressesRequired: options.addressesRequired ?? false,
     ...(options.gatewayAddresses
       ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) }
       : {}),
@@ -106,7 +107,9 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     classNotAccepted.set(key, { gateway, key, address: "", listeners: [] });
   }
   const usableBySocket = new Map<string, ListenerModel[]>();
-  for (const listener of gatewayModels.flatMap(m => (gatewayAccepted(m) ? m.listeners : []))) {
+  for (const listener of gatewayModels.flatMap(m =>
+    gatewayAccepted(m) && !m.unassigned ? m.listeners : [],
+  )) {
     if (listenerUsable(listener))
       usableBySocket.set(listener.socket, [
         ...(usableBySocket.get(listener.socket) ?? []),
@@ -345,8 +348,9 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
       : broken.length > 0
         ? condition("Accepted", true, "ListenersNotValid", listenersMessage)
         : condition("Accepted", true, "Accepted", "all listeners are valid");
-  const programmed =
-    accepted.status === "True" && usable.length > 0
+  const programmed = model.unassigned
+    ? condition("Programmed", false, model.unassigned.reason, model.unassigned.message)
+    : accepted.status === "True" && usable.length > 0
       ? condition("Programmed", true, "Programmed", `serving ${usable.length} listener(s)`)
       : condition("Programmed", false, "Invalid", accepted.message);
   return {

@@ -76,6 +76,12 @@ export interface CompileOptions {
   defaultAddress?: string;
   /** Addresses the control plane assigned, by "<namespace>/<name>" of the Gateway. */
   gatewayAddresses?: Record<string, string>;
+  /**
+   * The control plane assigns addresses from a pool: a Gateway that requests none and got none
+   * (the pool is exhausted) is not programmed (AddressNotAssigned) instead of binding
+   * defaultAddress, where it would collide with every other such Gateway.
+   */
+  addressesRequired?: boolean;
   /** Config schemas of the built-in plugins; default: the shipped ones (generated/rauta). */
   builtinPluginSchemas?: BuiltinSchemas;
 }

@@ -19,7 +19,10 @@ import {
 import type { Cluster } from "../../test/integration/helpers/cluster.ts";
 import { repoRoot } from "../cluster/config.ts";
 
-export const LOCAL_GATEWAY_ADDRESSES = Array.from({ length: 8 }, (_, i) => `10.244.0.${200 + i}`);
+// 40 addresses: the conformance suite runs more Gateways at once than a handful (a Gateway the
+// pool cannot serve waits with Programmed False, AddressNotAssigned). .250 and up stay free for
+// cluster.spec's own pool test.
+export const LOCAL_GATEWAY_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.244.0.${200 + i}`);
 const GATEWAY_ADDRESSES_ANNOTATION = "rauta.dev/gateway-addresses";
 
 function step(message: string): void {
