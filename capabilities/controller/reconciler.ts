@@ -98,6 +98,9 @@ export class Reconciler {
   private failures = 0;
   private ackPolls = 0;
   private stopped = false;
+  // The last compile and what it was made from: an acknowledgement poll (nothing changed but
+  // the proxies' reports) reuses it instead of compiling again (~290 ms at 5,000 routes).
+  private lastCompile: { key: string; result: ReturnType<typeof compile> } | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly outcomes = new Set<(outcome: ReconcileOutcome) => void>();
   private readonly store: SnapshotStore;
@@ -192,16 +195,22 @@ export class Reconciler {
       pluginModuleRefs(this.store.list("RautaPlugin")),
       ref => this.store.get("ConfigMap", ref.namespace, ref.name)?.metadata?.resourceVersion,
     );
-    const snapshot = this.store.snapshot();
-    if (modules) snapshot.pluginModules = modules;
     const candidate = (this.published?.generation ?? 0) + 1;
     const now = this.options.now();
-    const result = compile(snapshot, {
-      ...this.options.compileOptions?.(this.store),
-      controllerName: this.options.controllerName,
-      generation: candidate,
-      now,
-    });
+    const key = `${this.store.version}|${candidate}|${JSON.stringify(modules ?? null)}`;
+    let result: ReturnType<typeof compile>;
+    if (this.lastCompile?.key === key) result = this.lastCompile.result;
+    else {
+      const snapshot = this.store.snapshot();
+      if (modules) snapshot.pluginModules = modules;
+      result = compile(snapshot, {
+        ...this.options.compileOptions?.(this.store),
+        controllerName: this.options.controllerName,
+        generation: candidate,
+        now,
+      });
+      this.lastCompile = { key, result };
+    }
     let { config } = result;
     let published = false;
     // Certificates first: a proxy must never see a listener whose certificate it cannot read yet.
@@ -243,12 +252,12 @@ export class Reconciler {
     });
     const statusWrites = await this.writeStatuses(plugins.statuses);
     // Come back to flip Programmed (and plugins' Ready) once the proxies have loaded this
-    // generation: soon at first, then backing off (up to 5 s) so a cluster with no proxy
-    // running is not recompiled 4×/s.
+    // generation: soon at first, then backing off to once a second. A poll reads the proxies'
+    // Leases and reuses the last compile, so it costs no compile.
     const pending = !caughtUp || !plugins.settled;
     this.ackPolls = pending && !published ? this.ackPolls + 1 : 0;
     if (pending && !this.stopped) {
-      const delay = Math.min(5_000, this.options.ackPollMs * 2 ** Math.min(this.ackPolls, 5));
+      const delay = Math.min(1_000, this.options.ackPollMs * 2 ** Math.min(this.ackPolls, 5));
       setTimeout(() => this.markDirty(0), delay).unref();
     }
     return { generation: config.generation, hash: config.hash, published, statusWrites };

@@ -86,9 +86,17 @@ function seed(store: SnapshotStore): void {
   store.upsert("HTTPRoute", route("/a"));
 }
 
+// every prefix is a spec of its own: a generation of its own, as the API server would count it
+const generations = new Map<string, number>();
 function route(prefix: string, parents = [{ name: "gw" }], extra: Record<string, unknown> = {}) {
+  if (!generations.has(prefix)) generations.set(prefix, generations.size + 1);
   return {
-    metadata: { name: "web", namespace: "default", generation: 1, resourceVersion: prefix },
+    metadata: {
+      name: "web",
+      namespace: "default",
+      generation: generations.get(prefix)!,
+      resourceVersion: prefix,
+    },
     spec: {
       parentRefs: parents,
       rules: [
@@ -225,6 +233,31 @@ describe("reconciler", () => {
     io.loaded = third.generation;
     await reconciler.reconcileOnce();
     expect(programmed("other")).to.equal("True");
+  });
+
+  it("answers an acknowledgement poll from the last compile: Programmed flips without compiling again", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    const io = new MemoryIO(store);
+    let compiles = 0;
+    const reconciler = new Reconciler(store, io, {
+      now,
+      ackPollMs: 5,
+      compileOptions: () => (compiles++, {}),
+    });
+    const first = await reconciler.reconcileOnce();
+    const published = await reconciler.reconcileOnce(); // candidate moved on: one more compile
+    const before = compiles;
+    io.loaded = first.generation;
+    await reconciler.reconcileOnce();
+    await reconciler.reconcileOnce();
+    expect(compiles).to.equal(before);
+    expect(published.published).to.equal(false);
+    const status = store.get("Gateway", "default", "gw")!.status as Record<string, unknown>;
+    expect(conditionOf(status, "Programmed")?.status).to.equal("True");
+    store.upsert("HTTPRoute", route("/changed"));
+    await reconciler.reconcileOnce();
+    expect(compiles).to.equal(before + 1);
   });
 
   it("keeps other controllers' parent statuses and removes ours when the route detaches", async () => {
