@@ -1,13 +1,15 @@
 // Prometheus metrics (prom-client), all prefixed rauta_. The route label is the route id (or
 // "none" when nothing matched), never the raw path. Hot-path children are resolved once per
-// route per generation (see RouteMetrics) so a request costs an increment and an observe.
+// route per generation (see RouteMetrics) so a request costs an increment and an observe; the
+// per-request and per-plugin-call ones are hot-metrics.ts's, which make those two additions.
 import client from "prom-client";
-import type { Counter, Histogram, Gauge } from "prom-client";
+import type { Counter, Gauge } from "prom-client";
+import { HotCounter, HotHistogram } from "./hot-metrics.ts";
 
 export class Metrics {
   readonly registry: client.Registry;
-  readonly requests: Counter<"route" | "code">;
-  readonly duration: Histogram<"route">;
+  readonly requests: HotCounter<"route" | "code">;
+  readonly duration: HotHistogram<"route">;
   readonly upstreamErrors: Counter<"cluster" | "kind">;
   readonly retries: Counter<"cluster">;
   readonly circuitState: Gauge<"cluster">;
@@ -20,8 +22,8 @@ export class Metrics {
   readonly mirrors: Counter<"cluster" | "result">;
   readonly contained: Counter<"phase">;
   readonly h2Refused: Counter<"reason">;
-  readonly pluginCalls: Counter<"plugin" | "phase" | "result">;
-  readonly pluginDuration: Histogram<"plugin" | "phase">;
+  readonly pluginCalls: HotCounter<"plugin" | "phase" | "result">;
+  readonly pluginDuration: HotHistogram<"plugin" | "phase">;
   readonly pluginFailures: Counter<"plugin" | "reason">;
   readonly pluginReplacements: Counter<"plugin">;
   readonly pluginLoadErrors: Counter<"plugin" | "reason">;
@@ -32,13 +34,13 @@ export class Metrics {
     const r = [registry];
     // process and runtime metrics (RSS, heap spaces, GC, event-loop lag), prefixed rauta_
     if (processMetrics) client.collectDefaultMetrics({ register: registry, prefix: "rauta_" });
-    this.requests = new client.Counter({
+    this.requests = new HotCounter({
       name: "rauta_requests_total",
       help: "Downstream requests by route id and status class",
       labelNames: ["route", "code"],
       registers: r,
     });
-    this.duration = new client.Histogram({
+    this.duration = new HotHistogram({
       name: "rauta_request_duration_seconds",
       help: "Downstream request latency (until the response ends) by route id",
       labelNames: ["route"],
@@ -118,13 +120,13 @@ export class Metrics {
       labelNames: ["reason"],
       registers: r,
     });
-    this.pluginCalls = new client.Counter({
+    this.pluginCalls = new HotCounter({
       name: "rauta_plugin_calls_total",
       help: "WASM plugin calls by plugin, phase (request, response) and result (continue, reject, modify, failure, skipped)",
       labelNames: ["plugin", "phase", "result"],
       registers: r,
     });
-    this.pluginDuration = new client.Histogram({
+    this.pluginDuration = new HotHistogram({
       name: "rauta_plugin_call_duration_seconds",
       help: "Time spent inside one WASM plugin call",
       labelNames: ["plugin", "phase"],

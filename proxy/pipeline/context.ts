@@ -49,6 +49,8 @@ export class RequestContext {
   upstreamAuthority: string | null = null;
   /** the request headers as steps changed them (lowercase names); null: unchanged */
   headers: Pairs | null = null;
+  /** the client's headers as pairs, made once for every plugin input that shows them */
+  private original: Pairs | null = null;
   responseEdits: ResponseEdit[] | null = null;
   metadata: Pairs | null = null;
   /** bumped by every change a plugin input shows (request head, metadata) */
@@ -84,6 +86,7 @@ export class RequestContext {
   /** The current request headers as pairs (the original ones until a step changes them). */
   requestHeaders(): Pairs {
     if (this.headers !== null) return this.headers;
+    if (this.original !== null) return this.original;
     const raw = this.req.rawHeaders;
     const out: Pairs = [];
     for (let i = 0; i < raw.length; i += 2) {
@@ -91,12 +94,13 @@ export class RequestContext {
       if (name.charCodeAt(0) === 58 /* : */) continue;
       out.push([lowerIfNeeded(name), raw[i + 1]!]);
     }
+    this.original = out;
     return out;
   }
 
-  /** Headers steps may change: materialized on first change. */
+  /** Headers steps may change: materialized (a copy of the original pairs) on first change. */
   mutableHeaders(): Pairs {
-    return (this.headers ??= this.requestHeaders());
+    return (this.headers ??= [...this.requestHeaders()]);
   }
 
   editResponse(edit: ResponseEdit): void {
@@ -114,18 +118,28 @@ export class RequestContext {
 
 /** Applies response edits to a flat [name, value, ...] header list (names compared lowercase). */
 export function applyResponseEdits(headers: string[], edits: ResponseEdit[]): string[] {
+  // each name lowercased once, not once per edit
+  const lower: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) lower.push(lowerIfNeeded(headers[i]!));
   let out = headers;
   for (const [op, name, value] of edits) {
     const l = name.toLowerCase();
-    if (op === "add") {
-      out.push(name, value);
-      continue;
+    if (op !== "add") {
+      let w = 0;
+      for (let r = 0; r < lower.length; r++) {
+        if (lower[r] === l) continue;
+        lower[w] = lower[r]!;
+        out[2 * w] = out[2 * r]!;
+        out[2 * w + 1] = out[2 * r + 1]!;
+        w++;
+      }
+      lower.length = w;
+      out.length = 2 * w;
     }
-    const kept: string[] = [];
-    for (let i = 0; i < out.length; i += 2)
-      if (out[i]!.toLowerCase() !== l) kept.push(out[i]!, out[i + 1]!);
-    if (op === "set") kept.push(name, value);
-    out = kept;
+    if (op !== "remove") {
+      out.push(name, value);
+      lower.push(l);
+    }
   }
   return out;
 }
