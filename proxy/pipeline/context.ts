@@ -121,7 +121,7 @@ export function applyResponseEdits(headers: string[], edits: ResponseEdit[]): st
   // each name lowercased once, not once per edit
   const lower: string[] = [];
   for (let i = 0; i < headers.length; i += 2) lower.push(lowerIfNeeded(headers[i]!));
-  let out = headers;
+  const out = headers;
   for (const [op, name, value] of edits) {
     const l = name.toLowerCase();
     if (op !== "add") {
