@@ -44,6 +44,8 @@ export class CallState {
   inputBytes(): Uint8Array {
     return this.call.bytes();
   }
+  /** a block was allocated in Extism's memory since the last reset (sandbox.ts) */
+  allocated = true;
   /** set by Extism's error_set (answered by the host, sandbox.ts): the call failed with it */
   error: string | null = null;
   /** set by output_set; null = use Extism's output (or none) */

@@ -166,7 +166,7 @@ export class LoadedPlugin {
    * a new instance must be made first, or the module needs Extism's own call path.
    */
   run(phase: Phase, input: CallInput | Uint8Array): Outcome | Promise<Outcome> {
-    const now = Date.now();
+    const now = this.openUntil > 0 ? Date.now() : 0;
     if (this.openUntil > now) {
       this.metrics.pluginCalls.labels(this.id, phase, "skipped").inc();
       return {

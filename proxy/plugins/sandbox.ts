@@ -80,6 +80,7 @@ export class PluginInstance {
   private readonly exports: Exports;
   /** calls made on this instance */
   calls = 0;
+  private sinceReset = 0;
 
   private constructor(
     plugin: CompiledPlugin,
@@ -190,9 +191,14 @@ export class PluginInstance {
     } catch (err) {
       failure = this.classify(err, this.exports.__rauta_fuel);
     } finally {
-      // the blocks config_get or an error message allocated (reset runs synchronously; Extism
-      // 1.0.3 never frees them otherwise)
-      void this.extism.reset();
+      // Free the blocks a call allocated (Extism 1.0.3 never does; reset runs synchronously).
+      // Most calls allocate none: reset after one that called alloc, and every 64 calls for
+      // what Extism allocates internally (config_get, var_get) without passing through alloc.
+      if (this.state.allocated || ++this.sinceReset >= 64) {
+        this.state.allocated = false;
+        this.sinceReset = 0;
+        void this.extism.reset();
+      }
     }
     this.state.call = NO_CALL;
     if (failure === null && this.state.error !== null)
@@ -316,6 +322,7 @@ const OFFSET_MASK = 0xffffffffffffn;
 // variables) stays Extism's.
 interface KernelContext {
   read(addr: bigint): DataView | null;
+  alloc(n: bigint | number): bigint;
 }
 
 function blockBytes(ctx: unknown, addr: bigint, length?: bigint): Uint8Array {
@@ -339,6 +346,11 @@ function kernelOverrides(state: CallState) {
       let v = 0n;
       for (let k = 7; k >= 0; k--) v = (v << 8n) | BigInt(b[i + k] ?? 0);
       return v;
+    },
+    // Extism's own, noted so a call that allocated nothing needs no reset afterwards
+    alloc: (ctx: unknown, n: bigint): bigint => {
+      state.allocated = true;
+      return (ctx as KernelContext).alloc(n);
     },
     output_set: (ctx: unknown, addr: bigint, length: bigint): void => {
       if (Number(length) > state.outputCap)

@@ -554,7 +554,7 @@ export function upstreamRequestHeaders(
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.charCodeAt(0) === 58 /* : */) continue;
-    const l = name.toLowerCase();
+    const l = lowerIfNeeded(name);
     if (HOP_BY_HOP.has(l)) continue;
     let value = raw[i + 1]!;
     switch (l) {

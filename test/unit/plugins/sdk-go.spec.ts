@@ -246,6 +246,16 @@ describe("Go plugin SDK (plugins-sdk/go)", function () {
       expect(await cache("set:k:v2:0")).to.deep.equal({});
     });
 
+    it("reads its config (Extism blocks) on every call, 17,000 calls in a row", async function () {
+      this.timeout(120_000);
+      const input = encodeInput(request());
+      // past Extism 1.0.3's 16,383 calls: blocks the calls allocate are freed (sandbox.ts)
+      for (let i = 0; i < 17_000; i++) {
+        const r = await h.call("request", input);
+        if (!r.ok) expect.fail(`call ${i} failed: ${r.message}`);
+      }
+    });
+
     it("takes rate-limit tokens", async () => {
       const take = async (key: string) =>
         answer(await h.decide("request", withHeaders([["x-hostcheck-rate", `${key}:0.5:2`]]))).rate;
