@@ -1,6 +1,8 @@
 // The plugin ABI's two encodings (plugins-sdk/ABI.md): the call input the host writes and the
 // decision a plugin answers. The host uses encodeInput/decodeDecision; the other two directions
 // exist for the shared test vectors (plugins-sdk/testdata/) and `rauta plugin test`.
+import { lowerIfNeeded } from "../filters/headers.ts";
+
 export const ABI_VERSION = 1;
 const MAGIC = 0x52;
 
@@ -351,7 +353,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const FIELD_VALUE = /^[^\r\n\0]*$/;
 
 function headerName(name: string, where: string, index: number): string {
-  const l = name.toLowerCase();
+  const l = lowerIfNeeded(name);
   if (!TOKEN.test(l))
     throw new AbiError(`${where} ${index}: invalid header name ${JSON.stringify(name)}`);
   return l;

@@ -145,7 +145,7 @@ export function hostFunctions(state: CallState, services: HostServices) {
       return verifySignature(alg, key, data, sig, services.keys);
     },
     rate_take(_ctx: unknown, keyPtr: number, keyLen: number, rate: number, burst: number): number {
-      const key = utf8.decode(bytesAt(state, keyPtr, keyLen, "rate_take key"));
+      const key = latin1(bytesAt(state, keyPtr, keyLen, "rate_take key"));
       return services.rateLimits.take(key, rate, burst, services.now());
     },
     head_info(): number {

@@ -81,6 +81,9 @@ export class PluginInstance {
   /** calls made on this instance */
   calls = 0;
   private sinceReset = 0;
+  // the phases' entry points, looked up once (metered modules: the __rauta_call_ wrappers)
+  private readonly onRequest: (() => unknown) | null;
+  private readonly onResponse: (() => unknown) | null;
 
   private constructor(
     plugin: CompiledPlugin,
@@ -92,6 +95,12 @@ export class PluginInstance {
     this.extism = extism;
     this.state = state;
     this.exports = exports;
+    const entry = (name: string) => {
+      const fn = plugin.metered ? exports[`__rauta_call_${name}`] : exports[name];
+      return typeof fn === "function" ? (fn as () => unknown) : null;
+    };
+    this.onRequest = entry("on_request");
+    this.onResponse = entry("on_response");
   }
 
   static async create(plugin: CompiledPlugin, opts: InstanceOptions): Promise<PluginInstance> {
@@ -183,9 +192,9 @@ export class PluginInstance {
     let failure: { reason: FailureReason; message: string } | null = null;
     let code: unknown = 0;
     try {
-      const fn = this.plugin.metered ? this.exports[`__rauta_call_${name}`] : this.exports[name];
-      if (typeof fn !== "function") throw new Error(`the module does not export ${name}`);
-      code = (fn as () => unknown)();
+      const fn = phase === "request" ? this.onRequest : this.onResponse;
+      if (fn === null) throw new Error(`the module does not export ${name}`);
+      code = fn();
       const rc = this.exports.__rauta_rc;
       if (rc !== undefined) code = rc.value;
     } catch (err) {
