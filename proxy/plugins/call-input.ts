@@ -6,7 +6,7 @@
 // headers), nearly all of it the encoding; a plugin that reads everything pays for the buffer
 // once. Plugins of one request share a CallInput until one of them changes the head.
 import { decodeInput, encodeInput } from "./abi.ts";
-import type { PluginInput } from "./abi.ts";
+import type { Pairs, PluginInput } from "./abi.ts";
 
 /** field_get's numbering */
 export const FIELDS = [
@@ -39,6 +39,19 @@ export class CallInput {
 
   get head(): PluginInput {
     return (this.value ??= decodeInput(this.encoded!));
+  }
+
+  /**
+   * The head after a plugin changed it (request phase): the values move on and the buffer, if
+   * one was made, is dropped. Calls already made encoded theirs before this.
+   */
+  refresh(path: string, query: string, requestHeaders: Pairs, metadata: Pairs): void {
+    const h = this.head;
+    h.path = path;
+    h.query = query;
+    h.requestHeaders = requestHeaders;
+    h.metadata = metadata;
+    this.encoded = null;
   }
 
   /** Whether the buffer exists yet (a guest asked for the whole input, or it came as bytes). */

@@ -135,9 +135,14 @@ export class PluginRequestStep implements RequestStep {
     // plugins in a row see the same head unless one of them changed it: one CallInput (and at
     // most one encoding of it) for all of them
     let cached = ctx.callInput;
-    if (cached === null || cached.version !== ctx.version) {
+    if (cached === null) {
       cached = { version: ctx.version, input: CallInput.of(input(ctx, "request", 0, NO_PAIRS)) };
       ctx.callInput = cached;
+    } else if (cached.version !== ctx.version) {
+      // what a plugin can change: the path, the query, the headers and the metadata (the
+      // authority it sets is the upstream's; the input keeps the client's)
+      cached.input.refresh(ctx.path, ctx.query, ctx.requestHeaders(), ctx.metadata ?? NO_PAIRS);
+      cached.version = ctx.version;
     }
     const outcome = this.plugin.run("request", cached.input);
     return outcome instanceof Promise
