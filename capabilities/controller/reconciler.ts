@@ -13,7 +13,7 @@ import { compile, DEFAULT_CONTROLLER_NAME } from "../compiler/index.ts";
 import type { ProxyReport } from "./plugin-status.ts";
 import { withPluginReadiness } from "./plugin-status.ts";
 import type { KubeObject, SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
-import { desiredStatus, holdProgrammed, jsonEqual } from "./status.ts";
+import { desiredStatus, holdProgrammed, jsonEqual, statusKey } from "./status.ts";
 
 export type StatusKind = ObjectStatus["kind"];
 
@@ -85,6 +85,21 @@ export interface ReconcileOutcome {
   hash: string;
   published: boolean;
   statusWrites: number;
+}
+
+/**
+ * Keeps, per key, the first generation whose config carried the key's current fingerprint, and
+ * forgets keys the config no longer has.
+ */
+function trackSince(
+  versions: Map<string, { fingerprint: string; generation: number }>,
+  fingerprints: ReadonlyMap<string, string>,
+  generation: number,
+): void {
+  for (const [key, fingerprint] of fingerprints)
+    if (versions.get(key)?.fingerprint !== fingerprint)
+      versions.set(key, { fingerprint, generation });
+  for (const key of [...versions.keys()]) if (!fingerprints.has(key)) versions.delete(key);
 }
 
 export class Reconciler {
@@ -199,7 +214,8 @@ export class Reconciler {
     const now = this.options.now();
     const key = `${this.store.version}|${candidate}|${JSON.stringify(modules ?? null)}`;
     let result: ReturnType<typeof compile>;
-    if (this.lastCompile?.key === key) result = this.lastCompile.result;
+    const reused = this.lastCompile?.key === key;
+    if (reused) result = this.lastCompile!.result;
     else {
       const snapshot = this.store.snapshot();
       if (modules) snapshot.pluginModules = modules;
@@ -209,7 +225,6 @@ export class Reconciler {
         generation: candidate,
         now,
       });
-      this.lastCompile = { key, result };
     }
     let { config } = result;
     let published = false;
@@ -231,18 +246,22 @@ export class Reconciler {
       });
     }
     if (modules) await this.io.prunePluginModules?.(modules);
-    this.trackPluginVersions(config);
-    this.trackGatewayVersions(config);
+    // a reused compile carries the config these already track; kept only once published and
+    // tracked, so a reconcile that failed before this point compiles again
+    if (!reused) {
+      this.trackPluginVersions(config);
+      this.trackGatewayVersions(config);
+      this.lastCompile = { key, result };
+    }
     const proxies = await this.io.proxies();
     const served = proxies.flatMap(p => (p.generation === undefined ? [] : [p.generation]));
     const loaded = served.length > 0 ? Math.min(...served) : undefined;
     const gatewayCaughtUp = (gateway: string) =>
       loaded !== undefined &&
       loaded >= (this.gatewayVersions.get(gateway)?.generation ?? config.generation);
-    const gatewayKeys = result.statuses.flatMap(s =>
-      s.kind === "Gateway" ? [`${"namespace" in s ? s.namespace : ""}/${s.name}`] : [],
+    const caughtUp = result.statuses.every(
+      s => s.kind !== "Gateway" || gatewayCaughtUp(statusKey(s)),
     );
-    const caughtUp = gatewayKeys.every(gatewayCaughtUp);
     const plugins = withPluginReadiness(holdProgrammed(result.statuses, gatewayCaughtUp), {
       configured: new Set(config.plugins.map(p => p.id)),
       since: new Map([...this.pluginVersions].map(([id, v]) => [id, v.generation])),
@@ -264,15 +283,8 @@ export class Reconciler {
   }
 
   private trackPluginVersions(config: CompiledConfig): void {
-    const ids = new Set<string>();
-    for (const plugin of config.plugins) {
-      ids.add(plugin.id);
-      const fingerprint = JSON.stringify(plugin);
-      if (this.pluginVersions.get(plugin.id)?.fingerprint !== fingerprint)
-        this.pluginVersions.set(plugin.id, { fingerprint, generation: config.generation });
-    }
-    for (const id of [...this.pluginVersions.keys()])
-      if (!ids.has(id)) this.pluginVersions.delete(id);
+    const fingerprints = new Map(config.plugins.map(p => [p.id, JSON.stringify(p)]));
+    trackSince(this.pluginVersions, fingerprints, config.generation);
   }
 
   private trackGatewayVersions(config: CompiledConfig): void {
@@ -284,13 +296,8 @@ export class Reconciler {
         (parts.get(key) ?? parts.set(key, []).get(key)!).push(socket);
       }
     }
-    for (const [key, list] of parts) {
-      const fingerprint = JSON.stringify(list);
-      if (this.gatewayVersions.get(key)?.fingerprint !== fingerprint)
-        this.gatewayVersions.set(key, { fingerprint, generation: config.generation });
-    }
-    for (const key of [...this.gatewayVersions.keys()])
-      if (!parts.has(key)) this.gatewayVersions.delete(key);
+    const fingerprints = new Map([...parts].map(([key, list]) => [key, JSON.stringify(list)]));
+    trackSince(this.gatewayVersions, fingerprints, config.generation);
   }
 
   private async writeStatuses(statuses: ObjectStatus[]): Promise<number> {

@@ -111,19 +111,21 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every(k => jsonEqual((a as Json)[k], (b as Json)[k]));
 }
 
-// Programmed=True must mean the proxy serves it. Until the proxy reports a generation at least
-// as new as the config, Programmed stays Unknown/Pending (the spec's reason for "not yet").
+/** "<namespace>/<name>" of an object status ("" namespace for cluster-scoped kinds). */
+export function statusKey(s: ObjectStatus): string {
+  return `${"namespace" in s ? s.namespace : ""}/${s.name}`;
+}
+
 /**
- * Holds Programmed True at Unknown for each Gateway the proxies have not caught up with yet.
- * `caughtUp` answers per Gateway (namespace/name): a Gateway whose own configuration did not
- * change stays Programmed while other objects churn.
+ * Programmed=True must mean the proxy serves it: holds Programmed True at Unknown/Pending (the
+ * spec's reason for "not yet") for each Gateway the proxies have not caught up with.
+ * `caughtUp` answers per Gateway (statusKey): a Gateway whose own configuration did not change
+ * stays Programmed while other objects churn.
  */
 export function holdProgrammed(
   statuses: ObjectStatus[],
-  caughtUp: boolean | ((gateway: string) => boolean),
+  caughtUp: (gateway: string) => boolean,
 ): ObjectStatus[] {
-  const ready = typeof caughtUp === "boolean" ? () => caughtUp : caughtUp;
-  if (caughtUp === true) return statuses;
   const pending = (c: Condition): Condition =>
     c.type === "Programmed" && c.status === "True"
       ? {
@@ -134,7 +136,7 @@ export function holdProgrammed(
         }
       : c;
   return statuses.map(s =>
-    s.kind === "Gateway" && !ready(`${"namespace" in s ? s.namespace : ""}/${s.name}`)
+    s.kind === "Gateway" && !caughtUp(statusKey(s))
       ? {
           ...s,
           status: {
