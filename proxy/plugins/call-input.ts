@@ -5,6 +5,7 @@
 // that reads one header costs 0.2 µs through a host call and 0.9-5 µs through the buffer (4-40
 // headers), nearly all of it the encoding; a plugin that reads everything pays for the buffer
 // once. Plugins of one request share a CallInput until one of them changes the head.
+import { lowerIfNeeded } from "../filters/headers.ts";
 import { decodeInput, encodeInput } from "./abi.ts";
 import type { Pairs, PluginInput } from "./abi.ts";
 
@@ -81,7 +82,7 @@ export class CallInput {
     const h = this.head;
     const pairs = list === 0 ? h.requestHeaders : list === 1 ? h.responseHeaders : null;
     if (pairs === null) return undefined;
-    const l = name.toLowerCase();
+    const l = lowerIfNeeded(name);
     for (const [k, v] of pairs) if (k === l) return v;
     return undefined;
   }

@@ -32,10 +32,10 @@ export interface HostServices {
   now(): number;
 }
 
-/** What one instance's host functions work on; the runtime sets it around every call. */
-const NO_CALL = CallInput.ofBytes(new Uint8Array(0));
-export { NO_CALL };
+/** The input outside a call (a guest's start function may ask for its length). */
+export const NO_CALL = CallInput.ofBytes(new Uint8Array(0));
 
+/** What one instance's host functions work on; the runtime sets it around every call. */
 export class CallState {
   memory: WebAssembly.Memory | null = null;
   /** the current call's input; its ABI bytes are only encoded if the guest reads them */
@@ -68,6 +68,25 @@ function bytesAt(state: CallState, ptr: number, len: number, what: string): Uint
   if (ptr < 0 || len < 0 || ptr + len > buf.byteLength)
     throw new HostLimitError("error", `${what}: [${ptr}, ${ptr + len}) is outside guest memory`);
   return new Uint8Array(buf, ptr, len);
+}
+
+/** Refuses an output over the call's cap before anything is copied. */
+export function checkOutputSize(state: CallState, len: number): void {
+  if (len > state.outputCap)
+    throw new HostLimitError(
+      "output",
+      `output of ${len} bytes exceeds the cap of ${state.outputCap}`,
+    );
+}
+
+/**
+ * The call's output, copied (the guest's or Extism's memory changes after the call) into Node's
+ * Buffer pool rather than an ArrayBuffer of its own.
+ */
+export function setOutput(state: CallState, bytes: Uint8Array): void {
+  const out = Buffer.allocUnsafe(bytes.length);
+  out.set(bytes);
+  state.output = out;
 }
 
 const utf8 = new TextDecoder();
@@ -105,15 +124,8 @@ export function hostFunctions(state: CallState, services: HostServices) {
       return input.length;
     },
     output_set(_ctx: unknown, src: number, len: number): void {
-      if (len > state.outputCap)
-        throw new HostLimitError(
-          "output",
-          `output of ${len} bytes exceeds the cap of ${state.outputCap}`,
-        );
-      // a copy (guest memory changes after the call), from Node's Buffer pool
-      const out = Buffer.allocUnsafe(len);
-      out.set(bytesAt(state, src, len, "output_set"));
-      state.output = out;
+      checkOutputSize(state, len);
+      setOutput(state, bytesAt(state, src, len, "output_set"));
     },
     log(_ctx: unknown, level: number, ptr: number, len: number): void {
       const second = Math.floor(services.now() / 1000);

@@ -10,7 +10,9 @@ import {
   HOST_NAMESPACE,
   HostLimitError,
   NO_CALL,
+  checkOutputSize,
   hostFunctions,
+  setOutput,
 } from "./host-functions.ts";
 import { CallInput } from "./call-input.ts";
 import type { HostServices } from "./host-functions.ts";
@@ -362,12 +364,8 @@ function kernelOverrides(state: CallState) {
       return (ctx as KernelContext).alloc(n);
     },
     output_set: (ctx: unknown, addr: bigint, length: bigint): void => {
-      if (Number(length) > state.outputCap)
-        throw new HostLimitError(
-          "output",
-          `output of ${length} bytes exceeds the cap of ${state.outputCap}`,
-        );
-      state.output = blockBytes(ctx, addr, length).slice();
+      checkOutputSize(state, Number(length));
+      setOutput(state, blockBytes(ctx, addr, length));
     },
     error_set: (ctx: unknown, addr: bigint): void => {
       state.error = utf8.decode(blockBytes(ctx, addr).subarray(0, 4096));
