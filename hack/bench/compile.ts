@@ -4,9 +4,8 @@
 //
 //   npm run bench:compile            prints the table and rewrites the Compiler section of docs/benchmarks.md
 //   npm run bench:compile -- --no-write
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { compile } from "../../capabilities/compiler/index.ts";
+import { writeBenchmarkSection } from "./lib.ts";
 import type { Snapshot } from "../../capabilities/compiler/index.ts";
 
 const NAMESPACES = 50;
@@ -201,12 +200,6 @@ if (import.meta.main) {
   ].join("\n");
   console.log(section);
   if (!process.argv.includes("--no-write")) {
-    const path = resolve(import.meta.dirname, "../../docs/benchmarks.md");
-    const existing = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
-    const updated = /<!-- compiler-bench:start -->[\s\S]*<!-- compiler-bench:end -->/.test(existing)
-      ? existing.replace(/<!-- compiler-bench:start -->[\s\S]*<!-- compiler-bench:end -->/, section)
-      : `${existing.trimEnd()}\n\n${section}\n`;
-    writeFileSync(path, updated);
-    console.log(`\nwrote ${path}`);
+    console.log(`\nwrote ${writeBenchmarkSection("compiler-bench", section)}`);
   }
 }

@@ -221,3 +221,18 @@ export function measured<R extends { requests: number }>(pids: number[], load: (
       pids.length && run.requests ? (ticks / TICKS_PER_SECOND / run.requests) * 1e6 : NaN,
   };
 }
+
+/**
+ * Puts `section` (its `<!-- name:start -->` … `<!-- name:end -->` markers included) into
+ * docs/benchmarks.md in place of the previous one, or appends it; returns the file's path.
+ */
+export function writeBenchmarkSection(name: string, section: string): string {
+  const file = path.join(ROOT, "docs/benchmarks.md");
+  const doc = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
+  const re = new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`);
+  fs.writeFileSync(
+    file,
+    re.test(doc) ? doc.replace(re, () => section) : `${doc.trimEnd()}\n\n${section}\n`,
+  );
+  return file;
+}

@@ -10,12 +10,10 @@
 // Per request, for 4, 16 and 40 request headers, with one plugin and with four plugins on the
 // request (the proxy encodes a head once and every plugin of the request reuses it).
 // Writes docs/benchmarks.md between the plugin-encoding markers (--no-write: print only).
-import fs from "node:fs";
-import path from "node:path";
 import wabtInit from "wabt";
 import { encodeInput } from "../../proxy/plugins/abi.ts";
 import type { Pairs, PluginInput } from "../../proxy/plugins/abi.ts";
-import { ROOT } from "./lib.ts";
+import { writeBenchmarkSection } from "./lib.ts";
 
 const write = !process.argv.includes("--no-write");
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
@@ -214,12 +212,7 @@ async function main() {
   ];
   const text = lines.join("\n");
   console.log(text);
-  if (write) {
-    const file = path.join(ROOT, "docs/benchmarks.md");
-    const doc = fs.readFileSync(file, "utf8");
-    const re = /<!-- plugin-encoding:start -->[\s\S]*<!-- plugin-encoding:end -->/;
-    fs.writeFileSync(file, re.test(doc) ? doc.replace(re, text) : `${doc.trimEnd()}\n\n${text}\n`);
-  }
+  if (write) writeBenchmarkSection("plugin-encoding", text);
 }
 
 await main();

@@ -39,6 +39,7 @@ import {
   proc,
   runWrk,
   waitPort,
+  writeBenchmarkSection,
 } from "./lib.ts";
 import type { Result } from "./lib.ts";
 
@@ -442,10 +443,7 @@ http { access_log off; keepalive_requests 10000000;
     .replace("\nEvery round", "\n\nEvery round");
   console.log(text);
   if (write) {
-    const file = path.join(ROOT, "docs/benchmarks.md");
-    const doc = fs.readFileSync(file, "utf8");
-    const re = /<!-- plugin-bench:start -->[\s\S]*<!-- plugin-bench:end -->/;
-    fs.writeFileSync(file, re.test(doc) ? doc.replace(re, text) : `${doc.trimEnd()}\n\n${text}\n`);
+    writeBenchmarkSection("plugin-bench", text);
     console.error(`bench: wrote docs/benchmarks.md`);
   }
   if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });

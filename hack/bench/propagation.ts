@@ -5,9 +5,8 @@
 //      route Accepted in status.
 // Runs the user's install first (npm run deploy:local). Writes docs/benchmarks.md (section
 // between the propagation-bench markers) unless --no-write.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { deployLocal, undeployLocal } from "../deploy/local.ts";
+import { writeBenchmarkSection } from "./lib.ts";
 import type { Cluster } from "../../test/integration/helpers/cluster.ts";
 import { eventually, uniqueNamespace } from "../../test/integration/helpers/cluster.ts";
 import { echoApp, httpGet } from "../../test/integration/helpers/workloads.ts";
@@ -162,15 +161,6 @@ if (import.meta.main) {
   const section = await main();
   console.log(section);
   if (!process.argv.includes("--no-write")) {
-    const path = resolve(import.meta.dirname, "../../docs/benchmarks.md");
-    const existing = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
-    const pattern = /<!-- propagation-bench:start -->[\s\S]*<!-- propagation-bench:end -->/;
-    writeFileSync(
-      path,
-      pattern.test(existing)
-        ? existing.replace(pattern, section)
-        : `${existing.trimEnd()}\n\n${section}\n`,
-    );
-    console.log(`wrote ${path}`);
+    console.log(`wrote ${writeBenchmarkSection("propagation-bench", section)}`);
   }
 }

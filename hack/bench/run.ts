@@ -28,6 +28,7 @@ import {
   runH2load,
   runWrk,
   waitPort,
+  writeBenchmarkSection,
 } from "./lib.ts";
 import type { Result } from "./lib.ts";
 
@@ -373,11 +374,7 @@ backend be
   ].join("\n");
   console.log(section);
   if (write) {
-    const file = path.join(ROOT, "docs/benchmarks.md");
-    let text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
-    const re = /<!-- dataplane-bench:start -->[\s\S]*<!-- dataplane-bench:end -->/;
-    text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
-    fs.writeFileSync(file, text);
+    const file = writeBenchmarkSection("dataplane-bench", section);
     console.error(`bench: wrote ${path.relative(ROOT, file)}`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
