@@ -1,6 +1,7 @@
-// The two encodings of ABI v1 (plugins-sdk/ABI.md) on the guest side: a lazily decoded view of
-// the call input and the decision builders. `run()` ties one call together: one input copy, one
-// output copy, and a heap that is released when the call returns (rt/arena.ts).
+// The two encodings of ABI v1 (plugins-sdk/ABI.md) on the guest side: the call input (single
+// values asked of the host, the buffer copied only for lists and bodies) and the decision
+// builders. `run()` ties one call together: at most one input copy, one output copy, and a heap
+// that is released when the call returns (rt/arena.ts).
 import { readInput, writeOutput, setError, configBytes, log, LogLevel, Input, headInfo, fieldGet, headerGet, metaGet } from "./host";
 import { Json, parseJson, jsonError } from "./json";
 
@@ -32,13 +33,6 @@ function nameIs(p: usize, name: string): bool {
     if (<u32>load<u8>(b + <usize>i) != c) return false;
   }
   return true;
-}
-
-/** Exact UTF-8 comparison of the str at `p` with `key`'s encoding `k`. */
-function bytesAre(p: usize, k: ArrayBuffer): bool {
-  const len = <i32>load<u32>(p);
-  if (len != k.byteLength) return false;
-  return memory.compare(p + 4, changetype<usize>(k), <usize>len) == 0;
 }
 
 /**
@@ -109,20 +103,14 @@ export class Request {
 }
 
 /**
- * The whole call input as the ABI's buffer. Decoding walks it once to find where each field
- * starts; strings are only built for what the plugin asks for.
+ * The whole call input as the ABI's buffer, for what Request does not ask of the host. Decoding
+ * walks it once to find where each list starts; strings are only built for what is asked for.
  */
 class InputView {
-  /** Phase.Request or Phase.Response */
-  readonly phase: i32;
   readonly hasBody: bool;
-  readonly bodyTruncated: bool;
-  /** the upstream status in the response phase, 0 in the request phase */
-  readonly status: i32;
   private buf: ArrayBuffer;
   private base: usize;
-  // offsets (from base) of the seven leading strs, then of each list's first pair
-  private fields: StaticArray<u32> = new StaticArray<u32>(7);
+  // offsets (from base) of each list's first pair and of the body
   private reqAt: u32 = 0;
   private reqCount: u32 = 0;
   private respAt: u32 = 0;
@@ -138,17 +126,11 @@ class InputView {
     this.end = <u32>input.length;
     if (this.end < 4 || load<u8>(this.base) != MAGIC) throw new Error("input is not a RAUTA call input");
     if (load<u8>(this.base, 1) != ABI_VERSION) throw new Error("input is for another ABI version");
-    this.phase = <i32>load<u8>(this.base, 2);
-    const flags = load<u8>(this.base, 3);
-    this.hasBody = (flags & 1) != 0;
-    this.bodyTruncated = (flags & 2) != 0;
+    this.hasBody = (load<u8>(this.base, 3) & 1) != 0;
+    // the seven leading strs and the status come from field_get / head_info (Request)
     let n: u32 = 4;
-    for (let i = 0; i < 7; i++) {
-      unchecked((this.fields[i] = n));
-      n = this.skipStr(n);
-    }
+    for (let i = 0; i < 7; i++) n = this.skipStr(n);
     this.need(n, 2);
-    this.status = <i32>load<u16>(this.base + <usize>n);
     n += 2;
     this.need(n, 4);
     this.reqCount = load<u32>(this.base + <usize>n);
@@ -183,27 +165,7 @@ class InputView {
     for (let i: u32 = 0; i < count; i++) n = this.skipStr(this.skipStr(n));
     return n;
   }
-  private field(i: i32): string {
-    return utf8At(this.base + <usize>unchecked(this.fields[i]));
-  }
 
-  get method(): string { return this.field(0); }
-  get scheme(): string { return this.field(1); }
-  /** as the client sent it (Host / :authority) */
-  get authority(): string { return this.field(2); }
-  /** normalized, without the query */
-  get path(): string { return this.field(3); }
-  /** without '?', "" when absent */
-  get query(): string { return this.field(4); }
-  /** the client's address, e.g. "127.0.0.1" or "::1" */
-  get client(): string { return this.field(5); }
-  /** "<namespace>/<name>/rule/<index>" */
-  get route(): string { return this.field(6); }
-
-  /** The first value of request header `name` (any case), null when absent. */
-  header(name: string): string | null {
-    return this.first(this.reqAt, this.reqCount, name);
-  }
   /** Every value of request header `name`, in arrival order. */
   headerValues(name: string): string[] {
     return this.all(this.reqAt, this.reqCount, name);
@@ -212,26 +174,11 @@ class InputView {
   headers(): Pair[] {
     return this.pairs(this.reqAt, this.reqCount);
   }
-  /** The first value of response header `name` (response phase), null when absent. */
-  responseHeader(name: string): string | null {
-    return this.first(this.respAt, this.respCount, name);
-  }
   responseHeaderValues(name: string): string[] {
     return this.all(this.respAt, this.respCount, name);
   }
   responseHeaders(): Pair[] {
     return this.pairs(this.respAt, this.respCount);
-  }
-  /** Metadata `key` (exact, case-sensitive) that an earlier plugin set, null when absent. */
-  meta(key: string): string | null {
-    const k = String.UTF8.encode(key);
-    let p = this.base + <usize>this.metaAt;
-    for (let i: u32 = 0; i < this.metaCount; i++) {
-      const v = p + 4 + <usize>load<u32>(p);
-      if (bytesAre(p, k)) return utf8At(v);
-      p = v + 4 + <usize>load<u32>(v);
-    }
-    return null;
   }
   metadata(): Pair[] {
     return this.pairs(this.metaAt, this.metaCount);
@@ -247,15 +194,6 @@ class InputView {
     return utf8At(this.base + <usize>this.bodyAt);
   }
 
-  private first(at: u32, count: u32, name: string): string | null {
-    let p = this.base + <usize>at;
-    for (let i: u32 = 0; i < count; i++) {
-      const v = p + 4 + <usize>load<u32>(p);
-      if (nameIs(p, name)) return utf8At(v);
-      p = v + 4 + <usize>load<u32>(v);
-    }
-    return null;
-  }
   private all(at: u32, count: u32, name: string): string[] {
     const out = new Array<string>();
     let p = this.base + <usize>at;
