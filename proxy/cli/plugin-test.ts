@@ -9,6 +9,7 @@ import type { Plugin } from "../config/schema.ts";
 import { encodeInput } from "../plugins/abi.ts";
 import type { Decision, Pairs, PluginInput } from "../plugins/abi.ts";
 import { LoadedPlugin } from "../plugins/loaded-plugin.ts";
+import { cutBody } from "../pipeline/step.ts";
 import { ModuleError, ModuleStore } from "../plugins/modules.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -167,9 +168,10 @@ export async function runPluginTest(argv: string[]): Promise<number> {
     metadata: Object.entries(req.metadata ?? {}),
   };
   if (req.body !== undefined) {
-    const all = new TextEncoder().encode(req.body);
-    input.body = all.subarray(0, spec.limits.maxBodyBytes);
-    if (all.length > spec.limits.maxBodyBytes) input.bodyTruncated = true;
+    const body = { bytes: new TextEncoder().encode(req.body), truncated: false };
+    const seen = cutBody(body, spec.limits.maxBodyBytes);
+    input.body = seen.bytes;
+    if (seen.truncated) input.bodyTruncated = true;
   }
   const t0 = performance.now();
   const outcome = await loaded.run(phase, encodeInput(input));

@@ -5,6 +5,8 @@
 import { Readable } from "node:stream";
 import type { Http2ServerRequest } from "node:http2";
 import type { DownstreamRequest } from "./context.ts";
+import { bodyView } from "./step.ts";
+import type { BodyView } from "./step.ts";
 
 export class BodyReadError extends Error {
   /** 408: the client was too slow; 400: it went away or the stream failed */
@@ -39,15 +41,15 @@ export class RequestBody {
   }
 
   /** Reads until more than max bytes arrived or the body ended; rejects with a BodyReadError. */
-  async upTo(max: number, timeoutMs: number): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+  async upTo(max: number, timeoutMs: number): Promise<BodyView> {
     while (!this.complete && this.size <= max) {
       if (this.failure !== null) throw this.failure;
       await (this.reading ??= this.readMore(max, timeoutMs).finally(() => (this.reading = null)));
     }
     if (this.failure !== null) throw this.failure;
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, all);
-    return { bytes: all.subarray(0, Math.min(max, all.length)), truncated: all.length > max };
+    const { joined, view } = bodyView(this.chunks, max);
+    this.chunks.splice(0, this.chunks.length, joined);
+    return view;
   }
 
   private readMore(max: number, timeoutMs: number): Promise<void> {

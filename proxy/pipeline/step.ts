@@ -18,6 +18,20 @@ export interface BodyView {
   truncated: boolean;
 }
 
+/** The first `max` bytes of a body that arrived as chunks, joined once (`joined`, for the caller to keep). */
+export function bodyView(
+  chunks: readonly Buffer[],
+  max: number,
+): { joined: Buffer; view: BodyView } {
+  const joined = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return { joined, view: cutBody({ bytes: joined, truncated: false }, max) };
+}
+
+/** At most `max` bytes of a body, marked truncated when more followed. */
+export function cutBody(body: BodyView, max: number): BodyView {
+  return body.bytes.length <= max ? body : { bytes: body.bytes.subarray(0, max), truncated: true };
+}
+
 /** A step that runs on the upstream response head before it is sent downstream (plugins). */
 export interface ResponseStep {
   readonly name: string;

@@ -27,6 +27,7 @@ import { endSocketWithInternalError, endWithInternalError, reportContained } fro
 import { RequestContext, applyResponseEdits } from "../pipeline/context.ts";
 import type { LocalReply } from "../pipeline/context.ts";
 import { runSteps } from "../pipeline/chain.ts";
+import { bodyView } from "../pipeline/step.ts";
 import type { BodyView, ResponseStep } from "../pipeline/step.ts";
 import { rewritePath } from "../pipeline/rewrite.ts";
 import type { Pairs } from "../plugins/abi.ts";
@@ -1189,14 +1190,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     const h = this.heldHead;
     if (h === null) return;
     this.heldHead = null;
-    const chunks = this.pending ?? [];
-    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    if (chunks.length > 1) this.pending = [all];
-    const body = {
-      bytes: all.subarray(0, Math.min(h.want, all.length)),
-      truncated: all.length > h.want,
-    };
-    this.runResponseSteps(h.status, h.headers, h.steps, 0, body);
+    const { joined, view } = bodyView(this.pending ?? [], h.want);
+    this.pending = [joined];
+    this.runResponseSteps(h.status, h.headers, h.steps, 0, view);
   }
 
   private runResponseSteps(

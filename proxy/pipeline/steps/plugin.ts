@@ -11,6 +11,7 @@ import { CallInput } from "../../plugins/call-input.ts";
 import type { Decision, Op, Pairs, Phase, PluginInput } from "../../plugins/abi.ts";
 import type { LoadedPlugin, Outcome } from "../../plugins/loaded-plugin.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
+import { cutBody } from "../step.ts";
 import type { RequestStep, BodyView, ResponseStep, StepResult } from "../step.ts";
 import { BodyReadError } from "../request-body.ts";
 
@@ -192,12 +193,7 @@ export class PluginResponseStep implements ResponseStep {
     for (let i = 0; i < headers.length; i += 2)
       pairs.push([headers[i]!.toLowerCase(), headers[i + 1]!]);
     const own =
-      body !== undefined && this.plugin.spec.needsBody
-        ? {
-            bytes: body.bytes.subarray(0, this.bodyBytes),
-            truncated: body.truncated || body.bytes.length > this.bodyBytes,
-          }
-        : undefined;
+      body !== undefined && this.plugin.spec.needsBody ? cutBody(body, this.bodyBytes) : undefined;
     const outcome = await this.plugin.run(
       "response",
       CallInput.of(input(ctx, "response", status, pairs, own)),
