@@ -97,6 +97,11 @@ export interface Scenario {
      * "502|503": either
      */
     plainShows?: string[];
+    /**
+     * upstream error kinds RAUTA must count at least once ("connect|reset": either), for a fault
+     * whose cost to clients is too small to count on (what was in flight at one instant)
+     */
+    upstreamShows?: string[];
   };
 }
 
@@ -204,7 +209,8 @@ export function scenarios(): Scenario[] {
       heal: async env => void (await env.toxi.client.setEnabled(env.endpoints[0]!.proxy, true)),
       recoverWithinMs: 45_000,
       waitBackend: "a",
-      expect: { retryOkMin: 0.99, plainShows: ["502|503"] },
+      // the plain route loses only what was in flight on a when it went (0-2 requests a run)
+      expect: { retryOkMin: 0.99, upstreamShows: ["connect|reset"] },
     },
     {
       id: "all-down",
@@ -540,6 +546,11 @@ export function check(r: ScenarioResult): string[] {
   for (const k of r.expect.plainShows ?? [])
     if (!k.split("|").some(x => r.during.plain[x]))
       bad.push(`the fault did not show: no ${k} on the plain route (${formatMix(r.during.plain)})`);
+  for (const k of r.expect.upstreamShows ?? [])
+    if (!k.split("|").some(x => r.upstreamErrors[x]))
+      bad.push(
+        `the fault did not show: no ${k} upstream error (${JSON.stringify(r.upstreamErrors)})`,
+      );
   // slack for a loaded 2-core machine: scheduling, not waiting
   const slack = 400;
   if (r.maxMs.retry > REQUEST_TIMEOUT_MS + slack)
