@@ -2,6 +2,7 @@
 // decision a plugin answers. The host uses encodeInput/decodeDecision; the other two directions
 // exist for the shared test vectors (plugins-sdk/testdata/) and `rauta plugin test`.
 import { lowerIfNeeded } from "../filters/headers.ts";
+import { asciiAt, fieldValueAt, headerNameAt } from "./ascii.ts";
 
 export const ABI_VERSION = 1;
 const MAGIC = 0x52;
@@ -190,14 +191,8 @@ class Reader {
     this.n += len;
     // ASCII by hand: TextDecoder's per-call cost dominates for strings this short
     if (len <= 64) {
-      const b = this.buf;
-      let out = "";
-      for (let i = start; i < start + len; i++) {
-        const c = b[i]!;
-        if (c > 0x7f) return this.utf8(start, len, what, index);
-        out += String.fromCharCode(c);
-      }
-      return out;
+      const a = asciiAt(this.buf, start, start + len);
+      if (a !== null) return a;
     }
     return this.utf8(start, len, what, index);
   }
@@ -207,6 +202,32 @@ class Reader {
     } catch {
       throw new AbiError(`${named(what, index)} is not valid UTF-8`);
     }
+  }
+  /** A header name, lowercased; `what` ends in " name" (the error says where it was). */
+  headerName(what: string, index: number): string {
+    const len = this.u32(what, index);
+    this.need(len, what, index);
+    const start = this.n;
+    this.n += len;
+    const name = headerNameAt(this.buf, start, start + len);
+    if (name === null) {
+      const raw = new TextDecoder().decode(this.buf.subarray(start, start + len));
+      throw new AbiError(
+        `${what.slice(0, -5)} ${index}: invalid header name ${JSON.stringify(raw)}`,
+      );
+    }
+    return name;
+  }
+  /** A header value: no CR, LF or NUL (RFC 9110 §5.5); `what` ends in " value". */
+  headerValue(what: string, index: number): string {
+    const len = this.u32(what, index);
+    this.need(len, what, index);
+    const start = this.n;
+    this.n += len;
+    const v = fieldValueAt(this.buf, start, start + len);
+    if (v === "cr")
+      throw new AbiError(`${what.slice(0, -6)} ${index}: header value contains CR, LF or NUL`);
+    return v ?? this.utf8(start, len, what, index);
   }
   pairs(what: string): Pairs {
     const count = this.u32(what);
@@ -400,8 +421,8 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
       case 2:
       case 7:
       case 8: {
-        const name = headerName(r.str("op name", i), "op", i);
-        const value = headerValue(r.str("op value", i), "op", i);
+        const name = r.headerName("op name", i);
+        const value = r.headerValue("op value", i);
         const op =
           code === 1
             ? "setRequestHeader"
@@ -417,7 +438,7 @@ export function decodeDecision(buf: Uint8Array, phase: Phase): Decision {
       case 9:
         ops.push({
           op: code === 3 ? "removeRequestHeader" : "removeResponseHeader",
-          name: headerName(r.str("op name", i), "op", i),
+          name: r.headerName("op name", i),
         });
         break;
       case 4: {

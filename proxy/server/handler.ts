@@ -547,7 +547,7 @@ export function upstreamRequestHeaders(
   forwarded: boolean,
   changed: Pairs | null = null,
 ): string[] {
-  const raw = changed === null ? req.rawHeaders : changed.flat();
+  const raw = changed === null ? req.rawHeaders : flatPairs(changed);
   const conn = connectionTokens(headerString(req.headers.connection));
   const out: string[] = [];
   let xff: string | undefined;
@@ -607,6 +607,17 @@ export function upstreamRequestHeaders(
     out.push("forwarded", prior ? `${prior}, ${own}` : own);
   }
   if (plan !== null) appendPlan(out, plan);
+  return out;
+}
+
+// [[name, value], ...] as [name, value, ...] (Array.prototype.flat is several times slower)
+function flatPairs(pairs: Pairs): string[] {
+  const out = new Array<string>(pairs.length * 2);
+  for (let i = 0; i < pairs.length; i++) {
+    const p = pairs[i]!;
+    out[2 * i] = p[0];
+    out[2 * i + 1] = p[1];
+  }
   return out;
 }
 

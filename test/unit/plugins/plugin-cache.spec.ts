@@ -53,6 +53,14 @@ describe("plugin cache (cache_get / cache_set)", () => {
       true,
       true,
     ]);
+    // an entry hit often survives any number of others coming and going
+    const busy = new PluginCache(10, 1 << 20);
+    busy.set("hot", bytes("hot"), 1000, 0);
+    for (let i = 0; i < 500; i++) {
+      busy.set(`k${i}`, bytes("v"), 1000, 0);
+      if (i % 4 === 0) expect(busy.get("hot", 1), `after ${i}`).to.not.equal(null);
+      expect(busy.size).to.be.at.most(10);
+    }
     const small = new PluginCache(100, 100);
     small.set("a", new Uint8Array(60), 1000, 0);
     small.set("b", new Uint8Array(30), 1000, 0);
