@@ -116,7 +116,7 @@ export function ascArgs(entry: string, out: string): string[] {
     // a guest abort (failed assertion, throw) logs and traps instead of importing env.abort
     "--use",
     `abort=${rel(path.join(SDK_SOURCES, "host"))}/rautaAbort`,
-    "-Oz",
+    "-O3",
     "--noColors",
   ];
 }

@@ -2,7 +2,7 @@
 // values asked of the host, the buffer copied only for lists and bodies) and the decision
 // builders. `run()` ties one call together: at most one input copy, one output copy, and a heap
 // that is released when the call returns (rt/arena.ts).
-import { readInput, writeOutput, setError, configBytes, log, LogLevel, Input, headInfo, fieldGet, headerGet, metaGet } from "./host";
+import { readInput, writeOutput, setError, configBytes, log, LogLevel, Input, headInfo, fieldGet, headerGet, headerBytes, metaGet } from "./host";
 import { Json, parseJson, jsonError } from "./json";
 
 const MAGIC: u8 = 0x52;
@@ -86,6 +86,8 @@ export class Request {
 
   /** The first value of request header `name` (any case), null when absent. */
   header(name: string): string | null { return headerGet(0, name); }
+  /** header() as UTF-8 bytes, for a plugin that compares or hashes values without decoding them. */
+  headerBytes(name: string): Uint8Array | null { return headerBytes(0, name); }
   /** Every value of request header `name`, in arrival order. */
   headerValues(name: string): string[] { return this.all().headerValues(name); }
   /** All request headers, in arrival order. */
@@ -316,6 +318,18 @@ export class Decision {
     return new Decision(Action.Reject, w);
   }
 
+  /**
+   * A decision already encoded: `bytes` as an earlier call's encodedBytes() gave them (e.g. kept
+   * with cacheSet). The host checks them as it checks any decision; empty bytes are CONTINUE.
+   */
+  static raw(bytes: Uint8Array): Decision {
+    if (bytes.length == 0) return Decision.continue_();
+    const w = new Writer(bytes.length);
+    memory.copy(w.ptr, bytes.dataStart, <usize>bytes.length);
+    w.n = bytes.length;
+    return new Decision(bytes.length > 2 ? load<u8>(bytes.dataStart + 2) : Action.Modify, w);
+  }
+
   /** Start a MODIFY decision; see Modify. */
   static modify(): Modify {
     return new Modify();
@@ -345,6 +359,15 @@ export class Decision {
   /** The wire bytes' writer, null for CONTINUE. */
   encoded(): Writer | null {
     return this.w;
+  }
+
+  /** The wire bytes (empty for CONTINUE), e.g. to keep with cacheSet and answer with raw(). */
+  encodedBytes(): Uint8Array {
+    const w = this.w;
+    if (w === null) return new Uint8Array(0);
+    const out = new Uint8Array(w.n);
+    memory.copy(out.dataStart, w.ptr, <usize>w.n);
+    return out;
   }
 }
 

@@ -166,6 +166,20 @@ export function headerGet(list: i32, name: string): string | null {
     host_header_get(askList, changetype<usize>(askKey), <usize>askKey.byteLength, dst, cap));
 }
 
+/** headerGet as the value's UTF-8 bytes (a copy of its own), null when absent. */
+export function headerBytes(list: i32, name: string): Uint8Array | null {
+  const key = String.UTF8.encode(name);
+  const n = host_header_get(list, changetype<usize>(key), <usize>key.byteLength, changetype<usize>(scratch), <usize>scratch.byteLength);
+  if (n < 0) return null;
+  const out = new Uint8Array(n);
+  if (n <= scratch.byteLength) {
+    memory.copy(out.dataStart, changetype<usize>(scratch), <usize>n);
+    return out;
+  }
+  const m = host_header_get(list, changetype<usize>(key), <usize>key.byteLength, out.dataStart, <usize>n);
+  return m < 0 || m > n ? null : out.subarray(0, m);
+}
+
 /** Metadata `key` an earlier plugin set, null when absent. */
 export function metaGet(key: string): string | null {
   askKey = String.UTF8.encode(key);
@@ -179,13 +193,17 @@ export function metaGet(key: string): string | null {
  * null when absent or expired. The host keeps them: a call's own heap is gone when it returns.
  */
 export function cacheGet(key: string): Uint8Array | null {
-  const k = String.UTF8.encode(key);
+  return cacheGetBytes(Uint8Array.wrap(String.UTF8.encode(key)));
+}
+
+/** cacheGet with the key as bytes (no string round trip for a key that came as bytes). */
+export function cacheGetBytes(key: Uint8Array): Uint8Array | null {
   let out = new Uint8Array(256);
-  let n = host_cache_get(changetype<usize>(k), <usize>k.byteLength, out.dataStart, <usize>out.length);
+  let n = host_cache_get(key.dataStart, <usize>key.length, out.dataStart, <usize>out.length);
   if (n < 0) return null;
   if (n > out.length) {
     out = new Uint8Array(n);
-    n = host_cache_get(changetype<usize>(k), <usize>k.byteLength, out.dataStart, <usize>out.length);
+    n = host_cache_get(key.dataStart, <usize>key.length, out.dataStart, <usize>out.length);
     if (n < 0 || n > out.length) return null;
   }
   return out.subarray(0, n);
@@ -193,8 +211,12 @@ export function cacheGet(key: string): Uint8Array | null {
 
 /** Stores `value` under `key` for `ttlMs`; false when the host refused it (over its bounds). */
 export function cacheSet(key: string, value: Uint8Array, ttlMs: f64): bool {
-  const k = String.UTF8.encode(key);
-  return host_cache_set(changetype<usize>(k), <usize>k.byteLength, value.dataStart, <usize>value.length, ttlMs) == 1;
+  return cacheSetBytes(Uint8Array.wrap(String.UTF8.encode(key)), value, ttlMs);
+}
+
+/** cacheSet with the key as bytes. */
+export function cacheSetBytes(key: Uint8Array, value: Uint8Array, ttlMs: f64): bool {
+  return host_cache_set(key.dataStart, <usize>key.length, value.dataStart, <usize>value.length, ttlMs) == 1;
 }
 
 /**

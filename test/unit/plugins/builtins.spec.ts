@@ -412,6 +412,52 @@ describe("built-in plugins", function () {
         expect(ops(again)).to.have.length(6);
       });
 
+      it("answers a header token's repeat as its first answer, however the scheme and spaces are spelled", async () => {
+        const host = countingHost();
+        const h = await start("jwt-auth", cfg, host);
+        const token = sign("HS256", claims(), { kid: "hs" });
+        const first = await h.decide(bearer(token));
+        for (const value of [`bearer ${token}`, `  BEARER \t ${token} `, `Bearer ${token}`])
+          expect(await h.decide(withHeaders([["authorization", value]]))).to.deep.equal(first);
+        expect(host.hits).to.equal(3);
+        // not a bearer token: refused, cache or not
+        const basic = await h.decide(withHeaders([["authorization", `Basic ${token}`]]));
+        expect(basic.action).to.equal("reject");
+      });
+
+      it("from the query or a cookie, a cached token still gets this request's own decision", async () => {
+        const host = countingHost();
+        const h = await start(
+          "jwt-auth",
+          {
+            keys: [{ alg: "HS256", secret }],
+            queryParam: "access_token",
+            cookie: "session",
+            verifiedTokenCacheSeconds: 60,
+            forwardToken: false,
+          },
+          host,
+        );
+        const token = sign("HS256", claims());
+        const q = (query: string) => h.decide(request({ query }));
+        expect(ops(await q(`a=1&access_token=${token}`)).at(-1)).to.deep.equal({
+          op: "setQuery",
+          query: "a=1",
+        });
+        expect(ops(await q(`access_token=${token}&z=9`)).at(-1)).to.deep.equal({
+          op: "setQuery",
+          query: "z=9",
+        });
+        const c = await h.decide(withHeaders([["cookie", `session=${token}; lang=fi`]]));
+        expect(ops(c).at(-1)).to.deep.equal({
+          op: "setRequestHeader",
+          name: "cookie",
+          value: "lang=fi",
+        });
+        expect(host.hits).to.equal(2);
+        expect(host.cache.size).to.equal(1);
+      });
+
       it("never past the token's exp + clockSkewSeconds, nor past verifiedTokenCacheSeconds", async () => {
         const host = countingHost();
         const h = await start("jwt-auth", cfg, host);

@@ -6,7 +6,7 @@
 import {
   run, config, Request, Decision, Modify, Json, JsonKind, Alg, verifySignature, nowMs, log, LogLevel,
   parseJson, base64DecodeRaw, base64Decode, base64UrlDecode, numberText, quote, asciiLower, trimOws,
-  isHeaderValueSafe, queryParam, queryWithout, cacheGet, cacheSet, Writer,
+  isHeaderValueSafe, queryParam, queryWithout, cacheGet, cacheSet, cacheGetBytes, Writer,
 } from "../../../assemblyscript/assembly/index";
 
 /** A verification key and the one algorithm it may verify (no algorithm confusion). */
@@ -457,11 +457,66 @@ function claimChanges(claims: Json, r: Recorder): void {
   }
 }
 
+// What the cache keeps. A token from the header yields the same decision every time (what its
+// claims change, then the token's removal), so that decision is kept whole, under the token, and
+// a repeat is answered with its bytes as they are: no decoding, no re-encoding. From the query or
+// a cookie the decision also depends on the rest of the request, so what the claims change is
+// kept (under REPLAY + token) and replayed onto each request's own decision.
+const REPLAY = "\u0001";
+
+function isOws(c: u8): bool {
+  return c == 32 || c == 9;
+}
+
+/**
+ * The token's bytes in the header's value, as findToken finds it in the value's text; null if it
+ * would find none. Bytes and text agree: the spaces, tabs and "bearer " it looks at are ASCII,
+ * which UTF-8 never uses inside a multi-byte character. (A value that is not UTF-8 gives a key
+ * nothing was stored under, since keys stored come from text: that token is verified each time.)
+ */
+function headerToken(v: Uint8Array): Uint8Array | null {
+  let a = 0;
+  let b = v.length;
+  while (a < b && isOws(unchecked(v[a]))) a++;
+  while (b > a && isOws(unchecked(v[b - 1]))) b--;
+  if (b - a > 7) {
+    let scheme = true;
+    const want = "bearer ";
+    for (let i = 0; i < 7; i++) {
+      let c = unchecked(v[a + i]);
+      if (c >= 65 && c <= 90) c += 32;
+      if (c != <u8>want.charCodeAt(i)) {
+        scheme = false;
+        break;
+      }
+    }
+    if (scheme) {
+      a += 7;
+      while (a < b && isOws(unchecked(v[a]))) a++;
+      return v.subarray(a, b);
+    }
+  }
+  if (headerName == "authorization" || b == a) return null;
+  return v.subarray(a, b);
+}
+
 function onRequest(req: Request): Decision {
+  if (cacheSeconds > 0) {
+    const v = req.headerBytes(headerName);
+    if (v !== null) {
+      const t = headerToken(v);
+      if (t !== null) {
+        const whole = cacheGetBytes(t);
+        if (whole !== null) return Decision.raw(whole);
+      }
+    }
+  }
   const found = findToken(req);
   if (found === null) return unauthorized("no bearer token", true);
+  const fromHeader = found.source == FROM_HEADER;
   let m = new Modify();
-  const cached = cacheSeconds > 0 ? cacheGet(found.token) : null;
+  let ttl: f64 = 0;
+  const cached = cacheSeconds > 0 && !fromHeader ? cacheGet(REPLAY + found.token) : null;
   if (cached === null || !replay(cached, m)) {
     if (cached !== null) m = new Modify();
     const verdict = verify(found.token);
@@ -469,7 +524,10 @@ function onRequest(req: Request): Decision {
     if (claims === null) return unauthorized(verdict.error, false);
     const r = new Recorder(m);
     claimChanges(claims, r);
-    if (cacheSeconds > 0) cacheSet(found.token, r.bytes(), cacheTtlMs(claims));
+    if (cacheSeconds > 0) {
+      ttl = cacheTtlMs(claims);
+      if (!fromHeader) cacheSet(REPLAY + found.token, r.bytes(), ttl);
+    }
   }
   if (!forwardToken) {
     if (found.source == FROM_HEADER) m.removeRequestHeader(headerName);
@@ -480,7 +538,9 @@ function onRequest(req: Request): Decision {
       else m.setRequestHeader("cookie", rest);
     }
   }
-  return m.orContinue();
+  const d = m.orContinue();
+  if (fromHeader && ttl > 0) cacheSet(found.token, d.encodedBytes(), ttl);
+  return d;
 }
 
 export function on_request(): i32 {
