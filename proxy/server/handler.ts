@@ -295,12 +295,29 @@ function route(
     query,
     headers: req.headers,
   };
-  const vh = pl.router.virtualHost(hostOf(authority));
+  const host = hostOf(authority);
+  // RFC 9110 §15.5.20: a TLS connection belongs to the listener its SNI chose (and its
+  // certificate). A request for a host another listener of this port serves came over a reused
+  // connection (HTTP/2 coalescing, or a client that sends one name in SNI and another in Host):
+  // 421 makes the client open a connection of its own for that host.
+  if (pl.sni !== null) {
+    const sni = tlsServerName(req);
+    if (sni !== null && pl.sni.listenerOf(sni) !== pl.sni.listenerOf(host))
+      return fail(421, `this connection's TLS server name ${sni} is not for host ${host}`);
+  }
+  const vh = pl.router.virtualHost(host);
   const entry = vh === null ? null : vh.match(view);
   if (entry === null) {
-    return fail(404, `no route matches this request (host ${JSON.stringify(hostOf(authority))})`);
+    return fail(404, `no route matches this request (host ${JSON.stringify(host)})`);
   }
   return { failed: false, gen, pl, entry, view, authority };
+}
+
+/** The SNI server name the client sent on this request's TLS connection; null without one. */
+function tlsServerName(req: DownstreamRequest): string | null {
+  // HTTP/2's compat request exposes the session's socket
+  const name = (req.socket as { servername?: string | false | null } | null)?.servername;
+  return typeof name === "string" && name !== "" ? name : null;
 }
 
 export function handleRequest(

@@ -46,6 +46,23 @@ export class SniContexts {
     }
   }
 
+  /**
+   * Which listener hostname `name` falls under: itself (an exact listener hostname), "*.suffix",
+   * "*" (a listener without hostname), or null (none: the handshake was refused). The same
+   * choice as lookup(), as a value two names can be compared by.
+   */
+  listenerOf(name: string): string | null {
+    const n = name.toLowerCase();
+    if (this.exact.has(n)) return n;
+    let dot = n.indexOf(".");
+    while (dot > 0 && dot < n.length - 1) {
+      const suffix = n.slice(dot);
+      if (this.wildcard.has(suffix)) return `*${suffix}`;
+      dot = n.indexOf(".", dot + 1);
+    }
+    return this.defaultContext !== null ? "*" : null;
+  }
+
   lookup(servername: string): tls.SecureContext | null {
     const name = servername.toLowerCase();
     const e = this.exact.get(name);

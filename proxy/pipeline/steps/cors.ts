@@ -59,9 +59,20 @@ export class CorsStep implements RequestStep {
       const headers: Array<[string, string]> = [];
       if (allowed) {
         headers.push(["access-control-allow-origin", allowOrigin]);
-        if (this.allowMethods) headers.push(["access-control-allow-methods", this.allowMethods]);
-        if (this.allowHeaders) headers.push(["access-control-allow-headers", this.allowHeaders]);
+        // Fetch §3.2.3: with credentials a browser takes "*" literally (a method or header
+        // named "*"): a wildcard answers with what the preflight asks for instead
+        const methods =
+          this.allowMethods === "*" && this.credentials
+            ? headerString(ctx.req.headers["access-control-request-method"])
+            : this.allowMethods;
+        const requested = headerString(ctx.req.headers["access-control-request-headers"]);
+        const allowHeaders =
+          this.allowHeaders === "*" && this.credentials ? requested : this.allowHeaders;
+        if (methods) headers.push(["access-control-allow-methods", methods]);
+        if (allowHeaders) headers.push(["access-control-allow-headers", allowHeaders]);
         if (this.credentials) headers.push(["access-control-allow-credentials", "true"]);
+        // the Gateway API filter sends its exposeHeaders on the preflight's answer too
+        if (this.exposeHeaders) headers.push(["access-control-expose-headers", this.exposeHeaders]);
         headers.push(["access-control-max-age", this.maxAge], ["vary", "Origin"]);
       }
       return { status: 204, headers, body: EMPTY };
@@ -77,3 +88,6 @@ export class CorsStep implements RequestStep {
 }
 
 const EMPTY = new Uint8Array(0);
+
+const headerString = (v: string | string[] | undefined): string =>
+  v === undefined ? "" : Array.isArray(v) ? v.join(", ") : v;

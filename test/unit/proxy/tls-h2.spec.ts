@@ -215,6 +215,55 @@ describe("proxy: TLS, SNI, HTTP/2", function () {
     expect(j.headers.host).to.equal(`a.example.com:${tlsPort}`);
   });
 
+  it("answers 421 to a request for a host another listener serves than the one its connection's SNI chose (RFC 9110 §15.5.20)", async () => {
+    const over = (sni: string, authority: string) =>
+      h2Get(`https://${authority}:${tlsPort}`, "/misdirected", {
+        rejectUnauthorized: false,
+        createConnection: () =>
+          tls.connect({
+            host: "127.0.0.1",
+            port: tlsPort,
+            servername: sni,
+            rejectUnauthorized: false,
+            ALPNProtocols: ["h2"],
+          }),
+      });
+    // a.example.com has a listener of its own; unknown.example.org falls to the one without hostname
+    const misdirected = await over("a.example.com", "unknown.example.org");
+    expect(misdirected.status).to.equal(421);
+    expect(misdirected.body).to.contain(
+      "TLS server name a.example.com is not for host unknown.example.org",
+    );
+    expect((await over("unknown.example.org", "a.example.com")).status).to.equal(421);
+    expect((await over("x.wild.example.com", "a.example.com")).status).to.equal(421);
+    // both names under the same listener: served
+    const same = await over("unknown.example.org", "other.example.net");
+    expect(same.status).to.equal(200);
+    expect(JSON.parse(same.body).backend).to.equal("b");
+    expect((await over("a.example.com", "A.example.com")).status).to.equal(200);
+    // HTTP/1.1 over TLS: the same rule for Host
+    const status = await new Promise<number>((resolve, reject) => {
+      https
+        .get(
+          {
+            host: "127.0.0.1",
+            port: tlsPort,
+            path: "/misdirected",
+            servername: "a.example.com",
+            headers: { host: "elsewhere.example.org" },
+            rejectUnauthorized: false,
+            agent: false,
+          },
+          res => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        )
+        .on("error", reject);
+    });
+    expect(status).to.equal(421);
+  });
+
   it("serves h2c (HTTP/2 prior knowledge) and HTTP/1.1 on the same plain-text port", async () => {
     const r = await h2Get(`http://127.0.0.1:${plainPort}`, "/h2c");
     expect(r.status).to.equal(200);
