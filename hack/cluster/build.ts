@@ -78,7 +78,7 @@ function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags
 }
 
 /** `go` from PATH, else the standard install location (CI shells may not have it on PATH). */
-function goBin(): string {
+export function goBin(): string {
   if (spawnSync("go", ["version"]).status === 0) return "go";
   if (existsSync("/usr/local/go/bin/go")) return "/usr/local/go/bin/go";
   throw new Error(

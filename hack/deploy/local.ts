@@ -8,7 +8,8 @@
 // of the harness's Gateway pool (annotation read by the process node, which puts them on the
 // bridge), and the controller hands those same addresses to Gateways (RAUTA_ADDRESS_POOL).
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 import {
@@ -24,6 +25,27 @@ import { repoRoot } from "../cluster/config.ts";
 // cluster.spec's own pool test.
 export const LOCAL_GATEWAY_ADDRESSES = Array.from({ length: 40 }, (_, i) => `10.244.0.${200 + i}`);
 const GATEWAY_ADDRESSES_ANNOTATION = "rauta.dev/gateway-addresses";
+// The process node runs the proxy from this checkout: a hash of its sources in the pod template
+// rolls the proxy when they changed, as a new image tag would on a real cluster.
+const SOURCE_HASH_ANNOTATION = "rauta.dev/source-hash";
+
+function proxySourceHash(): string {
+  const h = createHash("sha256");
+  const walk = (dir: string): void => {
+    if (!existsSync(join(repoRoot, dir))) return;
+    for (const name of readdirSync(join(repoRoot, dir)).sort()) {
+      const rel = `${dir}/${name}`;
+      if (statSync(join(repoRoot, rel)).isDirectory()) walk(rel);
+      else
+        h.update(rel)
+          .update("\0")
+          .update(readFileSync(join(repoRoot, rel)));
+    }
+  };
+  for (const dir of ["proxy", "plugins-sdk/builtins/dist"]) walk(dir);
+  h.update(readFileSync(join(repoRoot, "package-lock.json")));
+  return h.digest("hex").slice(0, 16);
+}
 
 function step(message: string): void {
   process.stderr.write(`deploy:local: ${message}\n`);
@@ -56,6 +78,7 @@ function localProxyManifests(): string {
     doc.spec.template.metadata.annotations = {
       ...doc.spec.template.metadata.annotations,
       [GATEWAY_ADDRESSES_ANNOTATION]: LOCAL_GATEWAY_ADDRESSES.join(","),
+      [SOURCE_HASH_ANNOTATION]: proxySourceHash(),
     };
   }
   return docs.map(d => stringify(d)).join("---\n");

@@ -123,11 +123,31 @@ spec:
       expect((await get("web.example.com", "/v2/items")).status).to.equal(404);
     });
 
-    it("keeps the Gateway Programmed while routes on it come and go", async () => {
+    it("keeps the Gateway Programmed while routes on it come and go, and an untouched Gateway too", async () => {
       const programmed = () => condition(gateway().status?.conditions, "Programmed")?.status;
-      await eventually("Gateway Programmed=True", 60_000, () =>
-        programmed() === "True" ? true : undefined,
+      // a second Gateway nothing in this test touches: other objects changing must not make it
+      // wait for the proxies again
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: quiet}
+spec:
+  gatewayClassName: rauta
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+`,
+        other,
       );
+      const quiet = () =>
+        condition(
+          k.getJson<GatewayStatus>(["gateway", "quiet", "-n", other]).status?.conditions,
+          "Programmed",
+        )?.status;
+      await eventually("Gateways Programmed=True", 60_000, () =>
+        programmed() === "True" && quiet() === "True" ? true : undefined,
+      );
+      const quietSeen = new Set<string | undefined>();
       const seen = new Set<string | undefined>();
       for (let i = 0; i < 5; i++) {
         k.apply(
@@ -144,11 +164,14 @@ spec:
         );
         for (let j = 0; j < 4; j++) {
           seen.add(programmed());
+          quietSeen.add(quiet());
           await new Promise(r => setTimeout(r, 150));
         }
       }
       for (let i = 0; i < 5; i++) k.kubectl(["delete", "httproute", `churn-${i}`, "-n", ns]);
+      k.kubectl(["delete", "gateway", "quiet", "-n", other, "--wait=false"]);
       expect([...seen]).to.deep.equal(["True"]);
+      expect([...quietSeen]).to.deep.equal(["True"]);
     });
 
     it("follows route updates and deletion", async () => {

@@ -1,0 +1,47 @@
+// The official Gateway API conformance suite (v1.6.3, GATEWAY-HTTP) on every CI run, exactly as
+// `npm run conformance` runs it: RAUTA deployed as a user deploys it, the features read from
+// GatewayClass rauta's status.supportedFeatures. What the committed report
+// (docs/conformance/) says must stay true: the same features claimed, every core test and every
+// test of a claimed feature passing.
+import { expect } from "chai";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import {
+  DEFAULT_REPORT,
+  REPORT_NAME,
+  runConformance,
+  summarize,
+} from "../../hack/conformance/run.ts";
+import { undeployLocal } from "../../hack/deploy/local.ts";
+import type { Report } from "../../hack/conformance/run.ts";
+
+describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
+  this.timeout(60 * 60_000);
+  // as control-plane.spec: the next suites expect no RAUTA install claiming pool addresses
+  after(() => undeployLocal());
+
+  it("passes every core test and every test of the features RAUTA claims, as the committed report says", async () => {
+    const report = join(mkdtempSync(join(tmpdir(), "rauta-conformance-")), REPORT_NAME);
+    const r = await runConformance({ report });
+    const summary = summarize(r);
+    process.stderr.write(`${summary}\n`);
+    expect(r.report, `no report: ${summary}`).to.not.equal(null);
+    const http = r.report!.profiles.find(p => p.name === "GATEWAY-HTTP");
+    expect(http, "GATEWAY-HTTP in the report").to.not.equal(undefined);
+    expect(r.failedTests, summary).to.deep.equal([]);
+    expect(http!.core.result, summary).to.equal("success");
+    expect(http!.core.statistics, summary).to.deep.equal({ Passed: 36, Failed: 0, Skipped: 0 });
+    expect(http!.extended?.statistics.Failed ?? 0, summary).to.equal(0);
+    expect(r.exitCode, summary).to.equal(0);
+
+    const committed = parse(readFileSync(DEFAULT_REPORT, "utf8")) as Report;
+    const mine = committed.profiles.find(p => p.name === "GATEWAY-HTTP")!;
+    expect(
+      [...(http!.extended?.supportedFeatures ?? [])].sort(),
+      "the features claimed are those of docs/conformance (npm run conformance rewrites it)",
+    ).to.deep.equal([...(mine.extended?.supportedFeatures ?? [])].sort());
+    expect(http!.core.statistics).to.deep.equal(mine.core.statistics);
+  });
+});
