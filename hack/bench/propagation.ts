@@ -2,7 +2,9 @@
 //   1. kubectl patch of a route → first request served by the change, p50/p99 over 100 changes,
 //      with a handful of routes and again with 1,000 existing routes;
 //   2. kubectl apply of 1,000 HTTPRoutes in one go → the last one serving traffic, and → every
-//      route Accepted in status.
+//      route Accepted in status;
+//   3. kubectl apply of a new Gateway → Programmed True in its status, and a listener added to
+//      it → Programmed True at the new observedGeneration, each 10 times, before and after (2).
 // Runs the user's install first (npm run deploy:local). Writes docs/benchmarks.md (section
 // between the propagation-bench markers) unless --no-write.
 import { deployLocal, undeployLocal } from "../deploy/local.ts";
@@ -13,6 +15,7 @@ import { echoApp, httpGet } from "../../test/integration/helpers/workloads.ts";
 
 const CHANGES = Number(process.env.PROPAGATION_CHANGES ?? 100);
 const BULK = Number(process.env.PROPAGATION_ROUTES ?? 1000);
+const GATEWAYS = Number(process.env.PROPAGATION_GATEWAYS ?? 10);
 
 async function until(
   address: string,
@@ -72,6 +75,48 @@ async function changes(
   return { label, p50: percentile(times, 50), p99: percentile(times, 99), max: times.at(-1)! };
 }
 
+interface GatewayState {
+  metadata: { generation: number };
+  status?: { conditions?: Array<{ type: string; status: string; observedGeneration?: number }> };
+}
+
+/** Apply → Programmed True (at the applied generation), as the suite's helpers wait for it. */
+async function programmedTimes(
+  k: Cluster,
+  ns: string,
+  label: string,
+): Promise<{ create: number[]; modify: number[] }> {
+  const gatewayYaml = (name: string, extra: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ${name}}
+spec:
+  gatewayClassName: rauta
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}${extra}
+`;
+  const programmedAt = async (name: string, generation: number) =>
+    eventually(`Gateway ${name} Programmed at generation ${generation}`, 120_000, () => {
+      const g = k.getJson<GatewayState>(["gateway", name, "-n", ns]);
+      const c = g.status?.conditions?.find(x => x.type === "Programmed");
+      return c?.status === "True" && (c.observedGeneration ?? 0) >= generation ? true : undefined;
+    });
+  const create: number[] = [];
+  const modify: number[] = [];
+  for (let i = 0; i < GATEWAYS; i++) {
+    const name = `${label}-${i}`;
+    let start = performance.now();
+    k.apply(gatewayYaml(name, ""), ns);
+    await programmedAt(name, 1);
+    create.push(performance.now() - start);
+    start = performance.now();
+    k.apply(gatewayYaml(name, "\n  - {name: alt, port: 8080, protocol: HTTP}"), ns);
+    await programmedAt(name, 2);
+    modify.push(performance.now() - start);
+    k.kubectl(["delete", "gateway", name, "-n", ns, "--wait=false"]);
+  }
+  return { create: create.sort((a, b) => a - b), modify: modify.sort((a, b) => a - b) };
+}
+
 async function main(): Promise<string> {
   const k = await deployLocal();
   const ns = uniqueNamespace("bench-prop");
@@ -101,6 +146,7 @@ ${route("probe", "probe.example.com", "/warmup")}`,
     });
     await until(address, "probe.example.com", "/warmup", 200, 120_000);
     const small = await changes(k, ns, address, "few");
+    const gwFew = await programmedTimes(k, ns, "gw-few");
 
     const bulk = Array.from({ length: BULK }, (_, i) =>
       route(`bulk-${i}`, `bulk-${i}.example.com`, `/bulk-${i}`),
@@ -126,6 +172,7 @@ ${route("probe", "probe.example.com", "/warmup")}`,
     });
     const allAccepted = performance.now() - bulkStart;
     const large = await changes(k, ns, address, "many");
+    const gwMany = await programmedTimes(k, ns, "gw-many");
 
     const ms = (v: number) => `${v.toFixed(0)} ms`;
     return [
@@ -149,6 +196,16 @@ ${route("probe", "probe.example.com", "/warmup")}`,
       `| every route Accepted in status | ${ms(allAccepted)} |`,
       "",
       `Target p99 < 500 ms: ${small.p99 < 500 && large.p99 < 500 ? "met" : "NOT met"} (${ms(small.p99)} / ${ms(large.p99)}).`,
+      "",
+      `Gateway apply → \`Programmed: True\` at the applied observedGeneration (the condition the conformance suite waits for), ${GATEWAYS} Gateways each;`,
+      "polled with `kubectl get` (about 100 ms per poll, part of each figure):",
+      "",
+      "| scenario | p50 | max |",
+      "|---|---:|---:|",
+      `| new Gateway, 1 route in the cluster | ${ms(percentile(gwFew.create, 50))} | ${ms(gwFew.create.at(-1)!)} |`,
+      `| listener added, 1 route in the cluster | ${ms(percentile(gwFew.modify, 50))} | ${ms(gwFew.modify.at(-1)!)} |`,
+      `| new Gateway, ${BULK + 1} routes in the cluster | ${ms(percentile(gwMany.create, 50))} | ${ms(gwMany.create.at(-1)!)} |`,
+      `| listener added, ${BULK + 1} routes in the cluster | ${ms(percentile(gwMany.modify, 50))} | ${ms(gwMany.modify.at(-1)!)} |`,
       "<!-- propagation-bench:end -->",
     ].join("\n");
   } finally {
