@@ -5,6 +5,7 @@ export const SUPPORTED_FEATURES = [
   "GatewayAddressEmpty",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
+  "GatewayInfrastructure",
   "GatewayPort8080",
   "HTTPRoute",
   "HTTPRoute303RedirectStatusCode",

@@ -316,6 +316,13 @@ export function buildGateways({
       addressesRequired,
     );
     const model: GatewayModel = { gateway, key, ...address, listeners: [] };
+    // RAUTA has no parameters kind: whatever a parametersRef names, it cannot be used
+    const params = gateway.spec.infrastructure?.parametersRef;
+    if (params && !model.addressProblem)
+      model.addressProblem = {
+        reason: "InvalidParameters",
+        message: `spec.infrastructure.parametersRef: RAUTA takes no parameters for a Gateway (${params.group || "core"}/${params.kind} ${params.name} cannot be used); remove it`,
+      };
     model.listeners = gateway.spec.listeners.map(spec => {
       const listener: ListenerModel = {
         gateway,

@@ -25,6 +25,8 @@ import type { ConfigMapAccess, ConfigMapObject } from "./plugin-modules.ts";
 import { PluginModuleSync } from "./plugin-modules.ts";
 import type { ProxyReport } from "./plugin-status.ts";
 import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
+import type { GatewayService } from "./gateway-services.ts";
+import { MANAGED_BY, MANAGED_BY_LABEL } from "./gateway-services.ts";
 
 const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
 
@@ -89,6 +91,27 @@ export class KubernetesIO implements ControlPlaneIO {
     status: Record<string, unknown>,
   ): Promise<void> {
     await applyStatus(STATUS_MODELS[statusKind], namespace, name, status);
+  }
+
+  async syncGatewayServices(desired: GatewayService[]): Promise<void> {
+    const wanted = new Set<string>();
+    for (const { service, endpointSlice } of desired) {
+      await K8s(kind.Service).Apply(service, { force: true });
+      await K8s(kind.EndpointSlice).Apply(endpointSlice, { force: true });
+      wanted.add(`${service.metadata?.namespace}/${service.metadata?.name}`);
+    }
+    // ours (by label) in any namespace, no longer wanted: the Gateway left our class or is not
+    // accepted (a deleted Gateway's are collected through their ownerReferences)
+    const mine = await K8s(kind.Service).WithLabel(MANAGED_BY_LABEL, MANAGED_BY).Get();
+    for (const svc of mine.items) {
+      const { namespace, name } = svc.metadata ?? {};
+      if (!namespace || !name || wanted.has(`${namespace}/${name}`)) continue;
+      await K8s(kind.EndpointSlice)
+        .InNamespace(namespace)
+        .Delete(name)
+        .catch(() => {});
+      await K8s(kind.Service).InNamespace(namespace).Delete(name);
+    }
   }
 
   async proxies(): Promise<ProxyReport[]> {

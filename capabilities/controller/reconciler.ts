@@ -10,6 +10,8 @@ import type {
   PluginModule,
 } from "../compiler/index.ts";
 import { compile, DEFAULT_CONTROLLER_NAME } from "../compiler/index.ts";
+import { gatewayServices } from "./gateway-services.ts";
+import type { GatewayService } from "./gateway-services.ts";
 import type { ProxyReport } from "./plugin-status.ts";
 import { withPluginReadiness } from "./plugin-status.ts";
 import type { KubeObject, SnapshotKind, SnapshotStore } from "./snapshot-store.ts";
@@ -44,6 +46,9 @@ export interface ControlPlaneIO {
   ): Promise<PluginModule[]>;
   // Once the config no longer points at them: deletes the copies none of `modules` uses.
   prunePluginModules?(modules: PluginModule[]): Promise<void>;
+  // Applies each accepted Gateway's Service and EndpointSlice (gateway-services.ts) and deletes
+  // the ones we made that are no longer wanted.
+  syncGatewayServices?(desired: GatewayService[]): Promise<void>;
 }
 
 // The configMap sources of the RautaPlugins in the store (one source set, as the compiler
@@ -116,6 +121,8 @@ export class Reconciler {
   // The last compile and what it was made from: an acknowledgement poll (nothing changed but
   // the proxies' reports) reuses it instead of compiling again (~290 ms at 5,000 routes).
   private lastCompile: { key: string; result: ReturnType<typeof compile> } | undefined;
+  /** what syncGatewayServices last applied (JSON), to skip unchanged sets */
+  private lastServices: string | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly outcomes = new Set<(outcome: ReconcileOutcome) => void>();
   private readonly store: SnapshotStore;
@@ -270,6 +277,24 @@ export class Reconciler {
       now,
     });
     const statusWrites = await this.writeStatuses(plugins.statuses);
+    if (this.io.syncGatewayServices) {
+      const services = gatewayServices(this.store.list("Gateway"), result.statuses);
+      const fingerprint = JSON.stringify(services);
+      if (fingerprint !== this.lastServices) {
+        // the Gateways are served either way: a failure here is logged and tried again at the
+        // next reconcile, never held against the config or the statuses
+        try {
+          await this.io.syncGatewayServices(services);
+          this.lastServices = fingerprint;
+        } catch (error) {
+          this.options.log("warn", "could not apply the Gateways' Services; will retry", {
+            // the API client rejects with its response (status, body), not an Error
+            error: error instanceof Error ? error.message : JSON.stringify(error),
+          });
+          if (!this.stopped) setTimeout(() => this.markDirty(0), 5_000).unref();
+        }
+      }
+    }
     // Come back to flip Programmed (and plugins' Ready) once the proxies have loaded this
     // generation: soon at first, then backing off to once a second. A poll reads the proxies'
     // Leases and reuses the last compile, so it costs no compile.

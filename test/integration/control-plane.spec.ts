@@ -85,6 +85,26 @@ spec:
       expect(condition(status.conditions, "Programmed")).to.include({ reason: "Programmed" });
       address = status.addresses?.[0]?.value ?? "";
       expect(address).to.match(/^10\.244\.0\.2\d\d$/);
+      // its generated infrastructure: a Service owned by the Gateway, pointing at its address
+      const slice = await eventually("the Gateway's Service and EndpointSlice", 60_000, () => {
+        const r = k.kubectlResult(["get", "endpointslice", "rauta-gw", "-n", ns, "-o", "json"]);
+        return r.code === 0
+          ? (JSON.parse(r.stdout) as { endpoints?: Array<{ addresses: string[] }> })
+          : undefined;
+      });
+      expect(slice.endpoints?.[0]?.addresses).to.deep.equal([address]);
+      const svc = k.getJson<{
+        metadata: {
+          labels?: Record<string, string>;
+          ownerReferences?: Array<{ kind: string; name: string }>;
+        };
+        spec: { ports: Array<{ port: number }> };
+      }>(["service", "rauta-gw", "-n", ns]);
+      expect(svc.metadata.labels?.["gateway.networking.k8s.io/gateway-name"]).to.equal("gw");
+      expect(svc.metadata.ownerReferences?.map(o => `${o.kind}/${o.name}`)).to.deep.equal([
+        "Gateway/gw",
+      ]);
+      expect(svc.spec.ports.map(p => p.port)).to.deep.equal([80]);
     });
 
     it("attaches an HTTPRoute, reports Accepted/ResolvedRefs, and routes traffic to the echo pod", async () => {

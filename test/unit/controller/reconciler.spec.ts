@@ -12,6 +12,7 @@ import type { ProxyReport } from "../../../capabilities/controller/plugin-status
 import type { KubeObject, SnapshotKind } from "../../../capabilities/controller/snapshot-store.ts";
 import { SnapshotStore } from "../../../capabilities/controller/snapshot-store.ts";
 import { MemoryConfigMaps, digestOf, wasm } from "./memory-config-maps.ts";
+import type { GatewayService } from "../../../capabilities/controller/gateway-services.ts";
 
 // An in-memory control plane: what was published and written, ConfigMaps (plugin modules and
 // their copies), and the proxies' heartbeats the test sets. Status writes land back in the
@@ -63,6 +64,10 @@ class MemoryIO implements ControlPlaneIO {
       metadata: { ...object.metadata, resourceVersion: String(Math.random()) },
       status,
     });
+  }
+  services: GatewayService[][] = [];
+  async syncGatewayServices(desired: GatewayService[]) {
+    this.services.push(desired);
   }
   async proxies(): Promise<ProxyReport[]> {
     if (this.reports) return this.reports;
@@ -156,6 +161,56 @@ describe("reconciler", () => {
     expect(io.configs[1]!.listeners[0]!.virtualHosts[0]!.routes[0]!.match.path.value).to.equal(
       "/b",
     );
+  });
+
+  it("gives each accepted Gateway its Service with the infrastructure labels and annotations, applied only when they change", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    store.upsert("Gateway", {
+      metadata: { name: "gw", namespace: "default", generation: 2, uid: "u-1" },
+      spec: {
+        gatewayClassName: "rauta",
+        infrastructure: { labels: { team: "web" }, annotations: { owner: "web-team" } },
+        listeners: [
+          { name: "http", port: 80, protocol: "HTTP" },
+          { name: "alt", port: 8080, protocol: "HTTP" },
+        ],
+      },
+    });
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now });
+    await reconciler.reconcileOnce();
+    expect(io.services).to.have.length(1);
+    const [{ service, endpointSlice }] = io.services[0]! as [GatewayService];
+    expect(service.metadata).to.deep.include({
+      name: "rauta-gw",
+      namespace: "default",
+      labels: {
+        team: "web",
+        "gateway.networking.k8s.io/gateway-name": "gw",
+        "app.kubernetes.io/managed-by": "rauta",
+      },
+      annotations: { owner: "web-team" },
+    });
+    expect(service.metadata!.ownerReferences).to.deep.equal([
+      { apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", name: "gw", uid: "u-1" },
+    ]);
+    expect(service.spec!.ports!.map(p => p.port)).to.deep.equal([80, 8080]);
+    expect(endpointSlice.metadata!.labels!["kubernetes.io/service-name"]).to.equal("rauta-gw");
+    // unchanged: not applied again
+    await reconciler.reconcileOnce();
+    expect(io.services).to.have.length(1);
+    // a Gateway that is not accepted has none
+    store.upsert("Gateway", {
+      metadata: { name: "gw", namespace: "default", generation: 3, uid: "u-1" },
+      spec: {
+        gatewayClassName: "rauta",
+        infrastructure: { parametersRef: { group: "example.com", kind: "Params", name: "p" } },
+        listeners: [{ name: "http", port: 80, protocol: "HTTP" }],
+      },
+    });
+    await reconciler.reconcileOnce();
+    expect(io.services.at(-1)).to.deep.equal([]);
   });
 
   it("continues the generation sequence of the config already published (controller restart)", async () => {
