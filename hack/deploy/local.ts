@@ -87,6 +87,20 @@ function localProxyManifests(): string {
 export async function deployLocal(): Promise<Cluster> {
   step("cluster");
   const cluster = await ensureCluster();
+  // a previous undeploy may still be deleting the namespaces this install writes to
+  const terminating = cluster.kubectlResult([
+    "get",
+    "namespace",
+    "rauta-system",
+    "pepr-system",
+    "--ignore-not-found",
+    "-o",
+    "jsonpath={.items[*].status.phase}",
+  ]);
+  if (terminating.stdout.includes("Terminating")) {
+    step("waiting for the previous install's namespaces to be deleted");
+    await namespacesGone(cluster);
+  }
   // The project's Node first on PATH: pepr's bin runs on whatever `node` it finds.
   const env = {
     ...process.env,
@@ -156,6 +170,25 @@ export async function deployLocal(): Promise<Cluster> {
   ]);
   step("done: GatewayClass rauta is Accepted and the proxy is Ready");
   return cluster;
+}
+
+/**
+ * Until the install's namespaces are gone: a namespace still terminating refuses new objects,
+ * so whatever installs next (another suite, deploy:local again) must wait for this.
+ */
+export async function namespacesGone(cluster: Cluster = clusterHandle()): Promise<void> {
+  await eventually("namespaces rauta-system and pepr-system deleted", 180_000, () => {
+    const r = cluster.kubectlResult([
+      "get",
+      "namespace",
+      "rauta-system",
+      "pepr-system",
+      "--ignore-not-found",
+      "-o",
+      "name",
+    ]);
+    return r.code === 0 && r.stdout.trim() === "" ? true : undefined;
+  });
 }
 
 export function undeployLocal(cluster: Cluster = clusterHandle()): void {

@@ -14,13 +14,16 @@ import {
   runConformance,
   summarize,
 } from "../../hack/conformance/run.ts";
-import { undeployLocal } from "../../hack/deploy/local.ts";
+import { namespacesGone, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Report } from "../../hack/conformance/run.ts";
 
 describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
   this.timeout(60 * 60_000);
   // as control-plane.spec: the next suites expect no RAUTA install claiming pool addresses
-  after(() => undeployLocal());
+  after(async () => {
+    undeployLocal();
+    await namespacesGone();
+  });
 
   it("passes every core test and every test of the features RAUTA claims, as the committed report says", async () => {
     const report = join(mkdtempSync(join(tmpdir(), "rauta-conformance-")), REPORT_NAME);
