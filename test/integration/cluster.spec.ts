@@ -112,6 +112,23 @@ async function httpJson(url: string): Promise<Record<string, unknown>> {
   return (await r.json()) as Record<string, unknown>;
 }
 
+/**
+ * A TCP port free on the host right now, below the kernel's ephemeral range (32768-60999): a
+ * port inside it can be taken by an outgoing connection's local end before a pod binds it
+ * (a hostNetwork echo pod crash-looped on EADDRINUSE that way).
+ */
+async function freeHostPort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const free = await new Promise<boolean>(resolve => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 describe("dev cluster (hack/cluster)", function () {
   // A cold first run builds the binaries (minutes); once built, start-to-ready is seconds.
   this.timeout(15 * 60_000);
@@ -415,7 +432,9 @@ spec:
     });
 
     it("runs a hostNetwork pod in the host's network namespace with the node's IP", async () => {
-      const port = 39000 + Math.floor(Math.random() * 1000);
+      // the host's own ports: both must be free now (a random one collided with a connection)
+      const port = await freeHostPort();
+      const h2cPort = await freeHostPort();
       k.apply(
         JSON.stringify({
           apiVersion: "v1",
@@ -429,6 +448,7 @@ spec:
                 image: "registry.k8s.io/gateway-api/echo-basic:v1.5.1",
                 env: [
                   { name: "HTTP_PORT", value: String(port) },
+                  { name: "H2C_PORT", value: String(h2cPort) },
                   { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
                 ],
                 readinessProbe: { httpGet: { path: "/", port }, periodSeconds: 1 },
