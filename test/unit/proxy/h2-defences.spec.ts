@@ -72,15 +72,21 @@ describe("proxy: HTTP/2 defences", function () {
   });
 
   for (const mode of ["rapid-reset", "rapid-reset-paced"]) {
-    it(`refuses a ${mode} client early with GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487) and starts no upstream request`, async () => {
+    it(`refuses a ${mode} client early with GOAWAY (CVE-2023-44487) and starts no upstream request`, async () => {
       const before = a.hits;
       const refused = (await proxy.metrics.h2Refused.get()).values.reduce((n, v) => n + v.value, 0);
       const { report, probes } = await attack(port, mode, 4000);
-      expect(report.goaway).to.equal(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // ours (h2-guard.ts: 200 resets a second, GOAWAY ENHANCE_YOUR_CALM, counted) unless
+      // nghttp2's own reset limit (a burst of 1,000, GOAWAY INTERNAL_ERROR) counted to its limit
+      // first: it counts in C as frames arrive, ours as the event loop gets to each closed
+      // stream, which on a loaded machine (CI under coverage) can be later. Either way the client
+      // is refused early and no reset stream reaches the upstream.
+      const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+      expect(report.goaway).to.be.oneOf([NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR]);
       // only the probes went upstream
       expect(a.hits - before).to.equal(probes);
       const after = (await proxy.metrics.h2Refused.get()).values.reduce((n, v) => n + v.value, 0);
-      expect(after).to.equal(refused + 1);
+      expect(after).to.equal(report.goaway === NGHTTP2_ENHANCE_YOUR_CALM ? refused + 1 : refused);
     });
   }
 
