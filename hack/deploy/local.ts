@@ -88,19 +88,7 @@ export async function deployLocal(): Promise<Cluster> {
   step("cluster");
   const cluster = await ensureCluster();
   // a previous undeploy may still be deleting the namespaces this install writes to
-  const terminating = cluster.kubectlResult([
-    "get",
-    "namespace",
-    "rauta-system",
-    "pepr-system",
-    "--ignore-not-found",
-    "-o",
-    "jsonpath={.items[*].status.phase}",
-  ]);
-  if (terminating.stdout.includes("Terminating")) {
-    step("waiting for the previous install's namespaces to be deleted");
-    await namespacesGone(cluster);
-  }
+  await namespacesSettled(cluster);
   // The project's Node first on PATH: pepr's bin runs on whatever `node` it finds.
   const env = {
     ...process.env,
@@ -173,21 +161,25 @@ export async function deployLocal(): Promise<Cluster> {
 }
 
 /**
- * Until the install's namespaces are gone: a namespace still terminating refuses new objects,
- * so whatever installs next (another suite, deploy:local again) must wait for this.
+ * Until neither of the install's namespaces is terminating (gone, or there and active): a
+ * namespace being deleted refuses new objects, so an install after an undeploy waits for this.
  */
-export async function namespacesGone(cluster: Cluster = clusterHandle()): Promise<void> {
-  await eventually("namespaces rauta-system and pepr-system deleted", 180_000, () => {
-    const r = cluster.kubectlResult([
+export async function namespacesSettled(cluster: Cluster = clusterHandle()): Promise<void> {
+  await eventually("rauta-system and pepr-system to finish terminating", 180_000, () => {
+    // (with --ignore-not-found and neither found, kubectl prints nothing at all)
+    const out = cluster.kubectl([
       "get",
       "namespace",
       "rauta-system",
       "pepr-system",
       "--ignore-not-found",
       "-o",
-      "name",
+      "json",
     ]);
-    return r.code === 0 && r.stdout.trim() === "" ? true : undefined;
+    const items = out.trim()
+      ? (JSON.parse(out) as { items: Array<{ status?: { phase?: string } }> }).items
+      : [];
+    return items.every(n => n.status?.phase !== "Terminating") ? true : undefined;
   });
 }
 

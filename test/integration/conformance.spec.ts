@@ -14,7 +14,7 @@ import {
   runConformance,
   summarize,
 } from "../../hack/conformance/run.ts";
-import { namespacesGone, undeployLocal } from "../../hack/deploy/local.ts";
+import { namespacesSettled, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Report } from "../../hack/conformance/run.ts";
 
 describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
@@ -22,7 +22,7 @@ describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
   // as control-plane.spec: the next suites expect no RAUTA install claiming pool addresses
   after(async () => {
     undeployLocal();
-    await namespacesGone();
+    await namespacesSettled();
   });
 
   it("passes every core test and every test of the features RAUTA claims, as the committed report says", async () => {

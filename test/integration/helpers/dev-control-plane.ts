@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Cluster } from "./cluster.ts";
 import { ensureCluster, eventually, repoRoot } from "./cluster.ts";
 import { freePort } from "./workloads.ts";
+import { namespacesSettled } from "../../../hack/deploy/local.ts";
 
 export interface DevControlPlaneOptions {
   /** loopback addresses the controller hands to Gateways, in order */
@@ -56,22 +57,7 @@ export async function startDevControlPlane(
   // A suite before this one may have just uninstalled RAUTA (control-plane.spec.ts ends with
   // undeployLocal, deleting both namespaces without waiting): nothing can be created in a
   // namespace that is still terminating.
-  await eventually("rauta-system and pepr-system to finish terminating", 180_000, () => {
-    // (with --ignore-not-found and neither found, kubectl prints nothing at all)
-    const out = k.kubectl([
-      "get",
-      "namespace",
-      "rauta-system",
-      "pepr-system",
-      "--ignore-not-found",
-      "-o",
-      "json",
-    ]);
-    const items = out.trim()
-      ? (JSON.parse(out) as { items: Array<{ status?: { phase?: string } }> }).items
-      : [];
-    return items.every(n => n.status?.phase !== "Terminating") ? true : undefined;
-  });
+  await namespacesSettled(k);
   k.kubectl([
     "apply",
     "--server-side",
