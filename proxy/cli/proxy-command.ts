@@ -17,7 +17,8 @@
 import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeConfigMaps } from "../config/index.ts";
+import { z } from "zod";
+import { decodeConfigMaps, referencedSecrets } from "../config/index.ts";
 import type { CompiledConfig, PluginProblemsReport } from "../config/index.ts";
 import { validateConfig } from "../config/load.ts";
 import { KubernetesConfigSource } from "../kubernetes/config-source.ts";
@@ -53,19 +54,36 @@ export function referencedKeyPairs(
   config: unknown,
   secrets: SecretProvider,
 ): Array<[string, TlsKeyPair]> {
-  const out = new Map<string, TlsKeyPair>();
-  const listeners = (config as { listeners?: unknown } | null)?.listeners;
-  for (const l of Array.isArray(listeners) ? listeners : []) {
-    const certificates = (l as { tls?: { certificates?: unknown } } | null)?.tls?.certificates;
-    for (const c of Array.isArray(certificates) ? certificates : []) {
-      const ref = (c as { secretRef?: { namespace?: unknown; name?: unknown } } | null)?.secretRef;
-      if (typeof ref?.namespace !== "string" || typeof ref.name !== "string") continue;
-      const pair = secrets.get({ namespace: ref.namespace, name: ref.name });
-      if (pair) out.set(secretKey({ namespace: ref.namespace, name: ref.name }), pair);
-    }
+  // not validated yet (the workers validate): entries not shaped like references are skipped
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  const ref = (v: unknown) => {
+    const parsed = Ref.safeParse(v);
+    return parsed.success ? [parsed.data] : [];
+  };
+  const c = (config ?? {}) as { listeners?: unknown; clusters?: unknown };
+  const refs = referencedSecrets({
+    listeners: list(c.listeners).map(l => ({
+      tls: {
+        certificates: list((l as { tls?: { certificates?: unknown } } | null)?.tls?.certificates)
+          .flatMap(x => ref((x as { secretRef?: unknown } | null)?.secretRef))
+          .map(secretRef => ({ secretRef })),
+      },
+    })),
+    clusters: list(c.clusters).flatMap(x =>
+      ref((x as { tls?: { clientCertificate?: unknown } } | null)?.tls?.clientCertificate).map(
+        clientCertificate => ({ tls: { clientCertificate } }),
+      ),
+    ),
+  });
+  const out: Array<[string, TlsKeyPair]> = [];
+  for (const r of refs) {
+    const pair = secrets.get(r);
+    if (pair) out.push([secretKey(r), pair]);
   }
-  return [...out];
+  return out;
 }
+
+const Ref = z.object({ namespace: z.string(), name: z.string() });
 
 // A file is either a CompiledConfig or a mounted ConfigMap directory (projected keys as files).
 export function readConfigPath(path: string): CompiledConfig {

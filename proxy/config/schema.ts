@@ -224,6 +224,24 @@ export const Endpoint = z
   .strict();
 export type Endpoint = z.infer<typeof Endpoint>;
 
+// TLS to the backend (a BackendTLSPolicy targets the Service port). CA certificates are public,
+// so they travel in the config; a client certificate is a Secret reference like a listener's.
+export const ClusterTls = z
+  .object({
+    // SNI, and the name the certificate must carry when subjectAltNames is empty
+    serverName: z.string().min(1),
+    // PEM bundle the backend's chain must lead to; absent: the system trust store
+    caCertificates: z.string().min(1).optional(),
+    // when present, the certificate must carry one of these (RFC 6125 for Hostname)
+    subjectAltNames: z.array(
+      z.object({ type: z.enum(["Hostname", "URI"]), value: z.string().min(1) }).strict(),
+    ),
+    // presented to the backend (Gateway spec.tls.backend.clientCertificateRef)
+    clientCertificate: ObjectRef.optional(),
+  })
+  .strict();
+export type ClusterTls = z.infer<typeof ClusterTls>;
+
 export const Cluster = z
   .object({
     // "<namespace>/<service>:<port>"
@@ -232,6 +250,7 @@ export const Cluster = z
     // http1 unless the Service port's appProtocol asks for h2c (kubernetes.io/h2c) or websockets.
     protocol: z.enum(["http1", "h2c", "ws"]),
     lb: z.enum(["round-robin", "maglev"]),
+    tls: ClusterTls.optional(),
     endpoints: z.array(Endpoint),
   })
   .strict();

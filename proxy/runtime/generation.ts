@@ -25,6 +25,8 @@ import {
 } from "../pipeline/chain.ts";
 import type { Chain, ChainDeps } from "../pipeline/chain.ts";
 import type { PreparedPlugins } from "../plugins/runtime.ts";
+import { upstreamTls } from "../upstream/upstream-tls.ts";
+import type { UpstreamTls } from "../upstream/upstream-tls.ts";
 
 export interface PreparedBackend {
   cluster: ClusterRuntime | null;
@@ -109,12 +111,20 @@ export class Generation {
     this.config = config;
     this.number = config.generation;
     for (const c of config.clusters) {
+      let tls: UpstreamTls | undefined;
+      if (c.tls) {
+        const built = upstreamTls(c.tls, deps.secrets);
+        tls = built.tls;
+        if (built.problem) this.problems.push(`cluster ${c.id}: ${built.problem}`);
+      }
       const rt = new ClusterRuntime(
         c,
         deps.pools,
         deps.healthOf,
         deps.clusterState(c),
         deps.outlier,
+        undefined,
+        tls,
       );
       this.clusters.set(c.id, rt);
       for (const e of rt.endpoints) this.poolKeys.add(e.key);

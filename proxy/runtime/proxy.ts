@@ -306,6 +306,13 @@ export class Proxy implements ProxyCore {
       this.metrics.tlsErrors.labels("secret").inc(problems.length);
       this.logger.warn("certificate problems after rotation", { problems });
     } else this.logger.info("certificates reloaded");
+    // client certificates for TLS backends live in the pools' connect options: the same config
+    // is prepared again, so new connections present the rotated certificate (pools keyed by it)
+    if (gen.config.clusters.some(c => c.tls?.clientCertificate))
+      void this.apply(gen.config).then(r => {
+        if (!r.ok)
+          this.logger.warn("backend client certificate reload failed", { problems: r.problems });
+      });
   }
 
   /** Graceful stop: stop accepting, let in-flight requests finish (up to graceMs), close pools. */

@@ -21,6 +21,7 @@ import type {
   PreparedRoute,
 } from "../runtime/generation.ts";
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
+import type { UpstreamDispatchOptions } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
 import { endSocketWithInternalError, endWithInternalError, reportContained } from "./contain.ts";
@@ -808,7 +809,8 @@ class Exchange {
             method: this.req.method as Dispatcher.HttpMethod,
             headers: this.headers,
             body,
-          },
+            servername: m.cluster.servername,
+          } satisfies UpstreamDispatchOptions as Dispatcher.DispatchOptions,
           new MirrorHandler(this.core.metrics, m.cluster.id),
         );
       } catch {
@@ -857,11 +859,12 @@ class Exchange {
     if (r.backendTimeoutMs > 0)
       a.timer = setTimeout(() => this.guarded(() => a.onTimeout()), r.backendTimeoutMs);
     try {
-      const options: Dispatcher.DispatchOptions = {
+      const options: UpstreamDispatchOptions = {
         path: this.path,
         method: this.req.method as Dispatcher.HttpMethod,
         headers: this.headers,
         body: this.hasBody ? (this.body ?? (this.req as IncomingMessage)) : null,
+        servername: this.cluster.servername,
       };
       if (r.upstreamTimeoutMs !== null) {
         options.headersTimeout = r.upstreamTimeoutMs;
@@ -1480,7 +1483,14 @@ function tunnel(
   cluster.active++;
   try {
     ep.pool.dispatch(
-      { path, method: req.method as Dispatcher.HttpMethod, headers, upgrade, body: null },
+      {
+        path,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        upgrade,
+        body: null,
+        servername: cluster.servername,
+      } satisfies UpstreamDispatchOptions as Dispatcher.DispatchOptions,
       handler,
     );
   } catch (err) {

@@ -7,6 +7,7 @@ import { Maglev } from "./maglev.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.ts";
 import { PoolRegistry, poolKey } from "./pools.ts";
+import type { UpstreamTls } from "./upstream-tls.ts";
 
 export interface OutlierOptions {
   /** Consecutive failures (connect error, reset, 5xx) that eject an endpoint; 0 disables. */
@@ -61,6 +62,8 @@ export class ClusterRuntime {
   active = 0;
   retriesActive = 0;
   private readonly outlier: OutlierOptions;
+  /** SNI for every request to a TLS cluster (undici would otherwise take the Host header) */
+  readonly servername: string | undefined;
 
   constructor(
     config: Cluster,
@@ -69,8 +72,10 @@ export class ClusterRuntime {
     state: ClusterState,
     outlier: OutlierOptions,
     maglevTableSize?: number,
+    tls?: UpstreamTls,
   ) {
     this.id = config.id;
+    this.servername = tls?.servername;
     this.config = config;
     this.state = state;
     this.outlier = outlier;
@@ -80,14 +85,14 @@ export class ClusterRuntime {
     const seen = new Set<string>();
     this.endpoints = [];
     for (const e of eps) {
-      const key = poolKey(config.protocol, e.address, e.port);
+      const key = poolKey(config.protocol, e.address, e.port, tls);
       if (seen.has(key)) continue;
       seen.add(key);
       this.endpoints.push({
         key,
         address: e.address,
         port: e.port,
-        pool: pools.acquire(config.protocol, e.address, e.port),
+        pool: pools.acquire(config.protocol, e.address, e.port, tls),
         health: healthOf(key),
       });
     }

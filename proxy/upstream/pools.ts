@@ -1,4 +1,4 @@
-// undici connection pools, one per (protocol, endpoint), shared by every generation and cluster
+// undici connection pools, one per (protocol, endpoint, TLS settings), shared by every generation and cluster
 // that targets the endpoint. A swap keeps the pools the new generation still uses; pools nobody
 // uses any more are closed gracefully after a grace period, so requests still in flight on the
 // previous generation (and their retries) finish.
@@ -6,6 +6,7 @@
 import Pool from "undici/lib/dispatcher/pool.js";
 import H2CClient from "undici/lib/dispatcher/h2c-client.js";
 import type { Dispatcher } from "undici";
+import type { UpstreamTls } from "./upstream-tls.ts";
 
 export interface PoolOptions {
   connections: number;
@@ -31,8 +32,14 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
 
 export type UpstreamProtocol = "http1" | "h2c" | "ws";
 
-export function poolKey(protocol: UpstreamProtocol, address: string, port: number): string {
+export function poolKey(
+  protocol: UpstreamProtocol,
+  address: string,
+  port: number,
+  tls?: UpstreamTls,
+): string {
   const host = address.includes(":") && !address.startsWith("[") ? `[${address}]` : address;
+  if (tls) return `https|${host}:${port}|${tls.key}`;
   return `${protocol === "h2c" ? "h2c" : "http1"}|${host}:${port}`;
 }
 
@@ -54,8 +61,13 @@ export class PoolRegistry {
   }
 
   /** The pool for key, created on first use (off the request path: called while preparing). */
-  acquire(protocol: UpstreamProtocol, address: string, port: number): Dispatcher {
-    const key = poolKey(protocol, address, port);
+  acquire(
+    protocol: UpstreamProtocol,
+    address: string,
+    port: number,
+    tls?: UpstreamTls,
+  ): Dispatcher {
+    const key = poolKey(protocol, address, port, tls);
     const t = this.retiring.get(key);
     if (t) {
       clearTimeout(t);
@@ -63,7 +75,8 @@ export class PoolRegistry {
     }
     let pool = this.pools.get(key);
     if (pool === undefined) {
-      const origin = `http://${key.slice(key.indexOf("|") + 1)}`;
+      const hostPort = key.split("|")[1]!;
+      const origin = `${tls ? "https" : "http"}://${hostPort}`;
       const o = this.options;
       const common = {
         keepAliveTimeout: o.keepAliveTimeoutMs,
@@ -74,7 +87,12 @@ export class PoolRegistry {
       pool =
         protocol === "h2c"
           ? new H2CClient(origin, { ...common, maxConcurrentStreams: 100, pipelining: 100 })
-          : new Pool(origin, { ...common, connections: o.connections, pipelining: 1 });
+          : new Pool(origin, {
+              ...common,
+              connections: o.connections,
+              pipelining: 1,
+              ...(tls ? { connect: tls.connect } : {}),
+            });
       this.pools.set(key, pool);
     }
     return pool;
@@ -113,3 +131,9 @@ export class PoolRegistry {
     await Promise.all(all.map(p => end(p).catch(() => {})));
   }
 }
+
+/** Dispatch options with the SNI of a TLS cluster: undici's Request takes `servername` (and
+ * otherwise derives it from the Host header); its type definitions do not list it. */
+export type UpstreamDispatchOptions = Dispatcher.DispatchOptions & {
+  servername?: string | undefined;
+};

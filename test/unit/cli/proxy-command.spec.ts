@@ -262,7 +262,7 @@ describe("rauta proxy --config-source file", function () {
 });
 
 describe("referencedKeyPairs", () => {
-  it("hands workers exactly the key pairs the config's listeners reference, ignoring malformed input", () => {
+  it("hands workers exactly the key pairs the config's listeners and TLS clusters reference, once each, ignoring malformed input", () => {
     const pair = { cert: "C", key: "K" } as unknown as TlsKeyPair;
     const provider = new StaticSecretProvider(new Map([["rauta-system/a", pair]]));
     const config = {
@@ -272,8 +272,24 @@ describe("referencedKeyPairs", () => {
         { tls: { certificates: [{ secretRef: { name: 1 } }, null] } },
         {},
       ],
+      clusters: [
+        { tls: { clientCertificate: { namespace: "rauta-system", name: "client" } } },
+        { tls: { clientCertificate: { namespace: "rauta-system", name: "a" } } },
+        { tls: { clientCertificate: "x" } },
+        {},
+      ],
     };
-    expect(referencedKeyPairs(config, provider)).to.deep.equal([["rauta-system/a", pair]]);
+    const client = { cert: "CC", key: "CK" } as unknown as TlsKeyPair;
+    provider.replace(
+      new Map([
+        ["rauta-system/a", pair],
+        ["rauta-system/client", client],
+      ]),
+    );
+    expect(referencedKeyPairs(config, provider)).to.deep.equal([
+      ["rauta-system/a", pair],
+      ["rauta-system/client", client],
+    ]);
     expect(referencedKeyPairs(null, provider)).to.deep.equal([]);
     expect(referencedKeyPairs({ listeners: "x" }, provider)).to.deep.equal([]);
   });

@@ -1,0 +1,267 @@
+// TLS to backends (BackendTLSPolicy): the proxy verifies the backend's chain against the
+// policy's CA bundle, its name against the policy hostname or subjectAltNames, sends the policy
+// hostname as SNI (not the client's Host), and presents the Gateway's client certificate.
+// Request → expected status / what the backend saw, as in the conformance tests.
+import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import fs from "node:fs";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
+import type { TLSSocket } from "node:tls";
+import type { ClusterTls } from "../../../proxy/config/schema.ts";
+import type { Proxy } from "../../../proxy/runtime/proxy.ts";
+import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
+import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
+import { cluster, freePort, get, oneRouteConfig, testProxy } from "./helpers.ts";
+
+interface Ca {
+  cert: string;
+  issue(name: string, san: string, usage: "serverAuth" | "clientAuth"): TlsKeyPair;
+}
+
+function makeCa(dir: string, name: string): Ca {
+  const run = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  run(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    crt,
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign",
+  );
+  return {
+    cert: fs.readFileSync(crt, "utf8"),
+    issue(leaf, san, usage) {
+      const leafKey = path.join(dir, `${leaf}.key`);
+      const csr = path.join(dir, `${leaf}.csr`);
+      const leafCrt = path.join(dir, `${leaf}.crt`);
+      const ext = path.join(dir, `${leaf}.ext`);
+      fs.writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\n`);
+      run(
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        leafKey,
+        "-out",
+        csr,
+        "-subj",
+        `/CN=${leaf}`,
+      );
+      run(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        crt,
+        "-CAkey",
+        key,
+        "-CAcreateserial",
+        "-out",
+        leafCrt,
+        "-days",
+        "1",
+        "-extfile",
+        ext,
+      );
+      return { cert: fs.readFileSync(leafCrt, "utf8"), key: fs.readFileSync(leafKey, "utf8") };
+    },
+  };
+}
+
+interface Seen {
+  servername: string | undefined;
+  host: string | undefined;
+  clientCert: string | null;
+}
+
+describe("TLS to backends (BackendTLSPolicy)", function () {
+  this.timeout(30_000);
+  let dir: string;
+  let ca: Ca;
+  let otherCa: Ca;
+  let clientPair: TlsKeyPair;
+  let backend: https.Server;
+  let backendPort: number;
+  let seen: Seen[];
+  let proxy: Proxy | null = null;
+  let secrets: StaticSecretProvider;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-backend-tls-"));
+    ca = makeCa(dir, "backend-ca");
+    otherCa = makeCa(dir, "other-ca");
+    const serving = ca.issue(
+      "backend",
+      "DNS:backend.example.com,URI:spiffe://example.com/backend",
+      "serverAuth",
+    );
+    clientPair = ca.issue("gateway-client", "DNS:gateway.example.com", "clientAuth");
+    seen = [];
+    backend = https.createServer(
+      { ...serving, ca: ca.cert, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        const socket = req.socket as TLSSocket & { servername?: string | false };
+        const peer = socket.getPeerCertificate();
+        seen.push({
+          servername: socket.servername || undefined,
+          host: req.headers.host,
+          clientCert: peer?.raw ? new X509Certificate(peer.raw).fingerprint256 : null,
+        });
+        res.end("ok");
+      },
+    );
+    backendPort = await freePort();
+    await new Promise<void>(r => backend.listen(backendPort, "127.0.0.1", r));
+  });
+
+  after(async () => {
+    backend.closeAllConnections();
+    await new Promise(r => backend.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    seen = [];
+    secrets = new StaticSecretProvider(new Map([["default/client", clientPair]]));
+  });
+
+  afterEach(async () => {
+    await proxy?.close(0);
+    proxy = null;
+  });
+
+  async function serve(tls: ClusterTls): Promise<number> {
+    const port = await freePort();
+    proxy = testProxy({ secrets });
+    const result = await proxy.apply(
+      oneRouteConfig(port, cluster("secure", [backendPort], { tls })),
+    );
+    expect(result.problems).to.deep.equal([]);
+    return port;
+  }
+
+  const policy = (extra: Partial<ClusterTls> = {}): ClusterTls => ({
+    serverName: "backend.example.com",
+    caCertificates: ca.cert,
+    subjectAltNames: [],
+    ...extra,
+  });
+
+  it("a backend whose chain leads to the policy's CA and carries its hostname is reached, with the hostname as SNI", async () => {
+    const port = await serve(policy());
+    const reply = await get(port, "/", { host: "www.example.org" });
+    expect(reply.status).to.equal(200);
+    expect(seen).to.have.length(1);
+    expect(seen[0]!.servername).to.equal("backend.example.com");
+    // the request itself keeps the client's Host
+    expect(seen[0]!.host).to.equal("www.example.org");
+    expect(seen[0]!.clientCert).to.equal(null);
+  });
+
+  it("a certificate without the policy's hostname → 502, nothing reaches the backend's handler", async () => {
+    const port = await serve(policy({ serverName: "mismatch.example.com" }));
+    expect((await get(port, "/")).status).to.equal(502);
+    expect(seen).to.have.length(0);
+  });
+
+  it("a chain that does not lead to the policy's CA → 502", async () => {
+    const port = await serve(policy({ caCertificates: otherCa.cert }));
+    expect((await get(port, "/")).status).to.equal(502);
+    expect(seen).to.have.length(0);
+  });
+
+  it("the system trust store does not trust a private CA → 502", async () => {
+    const { caCertificates: _none, ...system } = policy();
+    const port = await serve(system);
+    expect((await get(port, "/")).status).to.equal(502);
+  });
+
+  it("subjectAltNames replace the hostname check: a Hostname SAN or a URI SAN the certificate has → 200", async () => {
+    // SNI stays the policy hostname, which the certificate need not carry
+    for (const san of [
+      { type: "Hostname" as const, value: "backend.example.com" },
+      { type: "URI" as const, value: "spiffe://example.com/backend" },
+    ]) {
+      const port = await serve(policy({ serverName: "sni.example.net", subjectAltNames: [san] }));
+      expect((await get(port, "/")).status, san.value).to.equal(200);
+      expect(seen.at(-1)!.servername).to.equal("sni.example.net");
+      await proxy!.close(0);
+      proxy = null;
+    }
+  });
+
+  it("subjectAltNames the certificate does not carry → 502, even when the hostname would match", async () => {
+    const port = await serve(
+      policy({
+        subjectAltNames: [
+          { type: "URI", value: "spiffe://example.com/other" },
+          { type: "Hostname", value: "other.example.com" },
+        ],
+      }),
+    );
+    expect((await get(port, "/")).status).to.equal(502);
+    expect(seen).to.have.length(0);
+  });
+
+  it("presents the Gateway's client certificate to the backend", async () => {
+    const port = await serve(
+      policy({ clientCertificate: { namespace: "default", name: "client" } }),
+    );
+    expect((await get(port, "/")).status).to.equal(200);
+    expect(seen[0]!.clientCert).to.equal(new X509Certificate(clientPair.cert).fingerprint256);
+  });
+
+  it("a rotated client certificate is presented on the next connection, without a new config", async () => {
+    const port = await serve(
+      policy({ clientCertificate: { namespace: "default", name: "client" } }),
+    );
+    expect((await get(port, "/")).status).to.equal(200);
+    const rotated = ca.issue("gateway-client-2", "DNS:gateway.example.com", "clientAuth");
+    secrets.replace(new Map([["default/client", rotated]]));
+    const want = new X509Certificate(rotated.cert).fingerprint256;
+    for (let i = 0; i < 50 && seen.at(-1)!.clientCert !== want; i++) {
+      await new Promise(r => setTimeout(r, 20));
+      expect((await get(port, "/")).status).to.equal(200);
+    }
+    expect(seen.at(-1)!.clientCert).to.equal(want);
+  });
+
+  it("a client certificate Secret the proxy cannot read is reported with the config", async () => {
+    const port = await freePort();
+    proxy = testProxy({ secrets: new StaticSecretProvider() });
+    const result = await proxy.apply(
+      oneRouteConfig(
+        port,
+        cluster("secure", [backendPort], {
+          tls: policy({ clientCertificate: { namespace: "default", name: "gone" } }),
+        }),
+      ),
+    );
+    expect(result.problems).to.deep.equal([
+      "cluster secure: client certificate secret default/gone not found",
+    ]);
+  });
+});
