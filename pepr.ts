@@ -1,6 +1,7 @@
 import { PeprModule } from "pepr";
 // cfg carries the module's pepr settings (uuid, onError, webhook timeout) from package.json.
 import cfg from "./package.json" with { type: "json" };
+import { BackendTLSPolicyCapability } from "./capabilities/backend-tls-policy.ts";
 import { BackendsCapability } from "./capabilities/backends.ts";
 import { GatewayCapability } from "./capabilities/gateway.ts";
 import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
@@ -15,4 +16,5 @@ new PeprModule(cfg, [
   ReferenceGrantCapability,
   RautaPluginCapability,
   BackendsCapability,
+  BackendTLSPolicyCapability,
 ]);

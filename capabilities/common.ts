@@ -11,9 +11,10 @@ import { assignAddresses, parsePool } from "./controller/addresses.ts";
 import { KubernetesIO } from "./controller/kubernetes-io.ts";
 import { LeaderElector } from "./controller/leader.ts";
 import { Reconciler } from "./controller/reconciler.ts";
-import type { KubeObject, SnapshotKind, StoreKind } from "./controller/snapshot-store.ts";
+import type { KubeObject, StoreKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
 import {
+  BackendTLSPolicy,
   Gateway as GatewayModel,
   GatewayClass,
   HTTPRoute,
@@ -26,16 +27,19 @@ export const RAUTA_NAMESPACE = process.env.RAUTA_NAMESPACE ?? "rauta-system";
 
 let controlPlane: { store: SnapshotStore; reconciler: Reconciler } | undefined;
 
-const LISTED: Array<[SnapshotKind, GenericClass]> = [
+const LISTED: Array<[StoreKind, GenericClass]> = [
   ["GatewayClass", GatewayClass],
   ["Gateway", GatewayModel],
   ["HTTPRoute", HTTPRoute],
   ["ReferenceGrant", ReferenceGrant],
   ["RautaPlugin", RautaPlugin],
+  ["BackendTLSPolicy", BackendTLSPolicy],
   ["Service", a.Service],
   ["EndpointSlice", a.EndpointSlice],
   ["Secret", a.Secret],
   ["Namespace", a.Namespace],
+  // CA bundles of BackendTLSPolicies (the store keeps names, versions and parsed ca.crt only)
+  ["ConfigMap", a.ConfigMap],
 ];
 
 // Each Pepr watch lists and then streams on its own schedule, so right after start-up the store

@@ -11,6 +11,7 @@ export class Gateway extends a.GenericKind {}
 export class HTTPRoute extends a.GenericKind {}
 export class ReferenceGrant extends a.GenericKind {}
 export class RautaPlugin extends a.GenericKind {}
+export class BackendTLSPolicy extends a.GenericKind {}
 export class Lease extends a.GenericKind {}
 
 RegisterKind(GatewayClass, {
@@ -31,6 +32,12 @@ RegisterKind(ReferenceGrant, {
   version: "v1beta1",
   kind: "ReferenceGrant",
   plural: "referencegrants",
+});
+RegisterKind(BackendTLSPolicy, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "BackendTLSPolicy",
+  plural: "backendtlspolicies",
 });
 RegisterKind(RautaPlugin, {
   group: "rauta.io",

@@ -14,4 +14,5 @@ watchKind(RautaPluginCapability.When, RautaPlugin, "RautaPlugin", plugin =>
 );
 // The ConfigMaps configMap sources name: a changed module is copied again (the store keeps only
 // their names and resourceVersions, and counts a change only for ones a RautaPlugin names).
+// The same watch feeds BackendTLSPolicy CA bundles (snapshot-store.ts keeps their parsed ca.crt).
 watchKind(RautaPluginCapability.When, a.ConfigMap, "ConfigMap");

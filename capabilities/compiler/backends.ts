@@ -1,5 +1,6 @@
 // backendRefs → clusters: Service lookup, ReferenceGrant, ports, appProtocol, EndpointSlice endpoints.
 import type { Cluster, Endpoint } from "../../proxy/config/index.ts";
+import type { BackendTlsPolicies } from "./backend-tls.ts";
 import type { Problem } from "./conditions.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
 import type { EndpointSlice, ReferenceGrant, Service, ServicePort } from "./snapshot.ts";
@@ -13,22 +14,36 @@ export interface BackendRefLike {
   port?: number;
 }
 
-export type BackendResolution =
-  | { cluster: Cluster; problem?: undefined }
-  | { cluster?: undefined; problem: Problem };
+export type BackendResolution = (
+  | { cluster: Cluster; problem?: undefined; refused?: undefined }
+  // refused: a BackendTLSPolicy claims the port but cannot be used; the policy's status says
+  // why, and the backend answers 500 rather than sending unverified traffic
+  | { cluster?: undefined; problem: Problem; refused?: boolean }
+) & {
+  /** the BackendTLSPolicies ("<namespace>/<name>") that name this backend, winner or not */
+  policies?: string[];
+};
 
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 export const LB_POLICY_ANNOTATION = "rauta.io/lb-policy";
 
-function clusterProtocol(appProtocol: string | undefined): Cluster["protocol"] | undefined {
+// appProtocol → what the proxy speaks, and whether the port requires TLS (which only a
+// BackendTLSPolicy can configure: it says how to verify the backend).
+function clusterProtocol(
+  appProtocol: string | undefined,
+): { protocol: Cluster["protocol"]; tls: boolean } | undefined {
   switch ((appProtocol ?? "").toLowerCase()) {
     case "":
     case "http":
-      return "http1";
+      return { protocol: "http1", tls: false };
+    case "https":
+      return { protocol: "http1", tls: true };
     case "kubernetes.io/h2c":
-      return "h2c";
+      return { protocol: "h2c", tls: false };
     case "kubernetes.io/ws":
-      return "ws";
+      return { protocol: "ws", tls: false };
+    case "kubernetes.io/wss":
+      return { protocol: "ws", tls: true };
     default:
       return undefined;
   }
@@ -41,11 +56,15 @@ export class BackendResolver {
   // Clusters are shared by every rule that points at the same Service port.
   readonly clusters = new Map<string, Cluster>();
 
+  private readonly tls: BackendTlsPolicies | undefined;
+
   constructor(
     services: readonly Service[],
     slices: readonly EndpointSlice[],
     grants: readonly ReferenceGrant[],
+    tls?: BackendTlsPolicies,
   ) {
+    this.tls = tls;
     this.services = new Map(
       services.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]),
     );
@@ -118,15 +137,39 @@ export class BackendResolver {
         },
       };
     }
-    const protocol = clusterProtocol(servicePort.appProtocol);
-    if (!protocol) {
+    const app = clusterProtocol(servicePort.appProtocol);
+    const where = `${field}: Service ${namespace}/${ref.name} port ${ref.port}`;
+    if (!app) {
       return {
         problem: {
           reason: "UnsupportedProtocol",
-          message: `${field}: Service ${namespace}/${ref.name} port ${ref.port} has appProtocol ${servicePort.appProtocol}; RAUTA speaks http, kubernetes.io/h2c and kubernetes.io/ws to backends`,
+          message: `${where} has appProtocol ${servicePort.appProtocol}; RAUTA speaks http, https, kubernetes.io/h2c, kubernetes.io/ws and kubernetes.io/wss to backends`,
         },
       };
     }
+    const decision = this.tls?.forPort(namespace, ref.name, servicePort);
+    const policy = decision
+      ? { policies: this.tls!.claimsOn(namespace, ref.name, servicePort) }
+      : {};
+    if (decision?.refused) return { problem: decision.refused, refused: true, ...policy };
+    if (app.tls && !decision) {
+      return {
+        problem: {
+          reason: "UnsupportedProtocol",
+          message: `${where} has appProtocol ${servicePort.appProtocol}, which needs TLS: attach a BackendTLSPolicy that says how to verify the backend`,
+        },
+      };
+    }
+    if (decision && app.protocol === "h2c") {
+      return {
+        problem: {
+          reason: "UnsupportedProtocol",
+          message: `${where}: BackendTLSPolicy ${decision.policy} asks for TLS, but appProtocol kubernetes.io/h2c is cleartext HTTP/2`,
+        },
+        ...policy,
+      };
+    }
+    const protocol = app.protocol;
     const id = `${namespace}/${ref.name}:${ref.port}`;
     let cluster = this.clusters.get(id);
     if (!cluster) {
@@ -138,11 +181,12 @@ export class BackendResolver {
           service.metadata.annotations?.[LB_POLICY_ANNOTATION] === "maglev"
             ? "maglev"
             : "round-robin",
+        ...(decision?.tls ? { tls: { ...decision.tls } } : {}),
         endpoints: this.endpointsFor(`${namespace}/${ref.name}`, servicePort),
       };
       this.clusters.set(id, cluster);
     }
-    return { cluster };
+    return { cluster, ...policy };
   }
 
   private endpointsFor(serviceKey: string, servicePort: ServicePort): Endpoint[] {

@@ -1,8 +1,11 @@
 // Gateway API features RAUTA claims in GatewayClass status.supportedFeatures (sorted, as the
 // spec asks). Conformance runs exactly these, so a feature goes here only once it works.
 export const SUPPORTED_FEATURES = [
+  "BackendTLSPolicy",
+  "BackendTLSPolicySANValidation",
   "Gateway",
   "GatewayAddressEmpty",
+  "GatewayBackendClientCertificate",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
   "GatewayInfrastructure",

@@ -204,8 +204,8 @@ export function translateFilters(
         );
         if (!resolution.cluster) {
           // A mirror that cannot be resolved is reported and left out: mirroring must never
-          // change what the client gets.
-          result.unresolved.push(resolution.problem);
+          // change what the client gets. (A refused one is reported on its BackendTLSPolicy.)
+          if (!resolution.refused) result.unresolved.push(resolution.problem);
           break;
         }
         const [numerator, denominator] = mirror.fraction

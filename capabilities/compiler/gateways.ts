@@ -1,5 +1,5 @@
 // GatewayClass acceptance, Gateway addresses, listener validation and conflicts, listener TLS.
-import type { TlsCertificate } from "../../proxy/config/index.ts";
+import type { ObjectRef, TlsCertificate } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
@@ -42,6 +42,10 @@ export interface GatewayModel {
   addressProblem?: Problem;
   /** no address could be assigned (pool exhausted): accepted, not programmed */
   unassigned?: Problem;
+  /** spec.tls.backend.clientCertificateRef, when usable */
+  backendClientCertificate?: ObjectRef;
+  /** why a Gateway-level TLS reference is unusable (ResolvedRefs False on the Gateway) */
+  tlsProblem?: Problem;
   listeners: ListenerModel[];
 }
 
@@ -191,65 +195,79 @@ function validateTls(
   const namespace = listener.gateway.metadata.namespace ?? "default";
   const problems: Problem[] = [];
   refs.forEach((ref, index) => {
-    const field = `${where}: tls.certificateRefs[${index}]`;
-    const group = ref.group ?? "";
-    const kind = ref.kind ?? "Secret";
-    const targetNamespace = ref.namespace ?? namespace;
-    if (group !== "" || kind !== "Secret") {
-      problems.push({
-        reason: "InvalidCertificateRef",
-        message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret`,
-      });
-      return;
-    }
-    const allowed = referenceAllowed(
-      { group: GATEWAY_GROUP, kind: "Gateway", namespace },
-      { group: "", kind: "Secret", namespace: targetNamespace, name: ref.name },
+    const resolved = resolveCertificateSecret(
+      ref,
+      namespace,
+      `${where}: tls.certificateRefs[${index}]`,
       grants,
+      secrets,
+      "InvalidCertificateRef",
     );
-    if (!allowed) {
-      problems.push({
-        reason: "RefNotPermitted",
-        message: `${field}: Secret ${targetNamespace}/${ref.name} is in another namespace and no ReferenceGrant in ${targetNamespace} allows Gateways from ${namespace} to use it`,
-      });
+    if ("reason" in resolved) {
+      problems.push(resolved);
       return;
     }
-    const secret = secrets.get(`${targetNamespace}/${ref.name}`);
-    if (!secret) {
-      problems.push({
-        reason: "InvalidCertificateRef",
-        message: `${field}: Secret ${targetNamespace}/${ref.name} does not exist`,
-      });
-      return;
-    }
-    if (
-      secret.type !== "kubernetes.io/tls" ||
-      !secret.keys.includes("tls.crt") ||
-      !secret.keys.includes("tls.key")
-    ) {
-      problems.push({
-        reason: "InvalidCertificateRef",
-        message: `${field}: Secret ${targetNamespace}/${ref.name} is not a kubernetes.io/tls Secret with tls.crt and tls.key`,
-      });
-      return;
-    }
-    if (secret.tlsProblem !== undefined) {
-      problems.push({
-        reason: "InvalidCertificateRef",
-        message: `${field}: Secret ${targetNamespace}/${ref.name}: ${secret.tlsProblem}`,
-      });
-      return;
-    }
-    listener.certificates.push({
-      secretRef: { namespace: targetNamespace, name: ref.name },
-      hostnames: [listener.hostname ?? "*"],
-    });
+    listener.certificates.push({ secretRef: resolved, hostnames: [listener.hostname ?? "*"] });
   });
   if (problems.length > 0) {
     // Keep an earlier problem (InvalidRouteKinds): one ResolvedRefs condition names them all.
     const all = listener.unresolved ? [listener.unresolved, ...problems] : problems;
     listener.unresolved = { reason: all[0]!.reason, message: all.map(p => p.message).join("; ") };
   }
+}
+
+/**
+ * A Gateway's reference to a kubernetes.io/tls Secret (a listener certificate, the backend
+ * client certificate): the Secret, or the Problem that makes it unusable. `invalidReason` is
+ * the reason the spec gives this reference for a missing or unusable Secret.
+ */
+export function resolveCertificateSecret(
+  ref: { group?: string; kind?: string; name: string; namespace?: string },
+  gatewayNamespace: string,
+  field: string,
+  grants: readonly ReferenceGrant[],
+  secrets: ReadonlyMap<string, SecretMeta>,
+  invalidReason: string,
+): ObjectRef | Problem {
+  const group = ref.group ?? "";
+  const kind = ref.kind ?? "Secret";
+  const targetNamespace = ref.namespace ?? gatewayNamespace;
+  if (group !== "" || kind !== "Secret")
+    return {
+      reason: invalidReason,
+      message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret`,
+    };
+  const allowed = referenceAllowed(
+    { group: GATEWAY_GROUP, kind: "Gateway", namespace: gatewayNamespace },
+    { group: "", kind: "Secret", namespace: targetNamespace, name: ref.name },
+    grants,
+  );
+  if (!allowed)
+    return {
+      reason: "RefNotPermitted",
+      message: `${field}: Secret ${targetNamespace}/${ref.name} is in another namespace and no ReferenceGrant in ${targetNamespace} allows Gateways from ${gatewayNamespace} to use it`,
+    };
+  const secret = secrets.get(`${targetNamespace}/${ref.name}`);
+  if (!secret)
+    return {
+      reason: invalidReason,
+      message: `${field}: Secret ${targetNamespace}/${ref.name} does not exist`,
+    };
+  if (
+    secret.type !== "kubernetes.io/tls" ||
+    !secret.keys.includes("tls.crt") ||
+    !secret.keys.includes("tls.key")
+  )
+    return {
+      reason: invalidReason,
+      message: `${field}: Secret ${targetNamespace}/${ref.name} is not a kubernetes.io/tls Secret with tls.crt and tls.key`,
+    };
+  if (secret.tlsProblem !== undefined)
+    return {
+      reason: invalidReason,
+      message: `${field}: Secret ${targetNamespace}/${ref.name}: ${secret.tlsProblem}`,
+    };
+  return { namespace: targetNamespace, name: ref.name };
 }
 
 // Listeners sharing a socket (address:port) must be distinct: one protocol per port, and for
@@ -323,6 +341,19 @@ export function buildGateways({
         reason: "InvalidParameters",
         message: `spec.infrastructure.parametersRef: RAUTA takes no parameters for a Gateway (${params.group || "core"}/${params.kind} ${params.name} cannot be used); remove it`,
       };
+    const clientRef = gateway.spec.tls?.backend?.clientCertificateRef;
+    if (clientRef) {
+      const resolved = resolveCertificateSecret(
+        clientRef,
+        gateway.metadata.namespace ?? "default",
+        "spec.tls.backend.clientCertificateRef",
+        grants,
+        secrets,
+        "InvalidClientCertificateRef",
+      );
+      if ("reason" in resolved) model.tlsProblem = resolved;
+      else model.backendClientCertificate = resolved;
+    }
     model.listeners = gateway.spec.listeners.map(spec => {
       const listener: ListenerModel = {
         gateway,

@@ -4,6 +4,7 @@
 import type { Listener, Route, VirtualHost } from "../../proxy/config/index.ts";
 import { CONFIG_API_VERSION, sealConfig } from "../../proxy/config/index.ts";
 import { attachRoute } from "./attachment.ts";
+import { BackendTlsPolicies } from "./backend-tls.ts";
 import { BackendResolver } from "./backends.ts";
 import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
@@ -117,11 +118,22 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       ]);
   }
 
+  const tlsPolicies = new BackendTlsPolicies(
+    snapshot.backendTLSPolicies ?? [],
+    snapshot.caBundles ?? [],
+  );
   const backends = new BackendResolver(
     sortedByKey(snapshot.services),
     sortedByKey(snapshot.endpointSlices),
     grants,
+    tlsPolicies,
   );
+  // BackendTLSPolicy → the Gateways whose routes use it (its status ancestors); cluster → the
+  // Gateways whose routes send to it (whose backend client certificate it presents)
+  const policyGateways = new Map<string, Set<string>>();
+  const clusterGateways = new Map<string, Set<string>>();
+  const addTo = (map: Map<string, Set<string>>, key: string, gateway: string) =>
+    (map.get(key) ?? map.set(key, new Set()).get(key)!).add(gateway);
   const plugins = new PluginIndex(sortedByKey(snapshot.rautaPlugins), {
     ...(snapshot.pluginModules ? { modules: snapshot.pluginModules } : {}),
     ...(options.builtinPluginSchemas ? { builtinSchemas: options.builtinPluginSchemas } : {}),
@@ -180,6 +192,11 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       }
       parents.push({ parentRef: attachment.parentRef, controllerName, conditions });
       if (rejected) continue;
+      for (const policy of translation.tlsPolicies)
+        addTo(policyGateways, policy, attachment.gateway.key);
+      for (const rule of translation.rules)
+        for (const id of routeClusters(rule.route))
+          addTo(clusterGateways, id, attachment.gateway.key);
       for (const listener of attachment.allowed) {
         const hostnames = attachment.hostnames.get(listener) ?? [];
         // A route counts on the listeners its hostnames intersect (conformance:
@@ -251,14 +268,20 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   plugins.retainUsed(usedPlugins);
   statuses.push(...plugins.statuses(now));
 
+  statuses.push(...tlsPolicies.statuses(policyGateways, controllerName, now));
+
   const usedClusters = new Set<string>();
-  for (const route of routes.values()) {
-    for (const backend of route.backends) {
-      if (backend.clusterId) usedClusters.add(backend.clusterId);
-      for (const f of backend.filters)
-        if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
-    }
-    for (const f of route.filters) if (f.type === "RequestMirror") usedClusters.add(f.clusterId);
+  for (const route of routes.values()) for (const id of routeClusters(route)) usedClusters.add(id);
+  // A TLS backend presents the client certificate of the Gateway its traffic comes through. The
+  // config has one cluster per Service port, so when Gateways with different certificates share
+  // one, the first Gateway (namespace/name order) with a certificate decides (docs/control-plane.md).
+  for (const cluster of backends.clusters.values()) {
+    if (!cluster.tls) continue;
+    const certificate = [...(clusterGateways.get(cluster.id) ?? [])]
+      .sort(compareStrings)
+      .map(key => gatewayByKey.get(key)?.backendClientCertificate)
+      .find(ref => ref !== undefined);
+    if (certificate) cluster.tls.clientCertificate = certificate;
   }
   const body = {
     apiVersion: CONFIG_API_VERSION,
@@ -270,6 +293,16 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     plugins: plugins.compiled(),
   } as const;
   return { config: sealConfig(body, options.generation ?? 1), statuses: sortStatuses(statuses) };
+}
+
+function routeClusters(route: Route): string[] {
+  const ids: string[] = [];
+  for (const backend of route.backends) {
+    if (backend.clusterId) ids.push(backend.clusterId);
+    for (const f of backend.filters) if (f.type === "RequestMirror") ids.push(f.clusterId);
+  }
+  for (const f of route.filters) if (f.type === "RequestMirror") ids.push(f.clusterId);
+  return ids;
 }
 
 function gatewayAccepted(model: GatewayModel): boolean {
@@ -361,7 +394,23 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
       ...(model.reportedAddress
         ? { addresses: [{ type: "IPAddress", value: model.reportedAddress }] }
         : {}),
-      conditions: [accepted, programmed],
+      conditions: [
+        accepted,
+        programmed,
+        // Gateway-level references exist only with spec.tls: only then is there one to report
+        ...(model.gateway.spec.tls
+          ? [
+              model.tlsProblem
+                ? condition(
+                    "ResolvedRefs",
+                    false,
+                    model.tlsProblem.reason,
+                    model.tlsProblem.message,
+                  )
+                : condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+            ]
+          : []),
+      ],
       listeners: model.listeners.map(listener => {
         const c = conditionFactory(model.gateway.metadata.generation, now);
         const ok = listenerUsable(listener);
@@ -398,7 +447,7 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
 }
 
 function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
-  const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3 };
+  const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3, BackendTLSPolicy: 4 };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(
     (a, b) => order[a.kind] - order[b.kind] || compareStrings(key(a), key(b)),

@@ -22,6 +22,8 @@ export interface RouteTranslation {
   rules: CompiledRule[];
   invalid: Problem[];
   unresolved: Problem[];
+  /** BackendTLSPolicies ("<namespace>/<name>") governing this route's backends */
+  tlsPolicies: Set<string>;
 }
 
 export function normalizePrefix(value: string): string {
@@ -151,7 +153,12 @@ export function translateRules(
 ): RouteTranslation {
   const namespace = route.metadata.namespace ?? "default";
   const key = `${namespace}/${route.metadata.name}`;
-  const result: RouteTranslation = { rules: [], invalid: [], unresolved: [] };
+  const result: RouteTranslation = {
+    rules: [],
+    invalid: [],
+    unresolved: [],
+    tlsPolicies: new Set(),
+  };
 
   // Plugins named by the compatibility annotation run first, on every rule.
   const annotationFilters: Route["filters"] = [];
@@ -223,7 +230,9 @@ export function translateRules(
       }
       result.unresolved.push(...backendFilters.unresolved);
       const resolution = backends.resolve(ref, namespace, refField);
-      if (resolution.problem) result.unresolved.push(resolution.problem);
+      for (const policy of resolution.policies ?? []) result.tlsPolicies.add(policy);
+      // a refused backend is the BackendTLSPolicy's problem, reported on the policy
+      if (resolution.problem && !resolution.refused) result.unresolved.push(resolution.problem);
       weighted.push({
         clusterId: resolution.cluster?.id ?? null,
         weight: ref.weight ?? 1,

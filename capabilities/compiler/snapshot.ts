@@ -5,6 +5,7 @@ import type { GatewayClassV1 } from "../../generated/gateway-api/experimental/ga
 import type { GatewayV1 } from "../../generated/gateway-api/experimental/gateway-v1.ts";
 import type { HTTPRouteV1 } from "../../generated/gateway-api/experimental/httproute-v1.ts";
 import type { ReferenceGrantV1 } from "../../generated/gateway-api/experimental/referencegrant-v1.ts";
+import type { BackendTLSPolicyV1 } from "../../generated/gateway-api/experimental/backendtlspolicy-v1.ts";
 import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
 
 export interface ObjectMeta {
@@ -25,6 +26,7 @@ export type Gateway = WithMeta<GatewayV1>;
 export type HTTPRoute = WithMeta<HTTPRouteV1>;
 export type ReferenceGrant = WithMeta<ReferenceGrantV1>;
 export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
+export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
 
 export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
@@ -70,6 +72,16 @@ export interface SecretMeta {
   tlsProblem?: string;
 }
 
+// What the compiler knows of a ConfigMap that holds a CA bundle under `ca.crt` (a
+// BackendTLSPolicy's caCertificateRefs): the certificates, re-encoded as PEM, or why there are
+// none. CA certificates are public; they travel in the config.
+export interface CaBundle {
+  metadata: ObjectMeta;
+  /** PEM, one or more certificates; absent when problem is set */
+  certificates?: string;
+  problem?: string;
+}
+
 export interface Namespace {
   metadata: ObjectMeta;
 }
@@ -101,6 +113,9 @@ export interface Snapshot {
   secrets: SecretMeta[];
   namespaces: Namespace[];
   rautaPlugins: RautaPlugin[];
+  // optional: snapshots written before BackendTLSPolicy support still compile
+  backendTLSPolicies?: BackendTLSPolicy[];
+  caBundles?: CaBundle[];
   // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
   // the ConfigMap it names.
   pluginModules?: PluginModule[];
@@ -117,5 +132,7 @@ export function emptySnapshot(): Snapshot {
     secrets: [],
     namespaces: [],
     rautaPlugins: [],
+    backendTLSPolicies: [],
+    caBundles: [],
   };
 }

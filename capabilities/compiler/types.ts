@@ -63,7 +63,25 @@ export interface RautaPluginStatus {
   status: { observedGeneration?: number; digest?: string; conditions: Condition[] };
 }
 
-export type ObjectStatus = GatewayClassStatus | GatewayStatus | HTTPRouteStatus | RautaPluginStatus;
+export interface BackendTLSPolicyStatus {
+  kind: "BackendTLSPolicy";
+  namespace: string;
+  name: string;
+  status: {
+    ancestors: Array<{
+      ancestorRef: ParentRefStatus;
+      controllerName: string;
+      conditions: Condition[];
+    }>;
+  };
+}
+
+export type ObjectStatus =
+  | GatewayClassStatus
+  | GatewayStatus
+  | HTTPRouteStatus
+  | RautaPluginStatus
+  | BackendTLSPolicyStatus;
 
 export interface CompileOptions {
   /** GatewayClasses whose spec.controllerName equals this are ours; all others are ignored. */

@@ -19,7 +19,14 @@ import {
   encodeConfigMaps,
 } from "../../proxy/config/index.ts";
 import type { ConfigMapModuleRef, PluginModule } from "../compiler/index.ts";
-import { Gateway, GatewayClass, HTTPRoute, Lease, RautaPlugin } from "../kinds.ts";
+import {
+  BackendTLSPolicy,
+  Gateway,
+  GatewayClass,
+  HTTPRoute,
+  Lease,
+  RautaPlugin,
+} from "../kinds.ts";
 import { applyStatus } from "./apply-status.ts";
 import type { ConfigMapAccess, ConfigMapObject } from "./plugin-modules.ts";
 import { PluginModuleSync } from "./plugin-modules.ts";
@@ -28,7 +35,13 @@ import type { ControlPlaneIO, StatusKind } from "./reconciler.ts";
 import type { GatewayService } from "./gateway-services.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./gateway-services.ts";
 
-const STATUS_MODELS = { GatewayClass, Gateway, HTTPRoute, RautaPlugin } as const;
+const STATUS_MODELS = {
+  GatewayClass,
+  Gateway,
+  HTTPRoute,
+  RautaPlugin,
+  BackendTLSPolicy,
+} as const;
 
 export interface KubernetesIOOptions {
   namespace: string;

@@ -3,6 +3,7 @@
 // statuses that differ. Failures are retried with capped exponential backoff and jitter (Pepr
 // drops errors thrown in watch callbacks, so retrying is ours to do). One run at a time.
 import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
+import { referencedSecrets } from "../../proxy/config/index.ts";
 import type {
   CompileOptions,
   ConfigMapModuleRef,
@@ -236,7 +237,7 @@ export class Reconciler {
     let { config } = result;
     let published = false;
     // Certificates first: a proxy must never see a listener whose certificate it cannot read yet.
-    const refs = config.listeners.flatMap(l => l.tls?.certificates.map(c => c.secretRef) ?? []);
+    const refs = referencedSecrets(config);
     await this.io.syncCertificates?.(
       refs,
       ref => this.store.get("Secret", ref.namespace, ref.name)?.metadata?.resourceVersion,
@@ -339,17 +340,19 @@ export class Reconciler {
       compiledKeys.add(`${status.kind}/${namespace ?? ""}/${status.name}`);
       targets.push({ kind: status.kind, namespace, name: status.name, compiled: status });
     }
-    // HTTPRoutes we no longer attach to still carry our old parent entries: clear them.
-    for (const route of this.store.list("HTTPRoute")) {
-      const key = `HTTPRoute/${route.metadata?.namespace ?? ""}/${route.metadata?.name}`;
-      if (!compiledKeys.has(key))
-        targets.push({
-          kind: "HTTPRoute",
-          namespace: route.metadata?.namespace,
-          name: route.metadata!.name!,
-          compiled: undefined,
-        });
-    }
+    // HTTPRoutes we no longer attach to, and BackendTLSPolicies none of our Gateways use, still
+    // carry our old entries: clear them.
+    for (const kind of ["HTTPRoute", "BackendTLSPolicy"] as const)
+      for (const object of this.store.list(kind)) {
+        const key = `${kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
+        if (!compiledKeys.has(key))
+          targets.push({
+            kind,
+            namespace: object.metadata?.namespace,
+            name: object.metadata!.name!,
+            compiled: undefined,
+          });
+      }
     for (const { kind, namespace, name, compiled } of targets) {
       const object = this.store.get(kind as SnapshotKind, namespace, name);
       if (!object) continue;

@@ -1,10 +1,13 @@
 // The controller's view of the cluster: every object the compiler reads, kept current by watch
 // events and read whole (level-triggered) when a compile runs. Secrets are reduced to their
 // type and key names on the way in, so key material never sits in the controller's memory.
-// ConfigMaps are kept as name and resourceVersion only, for the reconciler's plugin-module step
-// (which reads the few that RautaPlugins name); only those count as changes.
-import type { ObjectMeta, Snapshot } from "../compiler/index.ts";
+// ConfigMaps are kept as name and resourceVersion, for the reconciler's plugin-module step
+// (which reads the few that RautaPlugins name), plus the parsed CA bundle of those with a
+// `ca.crt` key (BackendTLSPolicy caCertificateRefs); only the ones a RautaPlugin or a
+// BackendTLSPolicy names count as changes.
+import type { CaBundle, ObjectMeta, Snapshot } from "../compiler/index.ts";
 import { emptySnapshot } from "../compiler/index.ts";
+import { caBundle } from "./ca-bundle.ts";
 import { secretMeta } from "./secret-meta.ts";
 
 export const SNAPSHOT_KINDS = {
@@ -17,6 +20,7 @@ export const SNAPSHOT_KINDS = {
   Secret: "secrets",
   Namespace: "namespaces",
   RautaPlugin: "rautaPlugins",
+  BackendTLSPolicy: "backendTLSPolicies",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
 /** Every kind the store keeps: the compiler's, and ConfigMaps for the reconciler's I/O. */
@@ -28,6 +32,7 @@ const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
   "Gateway",
   "HTTPRoute",
   "RautaPlugin",
+  "BackendTLSPolicy",
 ]);
 
 function sameSpec(a: KubeObject, b: KubeObject): boolean {
@@ -81,7 +86,11 @@ function reduceSecret(object: KubeObject): KubeObject {
 
 function reduceConfigMap(object: KubeObject): KubeObject {
   const { name, namespace, uid, resourceVersion } = object.metadata ?? {};
-  return { metadata: { name, namespace, uid, resourceVersion } };
+  const bundle = caBundle(object);
+  return {
+    metadata: { name, namespace, uid, resourceVersion },
+    ...(bundle ? { caBundle: bundle } : {}),
+  };
 }
 
 export class SnapshotStore {
@@ -118,14 +127,14 @@ export class SnapshotStore {
     // so they update the stored object (for status diffs) without triggering a compile.
     if (previous && STATUS_ONLY_KINDS.has(kind as SnapshotKind) && sameSpec(previous, stored))
       return;
-    if (kind === "ConfigMap" && !this.pluginModuleSource(key)) return;
+    if (kind === "ConfigMap" && !this.configMapInUse(key)) return;
     this.changed();
   }
 
   remove(kind: StoreKind, object: KubeObject): void {
     const key = keyOf(object);
     if (!key || !this.objects.get(kind)?.delete(key)) return;
-    if (kind === "ConfigMap" && !this.pluginModuleSource(key)) return;
+    if (kind === "ConfigMap" && !this.configMapInUse(key)) return;
     this.changed();
   }
 
@@ -144,7 +153,26 @@ export class SnapshotStore {
     >) {
       (snapshot[field] as unknown[]) = this.list(kind);
     }
+    snapshot.caBundles = this.list("ConfigMap").flatMap(c =>
+      c.caBundle ? [c.caBundle as unknown as CaBundle] : [],
+    );
     return snapshot;
+  }
+
+  private configMapInUse(key: string): boolean {
+    return this.pluginModuleSource(key) || this.caCertificateSource(key);
+  }
+
+  // Whether a BackendTLSPolicy's caCertificateRefs name the ConfigMap "<namespace>/<name>".
+  private caCertificateSource(key: string): boolean {
+    for (const policy of this.objects.get("BackendTLSPolicy")?.values() ?? []) {
+      const refs = (
+        policy.spec as { validation?: { caCertificateRefs?: Array<{ name?: string }> } } | undefined
+      )?.validation?.caCertificateRefs;
+      for (const ref of refs ?? [])
+        if (`${policy.metadata?.namespace ?? ""}/${ref.name}` === key) return true;
+    }
+    return false;
   }
 
   // Whether a RautaPlugin's configMap source names the ConfigMap "<namespace>/<name>".

@@ -1,6 +1,7 @@
 // Compiled statuses → the status stanza to write on each object, merged with what is there:
 // a condition keeps its lastTransitionTime while its status does not change, and on HTTPRoutes
-// the parent entries of other controllers are kept (status.parents is an atomic list).
+// the parent entries of other controllers are kept (status.parents is an atomic list), as are
+// other controllers' ancestor entries on BackendTLSPolicies.
 import type { Condition, ObjectStatus } from "../compiler/index.ts";
 
 type Json = Record<string, unknown>;
@@ -38,26 +39,35 @@ export function desiredStatus(
 ): Json | undefined {
   const current = (existing ?? {}) as Json;
   switch (kind) {
-    case "HTTPRoute": {
-      const parents = (current.parents as Json[] | undefined) ?? [];
-      const others = parents.filter(p => p.controllerName !== controllerName);
-      const ours = compiled?.kind === "HTTPRoute" ? compiled.status.parents : [];
-      if (!compiled && others.length === parents.length) return undefined;
+    case "HTTPRoute":
+    case "BackendTLSPolicy": {
+      // both lists are atomic and shared with other controllers: ours are replaced, theirs kept
+      const [list, ref] =
+        kind === "HTTPRoute" ? ["parents", "parentRef"] : ["ancestors", "ancestorRef"];
+      const entries = (current[list] as Json[] | undefined) ?? [];
+      const others = entries.filter(p => p.controllerName !== controllerName);
+      const ours: Array<{ conditions: Condition[] } & Json> =
+        compiled?.kind === "HTTPRoute"
+          ? compiled.status.parents.map(p => ({ ...p }) as unknown as (typeof ours)[number])
+          : compiled?.kind === "BackendTLSPolicy"
+            ? compiled.status.ancestors.map(a => ({ ...a }) as unknown as (typeof ours)[number])
+            : [];
+      if (!compiled && others.length === entries.length) return undefined;
       return {
         ...current,
-        parents: [
+        [list]: [
           ...others,
-          ...ours.map(parent => {
-            const previous = parents.find(
+          ...ours.map(entry => {
+            const previous = entries.find(
               p =>
                 p.controllerName === controllerName &&
-                sameParentRef(p.parentRef as Json, parent.parentRef as unknown as Json),
+                sameParentRef(p[ref] as Json, entry[ref] as Json),
             );
             return {
-              ...parent,
+              ...entry,
               conditions: mergeConditions(
                 previous?.conditions as Condition[] | undefined,
-                parent.conditions,
+                entry.conditions,
               ),
             };
           }),

@@ -2,6 +2,7 @@
 // Every Gateway API object and RautaPlugin is validated against the JSON Schema generated from
 // its pinned CRD, so a typo is reported as file, document, object and field — the same checks
 // the API server would make — and never reaches the compiler.
+import { caBundle } from "../../capabilities/controller/ca-bundle.ts";
 import { secretMeta } from "../../capabilities/controller/secret-meta.ts";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
@@ -89,6 +90,10 @@ for (const version of GATEWAY_VERSIONS) {
     add: push("referenceGrants"),
   });
 }
+HANDLERS.set("gateway.networking.k8s.io/v1/BackendTLSPolicy", {
+  schema: "gateway-api/experimental/backendtlspolicy-v1.schema.json",
+  add: push("backendTLSPolicies"),
+});
 HANDLERS.set("rauta.io/v1alpha1/RautaPlugin", {
   schema: "rauta/rautaplugin-v1alpha1.schema.json",
   add: push("rautaPlugins"),
@@ -186,8 +191,11 @@ export function loadManifests(paths: readonly string[]): LoadResult {
         return;
       }
       const name = `${kind} ${metadata.namespace ?? (CLUSTER_SCOPED.has(kind) ? "" : "default")}${CLUSTER_SCOPED.has(kind) ? "" : "/"}${metadata.name}`;
-      // ConfigMaps matter only as plugin module sources (serve-command resolves them)
+      // ConfigMaps matter as plugin module sources (serve-command resolves them) and CA bundles
       if (apiVersion === "v1" && kind === "ConfigMap") {
+        metadata.namespace ??= "default";
+        const bundle = caBundle(record);
+        if (bundle) (result.snapshot.caBundles ??= []).push(bundle);
         const keys = new Map<string, Uint8Array>();
         for (const [k, v] of Object.entries((record.data as Record<string, string>) ?? {}))
           keys.set(k, new Uint8Array(Buffer.from(String(v), "utf8")));

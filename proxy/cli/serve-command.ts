@@ -107,9 +107,11 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
     const conditions =
       s.kind === "HTTPRoute"
         ? s.status.parents.flatMap(p => p.conditions)
-        : s.kind === "Gateway"
-          ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)]
-          : s.status.conditions;
+        : s.kind === "BackendTLSPolicy"
+          ? s.status.ancestors.flatMap(a => a.conditions)
+          : s.kind === "Gateway"
+            ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)]
+            : s.status.conditions;
     for (const c of conditions) {
       if (c.status === "False" && ["Accepted", "ResolvedRefs", "Programmed"].includes(c.type))
         out.push(`${name}: ${c.type}=False (${c.reason}): ${c.message}`);

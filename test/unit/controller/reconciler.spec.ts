@@ -1,4 +1,6 @@
 import { expect } from "chai";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { CompiledConfig } from "../../../proxy/config/index.ts";
 import type {
   ControlPlaneIO,
@@ -587,5 +589,47 @@ describe("snapshot store", () => {
       metadata: { ...route.metadata, resourceVersion: "4", generation: 2, labels: { a: "b" } },
     });
     expect(changes).to.equal(3);
+  });
+
+  it("keeps a ConfigMap's ca.crt as a parsed CA bundle, a change only once a BackendTLSPolicy names it", () => {
+    const store = new SnapshotStore();
+    let changes = 0;
+    store.onChange(() => changes++);
+    const pem = readFileSync(
+      new URL("../../fixtures/compiler/backend-tls-policy/input.yaml", import.meta.url),
+      "utf8",
+    )
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)![0]
+      .replace(/\n\s+/g, "\n");
+    const configMap = (version: string, caCrt: string) => ({
+      metadata: { name: "ca", namespace: "n", resourceVersion: version },
+      data: { "ca.crt": caCrt, other: "kept out" },
+    });
+    store.upsert("ConfigMap", configMap("1", pem));
+    expect(changes).to.equal(0);
+    expect(store.snapshot().caBundles).to.deep.equal([
+      {
+        metadata: { name: "ca", namespace: "n", resourceVersion: "1" },
+        certificates: new X509Certificate(pem).toString(),
+      },
+    ]);
+    store.upsert("BackendTLSPolicy", {
+      metadata: { name: "p", namespace: "n", generation: 1, resourceVersion: "1" },
+      spec: {
+        targetRefs: [{ group: "", kind: "Service", name: "s" }],
+        validation: {
+          caCertificateRefs: [{ group: "", kind: "ConfigMap", name: "ca" }],
+          hostname: "s.example.com",
+        },
+      },
+    });
+    expect(changes).to.equal(1);
+    store.upsert("ConfigMap", configMap("2", "not a certificate"));
+    expect(changes).to.equal(2);
+    expect(store.snapshot().caBundles![0]!.problem).to.equal("ca.crt holds no PEM certificate");
+    expect(JSON.stringify(store.list("ConfigMap"))).not.to.contain("kept out");
+    store.remove("ConfigMap", configMap("2", ""));
+    expect(changes).to.equal(3);
+    expect(store.snapshot().caBundles).to.deep.equal([]);
   });
 });
