@@ -66,14 +66,20 @@ function readCrds(file: string): Crd[] {
 
 // Kubernetes schemas carry extensions (x-kubernetes-*) and formats json-schema-to-typescript
 // does not understand; types only need the structural part.
-function structural(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(structural);
+// Inside `properties` the keys are field names, not keywords: a field named "default" (Gateway
+// spec.tls.frontend.default) is kept.
+function structural(schema: unknown, fieldNames = false): unknown {
+  if (Array.isArray(schema)) return schema.map(s => structural(s));
   if (schema === null || typeof schema !== "object") return schema;
   const result: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
+    if (fieldNames) {
+      result[key] = structural(value);
+      continue;
+    }
     if (key.startsWith("x-kubernetes-")) continue;
     if (key === "default" || key === "example") continue;
-    result[key] = structural(value);
+    result[key] = structural(value, key === "properties");
   }
   const original = schema as Record<string, unknown>;
   if (
