@@ -76,6 +76,8 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
         // with a pool, a Gateway the pool cannot serve waits (AddressNotAssigned); without one
         // every Gateway binds the proxies' wildcard address
         addressesRequired: pool.length > 0,
+        // the pool is what the proxies' nodes carry: a static address outside it is not usable
+        ...(pool.length > 0 ? { usableAddresses: pool } : {}),
       }),
       log: (level, message, fields) => Log[level]({ ...fields }, message),
     });

@@ -3,7 +3,10 @@ import type { ObjectRef, TlsCertificate } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
+import type { ClientValidation } from "./frontend-validation.ts";
+import { frontendValidation } from "./frontend-validation.ts";
 import type {
+  CaBundle,
   Gateway,
   GatewayClass,
   GatewayListener,
@@ -28,6 +31,8 @@ export interface ListenerModel {
   address: string;
   supportedKinds: Array<{ group: string; kind: string }>;
   certificates: TlsCertificate[];
+  /** client-certificate validation (Gateway spec.tls.frontend) of an HTTPS listener */
+  clientValidation?: ClientValidation;
   unaccepted?: Problem;
   conflicted?: Problem;
   unresolved?: Problem;
@@ -83,6 +88,7 @@ function resolveAddress(
   assigned: string | undefined,
   fallback: string,
   required: boolean,
+  usable: ReadonlySet<string> | undefined,
 ): Pick<GatewayModel, "address" | "reportedAddress" | "addressProblem" | "unassigned"> {
   const requested = gateway.spec.addresses ?? [];
   const unsupported = requested.find(a => (a.type ?? "IPAddress") !== "IPAddress");
@@ -105,6 +111,16 @@ function resolveAddress(
       },
     };
   }
+  // A static address the proxies cannot bind: accepted, not programmed, until it is removed
+  const notUsable = usable ? requested.filter(a => !usable.has(a.value!)) : [];
+  if (notUsable.length > 0)
+    return {
+      address: `unassigned:${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`,
+      unassigned: {
+        reason: "AddressNotUsable",
+        message: `spec.addresses: ${notUsable.map(a => a.value).join(", ")} cannot be bound by the proxies (usable: the controller's address pool, RAUTA_ADDRESS_POOL)`,
+      },
+    };
   if (requested.length > 1) {
     return {
       address: requested[0]!.value!,
@@ -216,6 +232,25 @@ function validateTls(
   }
 }
 
+function applyFrontendValidation(
+  listener: ListenerModel,
+  grants: readonly ReferenceGrant[],
+  bundles: ReadonlyMap<string, CaBundle>,
+): void {
+  const result = frontendValidation(listener.gateway, listener.port, grants, bundles);
+  if (!result) return;
+  if (result.validation) listener.clientValidation = result.validation;
+  if (result.unresolved) {
+    const all = listener.unresolved
+      ? [listener.unresolved, result.unresolved]
+      : [result.unresolved];
+    listener.unresolved = { reason: all[0]!.reason, message: all.map(p => p.message).join("; ") };
+  }
+  // without a CA to verify against, the listener must not serve at all (it would either let
+  // every client through or none)
+  if (result.unaccepted && !listener.unaccepted) listener.unaccepted = result.unaccepted;
+}
+
 /**
  * A Gateway's reference to a kubernetes.io/tls Secret (a listener certificate, the backend
  * client certificate): the Secret, or the Problem that makes it unusable. `invalidReason` is
@@ -315,6 +350,10 @@ export interface GatewayInputs {
   defaultAddress: string;
   addressesRequired?: boolean;
   assignedAddresses?: ReadonlyMap<string, string>;
+  /** Addresses the proxies can bind; absent: any requested address is taken as bindable */
+  usableAddresses?: ReadonlySet<string>;
+  /** CA bundles by "<namespace>/<name>" of their ConfigMap */
+  caBundles?: ReadonlyMap<string, CaBundle>;
 }
 
 export function buildGateways({
@@ -324,6 +363,8 @@ export function buildGateways({
   defaultAddress,
   addressesRequired = false,
   assignedAddresses,
+  usableAddresses,
+  caBundles = new Map(),
 }: GatewayInputs): GatewayModel[] {
   const models = gateways.map(gateway => {
     const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
@@ -332,6 +373,7 @@ export function buildGateways({
       assignedAddresses?.get(key),
       defaultAddress,
       addressesRequired,
+      usableAddresses,
     );
     const model: GatewayModel = { gateway, key, ...address, listeners: [] };
     // RAUTA has no parameters kind: whatever a parametersRef names, it cannot be used
@@ -373,6 +415,7 @@ export function buildGateways({
         attachedRoutes: 0,
       };
       validateListener(listener, grants, secrets);
+      if (listener.protocol === "HTTPS") applyFrontendValidation(listener, grants, caBundles);
       return listener;
     });
     return model;

@@ -93,8 +93,15 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     gateways: ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) === undefined),
     grants,
     secrets,
+    caBundles: new Map(
+      (snapshot.caBundles ?? []).map(b => [
+        `${b.metadata.namespace ?? "default"}/${b.metadata.name}`,
+        b,
+      ]),
+    ),
     defaultAddress: options.defaultAddress ?? "0.0.0.0",
     addressesRequired: options.addressesRequired ?? false,
+    ...(options.usableAddresses ? { usableAddresses: new Set(options.usableAddresses) } : {}),
     ...(options.gatewayAddresses
       ? { assignedAddresses: new Map(Object.entries(options.gatewayAddresses)) }
       : {}),
@@ -360,7 +367,16 @@ function buildListeners(
       address: first.address,
       port: first.port,
       protocol: first.protocol === "HTTPS" ? "HTTPS" : "HTTP",
-      ...(first.protocol === "HTTPS" ? { tls: { certificates } } : {}),
+      ...(first.protocol === "HTTPS"
+        ? {
+            tls: {
+              certificates,
+              // one socket, one handshake policy: the first Gateway listener's (a socket's
+              // listeners are one Gateway's port unless Gateways share an address)
+              ...(first.clientValidation ? { clientValidation: first.clientValidation } : {}),
+            },
+          }
+        : {}),
       sources,
       plugins: [...pluginIds].sort(),
       virtualHosts,
@@ -397,6 +413,16 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
       conditions: [
         accepted,
         programmed,
+        ...(model.listeners.some(l => l.clientValidation?.mode === "AllowInsecureFallback")
+          ? [
+              condition(
+                "InsecureFrontendValidationMode",
+                true,
+                "ConfigurationChanged",
+                "a listener accepts clients without a valid certificate (AllowInsecureFallback)",
+              ),
+            ]
+          : []),
         // Gateway-level references exist only with spec.tls: only then is there one to report
         ...(model.gateway.spec.tls
           ? [

@@ -100,6 +100,11 @@ export interface CompileOptions {
    * defaultAddress, where it would collide with every other such Gateway.
    */
   addressesRequired?: boolean;
+  /**
+   * Addresses the proxies can bind (the controller's pool): a Gateway requesting another one is
+   * accepted but not programmed (AddressNotUsable). Absent: every requested address is bound.
+   */
+  usableAddresses?: readonly string[];
   /** Config schemas of the built-in plugins; default: the shipped ones (generated/rauta). */
   builtinPluginSchemas?: BuiltinSchemas;
 }

@@ -36,7 +36,10 @@ export function assignAddresses(
   const key = (g: Gateway) => `${g.metadata.namespace ?? "default"}/${g.metadata.name}`;
   const inPool = new Set(pool);
   const assigned: Record<string, string> = {};
-  const used = new Set<string>();
+  // addresses Gateways request statically are never handed to another Gateway
+  const used = new Set<string>(
+    gateways.flatMap(g => (g.spec.addresses ?? []).flatMap(a => (a.value ? [a.value] : []))),
+  );
   const wanting = [...gateways]
     .filter(g => !g.spec.addresses?.length)
     .sort((a, b) => (key(a) < key(b) ? -1 : 1));

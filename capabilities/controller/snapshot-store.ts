@@ -3,8 +3,8 @@
 // type and key names on the way in, so key material never sits in the controller's memory.
 // ConfigMaps are kept as name and resourceVersion, for the reconciler's plugin-module step
 // (which reads the few that RautaPlugins name), plus the parsed CA bundle of those with a
-// `ca.crt` key (BackendTLSPolicy caCertificateRefs); only the ones a RautaPlugin or a
-// BackendTLSPolicy names count as changes.
+// `ca.crt` key (BackendTLSPolicy and Gateway frontend caCertificateRefs); only the ones a
+// RautaPlugin, a BackendTLSPolicy or a Gateway names count as changes.
 import type { CaBundle, ObjectMeta, Snapshot } from "../compiler/index.ts";
 import { emptySnapshot } from "../compiler/index.ts";
 import { caBundle } from "./ca-bundle.ts";
@@ -163,8 +163,25 @@ export class SnapshotStore {
     return this.pluginModuleSource(key) || this.caCertificateSource(key);
   }
 
-  // Whether a BackendTLSPolicy's caCertificateRefs name the ConfigMap "<namespace>/<name>".
+  // Whether a BackendTLSPolicy's or a Gateway's (spec.tls.frontend) caCertificateRefs name the
+  // ConfigMap "<namespace>/<name>".
   private caCertificateSource(key: string): boolean {
+    type Refs = Array<{ name?: string; namespace?: string }> | undefined;
+    type Frontend = {
+      default?: { validation?: { caCertificateRefs?: Refs } };
+      perPort?: Array<{ tls?: { validation?: { caCertificateRefs?: Refs } } }>;
+    };
+    for (const gateway of this.objects.get("Gateway")?.values() ?? []) {
+      const frontend = (gateway.spec as { tls?: { frontend?: Frontend } } | undefined)?.tls
+        ?.frontend;
+      const refs = [
+        ...(frontend?.default?.validation?.caCertificateRefs ?? []),
+        ...(frontend?.perPort ?? []).flatMap(p => p.tls?.validation?.caCertificateRefs ?? []),
+      ];
+      for (const ref of refs)
+        if (`${ref.namespace ?? gateway.metadata?.namespace ?? ""}/${ref.name}` === key)
+          return true;
+    }
     for (const policy of this.objects.get("BackendTLSPolicy")?.values() ?? []) {
       const refs = (
         policy.spec as { validation?: { caCertificateRefs?: Array<{ name?: string }> } } | undefined

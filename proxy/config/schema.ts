@@ -186,7 +186,19 @@ export const Listener = z
     port,
     protocol: z.enum(["HTTP", "HTTPS"]),
     tls: z
-      .object({ certificates: z.array(TlsCertificate).min(1) })
+      .object({
+        certificates: z.array(TlsCertificate).min(1),
+        // client certificates (Gateway spec.tls.frontend): verified against this PEM bundle;
+        // AllowValidOnly refuses the handshake without a valid one, AllowInsecureFallback asks
+        // for one and lets the connection through either way
+        clientValidation: z
+          .object({
+            caCertificates: z.string().min(1),
+            mode: z.enum(["AllowValidOnly", "AllowInsecureFallback"]),
+          })
+          .strict()
+          .optional(),
+      })
       .strict()
       .optional(),
     // Gateway listeners merged into this socket, for logs and metrics.

@@ -104,6 +104,8 @@ export class Generation {
   readonly clusters = new Map<string, ClusterRuntime>();
   readonly poolKeys = new Set<string>();
   readonly problems: string[] = [];
+  /** TLS clusters presenting a client certificate → the TLS settings key their pools use */
+  readonly clientTlsKeys = new Map<string, string>();
   /** requests (and tunnels) still running on this generation */
   inflight = 0;
 
@@ -115,6 +117,7 @@ export class Generation {
       if (c.tls) {
         const built = upstreamTls(c.tls, deps.secrets);
         tls = built.tls;
+        if (c.tls.clientCertificate) this.clientTlsKeys.set(c.id, built.tls.key);
         if (built.problem) this.problems.push(`cluster ${c.id}: ${built.problem}`);
       }
       const rt = new ClusterRuntime(
@@ -154,6 +157,15 @@ export class Generation {
       const chain = l.plugins.length ? buildListenerChain(l.plugins, chainDeps) : EMPTY_CHAIN;
       this.listeners.set(socket, { listener: l, socket, router, sni, paths, chain });
     }
+  }
+
+  /** Whether a client certificate of a TLS cluster changed since this generation was built. */
+  clientCertificatesChanged(secrets: SecretProvider): boolean {
+    for (const c of this.config.clusters) {
+      if (!c.tls?.clientCertificate) continue;
+      if (upstreamTls(c.tls, secrets).tls.key !== this.clientTlsKeys.get(c.id)) return true;
+    }
+    return false;
   }
 
   /** Rebuilds the SNI contexts (certificate rotation) in place. */

@@ -308,7 +308,8 @@ export class Proxy implements ProxyCore {
     } else this.logger.info("certificates reloaded");
     // client certificates for TLS backends live in the pools' connect options: the same config
     // is prepared again, so new connections present the rotated certificate (pools keyed by it)
-    if (gen.config.clusters.some(c => c.tls?.clientCertificate))
+    // (only when one of those certificates changed: Secrets churn far more often)
+    if (gen.clientCertificatesChanged(this.secrets))
       void this.apply(gen.config).then(r => {
         if (!r.ok)
           this.logger.warn("backend client certificate reload failed", { problems: r.problems });

@@ -7,6 +7,7 @@
 // arrives. Parser limits (header size/count, header and request timeouts) and clear 400/408/431
 // answers to malformed requests are set here; llhttp (strict mode) rejects Content-Length +
 // Transfer-Encoding conflicts and malformed chunking before any routing.
+import { createHash } from "node:crypto";
 import net from "node:net";
 import http from "node:http";
 import http2 from "node:http2";
@@ -217,6 +218,7 @@ export class ListenerServer {
     this.protocol = listener.protocol;
     this.bindAddress = bindAddress;
     this.key = ListenerServer.keyOf(listener);
+    this.clientValidation = listener.tls?.clientValidation ?? null;
     this.ctx = {
       socket: `${listener.address}:${listener.port}`,
       scheme: listener.protocol === "HTTPS" ? "https" : "http",
@@ -224,9 +226,17 @@ export class ListenerServer {
     };
   }
 
+  // Client-certificate validation is a server option (requestCert, rejectUnauthorized) that
+  // cannot change on a listening server: a change binds a new one.
   static keyOf(l: Listener): string {
-    return `${l.protocol}|${l.address}:${l.port}`;
+    const v = l.tls?.clientValidation;
+    const mtls = v
+      ? `|${v.mode}:${createHash("sha256").update(v.caCertificates).digest("hex").slice(0, 16)}`
+      : "";
+    return `${l.protocol}|${l.address}:${l.port}${mtls}`;
   }
+
+  private readonly clientValidation: NonNullable<Listener["tls"]>["clientValidation"] | null;
 
   // The two entry points of request handling: whatever throws below them ends that request or
   // connection (server/contain.ts), never the worker.
@@ -486,6 +496,14 @@ export class ListenerServer {
         cb(null, ctx);
       },
       ...(defaultPair ? { cert: defaultPair.cert, key: defaultPair.key } : {}),
+      ...(this.clientValidation
+        ? {
+            requestCert: true,
+            // AllowInsecureFallback: ask for a certificate, let the connection through without one
+            rejectUnauthorized: this.clientValidation.mode === "AllowValidOnly",
+            ca: this.clientValidation.caCertificates,
+          }
+        : {}),
     };
     const h2 = http2.createSecureServer(opts, this.onRequest);
     h2.on("session", this.watchSession);
@@ -506,7 +524,11 @@ export class ListenerServer {
   /** New default certificate for SNI-less clients (rotation). */
   setDefaultCertificate(pair: { cert: string; key: string }) {
     if (this.protocol === "HTTPS" && this.h2)
-      (this.h2 as http2.Http2SecureServer).setSecureContext({ cert: pair.cert, key: pair.key });
+      (this.h2 as http2.Http2SecureServer).setSecureContext({
+        cert: pair.cert,
+        key: pair.key,
+        ...(this.clientValidation ? { ca: this.clientValidation.caCertificates } : {}),
+      });
   }
 
   get address(): net.AddressInfo | null {

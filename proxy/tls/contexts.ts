@@ -20,11 +20,14 @@ export class SniContexts {
         this.problems.push(`listener ${listener.name}: secret ${ref} not found`);
         continue;
       }
-      const cacheKey = `${pair.cert}\0${pair.key}`;
+      // client-certificate validation: the CA the client's chain must lead to is part of each
+      // context, as SNICallback replaces the server's
+      const ca = listener.tls?.clientValidation?.caCertificates;
+      const cacheKey = `${pair.cert}\0${pair.key}\0${ca ?? ""}`;
       let ctx = cache.get(cacheKey);
       if (!ctx) {
         try {
-          ctx = tls.createSecureContext({ cert: pair.cert, key: pair.key });
+          ctx = tls.createSecureContext({ cert: pair.cert, key: pair.key, ...(ca ? { ca } : {}) });
         } catch (err) {
           this.problems.push(`listener ${listener.name}: secret ${ref}: ${(err as Error).message}`);
           continue;

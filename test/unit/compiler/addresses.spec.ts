@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile } from "../../../capabilities/compiler/index.ts";
+import { assignAddresses } from "../../../capabilities/controller/addresses.ts";
 import { loadManifests } from "../../../proxy/cli/manifests.ts";
 
 const gateway = (name: string) => `---
@@ -66,5 +67,67 @@ describe("compiler: Gateway addresses from a pool", () => {
       }
     ).listeners;
     for (const l of listeners) expect(of(l.conditions, "Conflicted").status).to.equal("True");
+  });
+
+  it("static addresses, as GatewayStaticAddresses steps through them: unsupported type → not accepted; one outside the pool → accepted, not programmed; only the usable one → programmed with it", () => {
+    const withAddresses = (addresses: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: rauta, generation: 1}
+spec: {controllerName: rauta.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: static, namespace: default, generation: 1}
+spec:
+  gatewayClassName: rauta
+  addresses: ${addresses}
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+`;
+    const compileWith = (addresses: string) => {
+      const dir = mkdtempSync(join(tmpdir(), "rauta-addresses-"));
+      writeFileSync(join(dir, "in.yaml"), withAddresses(addresses));
+      return compile(loadManifests([join(dir, "in.yaml")]).snapshot, {
+        now: "2026-01-01T00:00:00Z",
+        addressesRequired: true,
+        usableAddresses: ["10.0.0.1", "10.0.0.2"],
+      });
+    };
+    const step1 = conditions(
+      compileWith('[{type: "test/fake", value: "x"}, {value: 10.9.9.9}, {value: 10.0.0.2}]'),
+      "static",
+    );
+    expect(of(step1, "Accepted")).to.include({ status: "False", reason: "UnsupportedAddress" });
+    const step2 = compileWith("[{value: 10.9.9.9}, {value: 10.0.0.2}]");
+    expect(of(conditions(step2, "static"), "Accepted")).to.include({ status: "True" });
+    expect(of(conditions(step2, "static"), "Programmed")).to.include({
+      status: "False",
+      reason: "AddressNotUsable",
+    });
+    expect(step2.config.listeners).to.deep.equal([]);
+    const step3 = compileWith("[{value: 10.0.0.2}]");
+    expect(of(conditions(step3, "static"), "Programmed")).to.include({ status: "True" });
+    expect(step3.config.listeners.map(l => l.name)).to.deep.equal(["10.0.0.2:8080"]);
+    const status = step3.statuses.find(x => x.name === "static")!.status as {
+      addresses: Array<{ value: string }>;
+    };
+    expect(status.addresses).to.deep.equal([{ type: "IPAddress", value: "10.0.0.2" }]);
+  });
+
+  it("the pool never hands out an address a Gateway requests statically", () => {
+    const gw = (name: string, addresses?: string[], current?: string) => ({
+      metadata: { name, namespace: "default" },
+      spec: {
+        gatewayClassName: "rauta",
+        listeners: [],
+        ...(addresses ? { addresses: addresses.map(value => ({ value })) } : {}),
+      },
+      ...(current ? { status: { addresses: [{ value: current }] } } : {}),
+    });
+    expect(
+      assignAddresses(
+        [gw("static", ["10.0.0.1"]), gw("keeps", undefined, "10.0.0.1"), gw("new")] as never,
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+      ),
+    ).to.deep.equal({ "default/keeps": "10.0.0.2", "default/new": "10.0.0.3" });
   });
 });

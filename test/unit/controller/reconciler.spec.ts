@@ -591,7 +591,7 @@ describe("snapshot store", () => {
     expect(changes).to.equal(3);
   });
 
-  it("keeps a ConfigMap's ca.crt as a parsed CA bundle, a change only once a BackendTLSPolicy names it", () => {
+  it("keeps a ConfigMap's ca.crt as a parsed CA bundle, a change only once a BackendTLSPolicy or a Gateway names it", () => {
     const store = new SnapshotStore();
     let changes = 0;
     store.onChange(() => changes++);
@@ -631,5 +631,22 @@ describe("snapshot store", () => {
     store.remove("ConfigMap", configMap("2", ""));
     expect(changes).to.equal(3);
     expect(store.snapshot().caBundles).to.deep.equal([]);
+    // a Gateway's client-certificate validation names CA ConfigMaps too
+    store.upsert("Gateway", {
+      metadata: { name: "gw", namespace: "n", generation: 1, resourceVersion: "1" },
+      spec: {
+        tls: {
+          frontend: {
+            default: { validation: { caCertificateRefs: [{ kind: "ConfigMap", name: "front" }] } },
+          },
+        },
+      },
+    });
+    expect(changes).to.equal(4);
+    store.upsert("ConfigMap", {
+      metadata: { name: "front", namespace: "n", resourceVersion: "1" },
+      data: { "ca.crt": pem },
+    });
+    expect(changes).to.equal(5);
   });
 });
