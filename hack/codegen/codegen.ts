@@ -16,7 +16,13 @@ export const GATEWAY_API_VERSION = "v1.6.3";
 const CHANNELS = ["standard", "experimental"] as const;
 // Only the kinds RAUTA implements get types; every CRD file of the channel is still vendored
 // so hack/cluster can install the complete channel.
-const KINDS = new Set(["GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "BackendTLSPolicy"]);
+const KINDS = new Set([
+  "GatewayClass",
+  "Gateway",
+  "HTTPRoute",
+  "ReferenceGrant",
+  "BackendTLSPolicy",
+]);
 
 const repoRoot = resolve(import.meta.dirname, "../..");
 
