@@ -12,7 +12,6 @@ import net from "node:net";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
 import { runInNewContext } from "node:vm";
 import v8 from "node:v8";
 import {
@@ -28,6 +27,7 @@ import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 import type { ServerLimits } from "../../../proxy/server/listeners.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
 import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
+import { selfSigned } from "../certs.ts";
 
 export interface Recorded {
   method: string;
@@ -156,36 +156,6 @@ export async function rawBackend(): Promise<RawBackend> {
       server.close(() => r());
     });
   return b;
-}
-
-/** A throwaway self-signed EC certificate (openssl, as in tls-h2.spec.ts). */
-export function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      crt,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      `subjectAltName=${san}`,
-    ],
-    { stdio: "ignore" },
-  );
-  return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
 }
 
 export const FUZZ_LIMITS: Partial<ServerLimits> = {

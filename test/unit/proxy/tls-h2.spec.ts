@@ -1,7 +1,6 @@
 // TLS termination with SNI among several certificates, ALPN (h2 and http/1.1), certificate
 // rotation without restart, h2c prior knowledge downstream, and h2c upstream.
 import { expect } from "chai";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -25,35 +24,7 @@ import type { Echo } from "./helpers.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
 import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
-
-function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      crt,
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      `subjectAltName=${san}`,
-    ],
-    { stdio: "ignore" },
-  );
-  return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
-}
+import { selfSigned } from "../../helpers/certs.ts";
 
 function peerCN(port: number, servername: string | undefined): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,6 @@
 // the handshake without one from the listener's CA, AllowInsecureFallback serves anyway.
 // Request → expected status / what the backend saw, as in the conformance tests.
 import { expect } from "chai";
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import http2 from "node:http2";
@@ -17,6 +16,8 @@ import type { ClusterTls } from "../../../proxy/config/schema.ts";
 import type { Proxy } from "../../../proxy/runtime/proxy.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
 import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
+import { makeCa } from "../../helpers/certs.ts";
+import type { Ca } from "../../helpers/certs.ts";
 import {
   cluster,
   freePort,
@@ -29,81 +30,6 @@ import {
   testProxy,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
-
-interface Ca {
-  cert: string;
-  issue(name: string, san: string, usage: "serverAuth" | "clientAuth"): TlsKeyPair;
-}
-
-function makeCa(dir: string, name: string): Ca {
-  const run = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.crt`);
-  run(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    crt,
-    "-days",
-    "1",
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign",
-  );
-  return {
-    cert: fs.readFileSync(crt, "utf8"),
-    issue(leaf, san, usage) {
-      const leafKey = path.join(dir, `${leaf}.key`);
-      const csr = path.join(dir, `${leaf}.csr`);
-      const leafCrt = path.join(dir, `${leaf}.crt`);
-      const ext = path.join(dir, `${leaf}.ext`);
-      fs.writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\n`);
-      run(
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        leafKey,
-        "-out",
-        csr,
-        "-subj",
-        `/CN=${leaf}`,
-      );
-      run(
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        crt,
-        "-CAkey",
-        key,
-        "-CAcreateserial",
-        "-out",
-        leafCrt,
-        "-days",
-        "1",
-        "-extfile",
-        ext,
-      );
-      return { cert: fs.readFileSync(leafCrt, "utf8"), key: fs.readFileSync(leafKey, "utf8") };
-    },
-  };
-}
 
 interface Seen {
   servername: string | undefined;

@@ -1,0 +1,92 @@
+// Throwaway certificates for TLS tests, made with openssl in a directory the caller owns:
+// self-signed leaves, and a CA that issues server or client certificates.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import type { TlsKeyPair } from "../../proxy/tls/secrets.ts";
+
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+function openssl(...args: string[]): void {
+  execFileSync("openssl", args, { stdio: "ignore" });
+}
+
+/** A self-signed EC certificate with the given subjectAltName ("DNS:a.example,…"). */
+export function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  openssl(
+    "req",
+    "-x509",
+    ...EC,
+    "-keyout",
+    key,
+    "-out",
+    crt,
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=${san}`,
+  );
+  return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
+}
+
+export interface Ca {
+  /** PEM */
+  cert: string;
+  issue(name: string, san: string, usage: "serverAuth" | "clientAuth"): TlsKeyPair;
+}
+
+/** An EC CA named `name` that issues leaf certificates. */
+export function makeCa(dir: string, name: string): Ca {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  openssl(
+    "req",
+    "-x509",
+    ...EC,
+    "-keyout",
+    key,
+    "-out",
+    crt,
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign",
+  );
+  return {
+    cert: fs.readFileSync(crt, "utf8"),
+    issue(leaf, san, usage) {
+      const leafKey = path.join(dir, `${leaf}.key`);
+      const csr = path.join(dir, `${leaf}.csr`);
+      const leafCrt = path.join(dir, `${leaf}.crt`);
+      const ext = path.join(dir, `${leaf}.ext`);
+      fs.writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\n`);
+      openssl("req", "-new", ...EC, "-keyout", leafKey, "-out", csr, "-subj", `/CN=${leaf}`);
+      openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        crt,
+        "-CAkey",
+        key,
+        "-CAcreateserial",
+        "-out",
+        leafCrt,
+        "-days",
+        "1",
+        "-extfile",
+        ext,
+      );
+      return { cert: fs.readFileSync(leafCrt, "utf8"), key: fs.readFileSync(leafKey, "utf8") };
+    },
+  };
+}
