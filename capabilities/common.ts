@@ -44,13 +44,15 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
 
 // Each Pepr watch lists and then streams on its own schedule, so right after start-up the store
 // may hold Gateways but not yet their routes. Publishing a compile of that would drop live
-// routes; a new leader therefore lists every kind itself before its first reconcile.
+// routes; a new leader therefore lists every kind itself before its first reconcile. The list
+// also removes what a standby's watches missed being deleted.
 async function primeStore(store: SnapshotStore): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       for (const [kind, model] of LISTED) {
+        const since = store.mark();
         const list = await K8s(model).Get();
-        for (const item of list.items) store.upsert(kind, item as unknown as KubeObject);
+        store.replace(kind, list.items as unknown as KubeObject[], since);
       }
       return;
     } catch (error) {

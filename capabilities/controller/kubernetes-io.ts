@@ -3,6 +3,7 @@
 // Secrets and plugin modules into the proxies' namespace, and read the proxies' heartbeat Leases
 // to learn which config generation they have loaded and which plugins failed to load.
 import { K8s, kind } from "pepr";
+import type { GenericClass } from "kubernetes-fluent-client";
 import type { CompiledConfig, ObjectRef } from "../../proxy/config/index.ts";
 import {
   CERTIFICATE_LABEL,
@@ -102,8 +103,23 @@ export class KubernetesIO implements ControlPlaneIO {
     namespace: string | undefined,
     name: string,
     status: Record<string, unknown>,
-  ): Promise<void> {
-    await applyStatus(STATUS_MODELS[statusKind], namespace, name, status);
+  ): Promise<"written" | "gone"> {
+    const model = STATUS_MODELS[statusKind];
+    try {
+      await applyStatus(model, namespace, name, status);
+      return "written";
+    } catch (error) {
+      if ((error as { status?: number }).status !== 404) throw error;
+      // A 404 of the status subresource alone could mean a CRD without it; only an object the
+      // API server no longer has is gone.
+      try {
+        const client = K8s(model as GenericClass);
+        await (namespace ? client.InNamespace(namespace) : client).Get(name);
+      } catch (read) {
+        if ((read as { status?: number }).status === 404) return "gone";
+      }
+      throw error;
+    }
   }
 
   async syncGatewayServices(desired: GatewayService[]): Promise<void> {

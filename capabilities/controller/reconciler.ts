@@ -28,7 +28,7 @@ export interface ControlPlaneIO {
     namespace: string | undefined,
     name: string,
     status: Record<string, unknown>,
-  ): Promise<void>;
+  ): Promise<"written" | "gone">;
   // The live proxies, from their heartbeat Leases: the generation each serves (the oldest gates
   // Programmed) and the plugins of it that did not load (RautaPlugin Ready).
   proxies(): Promise<ProxyReport[]>;
@@ -353,15 +353,32 @@ export class Reconciler {
             compiled: undefined,
           });
       }
+    // One object that cannot be written must not hold back the others' statuses.
+    const failed: string[] = [];
     for (const { kind, namespace, name, compiled } of targets) {
       const object = this.store.get(kind as SnapshotKind, namespace, name);
       if (!object) continue;
       const existing = object.status as Record<string, unknown> | undefined;
       const desired = desiredStatus(kind, existing, compiled, this.options.controllerName);
       if (desired === undefined || jsonEqual(desired, existing ?? {})) continue;
-      await this.io.writeStatus(kind, namespace, name, desired);
-      writes++;
+      try {
+        const outcome = await this.io.writeStatus(kind, namespace, name, desired);
+        if (outcome === "written") writes++;
+        else {
+          // its delete event never reached the store: drop it, which compiles again without it
+          this.options.log("warn", "object deleted without a watch event; forgetting it", {
+            kind,
+            namespace,
+            name,
+          });
+          this.store.forget(kind as SnapshotKind, namespace, name);
+        }
+      } catch (error) {
+        failed.push(error instanceof Error ? error.message : JSON.stringify(error));
+      }
     }
+    if (failed.length > 0)
+      throw new Error(`${failed.length} status write(s) failed: ${failed.join("; ")}`);
     return writes;
   }
 }

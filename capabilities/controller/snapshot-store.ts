@@ -93,8 +93,19 @@ function reduceConfigMap(object: KubeObject): KubeObject {
   };
 }
 
+// How many deleted objects the store remembers, to drop late events about them.
+const TOMBSTONES = 10_000;
+
 export class SnapshotStore {
   private readonly objects = new Map<StoreKind, Map<string, KubeObject>>();
+  // Pepr runs one watch per binding, so an update event (often our own status write) can arrive
+  // after the delete event of the same object. "<kind>/<key>" → uid of the deleted object: an
+  // event for that uid is stale, one with a new uid is the object created again.
+  private readonly tombstones = new Map<string, string>();
+  // when each object was last upserted (a tick of `mark()`), so `replace` keeps the objects a
+  // watch delivered while the list was under way
+  private readonly touched = new Map<string, number>();
+  private ticks = 0;
   private changes = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -110,6 +121,13 @@ export class SnapshotStore {
   upsert(kind: StoreKind, object: KubeObject): void {
     const key = keyOf(object);
     if (!key) return;
+    const uid = object.metadata?.uid;
+    const tombstone = this.tombstones.get(`${kind}/${key}`);
+    if (tombstone !== undefined) {
+      if (uid === tombstone) return;
+      this.tombstones.delete(`${kind}/${key}`);
+    }
+    this.touched.set(`${kind}/${key}`, ++this.ticks);
     const stored =
       kind === "Secret"
         ? reduceSecret(object)
@@ -133,9 +151,47 @@ export class SnapshotStore {
 
   remove(kind: StoreKind, object: KubeObject): void {
     const key = keyOf(object);
-    if (!key || !this.objects.get(kind)?.delete(key)) return;
+    if (!key) return;
+    const uid = object.metadata?.uid ?? this.objects.get(kind)?.get(key)?.metadata?.uid;
+    if (uid !== undefined) {
+      this.tombstones.set(`${kind}/${key}`, uid);
+      if (this.tombstones.size > TOMBSTONES)
+        this.tombstones.delete(this.tombstones.keys().next().value!);
+    }
+    this.touched.delete(`${kind}/${key}`);
+    if (!this.objects.get(kind)?.delete(key)) return;
     if (kind === "ConfigMap" && !this.configMapInUse(key)) return;
     this.changed();
+  }
+
+  /** Drops an object the API server says is gone (a status write answered 404). */
+  forget(kind: StoreKind, namespace: string | undefined, name: string): void {
+    const object = this.get(kind, namespace, name);
+    if (object) this.remove(kind, object);
+  }
+
+  /** A point in the store's history, for `replace`. */
+  mark(): number {
+    return this.ticks;
+  }
+
+  /**
+   * Makes `kind` what a full list returned: upserts every item and removes the objects the list
+   * does not have, unless a watch delivered them after `since` (the list was started then and
+   * may predate them). A delete event a watch missed (reconnects, a standby replica) is mended
+   * here.
+   */
+  replace(kind: StoreKind, items: readonly KubeObject[], since: number): void {
+    const listed = new Set<string>();
+    for (const item of items) {
+      const key = keyOf(item);
+      if (!key) continue;
+      listed.add(key);
+      this.upsert(kind, item);
+    }
+    for (const [key, object] of [...(this.objects.get(kind) ?? [])])
+      if (!listed.has(key) && (this.touched.get(`${kind}/${key}`) ?? 0) <= since)
+        this.remove(kind, object);
   }
 
   get(kind: StoreKind, namespace: string | undefined, name: string): KubeObject | undefined {

@@ -26,6 +26,10 @@ class MemoryIO implements ControlPlaneIO {
   // when set, the heartbeats; otherwise one proxy serving `loaded`
   reports: ProxyReport[] | undefined;
   failuresLeft = 0;
+  // "<kind>/<name>" the API server answers 404 for (deleted without the store hearing of it),
+  // or fails to write with a 500
+  gone = new Set<string>();
+  broken = new Set<string>();
   published: { generation: number; hash: string } | undefined;
   readonly configMaps = new MemoryConfigMaps();
   private readonly modules = new PluginModuleSync(this.configMaps, "rauta-system");
@@ -58,7 +62,10 @@ class MemoryIO implements ControlPlaneIO {
     namespace: string | undefined,
     name: string,
     status: Record<string, unknown>,
-  ) {
+  ): Promise<"written" | "gone"> {
+    if (this.gone.has(`${kind}/${name}`)) return "gone";
+    if (this.broken.has(`${kind}/${name}`))
+      throw new Error(`apply status of ${kind} ${name}: HTTP 500`);
     this.statusWrites.push({ kind, name, status });
     const object = this.store.get(kind as SnapshotKind, namespace, name)!;
     this.store.upsert(kind as SnapshotKind, {
@@ -66,6 +73,7 @@ class MemoryIO implements ControlPlaneIO {
       metadata: { ...object.metadata, resourceVersion: String(Math.random()) },
       status,
     });
+    return "written";
   }
   services: GatewayService[][] = [];
   async syncGatewayServices(desired: GatewayService[]) {
@@ -373,6 +381,54 @@ describe("reconciler", () => {
   });
 });
 
+describe("reconciler: objects the API server no longer has", () => {
+  const now = () => "2026-01-01T00:00:00Z";
+  const gateway = (name: string) => ({
+    metadata: { name, namespace: "default", generation: 1, uid: `uid-${name}` },
+    spec: { gatewayClassName: "rauta", listeners: [{ name: "http", port: 80, protocol: "HTTP" }] },
+  });
+
+  it("forgets a Gateway whose status write finds it deleted, writes the other statuses, and compiles again without it", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    store.upsert("Gateway", gateway("deleted"));
+    const io = new MemoryIO(store);
+    io.gone.add("Gateway/deleted");
+    const reconciler = new Reconciler(store, io, { now });
+    const first = await reconciler.reconcileOnce();
+    expect(io.statusWrites.map(w => `${w.kind}/${w.name}`)).to.include.members([
+      "Gateway/gw",
+      "HTTPRoute/web",
+    ]);
+    expect(store.get("Gateway", "default", "deleted")).to.equal(undefined);
+    const second = await reconciler.reconcileOnce();
+    expect(second.generation).to.equal(first.generation + 1);
+    expect(io.configs.at(-1)!.listeners.flatMap(l => l.sources.map(s => s.gateway))).to.deep.equal([
+      "gw",
+    ]);
+    // the late update event of the deleted object does not bring it back
+    store.upsert("Gateway", { ...gateway("deleted"), status: { conditions: [] } });
+    expect(store.get("Gateway", "default", "deleted")).to.equal(undefined);
+  });
+
+  it("writes every other status when one write fails, then fails the reconcile so it is retried", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    const io = new MemoryIO(store);
+    io.broken.add("GatewayClass/rauta");
+    const reconciler = new Reconciler(store, io, { now });
+    let failure: unknown;
+    await reconciler.reconcileOnce().catch((error: unknown) => (failure = error));
+    expect(String(failure))
+      .to.contain("1 status write(s) failed")
+      .and.contain("GatewayClass rauta");
+    expect(io.statusWrites.map(w => w.kind).sort()).to.deep.equal(["Gateway", "HTTPRoute"]);
+    io.broken.clear();
+    await reconciler.reconcileOnce();
+    expect(io.statusWrites.map(w => w.kind)).to.include("GatewayClass");
+  });
+});
+
 describe("reconciler: RautaPlugins", () => {
   let clock = 0;
   const now = () =>
@@ -564,6 +620,36 @@ describe("reconciler: RautaPlugins", () => {
 });
 
 describe("snapshot store", () => {
+  it("ignores an update event that arrives after its object's delete event, but not the object created again", () => {
+    const store = new SnapshotStore();
+    const route = (uid: string, resourceVersion: string) => ({
+      metadata: { name: "r", namespace: "n", generation: 1, uid, resourceVersion },
+      spec: { rules: [] },
+    });
+    store.upsert("HTTPRoute", route("a", "1"));
+    store.remove("HTTPRoute", route("a", "2"));
+    store.upsert("HTTPRoute", route("a", "2"));
+    expect(store.get("HTTPRoute", "n", "r")).to.equal(undefined);
+    store.upsert("HTTPRoute", route("b", "3"));
+    expect(store.get("HTTPRoute", "n", "r")?.metadata?.uid).to.equal("b");
+  });
+
+  it("replace() removes what a full list no longer has, but keeps what a watch delivered during the list", () => {
+    const store = new SnapshotStore();
+    const object = (name: string) => ({ metadata: { name, namespace: "n", uid: name } });
+    store.upsert("Service", object("kept"));
+    store.upsert("Service", object("deleted-unseen"));
+    const since = store.mark();
+    store.upsert("Service", object("created-during-list"));
+    store.replace("Service", [object("kept"), object("new")], since);
+    expect(
+      store
+        .list("Service")
+        .map(s => s.metadata?.name)
+        .sort(),
+    ).to.deep.equal(["created-during-list", "kept", "new"]);
+  });
+
   it("does not signal a change for status-only updates of Gateway API objects", () => {
     const store = new SnapshotStore();
     let changes = 0;
