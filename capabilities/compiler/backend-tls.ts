@@ -7,6 +7,7 @@
 // rather than going out unverified or in plaintext.
 import type { ClusterTls } from "../../proxy/config/index.ts";
 import type { MakeCondition, Problem } from "./conditions.ts";
+import { resolveCaCertificateRefs } from "./ca-refs.ts";
 import { conditionFactory } from "./conditions.ts";
 import { compareStrings } from "./order.ts";
 import type { BackendTLSPolicy, CaBundle, ServicePort } from "./snapshot.ts";
@@ -43,42 +44,18 @@ function olderFirst(a: BackendTLSPolicy, b: BackendTLSPolicy): number {
 
 function validate(policy: BackendTLSPolicy, bundles: ReadonlyMap<string, CaBundle>): PolicyModel {
   const key = policyKey(policy);
-  const namespace = policy.metadata.namespace ?? "default";
   const model: PolicyModel = { key, policy, conflicts: 0, targets: 0 };
   const validation = policy.spec.validation;
-  const problems: Problem[] = [];
-  const pems: string[] = [];
-  (validation.caCertificateRefs ?? []).forEach((ref, index) => {
-    const field = `spec.validation.caCertificateRefs[${index}]`;
-    if ((ref.group ?? "") !== "" || ref.kind !== "ConfigMap") {
-      problems.push({
-        reason: "InvalidKind",
-        message: `${field}: ${ref.group || "core"}/${ref.kind} is not supported; reference a ConfigMap with a ca.crt key`,
-      });
-      return;
-    }
-    const bundle = bundles.get(`${namespace}/${ref.name}`);
-    if (!bundle) {
-      problems.push({
-        reason: "InvalidCACertificateRef",
-        message: `${field}: ConfigMap ${namespace}/${ref.name} does not exist or has no ca.crt key`,
-      });
-      return;
-    }
-    if (bundle.problem !== undefined || bundle.certificates === undefined) {
-      problems.push({
-        reason: "InvalidCACertificateRef",
-        message: `${field}: ConfigMap ${namespace}/${ref.name}: ${bundle.problem ?? "no certificate"}`,
-      });
-      return;
-    }
-    pems.push(bundle.certificates);
-  });
-  if (problems.length > 0)
-    model.unresolved = {
-      reason: problems[0]!.reason,
-      message: problems.map(p => p.message).join("; "),
-    };
+  const { certificates, unresolved } = resolveCaCertificateRefs(
+    validation.caCertificateRefs ?? [],
+    {
+      namespace: policy.metadata.namespace ?? "default",
+      field: "spec.validation.caCertificateRefs",
+      bundles,
+      kindReason: "InvalidKind",
+    },
+  );
+  if (unresolved) model.unresolved = unresolved;
   const wellKnown = validation.wellKnownCACertificates;
   if (wellKnown !== undefined && wellKnown !== SYSTEM_CAS) {
     model.notAccepted = {
@@ -87,7 +64,7 @@ function validate(policy: BackendTLSPolicy, bundles: ReadonlyMap<string, CaBundl
     };
     return model;
   }
-  if (wellKnown === undefined && pems.length === 0) {
+  if (wellKnown === undefined && certificates === undefined) {
     model.notAccepted = {
       reason: "NoValidCACertificate",
       message: model.unresolved?.message ?? "spec.validation names no CA certificate",
@@ -96,7 +73,7 @@ function validate(policy: BackendTLSPolicy, bundles: ReadonlyMap<string, CaBundl
   }
   model.tls = {
     serverName: validation.hostname,
-    ...(wellKnown === SYSTEM_CAS ? {} : { caCertificates: pems.join("") }),
+    ...(wellKnown === SYSTEM_CAS ? {} : { caCertificates: certificates }),
     subjectAltNames: (validation.subjectAltNames ?? []).flatMap(
       (san): ClusterTls["subjectAltNames"] =>
         san.type === "Hostname" && san.hostname
@@ -116,12 +93,9 @@ export class BackendTlsPolicies {
   // the same keys → every policy naming the target, winners and losers (for their status)
   private readonly claims = new Map<string, string[]>();
 
-  constructor(policies: readonly BackendTLSPolicy[], bundles: readonly CaBundle[]) {
-    const byKey = new Map(
-      bundles.map(b => [`${b.metadata.namespace ?? "default"}/${b.metadata.name}`, b]),
-    );
+  constructor(policies: readonly BackendTLSPolicy[], bundles: ReadonlyMap<string, CaBundle>) {
     for (const policy of [...policies].sort(olderFirst)) {
-      const model = validate(policy, byKey);
+      const model = validate(policy, bundles);
       this.models.push(model);
       const namespace = policy.metadata.namespace ?? "default";
       const seen = new Set<string>();

@@ -30,3 +30,10 @@ export interface Problem {
 export function isProblem(value: unknown): value is Problem {
   return typeof value === "object" && value !== null && "reason" in value && "message" in value;
 }
+
+// One condition can carry only one reason: the first problem's, with every message so that the
+// user sees everything to fix at once.
+export function combineProblems(problems: readonly Problem[]): Problem | undefined {
+  if (problems.length === 0) return undefined;
+  return { reason: problems[0]!.reason, message: problems.map(p => p.message).join("; ") };
+}

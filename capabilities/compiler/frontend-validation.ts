@@ -1,8 +1,9 @@
 // Gateway spec.tls.frontend: client-certificate validation of an HTTPS listener, from the entry
 // for its port (perPort) or the default. The CA bundles come from ConfigMaps (`ca.crt`), parsed
 // on the way into the snapshot (capabilities/controller/ca-bundle.ts).
+import { resolveCaCertificateRefs } from "./ca-refs.ts";
 import type { Problem } from "./conditions.ts";
-import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
+import { GATEWAY_GROUP } from "./references.ts";
 import type { CaBundle, Gateway, ReferenceGrant } from "./snapshot.ts";
 
 export interface ClientValidation {
@@ -37,55 +38,22 @@ export function frontendValidation(
     index >= 0
       ? `spec.tls.frontend.perPort[${index}].tls.validation`
       : "spec.tls.frontend.default.validation";
-  const namespace = gateway.metadata.namespace ?? "default";
-  const problems: Problem[] = [];
-  const pems: string[] = [];
-  validation.caCertificateRefs.forEach((ref, i) => {
-    const field = `${base}.caCertificateRefs[${i}]`;
-    const target = ref.namespace ?? namespace;
-    if ((ref.group ?? "") !== "" || ref.kind !== "ConfigMap") {
-      problems.push({
-        reason: "InvalidCACertificateKind",
-        message: `${field}: ${ref.group || "core"}/${ref.kind} is not supported; reference a ConfigMap with a ca.crt key`,
-      });
-      return;
-    }
-    const allowed = referenceAllowed(
-      { group: GATEWAY_GROUP, kind: "Gateway", namespace },
-      { group: "", kind: "ConfigMap", namespace: target, name: ref.name },
-      grants,
-    );
-    if (!allowed) {
-      problems.push({
-        reason: "RefNotPermitted",
-        message: `${field}: ConfigMap ${target}/${ref.name} is in another namespace and no ReferenceGrant in ${target} allows Gateways from ${namespace} to use it`,
-      });
-      return;
-    }
-    const bundle = bundles.get(`${target}/${ref.name}`);
-    if (!bundle?.certificates) {
-      problems.push({
-        reason: "InvalidCACertificateRef",
-        message: `${field}: ConfigMap ${target}/${ref.name} ${bundle?.problem ?? "does not exist or has no ca.crt key"}`,
-      });
-      return;
-    }
-    pems.push(bundle.certificates);
+  const { certificates, unresolved } = resolveCaCertificateRefs(validation.caCertificateRefs, {
+    namespace: gateway.metadata.namespace ?? "default",
+    field: `${base}.caCertificateRefs`,
+    bundles,
+    kindReason: "InvalidCACertificateKind",
+    grantsFrom: { group: GATEWAY_GROUP, kind: "Gateway", grants },
   });
-  const result: FrontendValidationResult = {};
-  if (problems.length > 0)
-    result.unresolved = {
-      reason: problems[0]!.reason,
-      message: problems.map(p => p.message).join("; "),
-    };
-  if (pems.length === 0)
+  const result: FrontendValidationResult = unresolved ? { unresolved } : {};
+  if (certificates === undefined)
     result.unaccepted = {
       reason: "NoValidCACertificate",
       message: `${base}: no usable CA certificate (${result.unresolved?.message ?? "none listed"})`,
     };
   else
     result.validation = {
-      caCertificates: pems.join(""),
+      caCertificates: certificates,
       mode: validation.mode ?? "AllowValidOnly",
     };
   return result;

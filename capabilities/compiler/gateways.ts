@@ -1,6 +1,7 @@
 // GatewayClass acceptance, Gateway addresses, listener validation and conflicts, listener TLS.
 import type { ObjectRef, TlsCertificate } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
+import { combineProblems } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
 import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
 import type { ClientValidation } from "./frontend-validation.ts";
@@ -199,13 +200,9 @@ function validateTls(
   }
   const refs = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
-    const message = `${where}: HTTPS needs tls.certificateRefs`;
-    listener.unresolved = listener.unresolved
-      ? {
-          reason: listener.unresolved.reason,
-          message: `${listener.unresolved.message}; ${message}`,
-        }
-      : { reason: "InvalidCertificateRef", message };
+    addUnresolved(listener, [
+      { reason: "InvalidCertificateRef", message: `${where}: HTTPS needs tls.certificateRefs` },
+    ]);
     return;
   }
   const namespace = listener.gateway.metadata.namespace ?? "default";
@@ -225,11 +222,16 @@ function validateTls(
     }
     listener.certificates.push({ secretRef: resolved, hostnames: [listener.hostname ?? "*"] });
   });
-  if (problems.length > 0) {
-    // Keep an earlier problem (InvalidRouteKinds): one ResolvedRefs condition names them all.
-    const all = listener.unresolved ? [listener.unresolved, ...problems] : problems;
-    listener.unresolved = { reason: all[0]!.reason, message: all.map(p => p.message).join("; ") };
-  }
+  addUnresolved(listener, problems);
+}
+
+// Keeps an earlier problem (InvalidRouteKinds, an unusable certificate): a listener has one
+// ResolvedRefs condition, which must name every problem.
+function addUnresolved(listener: ListenerModel, problems: readonly Problem[]): void {
+  if (problems.length === 0) return;
+  listener.unresolved = combineProblems(
+    listener.unresolved ? [listener.unresolved, ...problems] : problems,
+  );
 }
 
 function applyFrontendValidation(
@@ -240,12 +242,7 @@ function applyFrontendValidation(
   const result = frontendValidation(listener.gateway, listener.port, grants, bundles);
   if (!result) return;
   if (result.validation) listener.clientValidation = result.validation;
-  if (result.unresolved) {
-    const all = listener.unresolved
-      ? [listener.unresolved, result.unresolved]
-      : [result.unresolved];
-    listener.unresolved = { reason: all[0]!.reason, message: all.map(p => p.message).join("; ") };
-  }
+  if (result.unresolved) addUnresolved(listener, [result.unresolved]);
   // without a CA to verify against, the listener must not serve at all (it would either let
   // every client through or none)
   if (result.unaccepted && !listener.unaccepted) listener.unaccepted = result.unaccepted;

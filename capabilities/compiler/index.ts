@@ -6,6 +6,7 @@ import { CONFIG_API_VERSION, sealConfig } from "../../proxy/config/index.ts";
 import { attachRoute } from "./attachment.ts";
 import { BackendTlsPolicies } from "./backend-tls.ts";
 import { BackendResolver } from "./backends.ts";
+import { bundlesByKey } from "./ca-refs.ts";
 import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import { SUPPORTED_FEATURES } from "./features.ts";
@@ -86,6 +87,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     snapshot.secrets.map(s => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]),
   );
   const namespaces = new Map<string, Namespace>(snapshot.namespaces.map(n => [n.metadata.name, n]));
+  const caBundles = bundlesByKey(snapshot.caBundles ?? []);
   const ours = sortedByKey(snapshot.gateways).filter(g =>
     acceptedClasses.has(g.spec.gatewayClassName),
   );
@@ -93,12 +95,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     gateways: ours.filter(g => acceptedClasses.get(g.spec.gatewayClassName) === undefined),
     grants,
     secrets,
-    caBundles: new Map(
-      (snapshot.caBundles ?? []).map(b => [
-        `${b.metadata.namespace ?? "default"}/${b.metadata.name}`,
-        b,
-      ]),
-    ),
+    caBundles,
     defaultAddress: options.defaultAddress ?? "0.0.0.0",
     addressesRequired: options.addressesRequired ?? false,
     ...(options.usableAddresses ? { usableAddresses: new Set(options.usableAddresses) } : {}),
@@ -125,10 +122,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       ]);
   }
 
-  const tlsPolicies = new BackendTlsPolicies(
-    snapshot.backendTLSPolicies ?? [],
-    snapshot.caBundles ?? [],
-  );
+  const tlsPolicies = new BackendTlsPolicies(snapshot.backendTLSPolicies ?? [], caBundles);
   const backends = new BackendResolver(
     sortedByKey(snapshot.services),
     sortedByKey(snapshot.endpointSlices),
