@@ -24,6 +24,8 @@ import type {
 } from "./handler.ts";
 import type { Listener } from "../config/schema.ts";
 import { endSocketWithInternalError, endWithInternalError, reportContained } from "./contain.ts";
+import { clientCertificateOptions, verifyingCa } from "../tls/client-validation.ts";
+import type { ClientValidation } from "../tls/client-validation.ts";
 
 export interface ServerLimits {
   /** Max bytes of the request head (HTTP/1.1) / header list (HTTP/2). */
@@ -236,7 +238,7 @@ export class ListenerServer {
     return `${l.protocol}|${l.address}:${l.port}${mtls}`;
   }
 
-  private readonly clientValidation: NonNullable<Listener["tls"]>["clientValidation"] | null;
+  private readonly clientValidation: ClientValidation | null;
 
   // The two entry points of request handling: whatever throws below them ends that request or
   // connection (server/contain.ts), never the worker.
@@ -496,14 +498,7 @@ export class ListenerServer {
         cb(null, ctx);
       },
       ...(defaultPair ? { cert: defaultPair.cert, key: defaultPair.key } : {}),
-      ...(this.clientValidation
-        ? {
-            requestCert: true,
-            // AllowInsecureFallback: ask for a certificate, let the connection through without one
-            rejectUnauthorized: this.clientValidation.mode === "AllowValidOnly",
-            ca: this.clientValidation.caCertificates,
-          }
-        : {}),
+      ...clientCertificateOptions(this.clientValidation),
     };
     const h2 = http2.createSecureServer(opts, this.onRequest);
     h2.on("session", this.watchSession);
@@ -523,11 +518,12 @@ export class ListenerServer {
 
   /** New default certificate for SNI-less clients (rotation). */
   setDefaultCertificate(pair: { cert: string; key: string }) {
+    const ca = verifyingCa(this.clientValidation);
     if (this.protocol === "HTTPS" && this.h2)
       (this.h2 as http2.Http2SecureServer).setSecureContext({
         cert: pair.cert,
         key: pair.key,
-        ...(this.clientValidation ? { ca: this.clientValidation.caCertificates } : {}),
+        ...(ca ? { ca } : {}),
       });
   }
 

@@ -4,6 +4,7 @@ import tls from "node:tls";
 import type { Listener } from "../config/schema.ts";
 import type { SecretProvider, TlsKeyPair } from "./secrets.ts";
 import { secretKey } from "./secrets.ts";
+import { verifyingCa } from "./client-validation.ts";
 
 export class SniContexts {
   private readonly exact = new Map<string, tls.SecureContext>();
@@ -22,7 +23,7 @@ export class SniContexts {
       }
       // client-certificate validation: the CA the client's chain must lead to is part of each
       // context, as SNICallback replaces the server's
-      const ca = listener.tls?.clientValidation?.caCertificates;
+      const ca = verifyingCa(listener.tls?.clientValidation);
       const cacheKey = `${pair.cert}\0${pair.key}\0${ca ?? ""}`;
       let ctx = cache.get(cacheKey);
       if (!ctx) {
