@@ -90,7 +90,7 @@ export interface Report {
   gatewayAPIChannel: string;
   implementation: { project: string; version: string };
   mode: string;
-  profiles: ProfileResult[];
+  profiles: ProfileResult[] | null;
   succeededProvisionalTests?: string[];
 }
 
@@ -184,7 +184,8 @@ export async function runConformance(opts: RunOptions = {}): Promise<RunResult> 
 export function summarize(r: RunResult): string {
   if (r.report === null)
     return `no report was written (suite exit ${r.exitCode}; see ${r.logPath})`;
-  return r.report.profiles
+  // the suite writes `profiles: null` when it stopped before any test ran
+  return (r.report.profiles ?? [])
     .map(p => {
       const c = p.core.statistics;
       const e = p.extended;
