@@ -22,6 +22,19 @@ export interface FrontendValidationResult {
 type FrontendTls = NonNullable<NonNullable<Gateway["spec"]["tls"]>["frontend"]>;
 type Validation = NonNullable<FrontendTls["default"]["validation"]>;
 
+/**
+ * Every caCertificateRefs entry of a Gateway's frontend, default and perPort. The controller's
+ * store asks this of every Gateway on each ConfigMap event, before any compile: hence the
+ * optional chaining even where the type promises a field, so a partial object cannot throw.
+ */
+export function frontendCaRefs(gateway: Gateway): Validation["caCertificateRefs"] {
+  const frontend = gateway.spec?.tls?.frontend;
+  return [
+    ...(frontend?.default?.validation?.caCertificateRefs ?? []),
+    ...(frontend?.perPort ?? []).flatMap(p => p.tls?.validation?.caCertificateRefs ?? []),
+  ];
+}
+
 export function frontendValidation(
   gateway: Gateway,
   port: number,

@@ -5,7 +5,8 @@
 // (which reads the few that RautaPlugins name), plus the parsed CA bundle of those with a
 // `ca.crt` key (BackendTLSPolicy and Gateway frontend caCertificateRefs); only the ones a
 // RautaPlugin, a BackendTLSPolicy or a Gateway names count as changes.
-import type { CaBundle, ObjectMeta, Snapshot } from "../compiler/index.ts";
+import { frontendCaRefs } from "../compiler/frontend-validation.ts";
+import type { CaBundle, Gateway, ObjectMeta, Snapshot } from "../compiler/index.ts";
 import { emptySnapshot } from "../compiler/index.ts";
 import { caBundle } from "./ca-bundle.ts";
 import { secretMeta } from "./secret-meta.ts";
@@ -222,19 +223,8 @@ export class SnapshotStore {
   // Whether a BackendTLSPolicy's or a Gateway's (spec.tls.frontend) caCertificateRefs name the
   // ConfigMap "<namespace>/<name>".
   private caCertificateSource(key: string): boolean {
-    type Refs = Array<{ name?: string; namespace?: string }> | undefined;
-    type Frontend = {
-      default?: { validation?: { caCertificateRefs?: Refs } };
-      perPort?: Array<{ tls?: { validation?: { caCertificateRefs?: Refs } } }>;
-    };
     for (const gateway of this.objects.get("Gateway")?.values() ?? []) {
-      const frontend = (gateway.spec as { tls?: { frontend?: Frontend } } | undefined)?.tls
-        ?.frontend;
-      const refs = [
-        ...(frontend?.default?.validation?.caCertificateRefs ?? []),
-        ...(frontend?.perPort ?? []).flatMap(p => p.tls?.validation?.caCertificateRefs ?? []),
-      ];
-      for (const ref of refs)
+      for (const ref of frontendCaRefs(gateway as unknown as Gateway))
         if (`${ref.namespace ?? gateway.metadata?.namespace ?? ""}/${ref.name}` === key)
           return true;
     }
