@@ -11,8 +11,13 @@ function openssl(...args: string[]): void {
   execFileSync("openssl", args, { stdio: "ignore" });
 }
 
-/** A self-signed EC certificate with the given subjectAltName ("DNS:a.example,…"). */
-export function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
+// `req -x509` makes the key and its self-signed certificate in one step; the caller's
+// extensions make it a leaf or a CA.
+function selfSignedFiles(
+  dir: string,
+  name: string,
+  extensions: string[],
+): { key: string; crt: string } {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
   openssl(
@@ -27,9 +32,14 @@ export function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
     "1",
     "-subj",
     `/CN=${name}`,
-    "-addext",
-    `subjectAltName=${san}`,
+    ...extensions.flatMap(e => ["-addext", e]),
   );
+  return { key, crt };
+}
+
+/** A self-signed EC certificate with the given subjectAltName ("DNS:a.example,…"). */
+export function selfSigned(dir: string, name: string, san: string): TlsKeyPair {
+  const { key, crt } = selfSignedFiles(dir, name, [`subjectAltName=${san}`]);
   return { cert: fs.readFileSync(crt, "utf8"), key: fs.readFileSync(key, "utf8") };
 }
 
@@ -41,25 +51,10 @@ export interface Ca {
 
 /** An EC CA named `name` that issues leaf certificates. */
 export function makeCa(dir: string, name: string): Ca {
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.crt`);
-  openssl(
-    "req",
-    "-x509",
-    ...EC,
-    "-keyout",
-    key,
-    "-out",
-    crt,
-    "-days",
-    "1",
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
+  const { key, crt } = selfSignedFiles(dir, name, [
     "basicConstraints=critical,CA:TRUE",
-    "-addext",
     "keyUsage=critical,keyCertSign",
-  );
+  ]);
   return {
     cert: fs.readFileSync(crt, "utf8"),
     issue(leaf, san, usage) {
