@@ -104,8 +104,6 @@ export class Generation {
   readonly clusters = new Map<string, ClusterRuntime>();
   readonly poolKeys = new Set<string>();
   readonly problems: string[] = [];
-  /** TLS clusters presenting a client certificate → the TLS settings key their pools use */
-  readonly clientTlsKeys = new Map<string, string>();
   /** requests (and tunnels) still running on this generation */
   inflight = 0;
 
@@ -117,7 +115,6 @@ export class Generation {
       if (c.tls) {
         const built = upstreamTls(c.tls, deps.secrets);
         tls = built.tls;
-        if (c.tls.clientCertificate) this.clientTlsKeys.set(c.id, built.tls.key);
         if (built.problem) this.problems.push(`cluster ${c.id}: ${built.problem}`);
       }
       const rt = new ClusterRuntime(
@@ -163,7 +160,7 @@ export class Generation {
   clientCertificatesChanged(secrets: SecretProvider): boolean {
     for (const c of this.config.clusters) {
       if (!c.tls?.clientCertificate) continue;
-      if (upstreamTls(c.tls, secrets).tls.key !== this.clientTlsKeys.get(c.id)) return true;
+      if (upstreamTls(c.tls, secrets).tls.key !== this.clusters.get(c.id)?.tls?.key) return true;
     }
     return false;
   }

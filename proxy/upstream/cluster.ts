@@ -64,6 +64,8 @@ export class ClusterRuntime {
   private readonly outlier: OutlierOptions;
   /** SNI for every request to a TLS cluster (undici would otherwise take the Host header) */
   readonly servername: string | undefined;
+  /** what the pools were built with: a later Secret change is compared against its key */
+  readonly tls: UpstreamTls | undefined;
 
   constructor(
     config: Cluster,
@@ -75,6 +77,7 @@ export class ClusterRuntime {
     tls?: UpstreamTls,
   ) {
     this.id = config.id;
+    this.tls = tls;
     this.servername = tls?.servername;
     this.config = config;
     this.state = state;
