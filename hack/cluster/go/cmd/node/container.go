@@ -290,14 +290,17 @@ func (c *container) supervise(ctx context.Context) {
 		if time.Since(began) > time.Minute {
 			c.backoffD = time.Second
 		}
+		// the pod first: its lock is taken before a container's everywhere (status building
+		// holds w.mu, then c.mu), so asking for it while holding c.mu deadlocked the pod
+		pod := c.w.current()
 		c.mu.Lock()
 		c.lastTerm = c.term
 		c.term = nil
 		c.restarts++
 		c.waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
 			Message: fmt.Sprintf("back-off %s restarting failed container %s", c.backoffD, c.spec.Name)}
-		c.w.n.events.Eventf(c.w.current(), corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s (exit code %d)", c.spec.Name, code)
 		c.mu.Unlock()
+		c.w.n.events.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s (exit code %d)", c.spec.Name, code)
 		c.w.kick()
 		if !c.backoff() {
 			return
