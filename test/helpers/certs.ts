@@ -6,6 +6,17 @@ import path from "node:path";
 import type { TlsKeyPair } from "../../proxy/tls/secrets.ts";
 
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+const RSA = ["-newkey", "rsa:2048", "-nodes"];
+
+export interface CaOptions {
+  /** default ec (P-256); the conformance suite's are RSA */
+  algorithm?: "ec" | "rsa";
+  /**
+   * default true. false leaves authority/subject key identifiers out of issued leaves, as the
+   * conformance suite does: OpenSSL then picks an issuer by name alone.
+   */
+  keyIdentifiers?: boolean;
+}
 
 function openssl(...args: string[]): void {
   execFileSync("openssl", args, { stdio: "ignore" });
@@ -17,13 +28,14 @@ function selfSignedFiles(
   dir: string,
   name: string,
   extensions: string[],
+  keyArgs = EC,
 ): { key: string; crt: string } {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
   openssl(
     "req",
     "-x509",
-    ...EC,
+    ...keyArgs,
     "-keyout",
     key,
     "-out",
@@ -49,12 +61,19 @@ export interface Ca {
   issue(name: string, san: string, usage: "serverAuth" | "clientAuth"): TlsKeyPair;
 }
 
-/** An EC CA named `name` that issues leaf certificates. */
-export function makeCa(dir: string, name: string): Ca {
-  const { key, crt } = selfSignedFiles(dir, name, [
-    "basicConstraints=critical,CA:TRUE",
-    "keyUsage=critical,keyCertSign",
-  ]);
+/** A CA named `name` that issues leaf certificates. */
+export function makeCa(dir: string, name: string, options: CaOptions = {}): Ca {
+  const keyArgs = options.algorithm === "rsa" ? RSA : EC;
+  const { key, crt } = selfSignedFiles(
+    dir,
+    name,
+    ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign"],
+    keyArgs,
+  );
+  const noKeyIds =
+    options.keyIdentifiers === false
+      ? "subjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n"
+      : "";
   return {
     cert: fs.readFileSync(crt, "utf8"),
     issue(leaf, san, usage) {
@@ -62,8 +81,8 @@ export function makeCa(dir: string, name: string): Ca {
       const csr = path.join(dir, `${leaf}.csr`);
       const leafCrt = path.join(dir, `${leaf}.crt`);
       const ext = path.join(dir, `${leaf}.ext`);
-      fs.writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\n`);
-      openssl("req", "-new", ...EC, "-keyout", leafKey, "-out", csr, "-subj", `/CN=${leaf}`);
+      fs.writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${usage}\n${noKeyIds}`);
+      openssl("req", "-new", ...keyArgs, "-keyout", leafKey, "-out", csr, "-subj", `/CN=${leaf}`);
       openssl(
         "x509",
         "-req",

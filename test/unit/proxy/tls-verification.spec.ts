@@ -5,7 +5,6 @@
 // the handshake without one from the listener's CA, AllowInsecureFallback serves anyway.
 // Request → expected status / what the backend saw, as in the conformance tests.
 import { expect } from "chai";
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import http2 from "node:http2";
@@ -337,79 +336,17 @@ describe("client certificates on HTTPS listeners (Gateway spec.tls.frontend)", f
     // The conformance suite's client certificates carry no authorityKeyIdentifier, so OpenSSL
     // picks the trusted CA by name alone and the RSA signature check fails. That failure stays
     // on OpenSSL's error queue and reset the connection right after the handshake.
-    const trusted = rsaCa(fs.mkdtempSync(path.join(dir, "rsa-trusted-")), "gatewayapi");
-    const twin = rsaCa(fs.mkdtempSync(path.join(dir, "rsa-twin-")), "gatewayapi").client;
+    const suiteLike = { algorithm: "rsa", keyIdentifiers: false } as const;
+    const trusted = makeCa(fs.mkdtempSync(path.join(dir, "rsa-trusted-")), "gatewayapi", suiteLike);
+    const twin = makeCa(fs.mkdtempSync(path.join(dir, "rsa-twin-")), "gatewayapi", suiteLike).issue(
+      "twin",
+      "DNS:twin.example.com",
+      "clientAuth",
+    );
     const port = await serve("AllowInsecureFallback", trusted.cert);
-    expect(await request(port, trusted.client)).to.equal(200);
+    const valid = trusted.issue("valid", "DNS:valid.example.com", "clientAuth");
+    expect(await request(port, valid)).to.equal(200);
     expect(await request(port, twin)).to.equal(200);
     expect(await h2Request(port, twin)).to.equal(200);
   });
 });
-
-// An RSA CA named `caName` and a client certificate it issued without key identifiers, as the
-// conformance suite makes them.
-function rsaCa(dir: string, caName: string): { cert: string; client: TlsKeyPair } {
-  const run = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
-  const file = (name: string) => path.join(dir, name);
-  run(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    file("ca.key"),
-    "-out",
-    file("ca.crt"),
-    "-days",
-    "1",
-    "-subj",
-    `/CN=${caName}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign",
-  );
-  run(
-    "req",
-    "-new",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    file("leaf.key"),
-    "-out",
-    file("leaf.csr"),
-    "-subj",
-    "/CN=rsa-twin",
-  );
-  fs.writeFileSync(
-    file("leaf.ext"),
-    "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n",
-  );
-  run(
-    "x509",
-    "-req",
-    "-in",
-    file("leaf.csr"),
-    "-CA",
-    file("ca.crt"),
-    "-CAkey",
-    file("ca.key"),
-    "-set_serial",
-    "7",
-    "-days",
-    "1",
-    "-extfile",
-    file("leaf.ext"),
-    "-out",
-    file("leaf.crt"),
-  );
-  return {
-    cert: fs.readFileSync(file("ca.crt"), "utf8"),
-    client: {
-      cert: fs.readFileSync(file("leaf.crt"), "utf8"),
-      key: fs.readFileSync(file("leaf.key"), "utf8"),
-    },
-  };
-}
