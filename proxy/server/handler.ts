@@ -21,6 +21,7 @@ import type {
   PreparedRoute,
 } from "../runtime/generation.ts";
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
+import type { AttemptOutcome } from "../upstream/circuit-breaker.ts";
 import type { UpstreamDispatchOptions } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -1022,7 +1023,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   cancel(err: Error, blameUpstream: boolean): void {
     if (this.cancelled || this.completed) return;
     this.cancelled = true;
-    this.settle(false, blameUpstream);
+    this.settle("failed", blameUpstream);
     if (this.abortFn !== null) this.abortFn(err);
   }
 
@@ -1033,7 +1034,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.onError(timeoutError());
   }
 
-  private settle(success: boolean, record = true) {
+  private settle(outcome: AttemptOutcome, record = true) {
     if (this.completed) return;
     this.completed = true;
     if (this.timer !== null) {
@@ -1043,8 +1044,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     const c = this.ex.cluster;
     c.active--;
     if (record) {
-      c.state.breaker.record(success);
-      c.report(this.ep, success);
+      c.state.breaker.recordOutcome(outcome);
+      c.report(this.ep, outcome === "ok");
     } else c.state.breaker.release();
   }
 
@@ -1101,7 +1102,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     });
     if (!this.cancelled) {
       this.cancelled = true;
-      this.settle(false, false);
+      this.settle("failed", false);
       try {
         this.abortFn?.(err instanceof Error ? err : new Error(String(err)));
       } catch {
@@ -1120,7 +1121,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (retry !== null && retry.codes.has(statusCode) && ex.canRetry()) {
       this.ex.core.metrics.upstreamErrors.labels(ex.cluster.id, "status").inc();
       this.cancelled = true;
-      this.settle(false);
+      this.settle(statusCode < 500 ? "ok" : "error-status");
       this.abortFn?.(new Error("retrying"));
       ex.scheduleRetry();
       return false;
@@ -1250,7 +1251,7 @@ class Attempt implements Dispatcher.DispatchHandler {
         if (reply === null) return this.runResponseSteps(status, headers, steps, i + 1, body);
         // the plugin answers instead of the upstream: drop the upstream response
         this.cancelled = true;
-        this.settle(status < 500);
+        this.settle(status < 500 ? "ok" : "error-status");
         try {
           this.abortFn?.(new Error("response replaced by a plugin"));
         } catch {
@@ -1283,7 +1284,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private headRejected(err: Error & { code?: string }) {
     const ex = this.ex;
     this.cancelled = true;
-    this.settle(false);
+    this.settle("failed");
     this.abortFn?.(err);
     ex.attempt = null;
     ex.core.metrics.upstreamErrors.labels(ex.cluster.id, "protocol").inc();
@@ -1314,7 +1315,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     const ex = this.ex;
-    this.settle(ex.status < 500);
+    this.settle(ex.status < 500 ? "ok" : "error-status");
     ex.attempt = null;
     ex.res.end();
     ex.finish(ex.status);
@@ -1328,7 +1329,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.cancelled = true;
     const ex = this.ex;
     const c = classify(err as Error & { code?: string });
-    this.settle(false);
+    this.settle("failed");
     ex.core.metrics.upstreamErrors.labels(ex.cluster.id, c.kind).inc();
     ex.attempt = null;
     if (!this.headersWritten && c.kind !== "protocol" && ex.canRetry()) {
@@ -1534,20 +1535,20 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     this.start = start;
   }
 
-  private settle(success: boolean, status: number) {
+  private settle(outcome: AttemptOutcome, status: number) {
     if (this.settled) return;
     this.settled = true;
     this.status = status;
     this.cluster.active--;
-    this.cluster.state.breaker.record(success);
-    this.cluster.report(this.ep, success);
+    this.cluster.state.breaker.recordOutcome(outcome);
+    this.cluster.report(this.ep, outcome === "ok");
     this.route.metrics.record(status, (performance.now() - this.start) / 1000);
   }
 
   onConnect(): void {}
 
   onUpgrade(statusCode: number, raw: Buffer[] | string[] | null, upstream: Duplex): void {
-    this.settle(true, statusCode);
+    this.settle("ok", statusCode);
     const client = this.socket;
     let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`;
     const list = raw ?? [];
@@ -1598,7 +1599,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
 
   // A non-101 answer to an upgrade request: relay it and close.
   onHeaders(statusCode: number, raw: Buffer[]): boolean {
-    this.settle(statusCode < 500, statusCode);
+    this.settle(statusCode < 500 ? "ok" : "error-status", statusCode);
     let head = `HTTP/1.1 ${statusCode} ${REASONS[statusCode] ?? "Response"}\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
       const l = raw[i]!.toString("latin1").toLowerCase();
@@ -1622,7 +1623,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     const c = classify(err as Error & { code?: string });
     this.core.metrics.upstreamErrors.labels(this.cluster.id, c.kind).inc();
     if (!this.settled) {
-      this.settle(false, c.status);
+      this.settle("failed", c.status);
       const body = errorBody(c.status, c.detail);
       this.socket.end(
         `HTTP/1.1 ${c.status} ${REASONS[c.status] ?? ""}\r\ncontent-type: ${TEXT}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -7,7 +7,17 @@ export interface CircuitBreakerOptions {
   errorRatio: number;
   openMs: number;
   halfOpenProbes: number;
+  /**
+   * Whether the backend's own 5xx responses count as errors. Off by default: an application
+   * answering 500 or 503 is still reachable, and cutting its whole Service off for openMs (as
+   * no other gateway does unless told to) turns its errors into ours. Connect failures, resets
+   * and timeouts always count.
+   */
+  errorStatuses: boolean;
 }
+
+/** How one try at an endpoint ended, for the breaker and outlier detection. */
+export type AttemptOutcome = "ok" | "error-status" | "failed";
 
 export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerOptions = {
   windowMs: 10_000,
@@ -15,6 +25,7 @@ export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerOptions = {
   errorRatio: 0.5,
   openMs: 30_000,
   halfOpenProbes: 1,
+  errorStatuses: false,
 };
 
 export type CircuitState = "closed" | "open" | "half-open";
@@ -76,6 +87,11 @@ export class CircuitBreaker {
   /** An allowed request ended without a verdict (the client left): frees a half-open probe slot. */
   release() {
     if (this.state === "half-open") this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  }
+
+  /** The outcome of a try this breaker allowed. */
+  recordOutcome(outcome: AttemptOutcome) {
+    this.record(outcome === "ok" || (outcome === "error-status" && !this.options.errorStatuses));
   }
 
   record(success: boolean) {

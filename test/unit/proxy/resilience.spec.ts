@@ -115,7 +115,13 @@ describe("proxy: resilience", function () {
     });
     const port = await freePort();
     const px = testProxy({
-      circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 },
+      circuitBreaker: {
+        minRequests: 5,
+        errorRatio: 0.5,
+        openMs: 60_000,
+        windowMs: 10_000,
+        errorStatuses: true,
+      },
       outlier: { consecutiveFailures: 0 },
     });
     await px.apply(oneRouteConfig(port, cluster("f", [failing.port])));
@@ -126,6 +132,38 @@ describe("proxy: resilience", function () {
     expect(calls).to.equal(5);
     const m = await px.metrics.registry.getSingleMetricAsString("rauta_circuit_breaker_state");
     expect(m).to.contain('rauta_circuit_breaker_state{cluster="f"} 2');
+    await px.close(100);
+    await failing.close();
+  });
+
+  it("by default, forwards a backend's own 5xx answers however many, and opens only on refused connections", async () => {
+    let calls = 0;
+    const failing = await startEcho("failing-default", (_req, res) => {
+      calls++;
+      res.writeHead(503);
+      res.end("app says no");
+      return true;
+    });
+    const port = await freePort();
+    const px = testProxy({
+      circuitBreaker: { minRequests: 5, errorRatio: 0.5, openMs: 60_000, windowMs: 10_000 },
+      outlier: { consecutiveFailures: 0 },
+    });
+    await px.apply(oneRouteConfig(port, cluster("f", [failing.port])));
+    for (let i = 0; i < 10; i++) {
+      const r = await get(port, "/");
+      expect(r.status).to.equal(503);
+      expect(r.body).to.equal("app says no");
+    }
+    expect(calls).to.equal(10);
+    // the same cluster without a listening endpoint: connection refused counts
+    const dead = await freePort();
+    const port2 = await freePort();
+    await px.apply(oneRouteConfig(port2, cluster("f", [dead])));
+    for (let i = 0; i < 5; i++) expect((await get(port2, "/")).status).to.be.oneOf([502, 503]);
+    const r = await get(port2, "/");
+    expect(r.status).to.equal(503);
+    expect(r.body).to.contain("circuit breaker open");
     await px.close(100);
     await failing.close();
   });
