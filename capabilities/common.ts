@@ -7,7 +7,9 @@ import { K8s, Log, a } from "pepr";
 import type { Capability, PeprValidateRequest } from "pepr";
 import type { Gateway } from "./compiler/index.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./compiler/index.ts";
+import type { GatewayApiChannel } from "./compiler/features.ts";
 import { assignAddresses, parsePool } from "./controller/addresses.ts";
+import { channelOf, HTTPROUTE_CRD } from "./controller/api-channel.ts";
 import { KubernetesIO } from "./controller/kubernetes-io.ts";
 import { LeaderElector } from "./controller/leader.ts";
 import { Reconciler } from "./controller/reconciler.ts";
@@ -26,6 +28,7 @@ export const CONTROLLER_NAME = process.env.RAUTA_CONTROLLER_NAME ?? DEFAULT_CONT
 export const RAUTA_NAMESPACE = process.env.RAUTA_NAMESPACE ?? "rauta-system";
 
 let controlPlane: { store: SnapshotStore; reconciler: Reconciler } | undefined;
+let gatewayApiChannel: GatewayApiChannel = "standard";
 
 const LISTED: Array<[StoreKind, GenericClass]> = [
   ["GatewayClass", GatewayClass],
@@ -42,6 +45,23 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
   ["ConfigMap", a.ConfigMap],
 ];
 
+// Read by each new leader: switching CRD channels means a redeploy or a failover anyway. Not
+// allowed to read the CRD (RBAC trimmed by hand) → standard, so nothing is claimed that the
+// API server might prune.
+async function readChannel(): Promise<GatewayApiChannel> {
+  try {
+    return channelOf(await K8s(a.CustomResourceDefinition).Get(HTTPROUTE_CRD));
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    if (status !== 403 && status !== 404) throw error;
+    Log.warn(
+      { status, crd: HTTPROUTE_CRD },
+      "cannot read the HTTPRoute CRD; assuming the standard channel",
+    );
+    return "standard";
+  }
+}
+
 // Each Pepr watch lists and then streams on its own schedule, so right after start-up the store
 // may hold Gateways but not yet their routes. Publishing a compile of that would drop live
 // routes; a new leader therefore lists every kind itself before its first reconcile. The list
@@ -49,6 +69,7 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
 async function primeStore(store: SnapshotStore): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
+      gatewayApiChannel = await readChannel();
       for (const [kind, model] of LISTED) {
         const since = store.mark();
         const list = await K8s(model).Get();
@@ -80,6 +101,7 @@ export function getControlPlane(): { store: SnapshotStore; reconciler: Reconcile
         addressesRequired: pool.length > 0,
         // the pool is what the proxies' nodes carry: a static address outside it is not usable
         ...(pool.length > 0 ? { usableAddresses: pool } : {}),
+        gatewayApiChannel,
       }),
       log: (level, message, fields) => Log[level]({ ...fields }, message),
     });

@@ -7,6 +7,7 @@ export const SUPPORTED_FEATURES = [
   "GatewayAddressEmpty",
   "GatewayBackendClientCertificate",
   "GatewayFrontendClientCertificateValidation",
+  "GatewayFrontendClientCertificateValidationInsecureFallback",
   "GatewayHTTPListenerIsolation",
   "GatewayHTTPSListenerDetectMisdirectedRequests",
   "GatewayInfrastructure",
@@ -38,3 +39,20 @@ export const SUPPORTED_FEATURES = [
   "HTTPRouteSchemeRedirect",
   "ReferenceGrant",
 ] as const;
+
+// Features whose fields only the experimental-channel CRDs carry (on standard-channel CRDs the
+// API server prunes HTTPRoute rules' `retry`): claimed only where those CRDs are installed.
+export const EXPERIMENTAL_CHANNEL_FEATURES = [
+  "HTTPRouteRetry",
+  "HTTPRouteRetryBackendTimeout",
+  "HTTPRouteRetryConnectionError",
+] as const;
+
+export type GatewayApiChannel = "standard" | "experimental";
+
+/** What GatewayClass status.supportedFeatures lists on a cluster with `channel` CRDs, sorted. */
+export function supportedFeatures(channel: GatewayApiChannel = "standard"): string[] {
+  const features: string[] = [...SUPPORTED_FEATURES];
+  if (channel === "experimental") features.push(...EXPERIMENTAL_CHANNEL_FEATURES);
+  return features.sort();
+}

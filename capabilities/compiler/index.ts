@@ -9,7 +9,7 @@ import { BackendResolver } from "./backends.ts";
 import { bundlesByKey } from "./ca-refs.ts";
 import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
-import { SUPPORTED_FEATURES } from "./features.ts";
+import { supportedFeatures } from "./features.ts";
 import type { GatewayModel, ListenerModel } from "./gateways.ts";
 import {
   buildGateways,
@@ -77,7 +77,13 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
             ? condition("Accepted", false, problem.reason, problem.message)
             : condition("Accepted", true, "Accepted", `handled by ${controllerName}`),
         ],
-        ...(problem ? {} : { supportedFeatures: SUPPORTED_FEATURES.map(name => ({ name })) }),
+        ...(problem
+          ? {}
+          : {
+              supportedFeatures: supportedFeatures(options.gatewayApiChannel).map(name => ({
+                name,
+              })),
+            }),
       },
     });
   }

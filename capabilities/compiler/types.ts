@@ -2,6 +2,7 @@
 // belongs to us, shaped exactly as the Gateway API status subresources.
 import type { CompiledConfig } from "../../proxy/config/index.ts";
 import type { BuiltinSchemas } from "./plugin-config.ts";
+import type { GatewayApiChannel } from "./features.ts";
 
 export type ConditionStatus = "True" | "False" | "Unknown";
 
@@ -107,6 +108,11 @@ export interface CompileOptions {
   usableAddresses?: readonly string[];
   /** Config schemas of the built-in plugins; default: the shipped ones (generated/rauta). */
   builtinPluginSchemas?: BuiltinSchemas;
+  /**
+   * The channel of the Gateway API CRDs installed (the HTTPRoute CRD's channel annotation);
+   * experimental-only features are claimed on experimental. Default: standard.
+   */
+  gatewayApiChannel?: GatewayApiChannel;
 }
 
 export interface CompileResult {
