@@ -5,8 +5,9 @@
 //      and source hash under ~/.cache/rauta like the other Go components),
 //   3. the suite run with the features RAUTA claims in GatewayClass rauta's
 //      status.supportedFeatures (the suite reads them itself when none are passed), writing its
-//      report (default: docs/conformance/standard-v<package version>-default-report.yaml).
-// Flags: --report <path>, --run-test <TestName> (one test), --profiles <list> (GATEWAY-HTTP),
+//      report (default: docs/conformance/<channel>-v<package version>-default-report.yaml).
+// Flags: --channel standard|experimental (the Gateway API CRDs installed first; default
+// standard), --report <path>, --run-test <TestName> (one test), --profiles <list> (GATEWAY-HTTP),
 // --suite:<flag>[=value] passes --<flag> to the suite (e.g. --suite:all-features).
 // The suite's own log goes to ~/.cache/rauta/cluster/logs/conformance.log; PASS/FAIL lines and
 // a summary are printed. Exit 1 when the suite failed.
@@ -24,6 +25,7 @@ import {
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { deployLocal, LOCAL_GATEWAY_ADDRESSES } from "../deploy/local.ts";
+import type { GatewayApiChannel } from "../deploy/local.ts";
 import { goBin } from "../cluster/build.ts";
 import { cacheRoot, paths, repoRoot, versions } from "../cluster/config.ts";
 import { log, withLock } from "../cluster/util.ts";
@@ -31,8 +33,12 @@ import { log, withLock } from "../cluster/util.ts";
 const moduleDir = join(repoRoot, "hack/conformance");
 const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string };
 /** upstream's naming (conformance/reports/README.md): <channel>-<implementation version>-<mode> */
-export const REPORT_NAME = `standard-v${pkg.version}-default-report.yaml`;
-export const DEFAULT_REPORT = join(repoRoot, "docs/conformance", REPORT_NAME);
+export function reportName(channel: GatewayApiChannel = "standard"): string {
+  return `${channel}-v${pkg.version}-default-report.yaml`;
+}
+export function defaultReport(channel: GatewayApiChannel = "standard"): string {
+  return join(repoRoot, "docs/conformance", reportName(channel));
+}
 
 /** The suite's test binary: built once per suite version and source of hack/conformance. */
 export function conformanceBinary(): string {
@@ -96,6 +102,8 @@ export interface Report {
 
 export interface RunOptions {
   report?: string;
+  /** the Gateway API CRDs to install first (default standard); names the default report */
+  channel?: GatewayApiChannel;
   runTest?: string;
   profiles?: string[];
   /** more suite flags, e.g. --all-features to see what else passes */
@@ -115,8 +123,8 @@ export interface RunResult {
 /** Deploys RAUTA on the local cluster and runs the suite; never throws for a failing suite. */
 export async function runConformance(opts: RunOptions = {}): Promise<RunResult> {
   const binary = conformanceBinary();
-  const cluster = await deployLocal();
-  const reportPath = opts.report ?? DEFAULT_REPORT;
+  const cluster = await deployLocal({ channel: opts.channel ?? "standard" });
+  const reportPath = opts.report ?? defaultReport(opts.channel);
   mkdirSync(dirname(reportPath), { recursive: true });
   rmSync(reportPath, { force: true });
   const args = [
@@ -207,6 +215,7 @@ if (import.meta.main) {
   try {
     const r = await runConformance({
       report: flag("--report"),
+      channel: flag("--channel") === "experimental" ? "experimental" : "standard",
       runTest: flag("--run-test"),
       profiles: flag("--profiles")?.split(","),
       extraArgs: argv.filter(a => a.startsWith("--suite:")).map(a => `--${a.slice(8)}`),

@@ -1,5 +1,6 @@
 // `npm run deploy:local`: exactly the user's install steps, against the running hack/cluster:
-//   1. the RautaPlugin CRD (the Gateway API CRDs come with the cluster),
+//   1. the Gateway API CRDs of the channel asked for (standard unless told), and the
+//      RautaPlugin CRD,
 //   2. `npx pepr deploy --yes` (the Pepr module: admission + watcher controller, scoped RBAC),
 //   3. one `kubectl apply` of proxy/deploy/base.yaml + the proxy DaemonSet,
 // then waits until GatewayClass rauta is Accepted and the proxy is Ready.
@@ -47,6 +48,54 @@ function proxySourceHash(): string {
   return h.digest("hex").slice(0, 16);
 }
 
+export type GatewayApiChannel = "standard" | "experimental";
+const SAFE_UPGRADES = "safe-upgrades.gateway.networking.k8s.io";
+
+/**
+ * Makes the cluster's Gateway API CRDs the given channel's (crds/gateway-api/<channel>, the
+ * release's install files); true when the channel changed. Upstream's safe-upgrades admission
+ * policy refuses experimental CRDs over standard ones, so that switch deletes it first and
+ * leaves it out, as its message tells a user to; going back to standard installs it again.
+ */
+export function installGatewayApiCrds(cluster: Cluster, channel: GatewayApiChannel): boolean {
+  const current = cluster.kubectlResult([
+    "get",
+    "crd",
+    "httproutes.gateway.networking.k8s.io",
+    "-o",
+    "jsonpath={.metadata.annotations.gateway\\.networking\\.k8s\\.io/channel}",
+  ]).stdout;
+  const dir = join(repoRoot, "crds/gateway-api", channel);
+  const files = readdirSync(dir)
+    .filter(f => f.endsWith(".yaml") && (channel === "standard" || !f.includes("vap_")))
+    .sort();
+  if (channel === "experimental")
+    for (const kind of ["validatingadmissionpolicybinding", "validatingadmissionpolicy"])
+      cluster.kubectl(["delete", "--ignore-not-found", kind, SAFE_UPGRADES]);
+  const applied = cluster.kubectl([
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "-o",
+    "name",
+    ...files.flatMap(f => ["-f", join(dir, f)]),
+  ]);
+  const crds = applied.split("\n").filter(l => l.startsWith("customresourcedefinition"));
+  cluster.kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...crds]);
+  if (channel === "standard") {
+    // the experimental-only kinds (gateway.networking.x-k8s.io) have no standard version to
+    // replace them, and the suite refuses a cluster with CRDs of both channels
+    const all = cluster.getJson<{
+      items: Array<{ metadata: { name: string; annotations?: Record<string, string> } }>;
+    }>(["crd"]);
+    const leftovers = all.items
+      .filter(c => c.metadata.annotations?.["gateway.networking.k8s.io/channel"] === "experimental")
+      .map(c => `crd/${c.metadata.name}`);
+    if (leftovers.length > 0) cluster.kubectl(["delete", "--ignore-not-found", ...leftovers]);
+  }
+  return current.trim() !== channel;
+}
+
 function step(message: string): void {
   process.stderr.write(`deploy:local: ${message}\n`);
 }
@@ -84,11 +133,15 @@ function localProxyManifests(): string {
   return docs.map(d => stringify(d)).join("---\n");
 }
 
-export async function deployLocal(): Promise<Cluster> {
+export async function deployLocal(options: { channel?: GatewayApiChannel } = {}): Promise<Cluster> {
   step("cluster");
   const cluster = await ensureCluster();
   // a previous undeploy may still be deleting the namespaces this install writes to
   await namespacesSettled(cluster);
+  const channel = options.channel ?? "standard";
+  step(`Gateway API CRDs, ${channel} channel`);
+  // the controller reads the channel when it becomes leader: a switch restarts it below
+  const channelChanged = installGatewayApiCrds(cluster, channel);
   // The project's Node first on PATH: pepr's bin runs on whatever `node` it finds.
   const env = {
     ...process.env,
@@ -120,6 +173,8 @@ export async function deployLocal(): Promise<Cluster> {
     "deployment/pepr-rauta-watcher",
     `RAUTA_ADDRESS_POOL=${LOCAL_GATEWAY_ADDRESSES.join(",")}`,
   ]);
+  if (channelChanged)
+    cluster.kubectl(["rollout", "restart", "-n", "pepr-system", "deployment/pepr-rauta-watcher"]);
   step("kubectl apply proxy/deploy/base.yaml + proxy DaemonSet");
   cluster.kubectl(["apply", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
   cluster.apply(localProxyManifests());

@@ -1,4 +1,5 @@
-// The official Gateway API conformance suite (v1.6.3, GATEWAY-HTTP) on every CI run, exactly as
+// The official Gateway API conformance suite (v1.6.3, GATEWAY-HTTP) on every CI run, on the
+// standard-channel CRDs and then on the experimental ones (where HTTPRoute retry exists), exactly as
 // `npm run conformance` runs it: RAUTA deployed as a user deploys it, the features read from
 // GatewayClass rauta's status.supportedFeatures. What the committed report
 // (docs/conformance/) says must stay true: the same features claimed, every core test and every
@@ -9,25 +10,39 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import {
-  DEFAULT_REPORT,
-  REPORT_NAME,
+  defaultReport,
+  reportName,
   runConformance,
   summarize,
 } from "../../hack/conformance/run.ts";
-import { namespacesSettled, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Report } from "../../hack/conformance/run.ts";
+import {
+  installGatewayApiCrds,
+  namespacesSettled,
+  undeployLocal,
+} from "../../hack/deploy/local.ts";
+import type { GatewayApiChannel } from "../../hack/deploy/local.ts";
+import { clusterHandle } from "./helpers/cluster.ts";
 
 describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
   this.timeout(60 * 60_000);
   // as control-plane.spec: the next suites expect no RAUTA install claiming pool addresses
+  // and the cluster's CRDs as it started, standard channel
   after(async () => {
     undeployLocal();
     await namespacesSettled();
+    installGatewayApiCrds(clusterHandle(), "standard");
   });
 
-  it("passes every core test and every test of the features RAUTA claims, as the committed report says", async () => {
-    const report = join(mkdtempSync(join(tmpdir(), "rauta-conformance-")), REPORT_NAME);
-    const r = await runConformance({ report });
+  // standard first: experimental CRDs cannot be replaced by standard ones without a reinstall
+  for (const channel of ["standard", "experimental"] as GatewayApiChannel[])
+    it(`${channel} channel: passes every core test and every test of the features RAUTA claims, as the committed report says`, async () => {
+      await check(channel);
+    });
+
+  async function check(channel: GatewayApiChannel): Promise<void> {
+    const report = join(mkdtempSync(join(tmpdir(), "rauta-conformance-")), reportName(channel));
+    const r = await runConformance({ report, channel });
     const summary = summarize(r);
     process.stderr.write(`${summary}\n`);
     expect(r.report, `no report: ${summary}`).to.not.equal(null);
@@ -39,12 +54,13 @@ describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
     expect(http!.extended?.statistics.Failed ?? 0, summary).to.equal(0);
     expect(r.exitCode, summary).to.equal(0);
 
-    const committed = parse(readFileSync(DEFAULT_REPORT, "utf8")) as Report;
+    expect(r.report!.gatewayAPIChannel).to.equal(channel);
+    const committed = parse(readFileSync(defaultReport(channel), "utf8")) as Report;
     const mine = (committed.profiles ?? []).find(p => p.name === "GATEWAY-HTTP")!;
     expect(
       [...(http!.extended?.supportedFeatures ?? [])].sort(),
       "the features claimed are those of docs/conformance (npm run conformance rewrites it)",
     ).to.deep.equal([...(mine.extended?.supportedFeatures ?? [])].sort());
     expect(http!.core.statistics).to.deep.equal(mine.core.statistics);
-  });
+  }
 });
