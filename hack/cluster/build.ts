@@ -92,14 +92,18 @@ function ensureGo(): void {
   log(r.stdout.trim());
 }
 
-/** Host packages the harness shells out to; installed with apt-get only when missing. */
-export function ensureHostTools(): void {
-  const need: Record<string, string> = {
-    ip: "iproute2",
-    openssl: "openssl",
-    unshare: "util-linux",
-    iptables: "iptables",
-  };
+const CLUSTER_TOOLS: Record<string, string> = {
+  ip: "iproute2",
+  openssl: "openssl",
+  unshare: "util-linux",
+  iptables: "iptables",
+};
+
+/**
+ * Host packages the harness shells out to (command → Debian package; default: the cluster's);
+ * installed with apt-get only when missing.
+ */
+export function ensureHostTools(need: Record<string, string> = CLUSTER_TOOLS): void {
   const missing = Object.entries(need).filter(
     ([bin]) => spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0,
   );
