@@ -7,7 +7,7 @@
 //      status.supportedFeatures (the suite reads them itself when none are passed), writing its
 //      report (default: docs/conformance/<channel>-v<package version>-default-report.yaml).
 // Flags: --channel standard|experimental (the Gateway API CRDs installed first; default
-// standard), --report <path>, --run-test <TestName> (one test), --profiles <list> (GATEWAY-HTTP),
+// standard), --no-deploy (reuse what the last run deployed, for a quick local loop), --report <path>, --run-test <TestName> (one test), --profiles <list> (GATEWAY-HTTP),
 // --suite:<flag>[=value] passes --<flag> to the suite (e.g. --suite:all-features).
 // The suite's own log goes to ~/.cache/rauta/cluster/logs/conformance.log; PASS/FAIL lines and
 // a summary are printed. Exit 1 when the suite failed.
@@ -26,6 +26,7 @@ import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { deployLocal, LOCAL_GATEWAY_ADDRESSES } from "../deploy/local.ts";
 import type { GatewayApiChannel } from "../deploy/local.ts";
+import { clusterHandle } from "../../test/integration/helpers/cluster.ts";
 import { goBin } from "../cluster/build.ts";
 import { cacheRoot, paths, repoRoot, versions } from "../cluster/config.ts";
 import { log, withLock } from "../cluster/util.ts";
@@ -104,6 +105,8 @@ export interface RunOptions {
   report?: string;
   /** the Gateway API CRDs to install first (default standard); names the default report */
   channel?: GatewayApiChannel;
+  /** false: run against what a previous run deployed, skipping deploy:local (about a minute) */
+  deploy?: boolean;
   runTest?: string;
   profiles?: string[];
   /** more suite flags, e.g. --all-features to see what else passes */
@@ -123,7 +126,10 @@ export interface RunResult {
 /** Deploys RAUTA on the local cluster and runs the suite; never throws for a failing suite. */
 export async function runConformance(opts: RunOptions = {}): Promise<RunResult> {
   const binary = conformanceBinary();
-  const cluster = await deployLocal({ channel: opts.channel ?? "standard" });
+  const cluster =
+    opts.deploy === false
+      ? clusterHandle()
+      : await deployLocal({ channel: opts.channel ?? "standard" });
   const reportPath = opts.report ?? defaultReport(opts.channel);
   mkdirSync(dirname(reportPath), { recursive: true });
   rmSync(reportPath, { force: true });
@@ -216,6 +222,7 @@ if (import.meta.main) {
     const r = await runConformance({
       report: flag("--report"),
       channel: flag("--channel") === "experimental" ? "experimental" : "standard",
+      deploy: !argv.includes("--no-deploy"),
       runTest: flag("--run-test"),
       profiles: flag("--profiles")?.split(","),
       extraArgs: argv.filter(a => a.startsWith("--suite:")).map(a => `--${a.slice(8)}`),
