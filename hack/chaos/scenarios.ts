@@ -167,7 +167,10 @@ export function scenarios(): Scenario[] {
       inject: onA({ type: "reset_peer", attributes: { timeout: 0 } }),
       heal: removeAll,
       recoverWithinMs: 5000,
-      expect: { retryOkMin: 0.99, plainShows: ["502"] },
+      // resets fail in microseconds: the retry route's tries can make the 5 failures that eject
+      // a before a plain request reaches it (seen in CI: 502 0 of 12,419), so the fault shows
+      // as reset upstream errors, not necessarily as a 502 to a plain client
+      expect: { retryOkMin: 0.99, upstreamShows: ["reset"] },
     },
     {
       id: "cut-mid-response",
