@@ -92,17 +92,19 @@ function rootfs(): string {
   });
 }
 
+// The proxy's production dependencies, minus pepr: that is the control plane's (and brings a
+// TypeScript toolchain); the proxy never imports it (331 → 229 MB).
+const NOT_IN_IMAGE = ["pepr"];
+
 function productionModules(): string {
   const lock = readFileSync(join(repoRoot, "package-lock.json"), "utf8");
-  return cached(`node_modules-${sha(lock)}`, tmp => {
+  return cached(`node_modules-${sha(lock, ...NOT_IN_IMAGE)}`, tmp => {
     log("image: npm ci --omit=dev (production dependencies)");
     mkdirSync(tmp, { recursive: true });
     for (const f of ["package.json", "package-lock.json"]) cpSync(join(repoRoot, f), join(tmp, f));
-    step(
-      "npm",
-      ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-      tmp,
-    );
+    const quiet = ["--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"];
+    step("npm", ["ci", "--omit=dev", ...quiet], tmp);
+    step("npm", ["uninstall", "--no-save", "--omit=dev", ...quiet, ...NOT_IN_IMAGE], tmp);
   });
 }
 
