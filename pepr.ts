@@ -6,6 +6,7 @@ import { BackendsCapability } from "./capabilities/backends.ts";
 import { GatewayCapability } from "./capabilities/gateway.ts";
 import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
 import { HTTPRouteCapability } from "./capabilities/http-route.ts";
+import { ListenerSetCapability } from "./capabilities/listener-set.ts";
 import { RautaPluginCapability } from "./capabilities/rauta-plugin.ts";
 import { ReferenceGrantCapability } from "./capabilities/reference-grant.ts";
 
@@ -17,4 +18,5 @@ new PeprModule(cfg, [
   RautaPluginCapability,
   BackendsCapability,
   BackendTLSPolicyCapability,
+  ListenerSetCapability,
 ]);

@@ -17,6 +17,7 @@ import type { KubeObject, StoreKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
 import {
   BackendTLSPolicy,
+  ListenerSet,
   Gateway as GatewayModel,
   GatewayClass,
   HTTPRoute,
@@ -37,6 +38,7 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
   ["ReferenceGrant", ReferenceGrant],
   ["RautaPlugin", RautaPlugin],
   ["BackendTLSPolicy", BackendTLSPolicy],
+  ["ListenerSet", ListenerSet],
   ["Service", a.Service],
   ["EndpointSlice", a.EndpointSlice],
   ["Secret", a.Secret],

@@ -12,6 +12,7 @@ export class HTTPRoute extends a.GenericKind {}
 export class ReferenceGrant extends a.GenericKind {}
 export class RautaPlugin extends a.GenericKind {}
 export class BackendTLSPolicy extends a.GenericKind {}
+export class ListenerSet extends a.GenericKind {}
 export class Lease extends a.GenericKind {}
 
 RegisterKind(GatewayClass, {
@@ -38,6 +39,12 @@ RegisterKind(BackendTLSPolicy, {
   version: "v1",
   kind: "BackendTLSPolicy",
   plural: "backendtlspolicies",
+});
+RegisterKind(ListenerSet, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "ListenerSet",
+  plural: "listenersets",
 });
 RegisterKind(RautaPlugin, {
   group: "rauta.io",

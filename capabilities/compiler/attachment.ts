@@ -1,6 +1,6 @@
 // HTTPRoute parentRefs → the listeners a route attaches to, and the reason when it cannot.
 import type { Problem } from "./conditions.ts";
-import type { GatewayModel, ListenerModel } from "./gateways.ts";
+import type { GatewayModel, ListenerModel, ListenerSetModel } from "./gateways.ts";
 import { intersectHostnames } from "./hostnames.ts";
 import { GATEWAY_GROUP, namespaceLabels, selectorMatches } from "./references.ts";
 import type { HTTPRoute, Namespace, ParentRef } from "./snapshot.ts";
@@ -22,9 +22,9 @@ function namespaceAllowed(
   namespaces: ReadonlyMap<string, Namespace>,
 ): boolean {
   const from = listener.spec.allowedRoutes?.namespaces?.from ?? "Same";
-  const gatewayNamespace = listener.gateway.metadata.namespace ?? "default";
   if (from === "All") return true;
-  if (from === "Same") return routeNamespace === gatewayNamespace;
+  // Same: the namespace of whoever declared the listener (a ListenerSet's own, not its Gateway's)
+  if (from === "Same") return routeNamespace === listener.owner.namespace;
   if (from === "Selector") {
     const selector = listener.spec.allowedRoutes?.namespaces?.selector;
     return (
@@ -56,14 +56,25 @@ export function attachRoute(
   namespaces: ReadonlyMap<string, Namespace>,
   // Our Gateways whose GatewayClass is not accepted: routes get a status, never an attachment.
   classNotAccepted: ReadonlyMap<string, GatewayModel> = new Map(),
+  // ListenerSets whose parent is one of our Gateways, by "<namespace>/<name>"
+  listenerSets: ReadonlyMap<string, ListenerSetModel> = new Map(),
 ): ParentAttachment[] {
   const routeNamespace = route.metadata.namespace ?? "default";
   const routeHostnames = route.spec.hostnames ?? [];
   const result: ParentAttachment[] = [];
   for (const ref of route.spec.parentRefs ?? []) {
-    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway")
-      continue;
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP) continue;
     const key = `${ref.namespace ?? routeNamespace}/${ref.name}`;
+    if (ref.kind === "ListenerSet") {
+      const set = listenerSets.get(key);
+      // not a ListenerSet of one of our Gateways: another controller reports on this parentRef
+      if (set)
+        result.push(
+          attachToListeners(ref, set.gateway, set, routeNamespace, routeHostnames, namespaces),
+        );
+      continue;
+    }
+    if ((ref.kind ?? "Gateway") !== "Gateway") continue;
     const gateway = gateways.get(key);
     const inactive = classNotAccepted.get(key);
     if (!gateway && inactive) {
@@ -79,52 +90,75 @@ export function attachRoute(
     }
     // Not one of our Gateways: another controller reports on this parentRef.
     if (!gateway) continue;
-    const attachment: ParentAttachment = {
-      parentRef: parentRefStatus(ref),
-      gateway,
-      allowed: [],
-      hostnames: new Map(),
-    };
-    result.push(attachment);
-    const selected = gateway.listeners.filter(
-      l =>
-        (ref.sectionName === undefined || l.name === ref.sectionName) &&
-        (ref.port === undefined || l.port === ref.port),
+    result.push(
+      attachToListeners(ref, gateway, undefined, routeNamespace, routeHostnames, namespaces),
     );
-    if (selected.length === 0) {
-      const wanted = [
-        ref.sectionName && `sectionName ${ref.sectionName}`,
-        ref.port && `port ${ref.port}`,
-      ]
-        .filter(Boolean)
-        .join(" and ");
-      attachment.rejected = {
-        reason: "NoMatchingParent",
-        message: `Gateway ${gateway.key} has no listener with ${wanted}`,
-      };
-      continue;
-    }
-    attachment.allowed = selected.filter(
-      l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces),
-    );
-    if (attachment.allowed.length === 0) {
-      const kindOk = selected.some(l => kindAllowed(l, "HTTPRoute"));
-      attachment.rejected = {
-        reason: "NotAllowedByListeners",
-        message: kindOk
-          ? `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes.namespaces)`
-          : `listeners ${selected.map(l => l.name).join(", ")} of Gateway ${gateway.key} do not accept HTTPRoutes (see their protocol and allowedRoutes.kinds)`,
-      };
-      continue;
-    }
-    for (const listener of attachment.allowed)
-      attachment.hostnames.set(listener, intersectHostnames(listener.hostname, routeHostnames));
-    if ([...attachment.hostnames.values()].every(h => h.length === 0)) {
-      attachment.rejected = {
-        reason: "NoMatchingListenerHostname",
-        message: `none of the route's hostnames (${routeHostnames.join(", ")}) match the hostnames of listeners ${attachment.allowed.map(l => `${l.name} (${l.hostname ?? "any"})`).join(", ")}`,
-      };
-    }
   }
   return result;
+}
+
+// The listeners of a Gateway (its own) or of one of its ListenerSets that `ref` selects and
+// that take the route.
+function attachToListeners(
+  ref: ParentRef,
+  gateway: GatewayModel,
+  set: ListenerSetModel | undefined,
+  routeNamespace: string,
+  routeHostnames: readonly string[],
+  namespaces: ReadonlyMap<string, Namespace>,
+): ParentAttachment {
+  const attachment: ParentAttachment = {
+    parentRef: parentRefStatus(ref),
+    gateway,
+    allowed: [],
+    hostnames: new Map(),
+  };
+  const parent = set ? `ListenerSet ${set.key}` : `Gateway ${gateway.key}`;
+  if (set?.notAllowed) {
+    attachment.rejected = {
+      reason: "NotAllowedByListeners",
+      message: `${parent}: ${set.notAllowed.message}`,
+    };
+    return attachment;
+  }
+  const selected = (set ? set.listeners : gateway.listeners).filter(
+    l =>
+      (ref.sectionName === undefined || l.name === ref.sectionName) &&
+      (ref.port === undefined || l.port === ref.port),
+  );
+  if (selected.length === 0) {
+    const wanted = [
+      ref.sectionName && `sectionName ${ref.sectionName}`,
+      ref.port && `port ${ref.port}`,
+    ]
+      .filter(Boolean)
+      .join(" and ");
+    attachment.rejected = {
+      reason: "NoMatchingParent",
+      message: `${parent} has no listener with ${wanted}`,
+    };
+    return attachment;
+  }
+  attachment.allowed = selected.filter(
+    l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces),
+  );
+  if (attachment.allowed.length === 0) {
+    const kindOk = selected.some(l => kindAllowed(l, "HTTPRoute"));
+    attachment.rejected = {
+      reason: "NotAllowedByListeners",
+      message: kindOk
+        ? `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes.namespaces)`
+        : `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not accept HTTPRoutes (see their protocol and allowedRoutes.kinds)`,
+    };
+    return attachment;
+  }
+  for (const listener of attachment.allowed)
+    attachment.hostnames.set(listener, intersectHostnames(listener.hostname, [...routeHostnames]));
+  if ([...attachment.hostnames.values()].every(h => h.length === 0)) {
+    attachment.rejected = {
+      reason: "NoMatchingListenerHostname",
+      message: `none of the route's hostnames (${routeHostnames.join(", ")}) match the hostnames of listeners ${attachment.allowed.map(l => `${l.name} (${l.hostname ?? "any"})`).join(", ")}`,
+    };
+  }
+  return attachment;
 }

@@ -37,6 +37,7 @@ export const SUPPORTED_FEATURES = [
   "HTTPRouteRequestTimeout",
   "HTTPRouteResponseHeaderModification",
   "HTTPRouteSchemeRedirect",
+  "ListenerSet",
   "ReferenceGrant",
 ] as const;
 

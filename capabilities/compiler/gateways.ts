@@ -3,7 +3,8 @@ import type { ObjectRef, TlsCertificate } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { combineProblems } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
-import { GATEWAY_GROUP, referenceAllowed } from "./references.ts";
+import { compareStrings } from "./order.ts";
+import { GATEWAY_GROUP, namespaceLabels, referenceAllowed, selectorMatches } from "./references.ts";
 import type { ClientValidation } from "./frontend-validation.ts";
 import { frontendValidation } from "./frontend-validation.ts";
 import type {
@@ -11,6 +12,8 @@ import type {
   Gateway,
   GatewayClass,
   GatewayListener,
+  ListenerSet,
+  Namespace,
   ReferenceGrant,
   SecretMeta,
 } from "./snapshot.ts";
@@ -20,9 +23,17 @@ export const SUPPORTED_ROUTE_KINDS: Record<string, string[]> = {
   HTTPS: ["HTTPRoute"],
 };
 
+/** Who declared a listener: the Gateway itself, or a ListenerSet attached to it. */
+export interface ListenerOwner {
+  kind: "Gateway" | "ListenerSet";
+  namespace: string;
+  name: string;
+}
+
 export interface ListenerModel {
   gateway: Gateway;
   gatewayKey: string;
+  owner: ListenerOwner;
   spec: GatewayListener;
   name: string;
   port: number;
@@ -52,7 +63,32 @@ export interface GatewayModel {
   backendClientCertificate?: ObjectRef;
   /** why a Gateway-level TLS reference is unusable (ResolvedRefs False on the Gateway) */
   tlsProblem?: Problem;
+  /** the Gateway's own spec.listeners (status.listeners, Gateway parentRefs) */
   listeners: ListenerModel[];
+  /** ListenerSets naming this Gateway as their parent, allowed or not, in precedence order */
+  listenerSets: ListenerSetModel[];
+}
+
+export interface ListenerSetModel {
+  set: ListenerSet;
+  key: string;
+  gateway: GatewayModel;
+  /** the Gateway's allowedListeners do not admit it: none of its listeners exist */
+  notAllowed?: Problem;
+  listeners: ListenerModel[];
+}
+
+/** Every listener a Gateway serves: its own, then those of the ListenerSets it admits. */
+export function servedListeners(model: GatewayModel): ListenerModel[] {
+  return [
+    ...model.listeners,
+    ...model.listenerSets.flatMap(s => (s.notAllowed ? [] : s.listeners)),
+  ];
+}
+
+/** A ListenerSet is accepted when one of its listeners is valid (accepted, references resolved). */
+export function listenerSetAccepted(model: ListenerSetModel): boolean {
+  return !model.notAllowed && model.listeners.some(l => listenerAccepted(l) && !l.unresolved);
 }
 
 export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined {
@@ -205,16 +241,16 @@ function validateTls(
     ]);
     return;
   }
-  const namespace = listener.gateway.metadata.namespace ?? "default";
   const problems: Problem[] = [];
   refs.forEach((ref, index) => {
     const resolved = resolveCertificateSecret(
       ref,
-      namespace,
+      listener.owner.namespace,
       `${where}: tls.certificateRefs[${index}]`,
       grants,
       secrets,
       "InvalidCertificateRef",
+      listener.owner.kind,
     );
     if ("reason" in resolved) {
       problems.push(resolved);
@@ -260,6 +296,8 @@ export function resolveCertificateSecret(
   grants: readonly ReferenceGrant[],
   secrets: ReadonlyMap<string, SecretMeta>,
   invalidReason: string,
+  // a ListenerSet's listeners refer as the ListenerSet: a grant for Gateways does not cover them
+  referrerKind: "Gateway" | "ListenerSet" = "Gateway",
 ): ObjectRef | Problem {
   const group = ref.group ?? "";
   const kind = ref.kind ?? "Secret";
@@ -270,14 +308,14 @@ export function resolveCertificateSecret(
       message: `${field}: ${group || "core"}/${kind} is not supported; reference a Secret`,
     };
   const allowed = referenceAllowed(
-    { group: GATEWAY_GROUP, kind: "Gateway", namespace: gatewayNamespace },
+    { group: GATEWAY_GROUP, kind: referrerKind, namespace: gatewayNamespace },
     { group: "", kind: "Secret", namespace: targetNamespace, name: ref.name },
     grants,
   );
   if (!allowed)
     return {
       reason: "RefNotPermitted",
-      message: `${field}: Secret ${targetNamespace}/${ref.name} is in another namespace and no ReferenceGrant in ${targetNamespace} allows Gateways from ${gatewayNamespace} to use it`,
+      message: `${field}: Secret ${targetNamespace}/${ref.name} is in another namespace and no ReferenceGrant in ${targetNamespace} allows ${referrerKind}s from ${gatewayNamespace} to use it`,
     };
   const secret = secrets.get(`${targetNamespace}/${ref.name}`);
   if (!secret)
@@ -351,6 +389,9 @@ export interface GatewayInputs {
   usableAddresses?: ReadonlySet<string>;
   /** CA bundles by "<namespace>/<name>" of their ConfigMap */
   caBundles?: ReadonlyMap<string, CaBundle>;
+  listenerSets?: readonly ListenerSet[];
+  /** for allowedListeners selectors */
+  namespaces?: ReadonlyMap<string, Namespace>;
 }
 
 export function buildGateways({
@@ -362,6 +403,8 @@ export function buildGateways({
   assignedAddresses,
   usableAddresses,
   caBundles = new Map(),
+  listenerSets = [],
+  namespaces = new Map(),
 }: GatewayInputs): GatewayModel[] {
   const models = gateways.map(gateway => {
     const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
@@ -372,7 +415,7 @@ export function buildGateways({
       addressesRequired,
       usableAddresses,
     );
-    const model: GatewayModel = { gateway, key, ...address, listeners: [] };
+    const model: GatewayModel = { gateway, key, ...address, listeners: [], listenerSets: [] };
     // RAUTA has no parameters kind: whatever a parametersRef names, it cannot be used
     const params = gateway.spec.infrastructure?.parametersRef;
     if (params && !model.addressProblem)
@@ -393,32 +436,156 @@ export function buildGateways({
       if ("reason" in resolved) model.tlsProblem = resolved;
       else model.backendClientCertificate = resolved;
     }
-    model.listeners = gateway.spec.listeners.map(spec => {
-      const listener: ListenerModel = {
-        gateway,
-        gatewayKey: key,
-        spec,
-        name: spec.name,
-        port: spec.port,
-        protocol: spec.protocol,
-        hostname: spec.hostname || undefined,
-        address: model.address,
-        // IPv6 addresses in brackets, as in URLs, so the port stays unambiguous.
-        socket: model.address.includes(":")
-          ? `[${model.address}]:${spec.port}`
-          : `${model.address}:${spec.port}`,
-        supportedKinds: [],
-        certificates: [],
-        attachedRoutes: 0,
-      };
-      validateListener(listener, grants, secrets);
-      if (listener.protocol === "HTTPS") applyFrontendValidation(listener, grants, caBundles);
-      return listener;
-    });
+    const own: ListenerOwner = {
+      kind: "Gateway",
+      namespace: gatewayNamespace(gateway),
+      name: gateway.metadata.name,
+    };
+    model.listeners = gateway.spec.listeners.map(spec =>
+      makeListener(model, spec, own, grants, secrets, caBundles),
+    );
     return model;
   });
   markConflicts(models.flatMap(m => m.listeners));
+  attachListenerSets(models, listenerSets, namespaces, grants, secrets, caBundles);
   return models;
+}
+
+function gatewayNamespace(gateway: Gateway): string {
+  return gateway.metadata.namespace ?? "default";
+}
+
+function makeListener(
+  model: GatewayModel,
+  spec: GatewayListener,
+  owner: ListenerOwner,
+  grants: readonly ReferenceGrant[],
+  secrets: ReadonlyMap<string, SecretMeta>,
+  caBundles: ReadonlyMap<string, CaBundle>,
+): ListenerModel {
+  const listener: ListenerModel = {
+    gateway: model.gateway,
+    gatewayKey: model.key,
+    owner,
+    spec,
+    name: spec.name,
+    port: spec.port,
+    protocol: spec.protocol,
+    hostname: spec.hostname || undefined,
+    address: model.address,
+    // IPv6 addresses in brackets, as in URLs, so the port stays unambiguous.
+    socket: model.address.includes(":")
+      ? `[${model.address}]:${spec.port}`
+      : `${model.address}:${spec.port}`,
+    supportedKinds: [],
+    certificates: [],
+    attachedRoutes: 0,
+  };
+  validateListener(listener, grants, secrets);
+  if (listener.protocol === "HTTPS") applyFrontendValidation(listener, grants, caBundles);
+  return listener;
+}
+
+// Whether the Gateway's spec.allowedListeners admits a ListenerSet from `namespace` (absent:
+// None, so a Gateway takes no ListenerSets unless it says so).
+function listenerSetAllowed(
+  gateway: Gateway,
+  namespace: string,
+  namespaces: ReadonlyMap<string, Namespace>,
+): boolean {
+  const allowed = gateway.spec.allowedListeners?.namespaces;
+  const from = allowed?.from ?? "None";
+  if (from === "All") return true;
+  if (from === "Same") return namespace === gatewayNamespace(gateway);
+  if (from === "Selector")
+    return (
+      allowed?.selector !== undefined &&
+      selectorMatches(allowed.selector, namespaceLabels(namespace, namespaces))
+    );
+  return false;
+}
+
+// Listener precedence (GEP-1713): the Gateway's own listeners, then ListenerSets by creation
+// time, then namespace/name. A ListenerSet listener that collides with one before it loses
+// (the one before keeps serving), unlike listeners of one Gateway, where every party loses.
+function attachListenerSets(
+  models: GatewayModel[],
+  sets: readonly ListenerSet[],
+  namespaces: ReadonlyMap<string, Namespace>,
+  grants: readonly ReferenceGrant[],
+  secrets: ReadonlyMap<string, SecretMeta>,
+  caBundles: ReadonlyMap<string, CaBundle>,
+): void {
+  if (sets.length === 0) return;
+  const byKey = new Map(models.map(m => [m.key, m]));
+  const ordered = [...sets].sort(byPrecedence);
+  for (const set of ordered) {
+    const ref = set.spec.parentRef;
+    if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway")
+      continue;
+    const namespace = set.metadata.namespace ?? "default";
+    const gateway = byKey.get(`${ref.namespace ?? namespace}/${ref.name}`);
+    if (!gateway) continue; // not one of our Gateways: another controller reports on it
+    const owner: ListenerOwner = { kind: "ListenerSet", namespace, name: set.metadata.name };
+    const model: ListenerSetModel = { set, key: setKey(set), gateway, listeners: [] };
+    gateway.listenerSets.push(model);
+    if (!listenerSetAllowed(gateway.gateway, namespace, namespaces)) {
+      model.notAllowed = {
+        reason: "NotAllowed",
+        message: `Gateway ${gateway.key} does not allow ListenerSets from namespace ${namespace} (see its spec.allowedListeners)`,
+      };
+      continue;
+    }
+    model.listeners = set.spec.listeners.map(spec =>
+      makeListener(gateway, spec as GatewayListener, owner, grants, secrets, caBundles),
+    );
+  }
+  // conflicts on each socket, in precedence order, against what is already there
+  const taken = new Map<string, ListenerModel[]>();
+  for (const listener of models.flatMap(m => m.listeners))
+    if (!listener.unaccepted && !listener.conflicted)
+      (taken.get(listener.socket) ?? taken.set(listener.socket, []).get(listener.socket)!).push(
+        listener,
+      );
+  const setListeners = models
+    .flatMap(m => m.listenerSets.filter(s => !s.notAllowed))
+    .sort((a, b) => byPrecedence(a.set, b.set))
+    .flatMap(s => s.listeners);
+  for (const listener of setListeners) {
+    const before = taken.get(listener.socket) ?? [];
+    const protocolClash = before.find(l => l.protocol !== listener.protocol);
+    const hostnameClash = before.find(
+      l => l.protocol === listener.protocol && (l.hostname ?? "") === (listener.hostname ?? ""),
+    );
+    const where = (l: ListenerModel) =>
+      `${l.owner.kind} ${l.owner.namespace}/${l.owner.name} listener ${l.name}`;
+    if (protocolClash)
+      listener.conflicted = {
+        reason: "ProtocolConflict",
+        message: `listener ${listener.name}: port ${listener.port} already carries ${protocolClash.protocol} (${where(protocolClash)}), which takes precedence; one port carries one protocol`,
+      };
+    else if (hostnameClash)
+      listener.conflicted = {
+        reason: "HostnameConflict",
+        message: `listener ${listener.name}: port ${listener.port} and hostname ${listener.hostname ?? "(none)"} are already taken by ${where(hostnameClash)}, which takes precedence`,
+      };
+    else if (!listener.unaccepted) {
+      before.push(listener);
+      taken.set(listener.socket, before);
+    }
+  }
+}
+
+// older first; a tie by namespace/name
+function byPrecedence(a: ListenerSet, b: ListenerSet): number {
+  return (
+    compareStrings(a.metadata.creationTimestamp ?? "", b.metadata.creationTimestamp ?? "") ||
+    compareStrings(setKey(a), setKey(b))
+  );
+}
+
+function setKey(set: ListenerSet): string {
+  return `${set.metadata.namespace ?? "default"}/${set.metadata.name}`;
 }
 
 // The listener on the same socket that a request for `hostname` belongs to: the most specific

@@ -10,13 +10,15 @@ import { bundlesByKey } from "./ca-refs.ts";
 import type { Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import { supportedFeatures } from "./features.ts";
-import type { GatewayModel, ListenerModel } from "./gateways.ts";
+import type { GatewayModel, ListenerModel, ListenerSetModel } from "./gateways.ts";
 import {
   buildGateways,
   classAcceptance,
   listenerAccepted,
+  listenerSetAccepted,
   listenerUsable,
   owningListener,
+  servedListeners,
 } from "./gateways.ts";
 import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
@@ -29,6 +31,8 @@ import type {
   CompileResult,
   GatewayStatus,
   HTTPRouteStatus,
+  ListenerSetStatus,
+  ListenerStatus,
   ObjectStatus,
 } from "./types.ts";
 import { DEFAULT_CONTROLLER_NAME } from "./types.ts";
@@ -102,6 +106,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     grants,
     secrets,
     caBundles,
+    listenerSets: sortedByKey(snapshot.listenerSets ?? []),
+    namespaces,
     defaultAddress: options.defaultAddress ?? "0.0.0.0",
     addressesRequired: options.addressesRequired ?? false,
     ...(options.usableAddresses ? { usableAddresses: new Set(options.usableAddresses) } : {}),
@@ -110,16 +116,19 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       : {}),
   });
   const gatewayByKey = new Map(gatewayModels.map(m => [m.key, m]));
+  const listenerSetByKey = new Map(
+    gatewayModels.flatMap(m => m.listenerSets.map(s => [s.key, s] as const)),
+  );
   // Our Gateways whose GatewayClass is not accepted: routes naming them get Accepted=False.
   const classNotAccepted = new Map<string, GatewayModel>();
   for (const gateway of ours) {
     if (acceptedClasses.get(gateway.spec.gatewayClassName) === undefined) continue;
     const key = `${gateway.metadata.namespace ?? "default"}/${gateway.metadata.name}`;
-    classNotAccepted.set(key, { gateway, key, address: "", listeners: [] });
+    classNotAccepted.set(key, { gateway, key, address: "", listeners: [], listenerSets: [] });
   }
   const usableBySocket = new Map<string, ListenerModel[]>();
   for (const listener of gatewayModels.flatMap(m =>
-    gatewayAccepted(m) && !m.unassigned ? m.listeners : [],
+    gatewayAccepted(m) && !m.unassigned ? servedListeners(m) : [],
   )) {
     if (listenerUsable(listener))
       usableBySocket.set(listener.socket, [
@@ -149,7 +158,13 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   const sockets = new Map<string, SocketEntries>();
 
   for (const route of sortedByKey(snapshot.httpRoutes)) {
-    const attachments = attachRoute(route, gatewayByKey, namespaces, classNotAccepted);
+    const attachments = attachRoute(
+      route,
+      gatewayByKey,
+      namespaces,
+      classNotAccepted,
+      listenerSetByKey,
+    );
     if (attachments.length === 0) continue;
     const translation = translateRules(route, backends, plugins);
     const condition = conditionFactory(route.metadata.generation, now);
@@ -175,7 +190,9 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
               "Accepted",
               true,
               "Accepted",
-              `attached to Gateway ${attachment.gateway.key}`,
+              attachment.parentRef.kind === "ListenerSet"
+                ? `attached to ListenerSet ${attachment.parentRef.namespace ?? route.metadata.namespace ?? "default"}/${attachment.parentRef.name} of Gateway ${attachment.gateway.key}`
+                : `attached to Gateway ${attachment.gateway.key}`,
             ),
         translation.unresolved.length > 0
           ? condition(
@@ -246,7 +263,10 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   }
 
   const listeners = buildListeners(usableBySocket, sockets, plugins);
-  for (const model of gatewayModels) statuses.push(gatewayStatus(model, now));
+  for (const model of gatewayModels) {
+    statuses.push(gatewayStatus(model, now));
+    for (const set of model.listenerSets) statuses.push(listenerSetStatus(set, now));
+  }
   for (const gateway of ours.filter(
     g => acceptedClasses.get(g.spec.gatewayClassName) !== undefined,
   )) {
@@ -350,7 +370,11 @@ function buildListeners(
       .map(l => ({
         namespace: l.gateway.metadata.namespace ?? "default",
         gateway: l.gateway.metadata.name,
-        listener: l.name,
+        // a ListenerSet's listener names are its own: they may repeat the Gateway's
+        listener:
+          l.owner.kind === "ListenerSet"
+            ? `${l.owner.namespace}/${l.owner.name}/${l.name}`
+            : l.name,
       }))
       .sort((a, b) =>
         compareStrings(
@@ -387,6 +411,7 @@ function buildListeners(
 
 function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
   const condition = conditionFactory(model.gateway.metadata.generation, now);
+  const attached = model.listenerSets.filter(listenerSetAccepted).length;
   const usable = model.listeners.filter(listenerUsable);
   const broken = model.listeners.filter(l => !listenerUsable(l));
   const listenersMessage = `invalid listeners: ${broken.map(l => l.name).join(", ")}; serving: ${usable.map(l => l.name).join(", ") || "none"}`;
@@ -437,43 +462,109 @@ function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
             ]
           : []),
       ],
-      listeners: model.listeners.map(listener => {
-        const c = conditionFactory(model.gateway.metadata.generation, now);
-        const ok = listenerUsable(listener);
-        const notAccepted = listener.unaccepted ?? listener.conflicted;
-        return {
-          name: listener.name,
-          supportedKinds: listener.supportedKinds,
-          attachedRoutes: listener.attachedRoutes,
-          conditions: [
-            notAccepted
-              ? c("Accepted", false, notAccepted.reason, notAccepted.message)
-              : c("Accepted", true, "Accepted", "listener is valid"),
-            listener.conflicted
-              ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message)
-              : c("Conflicted", false, "NoConflicts", "no conflicts"),
-            listener.unresolved
-              ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message)
-              : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
-            // A conflicted listener is not programmed for the conflict's reason (as conformance
-            // expects of conflicted ListenerSet listeners); otherwise it is Invalid.
-            ok
-              ? c("Programmed", true, "Programmed", "listener is serving")
-              : c(
-                  "Programmed",
-                  false,
-                  listener.conflicted?.reason ?? "Invalid",
-                  (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve",
-                ),
-          ],
-        };
-      }),
+      listeners: model.listeners.map(listener => listenerStatus(listener, model.gateway, now)),
+      ...(attached > 0 ? { attachedListenerSets: attached } : {}),
+    },
+  };
+}
+
+function listenerStatus(
+  listener: ListenerModel,
+  owner: { metadata: { generation?: number } },
+  now: string,
+): ListenerStatus {
+  const c = conditionFactory(owner.metadata.generation, now);
+  const ok = listenerUsable(listener);
+  // a conflict says more than an unsupported protocol: a ListenerSet's TCP listener on an HTTP
+  // port is reported as the conflict it is
+  const notAccepted = listener.conflicted ?? listener.unaccepted;
+  return {
+    name: listener.name,
+    supportedKinds: listener.supportedKinds,
+    attachedRoutes: listener.attachedRoutes,
+    conditions: [
+      notAccepted
+        ? c("Accepted", false, notAccepted.reason, notAccepted.message)
+        : c("Accepted", true, "Accepted", "listener is valid"),
+      listener.conflicted
+        ? c("Conflicted", true, listener.conflicted.reason, listener.conflicted.message)
+        : c("Conflicted", false, "NoConflicts", "no conflicts"),
+      listener.unresolved
+        ? c("ResolvedRefs", false, listener.unresolved.reason, listener.unresolved.message)
+        : c("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+      // A conflicted listener is not programmed for the conflict's reason (as conformance
+      // expects of conflicted ListenerSet listeners); otherwise it is Invalid.
+      ok
+        ? c("Programmed", true, "Programmed", "listener is serving")
+        : c(
+            "Programmed",
+            false,
+            listener.conflicted?.reason ?? "Invalid",
+            (notAccepted ?? listener.unresolved)?.message ?? "listener cannot serve",
+          ),
+    ],
+  };
+}
+
+// Accepted and Programmed follow its listeners: with one valid listener it is accepted and
+// serves; with none, or when its Gateway does not allow it, neither.
+function listenerSetStatus(model: ListenerSetModel, now: string): ListenerSetStatus {
+  const condition = conditionFactory(model.set.metadata.generation, now);
+  const invalid = model.listeners.filter(l => !(listenerAccepted(l) && !l.unresolved));
+  const message = model.notAllowed
+    ? model.notAllowed.message
+    : `invalid listeners: ${invalid.map(l => l.name).join(", ") || "none"}`;
+  const gatewayServing = gatewayAccepted(model.gateway) && !model.gateway.unassigned;
+  const conditions = model.notAllowed
+    ? [
+        condition("Accepted", false, "NotAllowed", message),
+        condition("Programmed", false, "NotAllowed", message),
+      ]
+    : !listenerSetAccepted(model)
+      ? [
+          condition("Accepted", false, "ListenersNotValid", message),
+          condition("Programmed", false, "ListenersNotValid", message),
+        ]
+      : [
+          invalid.length > 0
+            ? condition("Accepted", true, "ListenersNotValid", message)
+            : condition("Accepted", true, "Accepted", "all listeners are valid"),
+          gatewayServing
+            ? condition(
+                "Programmed",
+                true,
+                "Programmed",
+                `attached to Gateway ${model.gateway.key}`,
+              )
+            : condition(
+                "Programmed",
+                false,
+                "Invalid",
+                `Gateway ${model.gateway.key} is not serving`,
+              ),
+        ];
+  return {
+    kind: "ListenerSet",
+    namespace: model.set.metadata.namespace ?? "default",
+    name: model.set.metadata.name,
+    status: {
+      conditions,
+      listeners: model.notAllowed
+        ? []
+        : model.listeners.map(l => listenerStatus(l, model.set, now)),
     },
   };
 }
 
 function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
-  const order = { GatewayClass: 0, Gateway: 1, HTTPRoute: 2, RautaPlugin: 3, BackendTLSPolicy: 4 };
+  const order = {
+    GatewayClass: 0,
+    Gateway: 1,
+    ListenerSet: 2,
+    HTTPRoute: 3,
+    RautaPlugin: 4,
+    BackendTLSPolicy: 5,
+  };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(
     (a, b) => order[a.kind] - order[b.kind] || compareStrings(key(a), key(b)),

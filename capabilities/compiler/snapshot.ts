@@ -6,6 +6,7 @@ import type { GatewayV1 } from "../../generated/gateway-api/experimental/gateway
 import type { HTTPRouteV1 } from "../../generated/gateway-api/experimental/httproute-v1.ts";
 import type { ReferenceGrantV1 } from "../../generated/gateway-api/experimental/referencegrant-v1.ts";
 import type { BackendTLSPolicyV1 } from "../../generated/gateway-api/experimental/backendtlspolicy-v1.ts";
+import type { ListenerSetV1 } from "../../generated/gateway-api/experimental/listenerset-v1.ts";
 import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
 
 export interface ObjectMeta {
@@ -27,6 +28,7 @@ export type HTTPRoute = WithMeta<HTTPRouteV1>;
 export type ReferenceGrant = WithMeta<ReferenceGrantV1>;
 export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
 export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
+export type ListenerSet = WithMeta<ListenerSetV1>;
 
 export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
@@ -115,6 +117,7 @@ export interface Snapshot {
   rautaPlugins: RautaPlugin[];
   // optional: snapshots written before BackendTLSPolicy support still compile
   backendTLSPolicies?: BackendTLSPolicy[];
+  listenerSets?: ListenerSet[];
   caBundles?: CaBundle[];
   // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
   // the ConfigMap it names.
@@ -133,6 +136,7 @@ export function emptySnapshot(): Snapshot {
     namespaces: [],
     rautaPlugins: [],
     backendTLSPolicies: [],
+    listenerSets: [],
     caBundles: [],
   };
 }

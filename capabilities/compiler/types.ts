@@ -45,7 +45,16 @@ export interface GatewayStatus {
     addresses?: Array<{ type: string; value: string }>;
     conditions: Condition[];
     listeners: ListenerStatus[];
+    /** ListenerSets attached and accepted (absent: none) */
+    attachedListenerSets?: number;
   };
+}
+
+export interface ListenerSetStatus {
+  kind: "ListenerSet";
+  namespace: string;
+  name: string;
+  status: { conditions: Condition[]; listeners: ListenerStatus[] };
 }
 
 export interface HTTPRouteStatus {
@@ -82,7 +91,8 @@ export type ObjectStatus =
   | GatewayStatus
   | HTTPRouteStatus
   | RautaPluginStatus
-  | BackendTLSPolicyStatus;
+  | BackendTLSPolicyStatus
+  | ListenerSetStatus;
 
 export interface CompileOptions {
   /** GatewayClasses whose spec.controllerName equals this are ours; all others are ignored. */

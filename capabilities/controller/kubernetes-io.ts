@@ -26,6 +26,7 @@ import {
   GatewayClass,
   HTTPRoute,
   Lease,
+  ListenerSet,
   RautaPlugin,
 } from "../kinds.ts";
 import { applyStatus } from "./apply-status.ts";
@@ -42,6 +43,7 @@ const STATUS_MODELS = {
   HTTPRoute,
   RautaPlugin,
   BackendTLSPolicy,
+  ListenerSet,
 } as const;
 
 export interface KubernetesIOOptions {

@@ -22,6 +22,7 @@ export const SNAPSHOT_KINDS = {
   Namespace: "namespaces",
   RautaPlugin: "rautaPlugins",
   BackendTLSPolicy: "backendTLSPolicies",
+  ListenerSet: "listenerSets",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
 /** Every kind the store keeps: the compiler's, and ConfigMaps for the reconciler's I/O. */
@@ -34,6 +35,7 @@ const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
   "HTTPRoute",
   "RautaPlugin",
   "BackendTLSPolicy",
+  "ListenerSet",
 ]);
 
 function sameSpec(a: KubeObject, b: KubeObject): boolean {

@@ -74,11 +74,17 @@ export function desiredStatus(
         ],
       };
     }
-    case "Gateway": {
-      if (compiled?.kind !== "Gateway") return undefined;
+    case "Gateway":
+    case "ListenerSet": {
+      if (compiled?.kind !== kind) return undefined;
       const listeners = (current.listeners as Json[] | undefined) ?? [];
       return {
-        ...(compiled.status.addresses ? { addresses: compiled.status.addresses } : {}),
+        ...("addresses" in compiled.status && compiled.status.addresses
+          ? { addresses: compiled.status.addresses }
+          : {}),
+        ...("attachedListenerSets" in compiled.status && compiled.status.attachedListenerSets
+          ? { attachedListenerSets: compiled.status.attachedListenerSets }
+          : {}),
         conditions: mergeConditions(
           current.conditions as Condition[] | undefined,
           compiled.status.conditions,

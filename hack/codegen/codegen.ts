@@ -22,6 +22,7 @@ const KINDS = new Set([
   "HTTPRoute",
   "ReferenceGrant",
   "BackendTLSPolicy",
+  "ListenerSet",
 ]);
 
 const repoRoot = resolve(import.meta.dirname, "../..");

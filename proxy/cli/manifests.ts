@@ -94,6 +94,10 @@ HANDLERS.set("gateway.networking.k8s.io/v1/BackendTLSPolicy", {
   schema: "gateway-api/experimental/backendtlspolicy-v1.schema.json",
   add: push("backendTLSPolicies"),
 });
+HANDLERS.set("gateway.networking.k8s.io/v1/ListenerSet", {
+  schema: "gateway-api/experimental/listenerset-v1.schema.json",
+  add: push("listenerSets"),
+});
 HANDLERS.set("rauta.io/v1alpha1/RautaPlugin", {
   schema: "rauta/rautaplugin-v1alpha1.schema.json",
   add: push("rautaPlugins"),
