@@ -20,6 +20,7 @@ import {
 } from "../../test/integration/helpers/cluster.ts";
 import type { Cluster } from "../../test/integration/helpers/cluster.ts";
 import { repoRoot } from "../cluster/config.ts";
+import { sleepSync } from "../cluster/util.ts";
 
 // 40 addresses: the conformance suite runs more Gateways at once than a handful (a Gateway the
 // pool cannot serve waits with Programmed False, AddressNotAssigned). .250 and up stay free for
@@ -72,14 +73,26 @@ export function installGatewayApiCrds(cluster: Cluster, channel: GatewayApiChann
   if (channel === "experimental")
     for (const kind of ["validatingadmissionpolicybinding", "validatingadmissionpolicy"])
       cluster.kubectl(["delete", "--ignore-not-found", kind, SAFE_UPGRADES]);
-  const applied = cluster.kubectl([
+  const apply = [
     "apply",
     "--server-side",
     "--force-conflicts",
     "-o",
     "name",
     ...files.flatMap(f => ["-f", join(dir, f)]),
-  ]);
+  ];
+  // The API server drops a deleted admission policy asynchronously: until it has, the policy
+  // still refuses the experimental CRDs (seen in CI), so that refusal is waited out (60 s).
+  let result = cluster.kubectlResult(apply);
+  for (
+    const deadline = Date.now() + 60_000;
+    result.code !== 0 && result.stderr.includes(SAFE_UPGRADES) && Date.now() < deadline;
+    result = cluster.kubectlResult(apply)
+  )
+    sleepSync(1_000);
+  if (result.code !== 0)
+    throw new Error(`kubectl ${apply.join(" ")} exited ${result.code}: ${result.stderr.trim()}`);
+  const applied = result.stdout;
   const crds = applied.split("\n").filter(l => l.startsWith("customresourcedefinition"));
   cluster.kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...crds]);
   if (channel === "standard") {

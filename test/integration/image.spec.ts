@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { buildImage, IMAGE } from "../../hack/image/build.ts";
 import { PODMAN_GLOBAL_ARGS, podmanRunLimits } from "../../hack/image/podman.ts";
 import { repoRoot } from "../../hack/cluster/config.ts";
+import { eventually } from "./helpers/cluster.ts";
 
 const CONTAINER = "rauta-image-spec";
 
@@ -17,21 +18,6 @@ function podman(args: string[]): { status: number | null; out: string } {
     timeout: 300_000,
   });
   return { status: r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-async function eventually<T>(what: string, ms: number, probe: () => Promise<T | undefined>) {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise(r => setTimeout(r, 250));
-  }
-  throw new Error(`${what}: not within ${ms} ms (last error: ${String(last)})`);
 }
 
 describe("the proxy image (hack/image, OCI archive, podman)", function () {
