@@ -2,7 +2,7 @@
 import type { Problem } from "./conditions.ts";
 import type { GatewayModel, ListenerModel, ListenerSetModel } from "./gateways.ts";
 import { intersectHostnames } from "./hostnames.ts";
-import { GATEWAY_GROUP, namespaceLabels, selectorMatches } from "./references.ts";
+import { GATEWAY_GROUP, namespacePolicyAdmits } from "./references.ts";
 import type { HTTPRoute, Namespace, ParentRef } from "./snapshot.ts";
 import type { ParentRefStatus } from "./types.ts";
 
@@ -21,18 +21,14 @@ function namespaceAllowed(
   routeNamespace: string,
   namespaces: ReadonlyMap<string, Namespace>,
 ): boolean {
-  const from = listener.spec.allowedRoutes?.namespaces?.from ?? "Same";
-  if (from === "All") return true;
   // Same: the namespace of whoever declared the listener (a ListenerSet's own, not its Gateway's)
-  if (from === "Same") return routeNamespace === listener.owner.namespace;
-  if (from === "Selector") {
-    const selector = listener.spec.allowedRoutes?.namespaces?.selector;
-    return (
-      selector !== undefined &&
-      selectorMatches(selector, namespaceLabels(routeNamespace, namespaces))
-    );
-  }
-  return false;
+  return namespacePolicyAdmits(
+    listener.spec.allowedRoutes?.namespaces,
+    "Same",
+    routeNamespace,
+    listener.owner.namespace,
+    namespaces,
+  );
 }
 
 function kindAllowed(listener: ListenerModel, kind: string): boolean {

@@ -4,7 +4,7 @@ import type { Problem } from "./conditions.ts";
 import { combineProblems } from "./conditions.ts";
 import { hostnameWithin } from "./hostnames.ts";
 import { compareStrings } from "./order.ts";
-import { GATEWAY_GROUP, namespaceLabels, referenceAllowed, selectorMatches } from "./references.ts";
+import { GATEWAY_GROUP, namespacePolicyAdmits, referenceAllowed } from "./references.ts";
 import type { ClientValidation } from "./frontend-validation.ts";
 import { frontendValidation } from "./frontend-validation.ts";
 import type {
@@ -86,9 +86,14 @@ export function servedListeners(model: GatewayModel): ListenerModel[] {
   ];
 }
 
-/** A ListenerSet is accepted when one of its listeners is valid (accepted, references resolved). */
+/** Valid, as a ListenerSet counts its listeners: accepted, with every reference resolved. */
+export function listenerValid(listener: ListenerModel): boolean {
+  return listenerAccepted(listener) && !listener.unresolved;
+}
+
+/** A ListenerSet is accepted when one of its listeners is valid. */
 export function listenerSetAccepted(model: ListenerSetModel): boolean {
-  return !model.notAllowed && model.listeners.some(l => listenerAccepted(l) && !l.unresolved);
+  return !model.notAllowed && model.listeners.some(listenerValid);
 }
 
 export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined {
@@ -493,16 +498,13 @@ function listenerSetAllowed(
   namespace: string,
   namespaces: ReadonlyMap<string, Namespace>,
 ): boolean {
-  const allowed = gateway.spec.allowedListeners?.namespaces;
-  const from = allowed?.from ?? "None";
-  if (from === "All") return true;
-  if (from === "Same") return namespace === gatewayNamespace(gateway);
-  if (from === "Selector")
-    return (
-      allowed?.selector !== undefined &&
-      selectorMatches(allowed.selector, namespaceLabels(namespace, namespaces))
-    );
-  return false;
+  return namespacePolicyAdmits(
+    gateway.spec.allowedListeners?.namespaces,
+    "None",
+    namespace,
+    gatewayNamespace(gateway),
+    namespaces,
+  );
 }
 
 // Listener precedence (GEP-1713): the Gateway's own listeners, then ListenerSets by creation
@@ -518,8 +520,9 @@ function attachListenerSets(
 ): void {
   if (sets.length === 0) return;
   const byKey = new Map(models.map(m => [m.key, m]));
-  const ordered = [...sets].sort(byPrecedence);
-  for (const set of ordered) {
+  // ours, admitted, in precedence order: the order conflicts are resolved in below
+  const admitted: ListenerSetModel[] = [];
+  for (const set of [...sets].sort(byPrecedence)) {
     const ref = set.spec.parentRef;
     if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? "Gateway") !== "Gateway")
       continue;
@@ -539,6 +542,7 @@ function attachListenerSets(
     model.listeners = set.spec.listeners.map(spec =>
       makeListener(gateway, spec as GatewayListener, owner, grants, secrets, caBundles),
     );
+    admitted.push(model);
   }
   // conflicts on each socket, in precedence order, against what is already there
   const taken = new Map<string, ListenerModel[]>();
@@ -547,10 +551,7 @@ function attachListenerSets(
       (taken.get(listener.socket) ?? taken.set(listener.socket, []).get(listener.socket)!).push(
         listener,
       );
-  const setListeners = models
-    .flatMap(m => m.listenerSets.filter(s => !s.notAllowed))
-    .sort((a, b) => byPrecedence(a.set, b.set))
-    .flatMap(s => s.listeners);
+  const setListeners = admitted.flatMap(s => s.listeners);
   for (const listener of setListeners) {
     const before = taken.get(listener.socket) ?? [];
     const protocolClash = before.find(l => l.protocol !== listener.protocol);

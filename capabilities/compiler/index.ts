@@ -17,6 +17,7 @@ import {
   listenerAccepted,
   listenerSetAccepted,
   listenerUsable,
+  listenerValid,
   owningListener,
   servedListeners,
 } from "./gateways.ts";
@@ -510,7 +511,7 @@ function listenerStatus(
 // serves; with none, or when its Gateway does not allow it, neither.
 function listenerSetStatus(model: ListenerSetModel, now: string): ListenerSetStatus {
   const condition = conditionFactory(model.set.metadata.generation, now);
-  const invalid = model.listeners.filter(l => !(listenerAccepted(l) && !l.unresolved));
+  const invalid = model.listeners.filter(l => !listenerValid(l));
   const message = model.notAllowed
     ? model.notAllowed.message
     : `invalid listeners: ${invalid.map(l => l.name).join(", ") || "none"}`;

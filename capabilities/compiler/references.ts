@@ -68,3 +68,25 @@ export function namespaceLabels(
 ): Record<string, string> {
   return { ...(namespaces.get(name)?.metadata.labels ?? {}), "kubernetes.io/metadata.name": name };
 }
+
+/**
+ * The Gateway API's "namespaces: {from, selector}" rule (a listener's allowedRoutes, a
+ * Gateway's allowedListeners): whether `candidate` may attach to an object in `home`.
+ */
+export function namespacePolicyAdmits(
+  policy: { from?: string; selector?: LabelSelector } | undefined,
+  defaultFrom: string,
+  candidate: string,
+  home: string,
+  namespaces: ReadonlyMap<string, Namespace>,
+): boolean {
+  const from = policy?.from ?? defaultFrom;
+  if (from === "All") return true;
+  if (from === "Same") return candidate === home;
+  if (from === "Selector")
+    return (
+      policy?.selector !== undefined &&
+      selectorMatches(policy.selector, namespaceLabels(candidate, namespaces))
+    );
+  return false;
+}
