@@ -20,6 +20,8 @@ const KINDS = new Set([
   "GatewayClass",
   "Gateway",
   "HTTPRoute",
+  "GRPCRoute",
+  "TLSRoute",
   "ReferenceGrant",
   "BackendTLSPolicy",
   "ListenerSet",
