@@ -5,15 +5,19 @@ import { BackendTLSPolicyCapability } from "./capabilities/backend-tls-policy.ts
 import { BackendsCapability } from "./capabilities/backends.ts";
 import { GatewayCapability } from "./capabilities/gateway.ts";
 import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
+import { GRPCRouteCapability } from "./capabilities/grpc-route.ts";
 import { HTTPRouteCapability } from "./capabilities/http-route.ts";
 import { ListenerSetCapability } from "./capabilities/listener-set.ts";
 import { RautaPluginCapability } from "./capabilities/rauta-plugin.ts";
 import { ReferenceGrantCapability } from "./capabilities/reference-grant.ts";
+import { TLSRouteCapability } from "./capabilities/tls-route.ts";
 
 new PeprModule(cfg, [
   GatewayClassCapability,
   GatewayCapability,
   HTTPRouteCapability,
+  GRPCRouteCapability,
+  TLSRouteCapability,
   ReferenceGrantCapability,
   RautaPluginCapability,
   BackendsCapability,

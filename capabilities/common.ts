@@ -20,8 +20,10 @@ import {
   ListenerSet,
   Gateway as GatewayModel,
   GatewayClass,
+  GRPCRoute,
   HTTPRoute,
   RautaPlugin,
+  TLSRoute,
   ReferenceGrant,
 } from "./kinds.ts";
 
@@ -35,6 +37,8 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
   ["GatewayClass", GatewayClass],
   ["Gateway", GatewayModel],
   ["HTTPRoute", HTTPRoute],
+  ["GRPCRoute", GRPCRoute],
+  ["TLSRoute", TLSRoute],
   ["ReferenceGrant", ReferenceGrant],
   ["RautaPlugin", RautaPlugin],
   ["BackendTLSPolicy", BackendTLSPolicy],

@@ -9,6 +9,8 @@ export const GATEWAY_GROUP = "gateway.networking.k8s.io";
 export class GatewayClass extends a.GenericKind {}
 export class Gateway extends a.GenericKind {}
 export class HTTPRoute extends a.GenericKind {}
+export class GRPCRoute extends a.GenericKind {}
+export class TLSRoute extends a.GenericKind {}
 export class ReferenceGrant extends a.GenericKind {}
 export class RautaPlugin extends a.GenericKind {}
 export class BackendTLSPolicy extends a.GenericKind {}
@@ -27,6 +29,18 @@ RegisterKind(HTTPRoute, {
   version: "v1",
   kind: "HTTPRoute",
   plural: "httproutes",
+});
+RegisterKind(GRPCRoute, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "GRPCRoute",
+  plural: "grpcroutes",
+});
+RegisterKind(TLSRoute, {
+  group: GATEWAY_GROUP,
+  version: "v1",
+  kind: "TLSRoute",
+  plural: "tlsroutes",
 });
 RegisterKind(ReferenceGrant, {
   group: GATEWAY_GROUP,

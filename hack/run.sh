@@ -17,6 +17,9 @@ Try, in another terminal:
   curl -i localhost:8080/v2/hello         # routed to "web" with the prefix rewritten to /hello
   curl -s localhost:8080/ | grep backend  # 80% web / 20% api
   curl -s localhost:9090/metrics | grep rauta_requests_total
+gRPC (GRPCRoute, port 8081) and TLS passthrough (TLSRoute, port 8443), examples/streams.yaml:
+  grpcurl -plaintext -proto examples/grpc/greeter.proto -d '{"name":"you"}' localhost:8081 demo.Greeter/SayHello
+  openssl s_client -connect localhost:8443 -servername echo.tls.localhost -CAfile examples/tls/demo.crt -quiet
 Edit examples/*.yaml while it runs: changes are hot-reloaded (a broken edit is reported, and the last good config keeps serving).
 
 TXT

@@ -13,12 +13,16 @@ export function validateGateway(gateway: Gateway): string[] {
     const field = `${id}: spec.listeners[${index}] (${listener.name})`;
     // the CRD's own rule (certificateRefs or options when mode is Terminate), said plainly
     if (
-      listener.protocol === "HTTPS" &&
+      (listener.protocol === "HTTPS" || listener.protocol === "TLS") &&
       (listener.tls?.mode ?? "Terminate") === "Terminate" &&
       !listener.tls?.certificateRefs?.length &&
       !Object.keys(listener.tls?.options ?? {}).length
     ) {
-      problems.push(`${field}: HTTPS needs tls.certificateRefs naming a kubernetes.io/tls Secret`);
+      problems.push(
+        listener.protocol === "HTTPS"
+          ? `${field}: HTTPS needs tls.certificateRefs naming a kubernetes.io/tls Secret`
+          : `${field}: TLS in mode Terminate (the default) needs tls.certificateRefs naming a kubernetes.io/tls Secret; set tls.mode Passthrough to let the backend terminate`,
+      );
     }
   });
   return problems;

@@ -1,9 +1,11 @@
-// HTTPRoute parentRefs → the listeners a route attaches to, and the reason when it cannot.
+// HTTPRoute and GRPCRoute parentRefs → the listeners a route attaches to, and the reason when it
+// cannot.
 import type { Problem } from "./conditions.ts";
 import type { GatewayModel, ListenerModel, ListenerSetModel } from "./gateways.ts";
 import { intersectHostnames } from "./hostnames.ts";
 import { GATEWAY_GROUP, namespacePolicyAdmits } from "./references.ts";
-import type { HTTPRoute, Namespace, ParentRef } from "./snapshot.ts";
+import type { KindedRoute } from "./rules.ts";
+import type { Namespace, ParentRef } from "./snapshot.ts";
 import type { ParentRefStatus } from "./types.ts";
 
 export interface ParentAttachment {
@@ -47,7 +49,7 @@ export function parentRefStatus(ref: ParentRef): ParentRefStatus {
 }
 
 export function attachRoute(
-  route: HTTPRoute,
+  source: KindedRoute,
   gateways: ReadonlyMap<string, GatewayModel>,
   namespaces: ReadonlyMap<string, Namespace>,
   // Our Gateways whose GatewayClass is not accepted: routes get a status, never an attachment.
@@ -55,6 +57,7 @@ export function attachRoute(
   // ListenerSets whose parent is one of our Gateways, by "<namespace>/<name>"
   listenerSets: ReadonlyMap<string, ListenerSetModel> = new Map(),
 ): ParentAttachment[] {
+  const { route, kind } = source;
   const routeNamespace = route.metadata.namespace ?? "default";
   const routeHostnames = route.spec.hostnames ?? [];
   const result: ParentAttachment[] = [];
@@ -66,7 +69,15 @@ export function attachRoute(
       // not a ListenerSet of one of our Gateways: another controller reports on this parentRef
       if (set)
         result.push(
-          attachToListeners(ref, set.gateway, set, routeNamespace, routeHostnames, namespaces),
+          attachToListeners(
+            ref,
+            kind,
+            set.gateway,
+            set,
+            routeNamespace,
+            routeHostnames,
+            namespaces,
+          ),
         );
       continue;
     }
@@ -87,7 +98,7 @@ export function attachRoute(
     // Not one of our Gateways: another controller reports on this parentRef.
     if (!gateway) continue;
     result.push(
-      attachToListeners(ref, gateway, undefined, routeNamespace, routeHostnames, namespaces),
+      attachToListeners(ref, kind, gateway, undefined, routeNamespace, routeHostnames, namespaces),
     );
   }
   return result;
@@ -97,6 +108,7 @@ export function attachRoute(
 // that take the route.
 function attachToListeners(
   ref: ParentRef,
+  kind: KindedRoute["kind"],
   gateway: GatewayModel,
   set: ListenerSetModel | undefined,
   routeNamespace: string,
@@ -136,15 +148,15 @@ function attachToListeners(
     return attachment;
   }
   attachment.allowed = selected.filter(
-    l => kindAllowed(l, "HTTPRoute") && namespaceAllowed(l, routeNamespace, namespaces),
+    l => kindAllowed(l, kind) && namespaceAllowed(l, routeNamespace, namespaces),
   );
   if (attachment.allowed.length === 0) {
-    const kindOk = selected.some(l => kindAllowed(l, "HTTPRoute"));
+    const kindOk = selected.some(l => kindAllowed(l, kind));
     attachment.rejected = {
       reason: "NotAllowedByListeners",
       message: kindOk
-        ? `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not allow HTTPRoutes from namespace ${routeNamespace} (see their allowedRoutes.namespaces)`
-        : `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not accept HTTPRoutes (see their protocol and allowedRoutes.kinds)`,
+        ? `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not allow ${kind}s from namespace ${routeNamespace} (see their allowedRoutes.namespaces)`
+        : `listeners ${selected.map(l => l.name).join(", ")} of ${parent} do not accept ${kind}s (see their protocol and allowedRoutes.kinds)`,
     };
     return attachment;
   }

@@ -49,6 +49,29 @@ function clusterProtocol(
   }
 }
 
+/** The route kinds whose backendRefs resolve here: a GRPCRoute's backends speak HTTP/2. */
+export type RouteKind = "HTTPRoute" | "GRPCRoute" | "TLSRoute";
+
+// A GRPCRoute's backend speaks gRPC, which is HTTP/2: in clear text (h2c with prior knowledge)
+// unless the port needs TLS (then h2 by ALPN). appProtocols that name another protocol cannot
+// carry it.
+function grpcProtocol(
+  appProtocol: string | undefined,
+): { protocol: Cluster["protocol"]; tls: boolean } | undefined {
+  switch ((appProtocol ?? "").toLowerCase()) {
+    case "":
+    case "http":
+    case "grpc":
+    case "kubernetes.io/h2c":
+      return { protocol: "grpc", tls: false };
+    case "https":
+    case "grpcs":
+      return { protocol: "grpc", tls: true };
+    default:
+      return undefined;
+  }
+}
+
 export class BackendResolver {
   private readonly services: ReadonlyMap<string, Service>;
   private readonly slicesByService = new Map<string, EndpointSlice[]>();
@@ -77,7 +100,12 @@ export class BackendResolver {
     this.grants = grants;
   }
 
-  resolve(ref: BackendRefLike, fromNamespace: string, field: string): BackendResolution {
+  resolve(
+    ref: BackendRefLike,
+    fromNamespace: string,
+    field: string,
+    routeKind: RouteKind = "HTTPRoute",
+  ): BackendResolution {
     const group = ref.group ?? "";
     const kind = ref.kind ?? "Service";
     const namespace = ref.namespace ?? fromNamespace;
@@ -90,7 +118,7 @@ export class BackendResolver {
       };
     }
     const allowed = referenceAllowed(
-      { group: GATEWAY_GROUP, kind: "HTTPRoute", namespace: fromNamespace },
+      { group: GATEWAY_GROUP, kind: routeKind, namespace: fromNamespace },
       { group: "", kind: "Service", namespace, name: ref.name },
       this.grants,
     );
@@ -98,7 +126,7 @@ export class BackendResolver {
       return {
         problem: {
           reason: "RefNotPermitted",
-          message: `${field}: Service ${namespace}/${ref.name} is in another namespace and no ReferenceGrant in ${namespace} allows HTTPRoutes from ${fromNamespace} to use it`,
+          message: `${field}: Service ${namespace}/${ref.name} is in another namespace and no ReferenceGrant in ${namespace} allows ${routeKind}s from ${fromNamespace} to use it`,
         },
       };
     }
@@ -137,13 +165,30 @@ export class BackendResolver {
         },
       };
     }
-    const app = clusterProtocol(servicePort.appProtocol);
+    const grpc = routeKind === "GRPCRoute";
+    // a TLSRoute's backend gets the client's bytes as they are (passthrough: still TLS): its
+    // appProtocol and any BackendTLSPolicy are about HTTP, which the gateway does not speak here
+    if (routeKind === "TLSRoute")
+      return {
+        cluster: this.cluster(
+          `${namespace}/${ref.name}:${ref.port}/tcp`,
+          service,
+          servicePort,
+          namespace,
+          ref.name,
+          ref.port,
+          "tcp",
+        ),
+      };
+    const app = (grpc ? grpcProtocol : clusterProtocol)(servicePort.appProtocol);
     const where = `${field}: Service ${namespace}/${ref.name} port ${ref.port}`;
     if (!app) {
       return {
         problem: {
           reason: "UnsupportedProtocol",
-          message: `${where} has appProtocol ${servicePort.appProtocol}; RAUTA speaks http, https, kubernetes.io/h2c, kubernetes.io/ws and kubernetes.io/wss to backends`,
+          message: grpc
+            ? `${where} has appProtocol ${servicePort.appProtocol}, which cannot carry gRPC; use kubernetes.io/h2c (or leave it unset) for clear text, https for TLS`
+            : `${where} has appProtocol ${servicePort.appProtocol}; RAUTA speaks http, https, kubernetes.io/h2c, kubernetes.io/ws and kubernetes.io/wss to backends`,
         },
       };
     }
@@ -160,7 +205,7 @@ export class BackendResolver {
         },
       };
     }
-    if (decision && app.protocol === "h2c") {
+    if (decision && (servicePort.appProtocol ?? "").toLowerCase() === "kubernetes.io/h2c") {
       return {
         problem: {
           reason: "UnsupportedProtocol",
@@ -170,23 +215,48 @@ export class BackendResolver {
       };
     }
     const protocol = app.protocol;
-    const id = `${namespace}/${ref.name}:${ref.port}`;
+    // a Service port reached by gRPC and by HTTP/1 gets one cluster per protocol
+    const id = `${namespace}/${ref.name}:${ref.port}${grpc ? "/grpc" : ""}`;
+    const cluster = this.cluster(
+      id,
+      service,
+      servicePort,
+      namespace,
+      ref.name,
+      ref.port,
+      protocol,
+      decision?.tls,
+    );
+    return { cluster, ...policy };
+  }
+
+  // Clusters are shared by every rule that points at the same Service port (and protocol).
+  private cluster(
+    id: string,
+    service: Service,
+    servicePort: ServicePort,
+    namespace: string,
+    name: string,
+    port: number,
+    protocol: Cluster["protocol"],
+    tls?: Cluster["tls"],
+  ): Cluster {
     let cluster = this.clusters.get(id);
     if (!cluster) {
       cluster = {
         id,
-        service: { namespace, name: ref.name, port: ref.port },
+        service: { namespace, name, port },
         protocol,
         lb:
           service.metadata.annotations?.[LB_POLICY_ANNOTATION] === "maglev"
             ? "maglev"
             : "round-robin",
-        ...(decision?.tls ? { tls: { ...decision.tls } } : {}),
-        endpoints: this.endpointsFor(`${namespace}/${ref.name}`, servicePort),
+        ...(tls ? { tls: { ...tls } } : {}),
+        endpoints: this.endpointsFor(`${namespace}/${name}`, servicePort),
       };
       this.clusters.set(id, cluster);
     }
-    return { cluster, ...policy };
+    return cluster;
   }
 
   private endpointsFor(serviceKey: string, servicePort: ServicePort): Endpoint[] {

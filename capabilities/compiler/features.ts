@@ -13,6 +13,8 @@ export const SUPPORTED_FEATURES = [
   "GatewayInfrastructure",
   "GatewayPort8080",
   "GatewayStaticAddresses",
+  "GRPCRoute",
+  "GRPCRouteNamedRouteRule",
   "HTTPRoute",
   "HTTPRoute303RedirectStatusCode",
   "HTTPRoute307RedirectStatusCode",
@@ -39,6 +41,9 @@ export const SUPPORTED_FEATURES = [
   "HTTPRouteSchemeRedirect",
   "ListenerSet",
   "ReferenceGrant",
+  "TLSRoute",
+  "TLSRouteModeMixed",
+  "TLSRouteModeTerminate",
 ] as const;
 
 // Features whose fields only the experimental-channel CRDs carry (on standard-channel CRDs the

@@ -2,7 +2,7 @@
 // is dropped); references that do not resolve are `unresolved` (ResolvedRefs=False) and make the
 // rule answer 500 where the spec says a filter must not be skipped.
 import type { Filter, HeaderModifier, PathModifier } from "../../proxy/config/index.ts";
-import type { BackendResolver } from "./backends.ts";
+import type { BackendResolver, RouteKind } from "./backends.ts";
 import { isProblem, type Problem } from "./conditions.ts";
 import type { PluginIndex } from "./plugins.ts";
 import type { HTTPRouteFilter } from "./snapshot.ts";
@@ -14,6 +14,8 @@ export interface FilterContext {
   field: string;
   backends: BackendResolver;
   plugins: PluginIndex;
+  /** the kind of the route the filters belong to (a mirror of a GRPCRoute speaks gRPC) */
+  routeKind?: RouteKind;
   // Whether every match of the rule is a PathPrefix match (ReplacePrefixMatch needs one).
   allMatchesArePrefix: boolean;
   // Backend-level filters support fewer types than rule-level ones.
@@ -201,6 +203,7 @@ export function translateFilters(
           mirror.backendRef,
           ctx.namespace,
           `${field}.requestMirror.backendRef`,
+          ctx.routeKind,
         );
         if (!resolution.cluster) {
           // A mirror that cannot be resolved is reported and left out: mirroring must never

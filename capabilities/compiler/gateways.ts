@@ -19,9 +19,13 @@ import type {
 } from "./snapshot.ts";
 
 export const SUPPORTED_ROUTE_KINDS: Record<string, string[]> = {
-  HTTP: ["HTTPRoute"],
-  HTTPS: ["HTTPRoute"],
+  HTTP: ["HTTPRoute", "GRPCRoute"],
+  HTTPS: ["HTTPRoute", "GRPCRoute"],
+  TLS: ["TLSRoute"],
 };
+
+/** Protocols that may share one port: HTTPS and TLS listeners are told apart by SNI. */
+const SHARES_PORT: Record<string, string> = { HTTPS: "TLS", TLS: "HTTPS" };
 
 /** Who declared a listener: the Gateway itself, or a ListenerSet attached to it. */
 export interface ListenerOwner {
@@ -43,6 +47,8 @@ export interface ListenerModel {
   address: string;
   supportedKinds: Array<{ group: string; kind: string }>;
   certificates: TlsCertificate[];
+  /** a TLS listener's tls.mode: Passthrough (the backend terminates) or Terminate */
+  tlsMode?: "Passthrough" | "Terminate";
   /** client-certificate validation (Gateway spec.tls.frontend) of an HTTPS listener */
   clientValidation?: ClientValidation;
   unaccepted?: Problem;
@@ -112,7 +118,9 @@ export function classAcceptance(gatewayClass: GatewayClass): Problem | undefined
 export function listenerUsable(listener: ListenerModel): boolean {
   return (
     listenerAccepted(listener) &&
-    (listener.protocol !== "HTTPS" || listener.certificates.length > 0)
+    (listener.protocol === "HTTP" ||
+      listener.tlsMode === "Passthrough" ||
+      listener.certificates.length > 0)
   );
 }
 
@@ -198,7 +206,7 @@ function validateListener(
   if (!supported) {
     listener.unaccepted = {
       reason: "UnsupportedProtocol",
-      message: `listener ${listener.name}: protocol ${protocol} is not supported; use HTTP or HTTPS`,
+      message: `listener ${listener.name}: protocol ${protocol} is not supported; use HTTP, HTTPS or TLS`,
     };
     return;
   }
@@ -222,7 +230,7 @@ function validateListener(
   } else {
     listener.supportedKinds.push(...supported.map(kind => ({ group: GATEWAY_GROUP, kind })));
   }
-  if (protocol === "HTTPS") validateTls(listener, grants, secrets);
+  if (protocol === "HTTPS" || protocol === "TLS") validateTls(listener, grants, secrets);
 }
 
 function validateTls(
@@ -232,17 +240,32 @@ function validateTls(
 ): void {
   const tls = listener.spec.tls;
   const where = `listener ${listener.name}`;
-  if ((tls?.mode ?? "Terminate") !== "Terminate") {
+  const mode = tls?.mode ?? "Terminate";
+  if (listener.protocol === "TLS") {
+    if (mode !== "Terminate" && mode !== "Passthrough") {
+      listener.unaccepted = {
+        reason: "UnsupportedValue",
+        message: `${where}: tls.mode ${mode} is not supported; use Passthrough or Terminate`,
+      };
+      return;
+    }
+    listener.tlsMode = mode;
+    // the backend terminates: no certificate of ours is involved
+    if (mode === "Passthrough") return;
+  } else if (mode !== "Terminate") {
     listener.unaccepted = {
       reason: "UnsupportedValue",
-      message: `${where}: tls.mode ${tls?.mode} is not supported on HTTPS; use Terminate`,
+      message: `${where}: tls.mode ${mode} is not supported on HTTPS; use Terminate (or protocol TLS with a TLSRoute to pass TLS through)`,
     };
     return;
   }
   const refs = tls?.certificateRefs ?? [];
   if (refs.length === 0) {
     addUnresolved(listener, [
-      { reason: "InvalidCertificateRef", message: `${where}: HTTPS needs tls.certificateRefs` },
+      {
+        reason: "InvalidCertificateRef",
+        message: `${where}: ${listener.protocol} in mode Terminate needs tls.certificateRefs`,
+      },
     ]);
     return;
   }
@@ -356,11 +379,12 @@ function markConflicts(listeners: ListenerModel[]): void {
   }
   for (const group of bySocket.values()) {
     const protocols = new Set(group.map(l => l.protocol));
-    if (protocols.size > 1) {
+    const [first, second] = [...protocols];
+    if (protocols.size > 2 || (second !== undefined && SHARES_PORT[first!] !== second)) {
       for (const listener of group) {
         listener.conflicted = {
           reason: "ProtocolConflict",
-          message: `listener ${listener.name}: port ${listener.port} is used with protocols ${[...protocols].sort().join(" and ")}; one port carries one protocol`,
+          message: `listener ${listener.name}: port ${listener.port} is used with protocols ${[...protocols].sort().join(" and ")}; one port carries one protocol (HTTPS and TLS excepted: SNI tells them apart)`,
         };
       }
       continue;

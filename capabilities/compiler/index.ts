@@ -1,9 +1,11 @@
 // compile(snapshot) → { config, statuses }: pure and deterministic. The same objects in any
 // order give the same bytes and hash. No I/O, no clock, no Kubernetes client: this module is
 // bundled into the Pepr controller and also runs in `rauta compile|serve`.
-import type { Listener, Route, VirtualHost } from "../../proxy/config/index.ts";
+import type { Listener, Route, StreamEntry, VirtualHost } from "../../proxy/config/index.ts";
 import { CONFIG_API_VERSION, sealConfig } from "../../proxy/config/index.ts";
 import { attachRoute } from "./attachment.ts";
+import type { AttachedRoute } from "./kind-conflicts.ts";
+import { resolveKindConflicts } from "./kind-conflicts.ts";
 import { BackendTlsPolicies } from "./backend-tls.ts";
 import { BackendResolver } from "./backends.ts";
 import { bundlesByKey } from "./ca-refs.ts";
@@ -25,7 +27,8 @@ import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
 import type { RankedEntry } from "./precedence.ts";
 import { comparePrecedence } from "./precedence.ts";
-import { translateRules } from "./rules.ts";
+import type { KindedRoute } from "./rules.ts";
+import { translateKindedRules } from "./rules.ts";
 import type { Namespace, SecretMeta, Snapshot } from "./snapshot.ts";
 import type {
   CompileOptions,
@@ -59,6 +62,15 @@ function sortedByKey<T extends { metadata: { namespace?: string; name: string } 
 interface SocketEntries {
   // hostname → entries, for one socket
   hosts: Map<string, RankedEntry[]>;
+  // SNI hostname → the TLSRoute serving it through a TLS listener: the oldest, then the first
+  // by namespace/name, when several name it
+  streams: Map<string, StreamCandidate>;
+}
+
+interface StreamCandidate {
+  mode: "Passthrough" | "Terminate";
+  routeId: string;
+  rank: string;
 }
 
 export function compile(snapshot: Snapshot, options: CompileOptions = {}): CompileResult {
@@ -158,16 +170,28 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   const routes = new Map<string, Route>();
   const sockets = new Map<string, SocketEntries>();
 
-  for (const route of sortedByKey(snapshot.httpRoutes)) {
+  const kinded: KindedRoute[] = [
+    ...sortedByKey(snapshot.httpRoutes).map(route => ({ kind: "HTTPRoute" as const, route })),
+    ...sortedByKey(snapshot.grpcRoutes ?? []).map(route => ({ kind: "GRPCRoute" as const, route })),
+    ...sortedByKey(snapshot.tlsRoutes ?? []).map(route => ({ kind: "TLSRoute" as const, route })),
+  ];
+  const attached: AttachedRoute[] = [];
+  for (const source of kinded) {
     const attachments = attachRoute(
-      route,
+      source,
       gatewayByKey,
       namespaces,
       classNotAccepted,
       listenerSetByKey,
     );
-    if (attachments.length === 0) continue;
-    const translation = translateRules(route, backends, plugins);
+    if (attachments.length > 0)
+      attached.push({ source, key: keyOf(source.route.metadata), attachments });
+  }
+  resolveKindConflicts(attached);
+
+  for (const { source, attachments } of attached) {
+    const { route, kind } = source;
+    const translation = translateKindedRules(source, backends, plugins);
     const condition = conditionFactory(route.metadata.generation, now);
     const routeKey = `${route.metadata.namespace ?? "default"}/${route.metadata.name}`;
     const allInvalid = translation.rules.every(rule => rule.dropped);
@@ -235,13 +259,28 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
           // Listener isolation: a name that a more specific listener on this socket owns is
           // served only by that listener's routes.
           if (owningListener(hostname, sameSocket) !== listener) continue;
-          const socket = sockets.get(listener.socket) ?? { hosts: new Map() };
+          const socket = sockets.get(listener.socket) ?? { hosts: new Map(), streams: new Map() };
           sockets.set(listener.socket, socket);
+          if (kind === "TLSRoute") {
+            const rule = translation.rules[0];
+            if (rule === undefined) continue;
+            routes.set(rule.route.id, rule.route);
+            const rank = `${route.metadata.creationTimestamp || "~"} ${routeKey}`;
+            const held = socket.streams.get(hostname);
+            if (held === undefined || rank < held.rank)
+              socket.streams.set(hostname, {
+                mode: listener.tlsMode ?? "Terminate",
+                routeId: rule.route.id,
+                rank,
+              });
+            continue;
+          }
           const entries = socket.hosts.get(hostname) ?? [];
           socket.hosts.set(hostname, entries);
           for (const rule of translation.rules) {
             routes.set(rule.route.id, rule.route);
-            rule.matches.forEach((match, matchIndex) =>
+            rule.matches.forEach((match, matchIndex) => {
+              const grpc = rule.grpcRanks?.[matchIndex];
               entries.push({
                 routeId: rule.route.id,
                 match,
@@ -249,14 +288,15 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
                 routeKey,
                 ruleIndex: rule.index,
                 matchIndex,
-              }),
-            );
+                ...(grpc ? { grpc } : {}),
+              });
+            });
           }
         }
       }
     }
     statuses.push({
-      kind: "HTTPRoute",
+      kind,
       namespace: route.metadata.namespace ?? "default",
       name: route.metadata.name,
       status: { parents },
@@ -344,12 +384,19 @@ function buildListeners(
 ): Listener[] {
   const result: Listener[] = [];
   for (const [socket, members] of usableBySocket) {
-    const first = members[0]!;
+    const https = members.filter(l => l.protocol === "HTTPS");
+    const tlsListeners = members.filter(l => l.protocol === "TLS");
+    const first = https[0] ?? members[0]!;
     const hosts = sockets.get(socket)?.hosts ?? new Map<string, RankedEntry[]>();
     // Every listener hostname gets a virtual host, even with no routes, so requests for a name
     // owned by a listener without routes get 404 instead of falling through to a wildcard.
     for (const listener of members)
-      if (!hosts.has(listener.hostname ?? "*")) hosts.set(listener.hostname ?? "*", []);
+      if (listener.protocol !== "TLS" && !hosts.has(listener.hostname ?? "*"))
+        hosts.set(listener.hostname ?? "*", []);
+    const streams =
+      tlsListeners.length > 0
+        ? streamEntries(sockets.get(socket)?.streams ?? new Map(), tlsListeners, https)
+        : undefined;
     const virtualHosts: VirtualHost[] = [...hosts.entries()]
       .sort(([a], [b]) => compareSpecificity(a, b))
       .map(([hostname, entries]) => {
@@ -387,12 +434,13 @@ function buildListeners(
       sources.flatMap(s => plugins.gatewayPlugins(s.namespace, s.gateway, s.listener)),
     );
     const certificates = members.flatMap(l => l.certificates);
+    const protocol = https.length > 0 ? "HTTPS" : tlsListeners.length > 0 ? "TLS" : "HTTP";
     result.push({
       name: socket,
       address: first.address,
       port: first.port,
-      protocol: first.protocol === "HTTPS" ? "HTTPS" : "HTTP",
-      ...(first.protocol === "HTTPS"
+      protocol,
+      ...(protocol !== "HTTP" && certificates.length > 0
         ? {
             tls: {
               certificates,
@@ -405,9 +453,33 @@ function buildListeners(
       sources,
       plugins: [...pluginIds].sort(),
       virtualHosts,
+      ...(streams ? { streams } : {}),
     });
   }
   return result.sort((a, b) => a.port - b.port || compareStrings(a.address, b.address));
+}
+
+// A socket's SNI table: the names TLSRoutes serve, every TLS listener's own name (refused when
+// no route serves it, rather than falling through to a wildcard), and the HTTPS listeners'
+// names, whose connections go to the HTTPS server. Most specific first.
+function streamEntries(
+  routed: ReadonlyMap<string, StreamCandidate>,
+  tlsListeners: readonly ListenerModel[],
+  https: readonly ListenerModel[],
+): StreamEntry[] {
+  const entries = new Map<string, StreamEntry>();
+  for (const [hostname, c] of routed)
+    entries.set(hostname, { hostname, mode: c.mode, routeId: c.routeId });
+  for (const l of tlsListeners) {
+    const hostname = l.hostname ?? "*";
+    if (!entries.has(hostname))
+      entries.set(hostname, { hostname, mode: l.tlsMode ?? "Terminate", routeId: null });
+  }
+  for (const l of https) {
+    const hostname = l.hostname ?? "*";
+    if (!entries.has(hostname)) entries.set(hostname, { hostname, mode: "HTTP", routeId: null });
+  }
+  return [...entries.values()].sort((a, b) => compareSpecificity(a.hostname, b.hostname));
 }
 
 function gatewayStatus(model: GatewayModel, now: string): GatewayStatus {
@@ -563,8 +635,10 @@ function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
     Gateway: 1,
     ListenerSet: 2,
     HTTPRoute: 3,
-    RautaPlugin: 4,
-    BackendTLSPolicy: 5,
+    GRPCRoute: 4,
+    TLSRoute: 5,
+    RautaPlugin: 6,
+    BackendTLSPolicy: 7,
   };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(

@@ -1,18 +1,37 @@
-// One HTTPRoute's rules → config routes and their matches, with the problems that make a rule
+// One HTTPRoute's or GRPCRoute's rules → config routes and their matches, with the problems that make a rule
 // unusable (dropped, reported as PartiallyInvalid / Accepted=False) or its references unresolved.
-import type { Route, RouteMatch, ValueMatch, WeightedBackend } from "../../proxy/config/index.ts";
-import type { BackendResolver } from "./backends.ts";
+import type { Route, RouteMatch, WeightedBackend } from "../../proxy/config/index.ts";
+import type { BackendResolver, RouteKind } from "./backends.ts";
 import { isProblem, type Problem } from "./conditions.ts";
 import { parseDuration } from "./durations.ts";
 import { translateFilters } from "./filters.ts";
 import { PLUGINS_ANNOTATION, PluginIndex } from "./plugins.ts";
+import type { GrpcRank } from "./grpc-matches.ts";
+import { translateGrpcMatch } from "./grpc-matches.ts";
 import { checkRegex } from "./regex.ts";
-import type { HTTPRoute, HTTPRouteMatch, HTTPRouteRule } from "./snapshot.ts";
+import type {
+  GRPCRoute,
+  GRPCRouteMatch,
+  HTTPRoute,
+  HTTPRouteFilter,
+  HTTPRouteMatch,
+  HTTPRouteRule,
+  TLSRoute,
+} from "./snapshot.ts";
+import { valueMatches } from "./value-matches.ts";
+
+/** A route of either kind, tagged: the kinds share attachment, filters, backends and status. */
+export type KindedRoute =
+  | { kind: "HTTPRoute"; route: HTTPRoute }
+  | { kind: "GRPCRoute"; route: GRPCRoute }
+  | { kind: "TLSRoute"; route: TLSRoute };
 
 export interface CompiledRule {
   index: number;
   route: Route;
   matches: RouteMatch[];
+  /** a GRPCRoute rule's precedence per match (same order as matches) */
+  grpcRanks?: GrpcRank[];
   // The rule is invalid (reported in status) but its matches are routable: they answer 500, so
   // its requests never fall through to a less specific rule (one that, say, lacks its auth).
   dropped?: boolean;
@@ -29,38 +48,6 @@ export interface RouteTranslation {
 export function normalizePrefix(value: string): string {
   // The spec ignores a trailing "/" on a PathPrefix: "/foo/" and "/foo" are the same prefix.
   return value.length > 1 && value.endsWith("/") ? value.replace(/\/+$/, "") || "/" : value;
-}
-
-function valueMatches(
-  raw: Array<{ name: string; type?: string; value: string }> | undefined,
-  field: string,
-  lowercase: boolean,
-): ValueMatch[] | Problem {
-  const result: ValueMatch[] = [];
-  const seen = new Set<string>();
-  for (const [index, item] of (raw ?? []).entries()) {
-    const name = lowercase ? item.name.toLowerCase() : item.name;
-    // Spec: when several entries name the same header/parameter, only the first counts.
-    if (seen.has(name)) continue;
-    seen.add(name);
-    const type = item.type ?? "Exact";
-    if (type !== "Exact" && type !== "RegularExpression") {
-      return {
-        reason: "UnsupportedValue",
-        message: `${field}[${index}]: match type ${type} is not supported`,
-      };
-    }
-    if (type === "RegularExpression") {
-      const error = checkRegex(item.value);
-      if (error)
-        return {
-          reason: "UnsupportedValue",
-          message: `${field}[${index}]: regular expression ${JSON.stringify(item.value)} is not valid RE2 (linear-time) syntax: ${error}`,
-        };
-    }
-    result.push({ name, type, value: item.value });
-  }
-  return result;
 }
 
 function translateMatch(match: HTTPRouteMatch, field: string): RouteMatch | Problem {
@@ -151,6 +138,63 @@ export function translateRules(
   backends: BackendResolver,
   plugins: PluginIndex,
 ): RouteTranslation {
+  return translateKindedRules({ kind: "HTTPRoute", route }, backends, plugins);
+}
+
+// One rule of either kind, with what differs: how a match translates, and (HTTPRoute only)
+// timeouts and retries.
+interface RuleShape {
+  name?: string;
+  matches: Array<HTTPRouteMatch | GRPCRouteMatch>;
+  filters?: readonly HTTPRouteFilter[];
+  backendRefs?: ReadonlyArray<
+    NonNullable<HTTPRouteRule["backendRefs"]>[number] & { filters?: readonly HTTPRouteFilter[] }
+  >;
+  http?: HTTPRouteRule;
+}
+
+function ruleShapes(source: KindedRoute): RuleShape[] {
+  if (source.kind === "HTTPRoute") {
+    const rules = source.route.spec.rules?.length ? source.route.spec.rules : [{}];
+    return rules.map(rule => ({
+      ...(rule.name ? { name: rule.name } : {}),
+      matches: rule.matches?.length ? rule.matches : [{}],
+      ...(rule.filters ? { filters: rule.filters } : {}),
+      ...(rule.backendRefs ? { backendRefs: rule.backendRefs } : {}),
+      http: rule,
+    }));
+  }
+  if (source.kind === "TLSRoute")
+    // one rule, no matches (the SNI chose the route), no filters: only where the bytes go
+    return source.route.spec.rules.map(rule => ({
+      ...(rule.name ? { name: rule.name } : {}),
+      matches: [],
+      backendRefs: rule.backendRefs,
+    }));
+  const rules = source.route.spec.rules?.length ? source.route.spec.rules : [{}];
+  // GRPCRoute filters are a subset of HTTPRoute's, with the same fields
+  return rules.map(rule => ({
+    ...(rule.name ? { name: rule.name } : {}),
+    matches: rule.matches?.length ? rule.matches : [{}],
+    ...(rule.filters ? { filters: rule.filters as HTTPRouteFilter[] } : {}),
+    ...(rule.backendRefs
+      ? {
+          backendRefs: rule.backendRefs.map(ref => ({
+            ...ref,
+            ...(ref.filters ? { filters: ref.filters as HTTPRouteFilter[] } : {}),
+          })),
+        }
+      : {}),
+  }));
+}
+
+export function translateKindedRules(
+  source: KindedRoute,
+  backends: BackendResolver,
+  plugins: PluginIndex,
+): RouteTranslation {
+  const { route, kind } = source;
+  const routeKind: RouteKind = kind;
   const namespace = route.metadata.namespace ?? "default";
   const key = `${namespace}/${route.metadata.name}`;
   const result: RouteTranslation = {
@@ -186,28 +230,36 @@ export function translateRules(
     }
   }
 
-  const rules = route.spec.rules?.length ? route.spec.rules : [{}];
-  for (const [index, rule] of rules.entries()) {
+  for (const [index, rule] of ruleShapes(source).entries()) {
     const field = `spec.rules[${index}]`;
-    const rawMatches = rule.matches?.length ? rule.matches : [{}];
+    const rawMatches = rule.matches;
     const matches: RouteMatch[] = [];
+    const grpcRanks: GrpcRank[] = [];
     let problem: Problem | undefined;
     for (const [m, raw] of rawMatches.entries()) {
-      const translated = translateMatch(raw, `${field}.matches[${m}]`);
+      const mField = `${field}.matches[${m}]`;
+      let translated: RouteMatch | Problem;
+      if (kind === "GRPCRoute") {
+        const grpc = translateGrpcMatch(raw as GRPCRouteMatch, mField);
+        if (!isProblem(grpc)) grpcRanks.push(grpc.rank);
+        translated = isProblem(grpc) ? grpc : grpc.match;
+      } else translated = translateMatch(raw as HTTPRouteMatch, mField);
       if (isProblem(translated)) {
         problem = translated;
         break;
       }
       matches.push(translated);
     }
-    const timeouts = problem ? undefined : translateTimeouts(rule, field);
+    const ranks = kind === "GRPCRoute" ? { grpcRanks } : {};
+    const timeouts = problem ? undefined : rule.http ? translateTimeouts(rule.http, field) : {};
     if (isProblem(timeouts)) problem = timeouts;
-    const retry = problem ? undefined : translateRetry(rule, field);
+    const retry = problem || !rule.http ? undefined : translateRetry(rule.http, field);
     if (isProblem(retry)) problem = retry;
     const ctx = {
       namespace,
       backends,
       plugins,
+      routeKind,
       allMatchesArePrefix: matches.every(m => m.path.type === "PathPrefix"),
     };
     const filters = problem
@@ -229,7 +281,7 @@ export function translateRules(
         break;
       }
       result.unresolved.push(...backendFilters.unresolved);
-      const resolution = backends.resolve(ref, namespace, refField);
+      const resolution = backends.resolve(ref, namespace, refField, routeKind);
       for (const policy of resolution.policies ?? []) result.tlsPolicies.add(policy);
       // a refused backend is the BackendTLSPolicy's problem, reported on the policy
       if (resolution.problem && !resolution.refused) result.unresolved.push(resolution.problem);
@@ -256,6 +308,7 @@ export function translateRules(
         result.rules.push({
           index,
           matches,
+          ...ranks,
           dropped: true,
           route: {
             id,
@@ -273,6 +326,7 @@ export function translateRules(
     result.rules.push({
       index,
       matches,
+      ...ranks,
       route: {
         id,
         source,

@@ -4,6 +4,8 @@
 import type { GatewayClassV1 } from "../../generated/gateway-api/experimental/gatewayclass-v1.ts";
 import type { GatewayV1 } from "../../generated/gateway-api/experimental/gateway-v1.ts";
 import type { HTTPRouteV1 } from "../../generated/gateway-api/experimental/httproute-v1.ts";
+import type { GRPCRouteV1 } from "../../generated/gateway-api/experimental/grpcroute-v1.ts";
+import type { TLSRouteV1 } from "../../generated/gateway-api/experimental/tlsroute-v1.ts";
 import type { ReferenceGrantV1 } from "../../generated/gateway-api/experimental/referencegrant-v1.ts";
 import type { BackendTLSPolicyV1 } from "../../generated/gateway-api/experimental/backendtlspolicy-v1.ts";
 import type { ListenerSetV1 } from "../../generated/gateway-api/experimental/listenerset-v1.ts";
@@ -25,6 +27,8 @@ type WithMeta<T> = Omit<T, "metadata"> & { metadata: ObjectMeta };
 export type GatewayClass = WithMeta<GatewayClassV1>;
 export type Gateway = WithMeta<GatewayV1>;
 export type HTTPRoute = WithMeta<HTTPRouteV1>;
+export type GRPCRoute = WithMeta<GRPCRouteV1>;
+export type TLSRoute = WithMeta<TLSRouteV1>;
 export type ReferenceGrant = WithMeta<ReferenceGrantV1>;
 export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
 export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
@@ -34,6 +38,8 @@ export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
 export type HTTPRouteFilter = NonNullable<HTTPRouteRule["filters"]>[number];
 export type HTTPBackendRef = NonNullable<HTTPRouteRule["backendRefs"]>[number];
+export type GRPCRouteRule = NonNullable<GRPCRoute["spec"]["rules"]>[number];
+export type GRPCRouteMatch = NonNullable<GRPCRouteRule["matches"]>[number];
 export type ParentRef = NonNullable<HTTPRoute["spec"]["parentRefs"]>[number];
 export type GatewayListener = Gateway["spec"]["listeners"][number];
 
@@ -109,6 +115,9 @@ export interface Snapshot {
   gatewayClasses: GatewayClass[];
   gateways: Gateway[];
   httpRoutes: HTTPRoute[];
+  // optional: snapshots written before GRPCRoute support still compile
+  grpcRoutes?: GRPCRoute[];
+  tlsRoutes?: TLSRoute[];
   referenceGrants: ReferenceGrant[];
   services: Service[];
   endpointSlices: EndpointSlice[];
@@ -129,6 +138,8 @@ export function emptySnapshot(): Snapshot {
     gatewayClasses: [],
     gateways: [],
     httpRoutes: [],
+    grpcRoutes: [],
+    tlsRoutes: [],
     referenceGrants: [],
     services: [],
     endpointSlices: [],

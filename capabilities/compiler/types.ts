@@ -58,7 +58,7 @@ export interface ListenerSetStatus {
 }
 
 export interface HTTPRouteStatus {
-  kind: "HTTPRoute";
+  kind: "HTTPRoute" | "GRPCRoute" | "TLSRoute";
   namespace: string;
   name: string;
   status: {

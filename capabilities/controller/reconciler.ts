@@ -340,9 +340,9 @@ export class Reconciler {
       compiledKeys.add(`${status.kind}/${namespace ?? ""}/${status.name}`);
       targets.push({ kind: status.kind, namespace, name: status.name, compiled: status });
     }
-    // HTTPRoutes we no longer attach to, and BackendTLSPolicies none of our Gateways use, still
+    // Routes we no longer attach to, and BackendTLSPolicies none of our Gateways use, still
     // carry our old entries: clear them.
-    for (const kind of ["HTTPRoute", "BackendTLSPolicy"] as const)
+    for (const kind of ["HTTPRoute", "GRPCRoute", "TLSRoute", "BackendTLSPolicy"] as const)
       for (const object of this.store.list(kind)) {
         const key = `${kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
         if (!compiledKeys.has(key))

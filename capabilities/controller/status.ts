@@ -40,14 +40,16 @@ export function desiredStatus(
   const current = (existing ?? {}) as Json;
   switch (kind) {
     case "HTTPRoute":
+    case "GRPCRoute":
+    case "TLSRoute":
     case "BackendTLSPolicy": {
       // both lists are atomic and shared with other controllers: ours are replaced, theirs kept
       const [list, ref] =
-        kind === "HTTPRoute" ? ["parents", "parentRef"] : ["ancestors", "ancestorRef"];
+        kind === "BackendTLSPolicy" ? ["ancestors", "ancestorRef"] : ["parents", "parentRef"];
       const entries = (current[list] as Json[] | undefined) ?? [];
       const others = entries.filter(p => p.controllerName !== controllerName);
       const ours: Array<{ conditions: Condition[] } & Json> =
-        compiled?.kind === "HTTPRoute"
+        compiled !== undefined && "parents" in compiled.status
           ? compiled.status.parents.map(p => ({ ...p }) as unknown as (typeof ours)[number])
           : compiled?.kind === "BackendTLSPolicy"
             ? compiled.status.ancestors.map(a => ({ ...a }) as unknown as (typeof ours)[number])

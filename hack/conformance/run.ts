@@ -7,7 +7,7 @@
 //      status.supportedFeatures (the suite reads them itself when none are passed), writing its
 //      report (default: docs/conformance/<channel>-v<package version>-default-report.yaml).
 // Flags: --channel standard|experimental (the Gateway API CRDs installed first; default
-// standard), --no-deploy (reuse what the last run deployed, for a quick local loop), --report <path>, --run-test <TestName> (one test), --profiles <list> (GATEWAY-HTTP),
+// standard), --no-deploy (reuse what the last run deployed, for a quick local loop), --report <path>, --run-test <TestName> (one test), --profiles <list> (default: GATEWAY-HTTP,GATEWAY-GRPC,GATEWAY-TLS, the profiles RAUTA implements),
 // --suite:<flag>[=value] passes --<flag> to the suite (e.g. --suite:all-features).
 // The suite's own log goes to ~/.cache/rauta/cluster/logs/conformance.log; PASS/FAIL lines and
 // a summary are printed. Exit 1 when the suite failed.
@@ -123,6 +123,9 @@ export interface RunResult {
   failedTests: string[];
 }
 
+/** The suite's profiles RAUTA implements, in the order reports list them. */
+export const PROFILES = ["GATEWAY-HTTP", "GATEWAY-GRPC", "GATEWAY-TLS"] as const;
+
 /** Deploys RAUTA on the local cluster and runs the suite; never throws for a failing suite. */
 export async function runConformance(opts: RunOptions = {}): Promise<RunResult> {
   const binary = conformanceBinary();
@@ -138,7 +141,7 @@ export async function runConformance(opts: RunOptions = {}): Promise<RunResult> 
     "-test.v",
     "-test.timeout=50m",
     "--gateway-class=rauta",
-    `--conformance-profiles=${(opts.profiles ?? ["GATEWAY-HTTP"]).join(",")}`,
+    `--conformance-profiles=${(opts.profiles ?? PROFILES).join(",")}`,
     "--organization=rauta",
     "--project=rauta",
     "--url=https://rauta.dev",

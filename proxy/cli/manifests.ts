@@ -90,6 +90,14 @@ for (const version of GATEWAY_VERSIONS) {
     add: push("referenceGrants"),
   });
 }
+HANDLERS.set("gateway.networking.k8s.io/v1/GRPCRoute", {
+  schema: "gateway-api/experimental/grpcroute-v1.schema.json",
+  add: push("grpcRoutes"),
+});
+HANDLERS.set("gateway.networking.k8s.io/v1/TLSRoute", {
+  schema: "gateway-api/experimental/tlsroute-v1.schema.json",
+  add: push("tlsRoutes"),
+});
 HANDLERS.set("gateway.networking.k8s.io/v1/BackendTLSPolicy", {
   schema: "gateway-api/experimental/backendtlspolicy-v1.schema.json",
   add: push("backendTLSPolicies"),

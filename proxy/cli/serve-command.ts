@@ -105,7 +105,7 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
   for (const s of statuses) {
     const name = "namespace" in s ? `${s.kind} ${s.namespace}/${s.name}` : `${s.kind} ${s.name}`;
     const conditions =
-      s.kind === "HTTPRoute"
+      "parents" in s.status
         ? s.status.parents.flatMap(p => p.conditions)
         : s.kind === "BackendTLSPolicy"
           ? s.status.ancestors.flatMap(a => a.conditions)

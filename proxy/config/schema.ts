@@ -178,13 +178,29 @@ export const TlsCertificate = z
   .strict();
 export type TlsCertificate = z.infer<typeof TlsCertificate>;
 
+// What a TLS connection is for, by the SNI of its ClientHello, read before any handshake:
+// Passthrough splices the bytes (still TLS) to the route's backend, Terminate completes the
+// handshake with the socket's certificate for that name and splices the plaintext, HTTP hands
+// the connection to the socket's HTTPS listener. routeId null: a listener's name no route
+// serves, refused (as a virtual host without routes answers 404).
+export const StreamEntry = z
+  .object({
+    // as VirtualHost.hostname: exact, "*.suffix" or "*"
+    hostname: z.string(),
+    mode: z.enum(["Passthrough", "Terminate", "HTTP"]),
+    routeId: z.string().nullable(),
+  })
+  .strict();
+export type StreamEntry = z.infer<typeof StreamEntry>;
+
 export const Listener = z
   .object({
     // "<address>:<port>": one socket per entry.
     name: z.string(),
     address: z.string(),
     port,
-    protocol: z.enum(["HTTP", "HTTPS"]),
+    // TLS: only TLS listeners (TLSRoutes) on the socket; HTTPS with streams: both, by SNI
+    protocol: z.enum(["HTTP", "HTTPS", "TLS"]),
     tls: z
       .object({
         certificates: z.array(TlsCertificate).min(1),
@@ -220,6 +236,9 @@ export const Listener = z
       .optional(),
     // Most specific first: exact names, then wildcards by decreasing length, then "*".
     virtualHosts: z.array(VirtualHost),
+    // Present when TLS listeners share the socket: the ClientHello's SNI picks an entry (most
+    // specific first, as virtualHosts) before any handshake.
+    streams: z.array(StreamEntry).optional(),
   })
   .strict();
 export type Listener = z.infer<typeof Listener>;
@@ -259,8 +278,10 @@ export const Cluster = z
     // "<namespace>/<service>:<port>"
     id: z.string(),
     service: z.object({ namespace: z.string(), name: z.string(), port }).strict(),
-    // http1 unless the Service port's appProtocol asks for h2c (kubernetes.io/h2c) or websockets.
-    protocol: z.enum(["http1", "h2c", "ws"]),
+    // http1 unless the Service port's appProtocol asks for h2c (kubernetes.io/h2c) or websockets;
+    // grpc: a GRPCRoute's backend, HTTP/2 with trailers and streams passed through (h2c, or h2
+    // over TLS when tls is set); tcp: a TLSRoute's backend, the client's bytes spliced through.
+    protocol: z.enum(["http1", "h2c", "ws", "grpc", "tcp"]),
     lb: z.enum(["round-robin", "maglev"]),
     tls: ClusterTls.optional(),
     endpoints: z.array(Endpoint),

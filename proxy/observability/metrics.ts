@@ -17,6 +17,10 @@ export class Metrics {
   readonly configReloads: Counter<"result">;
   readonly configReloadFailures: Counter;
   readonly rateLimited: Counter<"route">;
+  readonly grpcResponses: Counter<"route" | "grpc_status">;
+  readonly tcpConnections: Counter<"route" | "result">;
+  readonly tcpActive: Gauge<"route">;
+  readonly tcpBytes: Counter<"route" | "direction">;
   readonly endpointHealth: Gauge<"endpoint">;
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
@@ -45,6 +49,30 @@ export class Metrics {
       help: "Downstream request latency (until the response ends) by route id",
       labelNames: ["route"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.grpcResponses = new client.Counter({
+      name: "rauta_grpc_responses_total",
+      help: "gRPC calls by route id and grpc-status (the backend's, or the gateway's own answer)",
+      labelNames: ["route", "grpc_status"],
+      registers: r,
+    });
+    this.tcpConnections = new client.Counter({
+      name: "rauta_tcp_connections_total",
+      help: "TLS-routed connections by route id and result (ok, no_route, no_backend, connect_error, client_hello, timeout)",
+      labelNames: ["route", "result"],
+      registers: r,
+    });
+    this.tcpActive = new client.Gauge({
+      name: "rauta_tcp_active_connections",
+      help: "TLS-routed connections open to a backend, by route id",
+      labelNames: ["route"],
+      registers: r,
+    });
+    this.tcpBytes = new client.Counter({
+      name: "rauta_tcp_bytes_total",
+      help: "Bytes spliced by TLS routes, by route id and direction (client_to_backend, backend_to_client), counted when a connection ends",
+      labelNames: ["route", "direction"],
       registers: r,
     });
     this.upstreamErrors = new client.Counter({
@@ -166,6 +194,13 @@ export class Metrics {
     for (const code of CLASSES) this.requests.remove(routeId, code);
     this.duration.remove(routeId);
     this.rateLimited.remove(routeId);
+    for (const result of ["ok", "connect_error", "timeout", "no_backend"])
+      this.tcpConnections.remove(routeId, result);
+    this.tcpActive.remove(routeId);
+    for (const direction of ["client_to_backend", "backend_to_client"])
+      this.tcpBytes.remove(routeId, direction);
+    // gRPC status codes are 0–16
+    for (let code = 0; code <= 16; code++) this.grpcResponses.remove(routeId, String(code));
   }
 
   route(routeId: string): RouteMetrics {

@@ -6,6 +6,7 @@
 import type { RouteMatch, VirtualHost } from "../config/schema.ts";
 import { compileRegex } from "./regex.ts";
 import type { StringMatcher } from "./regex.ts";
+import { HostIndex } from "./host-index.ts";
 
 export interface RequestView {
   method: string;
@@ -171,39 +172,17 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V) {
 }
 
 export class HostRouter<R> {
-  private readonly exact = new Map<string, VirtualHostRouter<R>>();
-  // key: ".example.com" for "*.example.com"
-  private readonly wildcard = new Map<string, VirtualHostRouter<R>>();
-  private star: VirtualHostRouter<R> | null = null;
+  private readonly index: HostIndex<VirtualHostRouter<R>>;
 
   constructor(vhosts: VirtualHost[], resolve: (routeId: string) => R) {
-    for (const vh of vhosts) {
-      const name = vh.hostname.toLowerCase();
-      const router = new VirtualHostRouter(vh, resolve);
-      if (name === "*") this.star ??= router;
-      else if (name.startsWith("*.")) {
-        const key = name.slice(1);
-        if (!this.wildcard.has(key)) this.wildcard.set(key, router);
-      } else if (!this.exact.has(name)) this.exact.set(name, router);
-    }
+    this.index = new HostIndex(
+      vhosts.map(vh => [vh.hostname, new VirtualHostRouter(vh, resolve)] as const),
+    );
   }
 
   /** host: lowercased, without port. */
   virtualHost(host: string): VirtualHostRouter<R> | null {
-    const exact = this.exact.get(host);
-    if (exact !== undefined) return exact;
-    if (this.wildcard.size) {
-      // longest suffix first: "a.b.example.com" tries ".b.example.com", ".example.com", ".com"
-      let dot = host.indexOf(".");
-      while (dot !== -1 && dot < host.length - 1) {
-        if (dot > 0) {
-          const w = this.wildcard.get(host.slice(dot));
-          if (w !== undefined) return w;
-        }
-        dot = host.indexOf(".", dot + 1);
-      }
-    }
-    return this.star;
+    return this.index.lookup(host);
   }
 }
 

@@ -2,7 +2,15 @@
 // request path: routers with compiled matchers, header plans, backend pickers, cluster runtimes
 // with their pools and Maglev tables, SNI contexts. Swapping configs is one reference assignment.
 import type tls from "node:tls";
-import type { CompiledConfig, Listener, PathModifier, Route, Cluster } from "../config/schema.ts";
+import type {
+  CompiledConfig,
+  Listener,
+  PathModifier,
+  Route,
+  Cluster,
+  StreamEntry,
+} from "../config/schema.ts";
+import { HostIndex } from "../router/host-index.ts";
 import { HostRouter } from "../router/router.ts";
 import { DEFAULT_PATH_NORMALIZATION } from "../router/normalize-path.ts";
 import type { PathNormalization } from "../router/normalize-path.ts";
@@ -77,6 +85,8 @@ export interface PreparedListener {
   socket: string;
   router: HostRouter<PreparedRoute>;
   sni: SniContexts | null;
+  /** the SNI table of a socket with TLS listeners (config Listener.streams) */
+  streams: HostIndex<StreamEntry> | null;
   paths: PathNormalization;
   /** the Gateway's plugins (chain step 2) */
   chain: Chain;
@@ -146,13 +156,16 @@ export class Generation {
       const socket = `${l.address}:${l.port}`;
       const router = new HostRouter<PreparedRoute>(l.virtualHosts, id => this.routes.get(id)!);
       let sni: SniContexts | null = null;
-      if (l.protocol === "HTTPS") {
+      if (l.tls !== undefined) {
         sni = new SniContexts(l, deps.secrets, deps.tlsCache);
         this.problems.push(...sni.problems);
       }
       const paths = l.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
       const chain = l.plugins.length ? buildListenerChain(l.plugins, chainDeps) : EMPTY_CHAIN;
-      this.listeners.set(socket, { listener: l, socket, router, sni, paths, chain });
+      const streams = l.streams
+        ? new HostIndex(l.streams.map(e => [e.hostname, e] as const))
+        : null;
+      this.listeners.set(socket, { listener: l, socket, router, sni, streams, paths, chain });
     }
   }
 
@@ -169,7 +182,7 @@ export class Generation {
   refreshTls(deps: Pick<PrepareDeps, "secrets" | "tlsCache">): string[] {
     const problems: string[] = [];
     for (const pl of this.listeners.values()) {
-      if (pl.listener.protocol !== "HTTPS") continue;
+      if (pl.listener.tls === undefined) continue;
       pl.sni = new SniContexts(pl.listener, deps.secrets, deps.tlsCache);
       problems.push(...pl.sni.problems);
     }

@@ -32,6 +32,14 @@ import { runSteps } from "../pipeline/chain.ts";
 import { bodyView } from "../pipeline/step.ts";
 import type { BodyView, ResponseStep } from "../pipeline/step.ts";
 import { rewritePath } from "../pipeline/rewrite.ts";
+import {
+  GrpcStatus,
+  grpcReplyHeaders,
+  grpcStatusFor,
+  grpcTimeoutMs,
+  isGrpcRequest,
+  sendGrpcReply,
+} from "./grpc.ts";
 import type { Pairs } from "../plugins/abi.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -96,6 +104,23 @@ const REASONS: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 
+// A response that cannot finish as it began: HTTP/1.1 closes the connection; HTTP/2 resets just
+// this stream with INTERNAL_ERROR, which a client cannot take for a complete answer (a plain
+// destroy sends RST_STREAM with NO_ERROR, or CANCEL).
+const CUT = Object.assign(new Error("response cut: the upstream failed mid-response"), {
+  code: "RAUTA_RESPONSE_CUT",
+});
+
+function cutResponse(res: DownstreamResponse): void {
+  const stream = (res as Http2ServerResponse).stream as Http2ServerResponse["stream"] | undefined;
+  if (stream !== undefined && !stream.destroyed) {
+    // destroy with an error resets with INTERNAL_ERROR; close(code) on a stream the client has
+    // ended sends NO_ERROR whatever the code (Node 26)
+    stream.once("error", () => {});
+    stream.destroy(CUT);
+  } else res.destroy();
+}
+
 export function errorBody(status: number, detail: string): string {
   return `${status} ${REASONS[status] ?? ""}: ${detail}\n`;
 }
@@ -107,7 +132,11 @@ function sendLocal(
   extra?: Record<string, string>,
 ) {
   if (res.headersSent) {
-    res.destroy();
+    cutResponse(res);
+    return;
+  }
+  if (status >= 400 && isGrpcRequest(res.req.headers)) {
+    sendGrpcReply(res, grpcReplyHeaders(status, detail, Object.entries(extra ?? {})));
     return;
   }
   const body = errorBody(status, detail);
@@ -498,7 +527,8 @@ function localReply(
   reply: LocalReply,
   ctx: RequestContext | null = null,
 ) {
-  if (res.headersSent) res.destroy();
+  if (res.headersSent) cutResponse(res);
+  else if (reply.status >= 400 && isGrpcRequest(req.headers)) sendGrpcLocalReply(res, reply, ctx);
   else {
     const { headers, body } = renderReply(reply, ctx);
     if (isHttp2(req)) (res as Http2ServerResponse).writeHead(reply.status, pairsToObject(headers));
@@ -512,6 +542,23 @@ function localReply(
   }
   r.metrics.record(reply.status, (performance.now() - start) / 1000);
   if (core.options.accessLog) accessLog(core, req, reply.status, r.id, start);
+}
+
+// A plugin's or filter's answer to a gRPC call, as the gRPC status its HTTP status stands for;
+// its headers (WWW-Authenticate, Retry-After, …) go along, its body becomes the grpc-message.
+function sendGrpcLocalReply(
+  res: DownstreamResponse,
+  reply: LocalReply,
+  ctx: RequestContext | null,
+) {
+  const { headers, body } = renderReply(reply, ctx);
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i]!, headers[i + 1]!]);
+  const message =
+    reply.body !== undefined
+      ? body.toString("utf8", 0, Math.min(body.length, 1024))
+      : (reply.detail ?? "");
+  sendGrpcReply(res, grpcReplyHeaders(reply.status, message, pairs));
 }
 
 function pairsToObject(headers: string[]): Record<string, string | string[]> {
@@ -711,6 +758,8 @@ class Exchange {
   /** what the chain changed (null: a plain route) */
   readonly ctx: RequestContext | null;
   readonly isH2: boolean;
+  /** a gRPC call: local errors answer in gRPC's form, the client's deadline is honoured */
+  readonly grpc: boolean;
   headers: string[] = [];
   path = "";
   hasBody = false;
@@ -753,6 +802,7 @@ class Exchange {
     this.startedAt = start;
     this.ctx = ctx;
     this.isH2 = isHttp2(req);
+    this.grpc = isGrpcRequest(req.headers);
   }
 
   start(): void {
@@ -776,11 +826,14 @@ class Exchange {
     if (this.hasBody && ctx?.body != null) this.body = ctx.body.replay();
     this.gen.inflight++;
     this.res.once("close", this.onDownstreamClose);
-    if (r.requestTimeoutMs > 0)
-      this.requestTimer = setTimeout(
-        () => this.guarded(() => this.onRequestTimeout()),
-        r.requestTimeoutMs,
-      );
+    let timeoutMs = r.requestTimeoutMs;
+    if (this.grpc) {
+      // the client gives up at its deadline anyway: end the call then, upstream too
+      const deadline = grpcTimeoutMs(this.req.headers["grpc-timeout"]);
+      if (deadline !== null && (timeoutMs === 0 || deadline < timeoutMs)) timeoutMs = deadline;
+    }
+    if (timeoutMs > 0)
+      this.requestTimer = setTimeout(() => this.guarded(() => this.onRequestTimeout()), timeoutMs);
     if (r.mirrors.length) this.mirror();
     this.dispatch();
   }
@@ -907,7 +960,7 @@ class Exchange {
   fail(status: number, detail: string): void {
     if (this.finished) return;
     if (this.res.headersSent) {
-      this.res.destroy();
+      cutResponse(this.res);
       this.finish(status);
       return;
     }
@@ -919,7 +972,12 @@ class Exchange {
   reply(reply: LocalReply): void {
     if (this.finished) return;
     if (this.res.headersSent) {
-      this.res.destroy();
+      cutResponse(this.res);
+      this.finish(reply.status);
+      return;
+    }
+    if (this.grpc && reply.status >= 400) {
+      sendGrpcLocalReply(this.res, reply, this.ctx);
       this.finish(reply.status);
       return;
     }
@@ -968,10 +1026,25 @@ class Exchange {
     }
   }
 
+  /** the grpc-status the backend answered with (headers of a trailers-only answer, or trailers) */
+  private grpcStatus: string | undefined = undefined;
+
+  recordGrpc(value: string | string[] | undefined): void {
+    if (typeof value === "string") this.grpcStatus = value;
+  }
+
   finish(status: number): void {
     if (this.finished) return;
     this.finished = true;
     this.status = status;
+    if (this.grpc)
+      this.core.metrics.grpcResponses
+        .labels(
+          this.route.id,
+          // a call the gateway answered itself, or one cut off without a status (reset: 2)
+          this.grpcStatus ?? String(status >= 400 ? grpcStatusFor(status) : GrpcStatus.UNKNOWN),
+        )
+        .inc();
     if (this.requestTimer !== null) clearTimeout(this.requestTimer);
     this.gen.inflight--;
     this.route.metrics.record(status, (performance.now() - this.startedAt) / 1000);
@@ -1077,9 +1150,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  onComplete(): void {
+  onComplete(trailers?: unknown): void {
     try {
-      this.complete();
+      this.complete(trailers);
     } catch (err) {
       this.crash(err);
     }
@@ -1192,6 +1265,19 @@ class Attempt implements Dispatcher.DispatchHandler {
     headers: string[] | Record<string, string | string[]>,
   ): boolean {
     const ex = this.ex;
+    if (ex.grpc && ex.isH2) {
+      // held for this tick: a response that ends with its headers (gRPC's trailers-only form,
+      // delivered by the pool in the same tick) must leave as one HEADERS frame ending the
+      // stream, which the compatibility writeHead cannot do once it has sent them
+      this.grpcHead = {
+        status: statusCode,
+        headers: Array.isArray(headers) ? pairsToObject(headers) : headers,
+      };
+      this.headersWritten = true;
+      ex.status = statusCode;
+      process.nextTick(this.flushGrpcHead);
+      return true;
+    }
     try {
       if (!ex.isH2) (ex.res as ServerResponse).writeHead(statusCode, headers as string[]);
       else
@@ -1207,6 +1293,20 @@ class Attempt implements Dispatcher.DispatchHandler {
     ex.status = statusCode;
     return true;
   }
+
+  private grpcHead: { status: number; headers: Record<string, string | string[]> } | null = null;
+
+  private readonly flushGrpcHead = (): void => {
+    const head = this.grpcHead;
+    if (head === null || this.cancelled) return;
+    this.grpcHead = null;
+    try {
+      (this.ex.res as Http2ServerResponse).writeHead(head.status, head.headers);
+    } catch (err) {
+      this.headersWritten = false;
+      this.headRejected(err as Error);
+    }
+  };
 
   /** a head held back while its body is read for needsBody response plugins */
   private heldHead: {
@@ -1275,7 +1375,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (chunks !== null) for (const c of chunks) this.data(c);
     if (this.completePending) {
       this.completePending = false;
-      this.complete();
+      this.complete(this.pendingTrailers);
     }
   }
 
@@ -1301,25 +1401,48 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.releaseHeld();
       return false;
     }
+    if (this.grpcHead !== null) {
+      this.flushGrpcHead();
+      if (this.cancelled) return false;
+    }
     const res = this.ex.res;
     const ok = (res as ServerResponse).write(chunk);
     if (!ok) res.once("drain", () => this.resumeFn?.());
     return ok;
   }
 
-  private complete(): void {
+  private complete(trailers?: unknown): void {
     if (this.cancelled) return;
     if (!this.headersWritten) {
       this.completePending = true;
+      this.pendingTrailers = trailers;
       this.releaseHeld();
       return;
     }
     const ex = this.ex;
     this.settle(ex.status < 500 ? "ok" : "error-status");
     ex.attempt = null;
+    const passed = ex.isH2 ? trailerObject(trailers ?? this.pendingTrailers) : null;
+    const head = this.grpcHead;
+    if (head !== null && passed === null) {
+      // headers that ended the stream upstream end it here too
+      this.grpcHead = null;
+      sendGrpcReply(ex.res, head.headers);
+      ex.recordGrpc(head.headers["grpc-status"]);
+      ex.finish(ex.status);
+      return;
+    }
+    if (head !== null) this.flushGrpcHead();
+    if (passed !== null && !ex.res.destroyed) {
+      // HTTP/2 carries trailers (gRPC's status lives there); HTTP/1.1 responses get none
+      (ex.res as Http2ServerResponse).addTrailers(passed);
+      if (ex.grpc) ex.recordGrpc(passed["grpc-status"]);
+    } else if (ex.grpc) ex.recordGrpc(head?.headers["grpc-status"]);
     ex.res.end();
     ex.finish(ex.status);
   }
+
+  private pendingTrailers: unknown = undefined;
 
   private error(err: Error): void {
     if (this.cancelled) return;
@@ -1338,12 +1461,28 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     if (this.headersWritten) {
       // too late for an error status: cut the downstream response so the client sees it
-      ex.res.destroy();
+      cutResponse(ex.res);
       ex.finish(ex.status);
       return;
     }
     ex.fail(c.status, c.detail);
   }
+}
+
+// Upstream trailers as writeHead-style headers: raw pairs from undici's HTTP/1 client (Buffers)
+// or from ours (upstream/h2-pool.ts, strings). null when there are none.
+function trailerObject(trailers: unknown): Record<string, string> | null {
+  if (!Array.isArray(trailers)) return null;
+  const out: Record<string, string> = {};
+  let any = false;
+  for (let i = 0; i + 1 < trailers.length; i += 2) {
+    const l = String(trailers[i]).toLowerCase();
+    if (HOP_BY_HOP.has(l) || l.charCodeAt(0) === 58 /* : */) continue;
+    const v = String(trailers[i + 1]);
+    out[l] = out[l] === undefined ? v : `${out[l]}, ${v}`;
+    any = true;
+  }
+  return any ? out : null;
 }
 
 class MirrorHandler implements Dispatcher.DispatchHandler {

@@ -3,6 +3,12 @@
 //           goes to an h2c (prior knowledge) server, everything else to the HTTP/1.1 server.
 //   HTTPS — an http2 secure server with ALPN h2 + http/1.1 and SNICallback choosing the
 //           certificate from the current generation (rotation needs no restart).
+//   TLS listeners on the socket (TLSRoutes, alone or beside HTTPS) — a net.Server that reads
+//           each ClientHello (proxy/tls/client-hello.ts) without answering it and goes by its
+//           SNI (config Listener.streams): Passthrough splices the bytes to the backend,
+//           Terminate completes the handshake here and splices the plaintext, HTTP hands the
+//           connection to the HTTPS server. A hello that is malformed, too large or too slow
+//           closes the connection.
 // Servers outlive generations: they route with whatever generation is current when a request
 // arrives. Parser limits (header size/count, header and request timeouts) and clear 400/408/431
 // answers to malformed requests are set here; llhttp (strict mode) rejects Content-Length +
@@ -11,7 +17,7 @@ import { createHash } from "node:crypto";
 import net from "node:net";
 import http from "node:http";
 import http2 from "node:http2";
-import type tls from "node:tls";
+import tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { handleRequest, handleUpgrade, errorBody, isHttp2, requestContext } from "./handler.ts";
 import { DEFAULT_H2_GUARD, guardSession, h2Settings, isRefused } from "./h2-guard.ts";
@@ -25,6 +31,8 @@ import type {
 import type { Listener } from "../config/schema.ts";
 import { endSocketWithInternalError, endWithInternalError, reportContained } from "./contain.ts";
 import { clientCertificateOptions, verifyingCa } from "../tls/client-validation.ts";
+import { parseClientHello } from "../tls/client-hello.ts";
+import { splice } from "./tcp-proxy.ts";
 import type { ClientValidation } from "../tls/client-validation.ts";
 
 export interface ServerLimits {
@@ -43,6 +51,13 @@ export interface ServerLimits {
   h2c: boolean;
   /** HTTP/2 stream limits and abuse detection (h2-guard.ts). */
   h2?: Partial<H2GuardOptions>;
+  /** TLS listeners: time a client has to send its whole ClientHello */
+  clientHelloTimeoutMs: number;
+  /** TLS-routed connections: closed after this long with no bytes either way (0: never) */
+  streamIdleTimeoutMs: number;
+  streamConnectTimeoutMs: number;
+  /** open connections a socket with TLS listeners takes; more are dropped at accept */
+  maxStreamConnections: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -53,7 +68,16 @@ export const DEFAULT_LIMITS: ServerLimits = {
   connectionsCheckingIntervalMs: 1_000,
   idleTimeoutMs: 120_000,
   h2c: true,
+  clientHelloTimeoutMs: 10_000,
+  // Envoy's tcp_proxy default: long-lived quiet connections (databases) are normal behind TLS
+  streamIdleTimeoutMs: 3_600_000,
+  streamConnectTimeoutMs: 5_000,
+  maxStreamConnections: 10_000,
 };
+
+// TLS alert (RFC 8446 §6), as a TLS 1.2 record, for a client whose hello cannot be read
+const alert = (description: number) => Buffer.from([21, 3, 3, 0, 2, 2, description]);
+const DECODE_ERROR = alert(50);
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -202,7 +226,10 @@ function headerListSize(raw: string[]): number {
 export class ListenerServer {
   readonly key: string;
   readonly ctx: ListenerContext;
-  readonly protocol: "HTTP" | "HTTPS";
+  readonly protocol: "HTTP" | "HTTPS" | "TLS";
+  /** TLS listeners share the socket: connections are dispatched by SNI first */
+  private readonly byServerName: boolean;
+  private terminator: tls.Server | null = null;
   private readonly core: ProxyCore;
   private readonly limits: ServerLimits;
   private readonly h2Guard: H2GuardOptions;
@@ -219,11 +246,12 @@ export class ListenerServer {
     this.h2Guard = { ...DEFAULT_H2_GUARD, ...limits.h2 };
     this.protocol = listener.protocol;
     this.bindAddress = bindAddress;
+    this.byServerName = listener.streams !== undefined;
     this.key = ListenerServer.keyOf(listener);
     this.clientValidation = listener.tls?.clientValidation ?? null;
     this.ctx = {
       socket: `${listener.address}:${listener.port}`,
-      scheme: listener.protocol === "HTTPS" ? "https" : "http",
+      scheme: listener.protocol === "HTTP" ? "http" : "https",
       port: listener.port,
     };
   }
@@ -235,7 +263,7 @@ export class ListenerServer {
     const mtls = v
       ? `|${v.mode}:${createHash("sha256").update(v.caCertificates).digest("hex").slice(0, 16)}`
       : "";
-    return `${l.protocol}|${l.address}:${l.port}${mtls}`;
+    return `${l.protocol}|${l.address}:${l.port}${mtls}${l.streams ? "|sni" : ""}`;
   }
 
   private readonly clientValidation: ClientValidation | null;
@@ -480,6 +508,30 @@ export class ListenerServer {
       await listenOn(outer, this.bindAddress, this.ctx.port);
       return;
     }
+    if (this.byServerName) return this.listenByServerName(sni, defaultPair);
+    const h2 = this.secureServer(sni, defaultPair);
+    await listenOn(h2, this.bindAddress, this.ctx.port);
+  }
+
+  private sniCallback(
+    sni: ((servername: string) => tls.SecureContext | null) | undefined,
+  ): (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void {
+    return (servername, cb) => {
+      const ctx = sni?.(servername) ?? null;
+      if (ctx === null) {
+        this.core.metrics.tlsErrors.labels("no_certificate").inc();
+        cb(new Error(`no certificate for ${servername}`));
+        return;
+      }
+      cb(null, ctx);
+    };
+  }
+
+  private secureServer(
+    sni?: (servername: string) => tls.SecureContext | null,
+    defaultPair?: { cert: string; key: string } | null,
+  ): http2.Http2SecureServer {
+    const l = this.limits;
     const opts: http2.SecureServerOptions = {
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
@@ -488,15 +540,7 @@ export class ListenerServer {
       handshakeTimeout: l.headersTimeoutMs,
       maxSessionMemory: 32,
       settings: h2Settings(this.h2Guard, l.maxHeaderSize),
-      SNICallback: (servername, cb) => {
-        const ctx = sni?.(servername) ?? null;
-        if (ctx === null) {
-          this.core.metrics.tlsErrors.labels("no_certificate").inc();
-          cb(new Error(`no certificate for ${servername}`));
-          return;
-        }
-        cb(null, ctx);
-      },
+      SNICallback: this.sniCallback(sni),
       ...(defaultPair ? { cert: defaultPair.cert, key: defaultPair.key } : {}),
       ...clientCertificateOptions(this.clientValidation),
     };
@@ -513,7 +557,118 @@ export class ListenerServer {
     (h2 as unknown as http.Server).requestTimeout = l.requestTimeoutMs;
     (h2 as unknown as http.Server).keepAliveTimeout = l.keepAliveTimeoutMs;
     this.h2 = h2;
-    await listenOn(h2, this.bindAddress, this.ctx.port);
+    return h2;
+  }
+
+  // A socket with TLS listeners: the ClientHello decides where each connection goes.
+  private async listenByServerName(
+    sni?: (servername: string) => tls.SecureContext | null,
+    defaultPair?: { cert: string; key: string } | null,
+  ): Promise<void> {
+    const l = this.limits;
+    if (this.protocol === "HTTPS") this.secureServer(sni, defaultPair);
+    const terminator = tls.createServer(
+      {
+        allowHalfOpen: true,
+        handshakeTimeout: l.clientHelloTimeoutMs,
+        SNICallback: this.sniCallback(sni),
+        ...(defaultPair ? { cert: defaultPair.cert, key: defaultPair.key } : {}),
+      },
+      socket => this.onTerminated(socket),
+    );
+    terminator.on("tlsClientError", (_err, socket) => {
+      this.core.metrics.tlsErrors.labels("handshake").inc();
+      socket.destroy();
+    });
+    this.terminator = terminator;
+    const outer = net.createServer({ noDelay: true }, socket => this.onTlsConnection(socket));
+    outer.maxConnections = l.maxStreamConnections;
+    outer.on("drop", () => this.core.metrics.tlsErrors.labels("connection_limit").inc());
+    this.outer = outer;
+    await listenOn(outer, this.bindAddress, this.ctx.port);
+  }
+
+  // Reads the ClientHello (without answering it) within the limits, then dispatches.
+  private onTlsConnection(socket: net.Socket) {
+    this.track(socket);
+    socket.on("error", () => socket.destroy());
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      this.core.metrics.tlsErrors.labels("client_hello_timeout").inc();
+      socket.destroy();
+    }, this.limits.clientHelloTimeoutMs);
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      const data = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const hello = parseClientHello(data);
+      if (hello.kind === "incomplete") return;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      if (hello.kind === "invalid") {
+        this.core.metrics.tlsErrors.labels("client_hello").inc();
+        // what is not TLS at all gets no TLS alert
+        if (data[0] === 22) socket.end(DECODE_ERROR);
+        else socket.destroy();
+        return;
+      }
+      try {
+        this.dispatchByServerName(socket, data, hello.serverName);
+      } catch (err) {
+        reportContained(this.core, "request", err, { listener: this.ctx.socket });
+        socket.destroy();
+      }
+    };
+    socket.on("data", onData);
+    socket.once("close", () => clearTimeout(timer));
+  }
+
+  private dispatchByServerName(socket: net.Socket, hello: Buffer, serverName: string | null) {
+    const gen = this.core.current;
+    const pl = gen?.listeners.get(this.ctx.socket);
+    const entry = pl?.streams?.lookup(serverName) ?? null;
+    if (gen === null || entry === null || (entry.mode !== "HTTP" && entry.routeId === null)) {
+      this.core.metrics.tcpConnections.labels("none", "no_route").inc();
+      // closed without a word, as Envoy does and the conformance suite expects (an
+      // unrecognized_name alert would read to it as a server that is there but misconfigured)
+      socket.destroy();
+      return;
+    }
+    if (entry.mode === "HTTP" || entry.mode === "Terminate") {
+      const server = entry.mode === "HTTP" ? this.h2 : this.terminator;
+      if (server === null) return void socket.destroy();
+      // the TLS server reads the hello from the socket again
+      socket.unshift(hello);
+      server.emit("connection", socket);
+      return;
+    }
+    const route = gen.routes.get(entry.routeId!);
+    if (route === undefined) return void socket.destroy();
+    // a client's FIN is passed on; the backend may still answer
+    socket.allowHalfOpen = true;
+    splice(this.core, gen, route, socket, hello, this.spliceLimits());
+  }
+
+  // A Terminate connection after its handshake: its SNI (the same the hello had) picks the route.
+  private onTerminated(socket: tls.TLSSocket) {
+    const gen = this.core.current;
+    const name = typeof socket.servername === "string" ? socket.servername.toLowerCase() : null;
+    const entry = gen?.listeners.get(this.ctx.socket)?.streams?.lookup(name) ?? null;
+    const route = entry?.routeId ? gen?.routes.get(entry.routeId) : undefined;
+    if (gen == null || entry?.mode !== "Terminate" || route === undefined) {
+      this.core.metrics.tcpConnections.labels("none", "no_route").inc();
+      socket.destroy();
+      return;
+    }
+    socket.on("error", () => socket.destroy());
+    splice(this.core, gen, route, socket, null, this.spliceLimits());
+  }
+
+  private spliceLimits() {
+    return {
+      connectTimeoutMs: this.limits.streamConnectTimeoutMs,
+      idleTimeoutMs: this.limits.streamIdleTimeoutMs,
+    };
   }
 
   /** New default certificate for SNI-less clients (rotation). */
@@ -525,6 +680,7 @@ export class ListenerServer {
         key: pair.key,
         ...(ca ? { ca } : {}),
       });
+    this.terminator?.setSecureContext({ cert: pair.cert, key: pair.key });
   }
 
   get address(): net.AddressInfo | null {
@@ -539,7 +695,7 @@ export class ListenerServer {
 
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes everything. */
   async close(graceMs = 10_000): Promise<void> {
-    const servers = [this.outer, this.h1, this.h2].filter(
+    const servers = [this.outer, this.h1, this.h2, this.terminator].filter(
       (s): s is NonNullable<typeof s> => s !== null,
     );
     const listening = this.outer ?? (this.protocol === "HTTPS" ? this.h2 : this.h1);

@@ -1,12 +1,12 @@
 // The runtime of one cluster in one generation: its endpoints with their pools, the balancer
 // (round-robin or Maglev, built at load time) and the shared, generation-independent state
 // (circuit breaker, endpoint health) that survives swaps for clusters that still exist.
-import type { Dispatcher } from "undici";
 import type { Cluster } from "../config/schema.ts";
 import { Maglev } from "./maglev.ts";
 import { CircuitBreaker } from "./circuit-breaker.ts";
 import type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.ts";
 import { PoolRegistry, poolKey } from "./pools.ts";
+import type { UpstreamPool } from "./pools.ts";
 import type { UpstreamTls } from "./upstream-tls.ts";
 
 export interface OutlierOptions {
@@ -32,7 +32,7 @@ export interface UpstreamEndpoint {
   key: string;
   address: string;
   port: number;
-  pool: Dispatcher;
+  pool: UpstreamPool;
   health: EndpointHealth;
 }
 

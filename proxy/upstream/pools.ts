@@ -4,9 +4,16 @@
 // previous generation (and their retries) finish.
 // the client modules only, not undici's index (fetch, WebSocket, caches): see undici-clients.d.ts
 import Pool from "undici/lib/dispatcher/pool.js";
-import H2CClient from "undici/lib/dispatcher/h2c-client.js";
 import type { Dispatcher } from "undici";
+import { H2Pool } from "./h2-pool.ts";
 import type { UpstreamTls } from "./upstream-tls.ts";
+
+/** What the proxy needs of a pool: undici's dispatchers and our gRPC one (h2-pool.ts). */
+export interface UpstreamPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 export interface PoolOptions {
   connections: number;
@@ -16,6 +23,9 @@ export interface PoolOptions {
   connectTimeoutMs: number;
   /** How long a pool no generation uses stays open for in-flight requests. */
   retireGraceMs: number;
+  /** gRPC streams: cancelled after this long with no frames either way (Envoy's stream idle
+   * timeout default); long-lived quiet streams (watches) are normal in gRPC */
+  grpcStreamIdleTimeoutMs: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
@@ -28,9 +38,29 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   bodyTimeoutMs: 60_000,
   connectTimeoutMs: 5_000,
   retireGraceMs: 30_000,
+  grpcStreamIdleTimeoutMs: 300_000,
 };
 
-export type UpstreamProtocol = "http1" | "h2c" | "ws";
+export type UpstreamProtocol = "http1" | "h2c" | "ws" | "grpc" | "tcp";
+
+// A TLSRoute's endpoint: connections are spliced (server/tcp-proxy.ts), never dispatched; an
+// HTTP request that somehow reaches one fails as a bad upstream instead of being sent.
+class TcpEndpoint implements UpstreamPool {
+  dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    handler.onError?.(
+      Object.assign(new Error("a TCP backend takes no HTTP requests"), {
+        code: "UND_ERR_INVALID_ARG",
+      }),
+    );
+    return false;
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+}
 
 export function poolKey(
   protocol: UpstreamProtocol,
@@ -39,12 +69,16 @@ export function poolKey(
   tls?: UpstreamTls,
 ): string {
   const host = address.includes(":") && !address.startsWith("[") ? `[${address}]` : address;
+  // gRPC has pools of its own: another client, HTTP/2 even over TLS
+  if (protocol === "tcp") return `tcp|${host}:${port}`;
+  if (protocol === "grpc")
+    return `${tls ? "grpcs" : "grpc"}|${host}:${port}${tls ? `|${tls.key}` : ""}`;
   if (tls) return `https|${host}:${port}|${tls.key}`;
   return `${protocol === "h2c" ? "h2c" : "http1"}|${host}:${port}`;
 }
 
 export class PoolRegistry {
-  private readonly pools = new Map<string, Dispatcher>();
+  private readonly pools = new Map<string, UpstreamPool>();
   private readonly retiring = new Map<string, NodeJS.Timeout>();
   readonly options: PoolOptions;
 
@@ -66,7 +100,7 @@ export class PoolRegistry {
     address: string,
     port: number,
     tls?: UpstreamTls,
-  ): Dispatcher {
+  ): UpstreamPool {
     const key = poolKey(protocol, address, port, tls);
     const t = this.retiring.get(key);
     if (t) {
@@ -85,14 +119,23 @@ export class PoolRegistry {
         connectTimeout: o.connectTimeoutMs,
       };
       pool =
-        protocol === "h2c"
-          ? new H2CClient(origin, { ...common, maxConcurrentStreams: 100, pipelining: 100 })
-          : new Pool(origin, {
-              ...common,
-              connections: o.connections,
-              pipelining: 1,
-              ...(tls ? { connect: tls.connect } : {}),
-            });
+        protocol === "tcp"
+          ? new TcpEndpoint()
+          : protocol === "grpc" || protocol === "h2c"
+            ? new H2Pool(origin, {
+                connectTimeoutMs: o.connectTimeoutMs,
+                // gRPC streams may stay quiet for long; other HTTP/2 has HTTP/1's body timeout
+                streamIdleTimeoutMs:
+                  protocol === "grpc" ? o.grpcStreamIdleTimeoutMs : o.bodyTimeoutMs,
+                sessionIdleTimeoutMs: o.keepAliveTimeoutMs,
+                ...(tls ? { tls: tls.connect } : {}),
+              })
+            : new Pool(origin, {
+                ...common,
+                connections: o.connections,
+                pipelining: 1,
+                ...(tls ? { connect: tls.connect } : {}),
+              });
       this.pools.set(key, pool);
     }
     return pool;
@@ -123,7 +166,7 @@ export class PoolRegistry {
     return this.endAll(p => p.destroy());
   }
 
-  private async endAll(end: (pool: Dispatcher) => Promise<void>): Promise<void> {
+  private async endAll(end: (pool: UpstreamPool) => Promise<void>): Promise<void> {
     for (const t of this.retiring.values()) clearTimeout(t);
     this.retiring.clear();
     const all = [...this.pools.values()];

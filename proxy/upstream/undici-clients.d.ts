@@ -1,11 +1,7 @@
-// Types for the two undici client modules the proxy loads directly (see pools.ts): the package's
+// Types for the undici client module the proxy loads directly (see pools.ts): the package's
 // index also loads fetch, WebSocket, caches and mocks, ~10 MB of RSS in every worker for code a
 // proxy never runs. undici 7 has no "exports" map, so these paths are public to Node.
 declare module "undici/lib/dispatcher/pool.js" {
   import { Pool } from "undici";
   export = Pool;
-}
-declare module "undici/lib/dispatcher/h2c-client.js" {
-  import { H2CClient } from "undici";
-  export = H2CClient;
 }

@@ -1,4 +1,5 @@
-// The official Gateway API conformance suite (v1.6.3, GATEWAY-HTTP) on every CI run, on the
+// The official Gateway API conformance suite (v1.6.3: GATEWAY-HTTP, GATEWAY-GRPC and
+// GATEWAY-TLS in one run, one report) on every CI run, on the
 // standard-channel CRDs and then on the experimental ones (where HTTPRoute retry exists), exactly as
 // `npm run conformance` runs it: RAUTA deployed as a user deploys it, the features read from
 // GatewayClass rauta's status.supportedFeatures. What the committed report
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import {
+  PROFILES,
   defaultReport,
   reportName,
   runConformance,
@@ -24,7 +26,14 @@ import {
 import type { GatewayApiChannel } from "../../hack/deploy/local.ts";
 import { clusterHandle } from "./helpers/cluster.ts";
 
-describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
+// core tests per profile in suite v1.6.3 (../shared/notes/conformance-anchors-tests-v1.6.3.tsv)
+const CORE_TESTS: Record<(typeof PROFILES)[number], number> = {
+  "GATEWAY-HTTP": 36,
+  "GATEWAY-GRPC": 14,
+  "GATEWAY-TLS": 19,
+};
+
+describe("Gateway API conformance suite v1.6.3: GATEWAY-HTTP, GATEWAY-GRPC, GATEWAY-TLS", function () {
   this.timeout(60 * 60_000);
   // as control-plane.spec: the next suites expect no RAUTA install claiming pool addresses
   // and the cluster's CRDs as it started, standard channel
@@ -46,21 +55,27 @@ describe("Gateway API conformance suite v1.6.3, GATEWAY-HTTP", function () {
     const summary = summarize(r);
     process.stderr.write(`${summary}\n`);
     expect(r.report, `no report: ${summary}`).to.not.equal(null);
-    const http = (r.report!.profiles ?? []).find(p => p.name === "GATEWAY-HTTP");
-    expect(http, "GATEWAY-HTTP in the report").to.not.equal(undefined);
     expect(r.failedTests, summary).to.deep.equal([]);
-    expect(http!.core.result, summary).to.equal("success");
-    expect(http!.core.statistics, summary).to.deep.equal({ Passed: 36, Failed: 0, Skipped: 0 });
-    expect(http!.extended?.statistics.Failed ?? 0, summary).to.equal(0);
     expect(r.exitCode, summary).to.equal(0);
-
     expect(r.report!.gatewayAPIChannel).to.equal(channel);
     const committed = parse(readFileSync(defaultReport(channel), "utf8")) as Report;
-    const mine = (committed.profiles ?? []).find(p => p.name === "GATEWAY-HTTP")!;
-    expect(
-      [...(http!.extended?.supportedFeatures ?? [])].sort(),
-      "the features claimed are those of docs/conformance (npm run conformance rewrites it)",
-    ).to.deep.equal([...(mine.extended?.supportedFeatures ?? [])].sort());
-    expect(http!.core.statistics).to.deep.equal(mine.core.statistics);
+    for (const name of PROFILES) {
+      const profile = (r.report!.profiles ?? []).find(p => p.name === name);
+      expect(profile, `${name} in the report`).to.not.equal(undefined);
+      expect(profile!.core.result, `${name}: ${summary}`).to.equal("success");
+      expect(profile!.core.statistics, `${name}: ${summary}`).to.deep.equal({
+        Passed: CORE_TESTS[name],
+        Failed: 0,
+        Skipped: 0,
+      });
+      expect(profile!.extended?.statistics.Failed ?? 0, `${name}: ${summary}`).to.equal(0);
+      const mine = (committed.profiles ?? []).find(p => p.name === name);
+      expect(mine, `${name} in the committed report`).to.not.equal(undefined);
+      expect(
+        [...(profile!.extended?.supportedFeatures ?? [])].sort(),
+        `${name}: the features claimed are those of docs/conformance (npm run conformance rewrites it)`,
+      ).to.deep.equal([...(mine!.extended?.supportedFeatures ?? [])].sort());
+      expect(profile!.core.statistics).to.deep.equal(mine!.core.statistics);
+    }
   }
 });

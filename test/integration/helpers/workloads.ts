@@ -34,6 +34,21 @@ spec:
 `;
 }
 
+// The same backend serving its gRPC echo service (GRPC_ECHO_SERVER, h2c on 3000), as the
+// conformance suite's grpc-infra-backend, and a Service "<name>" on port 8080.
+export function grpcEchoApp(name: string): string {
+  return echoApp(name)
+    .replace(
+      "        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}",
+      '        - {name: NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}\n        - {name: GRPC_ECHO_SERVER, value: "1"}',
+    )
+    .replace("        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}\n", "")
+    .replace(
+      "ports: [{name: http, port: 8080, targetPort: http}]",
+      "ports: [{name: grpc, port: 8080, targetPort: http, appProtocol: kubernetes.io/h2c}]",
+    );
+}
+
 export interface HttpResult {
   /** 0: no response (connection error, timeout, or the body was cut off) */
   status: number;

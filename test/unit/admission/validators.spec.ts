@@ -2,10 +2,13 @@
 // field and the fix; its valid twin passes.
 import { expect } from "chai";
 import { validateGateway } from "../../../capabilities/admission/gateway.ts";
+import { validateGRPCRoute } from "../../../capabilities/admission/grpc-route.ts";
 import { validateHTTPRoute } from "../../../capabilities/admission/http-route.ts";
 import { validateRautaPlugin } from "../../../capabilities/admission/rauta-plugin.ts";
 import type {
   Gateway,
+  GRPCRoute,
+  GRPCRouteMatch,
   HTTPRoute,
   HTTPRouteRule,
   RautaPlugin,
@@ -16,6 +19,10 @@ const route = (rules: HTTPRouteRule[], annotations?: Record<string, string>): HT
   spec: { parentRefs: [{ name: "gw" }], rules },
 });
 const backend = { backendRefs: [{ name: "api", port: 80 }] };
+const grpcRoute = (method: GRPCRouteMatch["method"]): GRPCRoute => ({
+  metadata: { name: "api", namespace: "shop" },
+  spec: { parentRefs: [{ name: "gw" }], rules: [{ matches: [{ method }], ...backend }] },
+});
 
 const gateway = (listeners: Gateway["spec"]["listeners"]): Gateway => ({
   metadata: { name: "gw", namespace: "infra" },
@@ -274,6 +281,24 @@ const cases: Case[] = [
       ),
     message:
       /^Gateway infra\/gw: spec\.listeners\[0\] \(secure\): HTTPS needs tls\.certificateRefs naming a kubernetes\.io\/tls Secret$/,
+  },
+  {
+    name: "Gateway with a TLS listener in mode Terminate (the default) that names no certificate",
+    invalid: () => validateGateway(gateway([{ name: "tls", port: 8443, protocol: "TLS" }])),
+    valid: () =>
+      validateGateway(
+        gateway([{ name: "tls", port: 8443, protocol: "TLS", tls: { mode: "Passthrough" } }]),
+      ),
+    message:
+      /^Gateway infra\/gw: spec\.listeners\[0\] \(tls\): TLS in mode Terminate \(the default\) needs tls\.certificateRefs .*set tls\.mode Passthrough/,
+  },
+  {
+    name: "GRPCRoute whose method pattern is not RE2",
+    invalid: () => validateGRPCRoute(grpcRoute({ type: "RegularExpression", service: "(a+)+\\1" })),
+    valid: () =>
+      validateGRPCRoute(grpcRoute({ type: "RegularExpression", service: "echo\\.v[0-9]+" })),
+    message:
+      /^GRPCRoute shop\/api: spec\.rules\[0\]\.matches\[0\]\.method\.service: regular expression .* is not valid RE2/,
   },
   {
     name: "RautaPlugin whose config does not match its schema",

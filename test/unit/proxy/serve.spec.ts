@@ -3,8 +3,9 @@
 // a crashed worker replaced, graceful SIGTERM.
 import { expect } from "chai";
 import { spawn, execFileSync } from "node:child_process";
+import http2 from "node:http2";
 import https from "node:https";
-import type tls from "node:tls";
+import tls from "node:tls";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -12,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEcho, freePort, get, sleep, rawExchange } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
+import { frame, grpcCall } from "../../helpers/grpc.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -48,10 +50,46 @@ async function until<T>(
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
 }
 
+/** `rauta serve -f <target>` as a child process on 127.0.0.1, and what it writes to stderr. */
+function startServe(
+  target: string,
+  workers: number,
+  metricsPort: number,
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(root, "proxy/bin/rauta.ts"),
+      "serve",
+      "-f",
+      target,
+      "--workers",
+      String(workers),
+      "--metrics-port",
+      String(metricsPort),
+      "--address",
+      "127.0.0.1",
+    ],
+    { cwd: root, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } },
+  );
+  let stderr = "";
+  child.stderr!.on("data", d => (stderr += d));
+  return { child, stderr: () => stderr };
+}
+
+/** Resolves once the serve process answers /readyz. */
+const ready = (metricsPort: number) =>
+  until(
+    async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined),
+    20_000,
+    "readyz",
+  );
+
 describe("rauta serve (standalone, real CLI)", function () {
   this.timeout(40_000);
   let dir: string, api: Echo, web: Echo, port: number, metricsPort: number, child: ChildProcess;
-  let stderr = "";
+  let stderrOf: () => string = () => "";
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-serve-"));
@@ -61,32 +99,10 @@ describe("rauta serve (standalone, real CLI)", function () {
     metricsPort = await freePort();
     fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port));
     fs.writeFileSync(path.join(dir, "backends.yaml"), backendsYaml(api.port, web.port));
-    child = spawn(
-      process.execPath,
-      [
-        path.join(root, "proxy/bin/rauta.ts"),
-        "serve",
-        "-f",
-        dir,
-        "--workers",
-        "2",
-        "--metrics-port",
-        String(metricsPort),
-        "--address",
-        "127.0.0.1",
-      ],
-      {
-        cwd: root,
-        stdio: ["ignore", "ignore", "pipe"],
-        env: { ...process.env, RAUTA_LOG_LEVEL: "info" },
-      },
-    );
-    child.stderr!.on("data", d => (stderr += d));
-    await until(
-      async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined),
-      20_000,
-      "readyz",
-    );
+    const served = startServe(dir, 2, metricsPort, { RAUTA_LOG_LEVEL: "info" });
+    child = served.child;
+    stderrOf = served.stderr;
+    await ready(metricsPort);
   });
 
   after(async () => {
@@ -138,17 +154,17 @@ describe("rauta serve (standalone, real CLI)", function () {
   });
 
   it("reports a broken edit (file, object, field) and keeps serving the last good config", async () => {
-    const before = stderr.length;
+    const before = stderrOf().length;
     fs.writeFileSync(
       path.join(dir, "gateway.yaml"),
       gatewayYaml(port).replace("type: PathPrefix, value: /api", "type: NoSuchType, value: /api"),
     );
     await until(
-      async () => (stderr.slice(before).includes("still serving") ? true : undefined),
+      async () => (stderrOf().slice(before).includes("still serving") ? true : undefined),
       10_000,
       "the error report",
     );
-    const report = stderr.slice(before);
+    const report = stderrOf().slice(before);
     expect(report).to.contain("gateway.yaml");
     expect(report).to.contain("HTTPRoute default/demo");
     expect(report).to.match(/rules\[0\]\.matches\[0\]\.path\.type/);
@@ -162,25 +178,29 @@ describe("rauta serve (standalone, real CLI)", function () {
       expect(out).to.match(/^HTTP\/1\.1 505 /);
     }
     expect((await get(port, "/api/x")).status).to.equal(200);
-    expect(stderr).to.not.contain("worker exited");
+    expect(stderrOf()).to.not.contain("worker exited");
     expect((await get(metricsPort, "/metrics")).body).to.match(/^rauta_worker_restarts_total 0$/m);
   });
 
   it("replaces a crashed worker while the other keeps serving", async () => {
     const pids = [
-      ...new Set([...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].map(m => Number(m[1]))),
+      ...new Set(
+        [...stderrOf().matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].map(m => Number(m[1])),
+      ),
     ];
     expect(pids.length).to.be.greaterThanOrEqual(2);
     process.kill(pids[0]!, "SIGKILL");
     for (let i = 0; i < 20; i++) expect((await get(port, "/api/x")).status).to.equal(200);
     await until(
-      async () => (stderr.includes("worker exited; starting a replacement") ? true : undefined),
+      async () => (stderrOf().includes("worker exited; starting a replacement") ? true : undefined),
       5000,
       "the replacement",
     );
     await until(
       async () =>
-        [...stderr.matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].length >= 3 ? true : undefined,
+        [...stderrOf().matchAll(/"listener bound"[^\n]*"pid":(\d+)/g)].length >= 3
+          ? true
+          : undefined,
       10_000,
       "the new worker",
     );
@@ -194,7 +214,7 @@ describe("rauta serve (standalone, real CLI)", function () {
     const exited = new Promise<number | null>(r => child.once("exit", code => r(code)));
     child.kill("SIGTERM");
     expect(await exited).to.equal(0);
-    expect(stderr).to.contain("SIGTERM: draining");
+    expect(stderrOf()).to.contain("SIGTERM: draining");
   });
 });
 
@@ -262,33 +282,9 @@ spec:
 ---
 ${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
     fs.writeFileSync(path.join(dir, "all.yaml"), yaml);
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(root, "proxy/bin/rauta.ts"),
-        "serve",
-        "-f",
-        path.join(dir, "all.yaml"),
-        "--workers",
-        "0",
-        "--metrics-port",
-        String(metricsPort),
-        "--address",
-        "127.0.0.1",
-      ],
-      {
-        cwd: root,
-        stdio: ["ignore", "ignore", "pipe"],
-      },
-    );
-    let stderr = "";
-    child.stderr!.on("data", d => (stderr += d));
+    const { child, stderr } = startServe(path.join(dir, "all.yaml"), 0, metricsPort);
     try {
-      await until(
-        async () => ((await get(metricsPort, "/readyz")).status === 200 ? true : undefined),
-        20_000,
-        "readyz",
-      );
+      await ready(metricsPort);
       const { cn, body } = await new Promise<{ cn: string; body: string }>((resolve, reject) => {
         const req = https.get(
           {
@@ -314,12 +310,96 @@ ${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
       expect(j.backend).to.equal("api");
       expect(j.headers["x-forwarded-proto"]).to.equal("https");
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${stderr}`);
+      throw new Error(`${(err as Error).message}\n${stderr()}`);
     } finally {
       const exited = new Promise(r => child.once("exit", r));
       child.kill("SIGTERM");
       await exited;
       await api.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves the gRPC and TLS passthrough examples (examples/streams.yaml, its demo backends)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-serve-streams-"));
+    const ports: number[] = [];
+    for (let i = 0; i < 7; i++) ports.push(await freePort());
+    const [grpcPort, tlsPort, grpcBackend, tlsBackend, a, b, metricsPort] = ports as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const classDoc = fs
+      .readFileSync(path.join(root, "examples/gateway.yaml"), "utf8")
+      .split("\n---\n")[0]!;
+    const streams = fs
+      .readFileSync(path.join(root, "examples/streams.yaml"), "utf8")
+      .replace("port: 8081", `port: ${grpcPort}`)
+      .replace("port: 8443", `port: ${tlsPort}`)
+      .replaceAll("9003", String(grpcBackend))
+      .replaceAll("9004", String(tlsBackend));
+    fs.writeFileSync(path.join(dir, "all.yaml"), `${classDoc}\n---\n${streams}`);
+    const backends = spawn(process.execPath, [path.join(root, "examples/demo-backend.ts")], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        DEMO_API_PORT: String(a),
+        DEMO_WEB_PORT: String(b),
+        DEMO_GRPC_PORT: String(grpcBackend),
+        DEMO_TLS_PORT: String(tlsBackend),
+      },
+    });
+    const { child, stderr } = startServe(dir, 0, metricsPort);
+    try {
+      await ready(metricsPort);
+      // demo.Greeter/SayHello{name: "you"} through the GRPCRoute
+      const reply = await until(
+        async () => {
+          const client = http2.connect(`http://127.0.0.1:${grpcPort}`);
+          client.on("error", () => {});
+          const call = await grpcCall(client, "/demo.Greeter/SayHello", {
+            send: s => void s.end(frame(Buffer.from([0x0a, 3, ...Buffer.from("you")]))),
+          });
+          client.close();
+          return call.trailers["grpc-status"] === "0" ? call : undefined;
+        },
+        10_000,
+        "a gRPC answer",
+      );
+      expect(reply.messages[0]!.subarray(2).toString()).to.match(
+        /^Hello, you! \(from greeter via 2 rauta\)/,
+      );
+      // a line through the TLSRoute: the backend's own certificate, the client's SNI
+      const line = await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect(
+          {
+            host: "127.0.0.1",
+            port: tlsPort,
+            servername: "echo.tls.localhost",
+            ca: fs.readFileSync(path.join(root, "examples/tls/demo.crt")),
+          },
+          () =>
+            socket.once("data", (d: Buffer) => {
+              resolve(d.toString());
+              socket.end();
+            }),
+        );
+        socket.on("error", reject);
+      });
+      expect(line).to.match(/^tls-echo: TLS ended here, at the backend, for echo.tls.localhost/);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${stderr()}`);
+    } finally {
+      for (const p of [child, backends]) {
+        const exited = new Promise(r => p.once("exit", r));
+        p.kill("SIGTERM");
+        await exited;
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
