@@ -134,6 +134,25 @@ export const Retry = z
   .strict();
 export type Retry = z.infer<typeof Retry>;
 
+// Local rate limit of a route (a BackendTrafficPolicy's rateLimit): a token bucket per key
+// holding `burst` tokens, refilled with `requests` tokens every `intervalMs`. Over the limit: 429
+// with Retry-After and the RateLimit headers.
+export const RateLimit = z
+  .object({
+    requests: z.number().int().min(1),
+    intervalMs: z.number().int().min(1),
+    burst: z.number().int().min(1),
+    // ClientIP: one bucket per client address (after trusted hops); Header: per value of the
+    // (lowercased) header, requests without it share the "" bucket; Route: one bucket for all
+    key: z.discriminatedUnion("type", [
+      z.object({ type: z.literal("ClientIP") }).strict(),
+      z.object({ type: z.literal("Header"), name: headerName }).strict(),
+      z.object({ type: z.literal("Route") }).strict(),
+    ]),
+  })
+  .strict();
+export type RateLimit = z.infer<typeof RateLimit>;
+
 export const Route = z
   .object({
     // "<namespace>/<name>/rule/<index>": stable, low-cardinality, used as the metrics label.
@@ -152,6 +171,7 @@ export const Route = z
       .object({ requestMs: millis.optional(), backendRequestMs: millis.optional() })
       .strict(),
     retry: Retry.optional(),
+    rateLimit: RateLimit.optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;
@@ -273,16 +293,76 @@ export const ClusterTls = z
   .strict();
 export type ClusterTls = z.infer<typeof ClusterTls>;
 
+// What Maglev hashes to pick an endpoint (absent: the client address). Cookie: the request's
+// cookie of that name; a client without one gets one set on the response (session persistence).
+export const HashOn = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("SourceIP") }).strict(),
+  z.object({ type: z.literal("Header"), name: headerName }).strict(),
+  z
+    .object({
+      type: z.literal("Cookie"),
+      name: headerName,
+      // Max-Age of the cookie the proxy sets; absent: a session cookie
+      ttlSeconds: z.number().int().min(1).optional(),
+      path: z.string().startsWith("/").optional(),
+    })
+    .strict(),
+]);
+export type HashOn = z.infer<typeof HashOn>;
+
+// Per-cluster resilience settings (BackendTrafficPolicy); each absent block: the proxy's defaults.
+export const ClusterCircuitBreaker = z
+  .object({
+    windowMs: z.number().int().min(100),
+    minRequests: z.number().int().min(1),
+    errorRatio: z.number().gt(0).max(1),
+    openMs: z.number().int().min(1),
+    halfOpenProbes: z.number().int().min(1),
+    errorStatuses: z.boolean(),
+  })
+  .strict();
+export type ClusterCircuitBreaker = z.infer<typeof ClusterCircuitBreaker>;
+
+export const ClusterOutlierDetection = z
+  .object({
+    // 0 turns passive ejection off
+    consecutiveFailures: z.number().int().min(0),
+    baseEjectionMs: z.number().int().min(1),
+  })
+  .strict();
+export type ClusterOutlierDetection = z.infer<typeof ClusterOutlierDetection>;
+
+export const ClusterHealthCheck = z
+  .object({
+    // HTTP: GET path, healthy on expectedStatuses (absent: 200-399); TCP: a connect
+    type: z.enum(["HTTP", "TCP"]),
+    path: z.string().startsWith("/").optional(),
+    hostname: z.string().min(1).optional(),
+    expectedStatuses: z.array(z.number().int().min(100).max(599)).min(1).optional(),
+    intervalMs: z.number().int().min(100),
+    timeoutMs: z.number().int().min(1),
+    healthyThreshold: z.number().int().min(1),
+    unhealthyThreshold: z.number().int().min(1),
+  })
+  .strict();
+export type ClusterHealthCheck = z.infer<typeof ClusterHealthCheck>;
+
 export const Cluster = z
   .object({
-    // "<namespace>/<service>:<port>"
+    // "<namespace>/<service>:<port>" ("…:<port>/grpc", "…/tcp" by protocol); a copy with a
+    // BackendTrafficPolicy's settings adds "@<policy namespace>/<name>[+…]"
     id: z.string(),
     service: z.object({ namespace: z.string(), name: z.string(), port }).strict(),
     // http1 unless the Service port's appProtocol asks for h2c (kubernetes.io/h2c) or websockets;
     // grpc: a GRPCRoute's backend, HTTP/2 with trailers and streams passed through (h2c, or h2
     // over TLS when tls is set); tcp: a TLSRoute's backend, the client's bytes spliced through.
     protocol: z.enum(["http1", "h2c", "ws", "grpc", "tcp"]),
-    lb: z.enum(["round-robin", "maglev"]),
+    // least-request: the fewer requests in flight of two random endpoints (power of two choices)
+    lb: z.enum(["round-robin", "least-request", "maglev"]),
+    hashOn: HashOn.optional(),
+    circuitBreaker: ClusterCircuitBreaker.optional(),
+    outlierDetection: ClusterOutlierDetection.optional(),
+    healthCheck: ClusterHealthCheck.optional(),
     tls: ClusterTls.optional(),
     endpoints: z.array(Endpoint),
   })
