@@ -2,6 +2,7 @@ import { PeprModule } from "pepr";
 // cfg carries the module's pepr settings (uuid, onError, webhook timeout) from package.json.
 import cfg from "./package.json" with { type: "json" };
 import { BackendTLSPolicyCapability } from "./capabilities/backend-tls-policy.ts";
+import { BackendTrafficPolicyCapability } from "./capabilities/backend-traffic-policy.ts";
 import { BackendsCapability } from "./capabilities/backends.ts";
 import { GatewayCapability } from "./capabilities/gateway.ts";
 import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
@@ -22,5 +23,6 @@ new PeprModule(cfg, [
   RautaPluginCapability,
   BackendsCapability,
   BackendTLSPolicyCapability,
+  BackendTrafficPolicyCapability,
   ListenerSetCapability,
 ]);

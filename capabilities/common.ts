@@ -17,6 +17,7 @@ import type { KubeObject, StoreKind } from "./controller/snapshot-store.ts";
 import { SnapshotStore } from "./controller/snapshot-store.ts";
 import {
   BackendTLSPolicy,
+  BackendTrafficPolicy,
   ListenerSet,
   Gateway as GatewayModel,
   GatewayClass,
@@ -42,6 +43,7 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
   ["ReferenceGrant", ReferenceGrant],
   ["RautaPlugin", RautaPlugin],
   ["BackendTLSPolicy", BackendTLSPolicy],
+  ["BackendTrafficPolicy", BackendTrafficPolicy],
   ["ListenerSet", ListenerSet],
   ["Service", a.Service],
   ["EndpointSlice", a.EndpointSlice],

@@ -1,5 +1,5 @@
 // Kubernetes kinds the control plane reads and writes that kubernetes-fluent-client does not
-// know: every Gateway API kind, our RautaPlugin, and coordination Leases (proxy heartbeats and
+// know: every Gateway API kind, our RautaPlugin and BackendTrafficPolicy, and coordination Leases (proxy heartbeats and
 // leader election). Plurals are explicit: KFC and Pepr otherwise guess "<kind>s", which is wrong
 // for GatewayClass (pepr issue #201).
 import { a, RegisterKind } from "pepr";
@@ -15,6 +15,7 @@ export class ReferenceGrant extends a.GenericKind {}
 export class RautaPlugin extends a.GenericKind {}
 export class BackendTLSPolicy extends a.GenericKind {}
 export class ListenerSet extends a.GenericKind {}
+export class BackendTrafficPolicy extends a.GenericKind {}
 export class Lease extends a.GenericKind {}
 
 RegisterKind(GatewayClass, {
@@ -65,6 +66,12 @@ RegisterKind(RautaPlugin, {
   version: "v1alpha1",
   kind: "RautaPlugin",
   plural: "rautaplugins",
+});
+RegisterKind(BackendTrafficPolicy, {
+  group: "rauta.io",
+  version: "v1alpha1",
+  kind: "BackendTrafficPolicy",
+  plural: "backendtrafficpolicies",
 });
 RegisterKind(Lease, {
   group: "coordination.k8s.io",

@@ -1,7 +1,13 @@
 // compile(snapshot) → { config, statuses }: pure and deterministic. The same objects in any
 // order give the same bytes and hash. No I/O, no clock, no Kubernetes client: this module is
 // bundled into the Pepr controller and also runs in `rauta compile|serve`.
-import type { Listener, Route, StreamEntry, VirtualHost } from "../../proxy/config/index.ts";
+import type {
+  Cluster,
+  Listener,
+  Route,
+  StreamEntry,
+  VirtualHost,
+} from "../../proxy/config/index.ts";
 import { CONFIG_API_VERSION, sealConfig } from "../../proxy/config/index.ts";
 import { attachRoute } from "./attachment.ts";
 import type { AttachedRoute } from "./kind-conflicts.ts";
@@ -25,6 +31,8 @@ import {
 } from "./gateways.ts";
 import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
+import { ServedRoutes } from "./served-routes.ts";
+import { TrafficPolicies } from "./traffic-policies.ts";
 import type { RankedEntry } from "./precedence.ts";
 import { comparePrecedence } from "./precedence.ts";
 import type { KindedRoute } from "./rules.ts";
@@ -167,7 +175,13 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     ...(snapshot.pluginModules ? { modules: snapshot.pluginModules } : {}),
     ...(options.builtinPluginSchemas ? { builtinSchemas: options.builtinPluginSchemas } : {}),
   });
-  const routes = new Map<string, Route>();
+  const traffic = new TrafficPolicies(sortedByKey(snapshot.backendTrafficPolicies ?? []), {
+    gateways: snapshot.gateways,
+    httpRoutes: snapshot.httpRoutes,
+    grpcRoutes: snapshot.grpcRoutes ?? [],
+    services: snapshot.services,
+  });
+  const served = new ServedRoutes();
   const sockets = new Map<string, SocketEntries>();
 
   const kinded: KindedRoute[] = [
@@ -248,6 +262,31 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
           addTo(clusterGateways, id, attachment.gateway.key);
       for (const listener of attachment.allowed) {
         const hostnames = attachment.hostnames.get(listener) ?? [];
+        // the config routes this listener serves the rules as (BackendTrafficPolicies), made
+        // when a hostname is first served so rules nobody serves stay out of the config
+        let ruleIds: string[] | undefined;
+        const idsHere = () =>
+          (ruleIds ??=
+            kind === "TLSRoute"
+              ? translation.rules
+                  .slice(0, 1)
+                  .map(rule => served.serve(rule.route, traffic.effective(null, listener), true))
+              : translation.rules.map(rule =>
+                  served.serve(
+                    rule.route,
+                    traffic.effective(
+                      {
+                        kind,
+                        namespace: route.metadata.namespace ?? "default",
+                        name: route.metadata.name,
+                        ...(rule.route.source.ruleName
+                          ? { ruleName: rule.route.source.ruleName }
+                          : {}),
+                      },
+                      listener,
+                    ),
+                  ),
+                ));
         // A route counts on the listeners its hostnames intersect (conformance:
         // HTTPRouteHostnameIntersection), whether or not the listener itself is usable.
         if (hostnames.length === 0) continue;
@@ -262,27 +301,26 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
           const socket = sockets.get(listener.socket) ?? { hosts: new Map(), streams: new Map() };
           sockets.set(listener.socket, socket);
           if (kind === "TLSRoute") {
-            const rule = translation.rules[0];
-            if (rule === undefined) continue;
-            routes.set(rule.route.id, rule.route);
+            const routeId = idsHere()[0];
+            if (routeId === undefined) continue;
             const rank = `${route.metadata.creationTimestamp || "~"} ${routeKey}`;
             const held = socket.streams.get(hostname);
             if (held === undefined || rank < held.rank)
               socket.streams.set(hostname, {
                 mode: listener.tlsMode ?? "Terminate",
-                routeId: rule.route.id,
+                routeId,
                 rank,
               });
             continue;
           }
           const entries = socket.hosts.get(hostname) ?? [];
           socket.hosts.set(hostname, entries);
-          for (const rule of translation.rules) {
-            routes.set(rule.route.id, rule.route);
+          const ids = idsHere();
+          for (const [r, rule] of translation.rules.entries()) {
             rule.matches.forEach((match, matchIndex) => {
               const grpc = rule.grpcRanks?.[matchIndex];
               entries.push({
-                routeId: rule.route.id,
+                routeId: ids[r]!,
                 match,
                 routeCreated: route.metadata.creationTimestamp ?? "",
                 routeKey,
@@ -303,7 +341,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     });
   }
 
-  const listeners = buildListeners(usableBySocket, sockets, plugins);
+  const { routes, finalId } = served.finalize();
+  const listeners = buildListeners(usableBySocket, sockets, plugins, finalId);
   for (const model of gatewayModels) {
     statuses.push(gatewayStatus(model, now));
     for (const set of model.listenerSets) statuses.push(listenerSetStatus(set, now));
@@ -329,7 +368,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   // A plugin is in use only if a served route or listener runs it (a rejected route that
   // names one does not count).
   const usedPlugins = new Set(listeners.flatMap(l => l.plugins));
-  for (const route of routes.values()) {
+  for (const route of routes) {
     for (const f of [...route.filters, ...route.backends.flatMap(b => b.filters)])
       if (f.type === "Plugin") usedPlugins.add(f.pluginId);
   }
@@ -339,7 +378,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   statuses.push(...tlsPolicies.statuses(policyGateways, controllerName, now));
 
   const usedClusters = new Set<string>();
-  for (const route of routes.values()) for (const id of routeClusters(route)) usedClusters.add(id);
+  for (const route of routes) for (const id of routeClusters(route)) usedClusters.add(id);
   // A TLS backend presents the client certificate of the Gateway its traffic comes through. The
   // config has one cluster per Service port, so when Gateways with different certificates share
   // one, the first Gateway (namespace/name order) with a certificate decides (docs/control-plane.md).
@@ -351,13 +390,19 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
       .find(ref => ref !== undefined);
     if (certificate) cluster.tls.clientCertificate = certificate;
   }
+  // a Service's own policy: the least specific, shapes every cluster of the Service
+  const serviceLayer = (c: Cluster) => traffic.serviceSettings(c.service.namespace, c.service.name);
+  for (const [id, gateways] of clusterGateways) {
+    const cluster = backends.clusters.get(id);
+    const layer = cluster && serviceLayer(cluster);
+    if (layer) for (const gateway of gateways) traffic.usedThrough(layer.policy, gateway);
+  }
+  statuses.push(...traffic.statuses(controllerName, now));
   const body = {
     apiVersion: CONFIG_API_VERSION,
     listeners,
-    routes: [...routes.values()].sort((a, b) => compareStrings(a.id, b.id)),
-    clusters: [...backends.clusters.values()]
-      .filter(c => usedClusters.has(c.id))
-      .sort((a, b) => compareStrings(a.id, b.id)),
+    routes,
+    clusters: served.clusters(backends.clusters, usedClusters, serviceLayer),
     plugins: plugins.compiled(),
   } as const;
   return { config: sealConfig(body, options.generation ?? 1), statuses: sortStatuses(statuses) };
@@ -381,6 +426,7 @@ function buildListeners(
   usableBySocket: Map<string, ListenerModel[]>,
   sockets: Map<string, SocketEntries>,
   plugins: PluginIndex,
+  finalId: (id: string) => string,
 ): Listener[] {
   const result: Listener[] = [];
   for (const [socket, members] of usableBySocket) {
@@ -395,7 +441,7 @@ function buildListeners(
         hosts.set(listener.hostname ?? "*", []);
     const streams =
       tlsListeners.length > 0
-        ? streamEntries(sockets.get(socket)?.streams ?? new Map(), tlsListeners, https)
+        ? streamEntries(sockets.get(socket)?.streams ?? new Map(), tlsListeners, https, finalId)
         : undefined;
     const virtualHosts: VirtualHost[] = [...hosts.entries()]
       .sort(([a], [b]) => compareSpecificity(a, b))
@@ -411,7 +457,7 @@ function buildListeners(
               seen.add(id);
               return true;
             })
-            .map(e => ({ routeId: e.routeId, match: e.match })),
+            .map(e => ({ routeId: finalId(e.routeId), match: e.match })),
         };
       });
     const sources = members
@@ -466,10 +512,11 @@ function streamEntries(
   routed: ReadonlyMap<string, StreamCandidate>,
   tlsListeners: readonly ListenerModel[],
   https: readonly ListenerModel[],
+  finalId: (id: string) => string,
 ): StreamEntry[] {
   const entries = new Map<string, StreamEntry>();
   for (const [hostname, c] of routed)
-    entries.set(hostname, { hostname, mode: c.mode, routeId: c.routeId });
+    entries.set(hostname, { hostname, mode: c.mode, routeId: finalId(c.routeId) });
   for (const l of tlsListeners) {
     const hostname = l.hostname ?? "*";
     if (!entries.has(hostname))
@@ -639,6 +686,7 @@ function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
     TLSRoute: 5,
     RautaPlugin: 6,
     BackendTLSPolicy: 7,
+    BackendTrafficPolicy: 8,
   };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(

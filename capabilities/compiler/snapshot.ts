@@ -10,6 +10,7 @@ import type { ReferenceGrantV1 } from "../../generated/gateway-api/experimental/
 import type { BackendTLSPolicyV1 } from "../../generated/gateway-api/experimental/backendtlspolicy-v1.ts";
 import type { ListenerSetV1 } from "../../generated/gateway-api/experimental/listenerset-v1.ts";
 import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
+import type { BackendTrafficPolicyV1Alpha1 } from "../../generated/rauta/backendtrafficpolicy-v1alpha1.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -33,6 +34,7 @@ export type ReferenceGrant = WithMeta<ReferenceGrantV1>;
 export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
 export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
 export type ListenerSet = WithMeta<ListenerSetV1>;
+export type BackendTrafficPolicy = WithMeta<BackendTrafficPolicyV1Alpha1>;
 
 export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
@@ -127,6 +129,7 @@ export interface Snapshot {
   // optional: snapshots written before BackendTLSPolicy support still compile
   backendTLSPolicies?: BackendTLSPolicy[];
   listenerSets?: ListenerSet[];
+  backendTrafficPolicies?: BackendTrafficPolicy[];
   caBundles?: CaBundle[];
   // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
   // the ConfigMap it names.
@@ -148,6 +151,7 @@ export function emptySnapshot(): Snapshot {
     rautaPlugins: [],
     backendTLSPolicies: [],
     listenerSets: [],
+    backendTrafficPolicies: [],
     caBundles: [],
   };
 }

@@ -86,12 +86,26 @@ export interface BackendTLSPolicyStatus {
   };
 }
 
+export interface BackendTrafficPolicyStatus {
+  kind: "BackendTrafficPolicy";
+  namespace: string;
+  name: string;
+  status: {
+    ancestors: Array<{
+      ancestorRef: ParentRefStatus;
+      controllerName: string;
+      conditions: Condition[];
+    }>;
+  };
+}
+
 export type ObjectStatus =
   | GatewayClassStatus
   | GatewayStatus
   | HTTPRouteStatus
   | RautaPluginStatus
   | BackendTLSPolicyStatus
+  | BackendTrafficPolicyStatus
   | ListenerSetStatus;
 
 export interface CompileOptions {

@@ -22,6 +22,7 @@ import {
 import type { ConfigMapModuleRef, PluginModule } from "../compiler/index.ts";
 import {
   BackendTLSPolicy,
+  BackendTrafficPolicy,
   Gateway,
   GatewayClass,
   GRPCRoute,
@@ -47,6 +48,7 @@ const STATUS_MODELS = {
   TLSRoute,
   RautaPlugin,
   BackendTLSPolicy,
+  BackendTrafficPolicy,
   ListenerSet,
 } as const;
 

@@ -340,9 +340,15 @@ export class Reconciler {
       compiledKeys.add(`${status.kind}/${namespace ?? ""}/${status.name}`);
       targets.push({ kind: status.kind, namespace, name: status.name, compiled: status });
     }
-    // Routes we no longer attach to, and BackendTLSPolicies none of our Gateways use, still
-    // carry our old entries: clear them.
-    for (const kind of ["HTTPRoute", "GRPCRoute", "TLSRoute", "BackendTLSPolicy"] as const)
+    // Routes we no longer attach to, and policies none of our Gateways use, still carry our old
+    // entries: clear them.
+    for (const kind of [
+      "HTTPRoute",
+      "GRPCRoute",
+      "TLSRoute",
+      "BackendTLSPolicy",
+      "BackendTrafficPolicy",
+    ] as const)
       for (const object of this.store.list(kind)) {
         const key = `${kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;
         if (!compiledKeys.has(key))

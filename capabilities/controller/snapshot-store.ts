@@ -24,6 +24,7 @@ export const SNAPSHOT_KINDS = {
   Namespace: "namespaces",
   RautaPlugin: "rautaPlugins",
   BackendTLSPolicy: "backendTLSPolicies",
+  BackendTrafficPolicy: "backendTrafficPolicies",
   ListenerSet: "listenerSets",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
@@ -39,6 +40,7 @@ const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
   "TLSRoute",
   "RautaPlugin",
   "BackendTLSPolicy",
+  "BackendTrafficPolicy",
   "ListenerSet",
 ]);
 

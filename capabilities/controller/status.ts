@@ -42,16 +42,17 @@ export function desiredStatus(
     case "HTTPRoute":
     case "GRPCRoute":
     case "TLSRoute":
-    case "BackendTLSPolicy": {
+    case "BackendTLSPolicy":
+    case "BackendTrafficPolicy": {
       // both lists are atomic and shared with other controllers: ours are replaced, theirs kept
-      const [list, ref] =
-        kind === "BackendTLSPolicy" ? ["ancestors", "ancestorRef"] : ["parents", "parentRef"];
+      const policy = kind === "BackendTLSPolicy" || kind === "BackendTrafficPolicy";
+      const [list, ref] = policy ? ["ancestors", "ancestorRef"] : ["parents", "parentRef"];
       const entries = (current[list] as Json[] | undefined) ?? [];
       const others = entries.filter(p => p.controllerName !== controllerName);
       const ours: Array<{ conditions: Condition[] } & Json> =
         compiled !== undefined && "parents" in compiled.status
           ? compiled.status.parents.map(p => ({ ...p }) as unknown as (typeof ours)[number])
-          : compiled?.kind === "BackendTLSPolicy"
+          : compiled !== undefined && "ancestors" in compiled.status
             ? compiled.status.ancestors.map(a => ({ ...a }) as unknown as (typeof ours)[number])
             : [];
       if (!compiled && others.length === entries.length) return undefined;

@@ -204,6 +204,11 @@ export async function generate(outRoot: string): Promise<{ missingSchemas: strin
     join(outRoot, "rauta"),
     "crds/rautaplugin.yaml",
   );
+  await generateFor(
+    join(repoRoot, "crds/backendtrafficpolicy.yaml"),
+    join(outRoot, "rauta"),
+    "crds/backendtrafficpolicy.yaml",
+  );
   const builtins = builtinPluginsModule(join(repoRoot, "crds/rautaplugin.yaml"));
   writeFileSync(join(outRoot, "rauta", "builtin-plugins.ts"), builtins.source);
   return { missingSchemas: builtins.missing };

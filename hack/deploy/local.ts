@@ -146,6 +146,23 @@ function localProxyManifests(): string {
   return docs.map(d => stringify(d)).join("---\n");
 }
 
+/** RAUTA's own CRDs (crds/*.yaml besides the vendored Gateway API ones), established. */
+export const RAUTA_CRDS = [
+  ["crds/rautaplugin.yaml", "rautaplugins.rauta.io"],
+  ["crds/backendtrafficpolicy.yaml", "backendtrafficpolicies.rauta.io"],
+] as const;
+
+export function installRautaCrds(cluster: Pick<Cluster, "kubectl">): void {
+  for (const [file] of RAUTA_CRDS)
+    cluster.kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(repoRoot, file)]);
+  cluster.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    ...RAUTA_CRDS.map(([, name]) => `crd/${name}`),
+  ]);
+}
+
 export async function deployLocal(options: { channel?: GatewayApiChannel } = {}): Promise<Cluster> {
   step("cluster");
   const cluster = await ensureCluster();
@@ -161,20 +178,8 @@ export async function deployLocal(options: { channel?: GatewayApiChannel } = {})
     KUBECONFIG: cluster.kubeconfig,
     PATH: `${join(repoRoot, "node_modules/.bin")}:${process.env.PATH ?? ""}`,
   };
-  step("RautaPlugin CRD");
-  cluster.kubectl([
-    "apply",
-    "--server-side",
-    "--force-conflicts",
-    "-f",
-    join(repoRoot, "crds/rautaplugin.yaml"),
-  ]);
-  cluster.kubectl([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/rautaplugins.rauta.io",
-  ]);
+  step("RAUTA CRDs");
+  installRautaCrds(cluster);
   step("npx pepr deploy --yes");
   run(join(repoRoot, "node_modules/.bin/pepr"), ["deploy", "--yes"], env);
   step("controller address pool");

@@ -110,6 +110,10 @@ HANDLERS.set("rauta.io/v1alpha1/RautaPlugin", {
   schema: "rauta/rautaplugin-v1alpha1.schema.json",
   add: push("rautaPlugins"),
 });
+HANDLERS.set("rauta.io/v1alpha1/BackendTrafficPolicy", {
+  schema: "rauta/backendtrafficpolicy-v1alpha1.schema.json",
+  add: push("backendTrafficPolicies"),
+});
 HANDLERS.set("v1/Service", { add: push("services") });
 HANDLERS.set("discovery.k8s.io/v1/EndpointSlice", { add: push("endpointSlices") });
 HANDLERS.set("v1/Namespace", { add: push("namespaces") });

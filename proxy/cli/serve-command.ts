@@ -107,7 +107,7 @@ function statusProblems(statuses: ObjectStatus[]): string[] {
     const conditions =
       "parents" in s.status
         ? s.status.parents.flatMap(p => p.conditions)
-        : s.kind === "BackendTLSPolicy"
+        : "ancestors" in s.status
           ? s.status.ancestors.flatMap(a => a.conditions)
           : s.kind === "Gateway"
             ? [...s.status.conditions, ...s.status.listeners.flatMap(l => l.conditions)]

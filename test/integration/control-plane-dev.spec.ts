@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Cluster } from "./helpers/cluster.ts";
 import { ensureCluster, eventually, repoRoot, uniqueNamespace } from "./helpers/cluster.ts";
 import { echoApp, freePort, httpGet } from "./helpers/workloads.ts";
+import { installRautaCrds } from "../../hack/deploy/local.ts";
 
 interface Condition {
   type: string;
@@ -54,13 +55,7 @@ describe("control plane in `npx pepr dev` mode", function () {
       RAUTA_ADDRESS_POOL: GATEWAY_ADDRESS,
       LOG_LEVEL: "info",
     };
-    k.kubectl([
-      "apply",
-      "--server-side",
-      "--force-conflicts",
-      "-f",
-      join(repoRoot, "crds/rautaplugin.yaml"),
-    ]);
+    installRautaCrds(k);
     k.kubectl(["apply", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
     k.kubectl(["create", "namespace", ns]);
     dev = spawn(join(repoRoot, "node_modules/.bin/pepr"), ["dev", "--host", "localhost", "--yes"], {

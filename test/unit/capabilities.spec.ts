@@ -22,6 +22,7 @@ describe("Pepr capabilities", () => {
       import("../../capabilities/reference-grant.ts"),
       import("../../capabilities/rauta-plugin.ts"),
       import("../../capabilities/backends.ts"),
+      import("../../capabilities/backend-traffic-policy.ts"),
     ]);
     capabilities = modules.flatMap(m => Object.values(m)) as unknown as typeof capabilities;
   });
@@ -42,15 +43,17 @@ describe("Pepr capabilities", () => {
       "reference-grant",
       "rauta-plugin",
       "backends",
+      "backend-traffic-policy",
     ]);
   });
 
-  it("validates Gateways, HTTPRoutes and RautaPlugins at admission", () => {
+  it("validates Gateways, HTTPRoutes, RautaPlugins and BackendTrafficPolicies at admission", () => {
     const validating = summary().filter(s => s.endsWith("validate"));
     expect(validating).to.deep.equal([
       "gateway gateway.networking.k8s.io/v1/Gateway(gateways) CREATEORUPDATE validate",
       "http-route gateway.networking.k8s.io/v1/HTTPRoute(httproutes) CREATEORUPDATE validate",
       "rauta-plugin rauta.io/v1alpha1/RautaPlugin(rautaplugins) CREATEORUPDATE validate",
+      "backend-traffic-policy rauta.io/v1alpha1/BackendTrafficPolicy(backendtrafficpolicies) CREATEORUPDATE validate",
     ]);
   });
 
@@ -62,6 +65,7 @@ describe("Pepr capabilities", () => {
       "HTTPRoute(httproutes)",
       "ReferenceGrant(referencegrants)",
       "RautaPlugin(rautaplugins)",
+      "BackendTrafficPolicy(backendtrafficpolicies)",
       "Service",
       "EndpointSlice",
       "Secret",

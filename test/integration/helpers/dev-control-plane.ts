@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Cluster } from "./cluster.ts";
 import { ensureCluster, eventually, repoRoot } from "./cluster.ts";
 import { freePort } from "./workloads.ts";
-import { namespacesSettled } from "../../../hack/deploy/local.ts";
+import { installRautaCrds, namespacesSettled } from "../../../hack/deploy/local.ts";
 
 export interface DevControlPlaneOptions {
   /** loopback addresses the controller hands to Gateways, in order */
@@ -58,14 +58,7 @@ export async function startDevControlPlane(
   // undeployLocal, deleting both namespaces without waiting): nothing can be created in a
   // namespace that is still terminating.
   await namespacesSettled(k);
-  k.kubectl([
-    "apply",
-    "--server-side",
-    "--force-conflicts",
-    "-f",
-    join(repoRoot, "crds/rautaplugin.yaml"),
-  ]);
-  k.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/rautaplugins.rauta.io"]);
+  installRautaCrds(k);
   k.kubectl(["apply", "-f", join(repoRoot, "proxy/deploy/base.yaml")]);
   let devLog = "";
   let proxyLog = "";

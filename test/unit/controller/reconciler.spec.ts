@@ -356,6 +356,73 @@ describe("reconciler", () => {
     expect(parents().map(p => p.controllerName)).to.deep.equal(["example.com/other"]);
   });
 
+  it("publishes a BackendTrafficPolicy's settings, writes its ancestors beside other controllers', and clears ours when it no longer applies", async () => {
+    const store = new SnapshotStore();
+    seed(store);
+    const foreign = {
+      ancestorRef: { group: "gateway.networking.k8s.io", kind: "Gateway", name: "theirs" },
+      controllerName: "example.com/other",
+      conditions: [],
+    };
+    const policy = (target: string) => ({
+      metadata: { name: "limit", namespace: "default", generation: 1 },
+      spec: {
+        targetRefs: [{ group: "gateway.networking.k8s.io", kind: "HTTPRoute", name: target }],
+        rateLimit: { local: { requests: 5, unit: "Second" } },
+      },
+      status: { ancestors: [foreign] },
+    });
+    store.upsert("BackendTrafficPolicy", policy("web"));
+    const io = new MemoryIO(store);
+    const reconciler = new Reconciler(store, io, { now });
+    await reconciler.reconcileOnce();
+    expect(io.configs.at(-1)!.routes[0]!.rateLimit).to.deep.equal({
+      requests: 5,
+      intervalMs: 1000,
+      burst: 5,
+      key: { type: "ClientIP" },
+    });
+    const ancestors = () =>
+      (
+        store.get("BackendTrafficPolicy", "default", "limit")!.status as {
+          ancestors: Array<{ controllerName: string; conditions: Array<{ reason: string }> }>;
+        }
+      ).ancestors;
+    expect(ancestors().map(a => [a.controllerName, a.conditions[0]?.reason])).to.deep.equal([
+      ["example.com/other", undefined],
+      ["rauta.io/gateway-controller", "Accepted"],
+    ]);
+    const retarget = (kind: string, name: string, generation: number) =>
+      store.upsert("BackendTrafficPolicy", {
+        ...policy(name),
+        spec: {
+          ...policy(name).spec,
+          targetRefs: [{ group: "gateway.networking.k8s.io", kind, name }],
+        },
+        metadata: { name: "limit", namespace: "default", generation },
+        status: store.get("BackendTrafficPolicy", "default", "limit")!.status,
+      });
+    // retargeted at a route that does not exist: ours says so, the limit is gone
+    retarget("HTTPRoute", "elsewhere", 2);
+    await reconciler.reconcileOnce();
+    expect(ancestors().map(a => [a.controllerName, a.conditions[0]?.reason])).to.deep.equal([
+      ["example.com/other", undefined],
+      ["rauta.io/gateway-controller", "TargetNotFound"],
+    ]);
+    expect(io.configs.at(-1)!.routes[0]!.rateLimit).to.equal(undefined);
+    // at another controller's Gateway: not ours to judge, our entry goes and theirs stays
+    store.upsert("Gateway", {
+      metadata: { name: "theirs", namespace: "default", generation: 1 },
+      spec: {
+        gatewayClassName: "other",
+        listeners: [{ name: "http", port: 80, protocol: "HTTP" }],
+      },
+    });
+    retarget("Gateway", "theirs", 3);
+    await reconciler.reconcileOnce();
+    expect(ancestors().map(a => a.controllerName)).to.deep.equal(["example.com/other"]);
+  });
+
   it("debounces bursts of changes into one compile and retries failures with backoff", async () => {
     const store = new SnapshotStore();
     seed(store);
