@@ -90,7 +90,9 @@ export class ServedRoutes {
 
 const provisional = (id: string, key: string) => (key === "" ? id : `${id}@${key}`);
 
-export function withSettings(c: Cluster, s: TrafficSettings): Cluster {
+export function withSettings(c: Cluster, shared: TrafficSettings): Cluster {
+  // copies: clusters sharing one policy's objects would print as YAML aliases
+  const s = structuredClone(shared);
   const out: Cluster = { ...c };
   if (s.loadBalancer) {
     delete out.hashOn;
