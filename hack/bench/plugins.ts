@@ -13,9 +13,7 @@
 //   npm run bench:plugins -- --no-write
 import crypto from "node:crypto";
 import { execFileSync, spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import wabtInit from "wabt";
@@ -26,19 +24,17 @@ import { LoadedPlugin } from "../../proxy/plugins/loaded-plugin.ts";
 import { ModuleStore } from "../../proxy/plugins/modules.ts";
 import { Metrics } from "../../proxy/observability/metrics.ts";
 import { silentLogger } from "../../proxy/observability/logger.ts";
+import { serveWorkerOf, startNginxUpstream, startServe, upstreamYaml } from "./serve-target.ts";
+import type { ServeTarget } from "./serve-target.ts";
 import {
   CONNECTIONS,
   DURATION,
   ROOT,
-  childrenOf,
-  cmdline,
   ensureTools,
   kill,
   measured,
   peakRssKb,
-  proc,
   runWrk,
-  waitPort,
   writeBenchmarkSection,
 } from "./lib.ts";
 import type { Result } from "./lib.ts";
@@ -134,16 +130,7 @@ spec:
   parentRefs: [{ name: bench }]
   rules:
 ${spin ? `${rule("/spin", [spin])}\n` : ""}${rule("/", plugins)}`,
-    `apiVersion: v1
-kind: Service
-metadata: { name: up, namespace: default }
-spec: { ports: [{ name: http, port: 80 }] }`,
-    `apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: up, namespace: default, labels: { kubernetes.io/service-name: up } }
-addressType: IPv4
-ports: [{ name: http, port: ${upstream}, protocol: TCP }]
-endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]`,
+    upstreamYaml(upstream),
   ];
   for (const p of spin ? [...plugins, spin] : plugins) {
     const name = p.id.split("/")[1]!;
@@ -167,56 +154,13 @@ spec:
   return `${docs.join("\n---\n")}\n`;
 }
 
-interface Target {
-  name: string;
-  url: string;
-  headers: string[];
-  dir: string;
-  metricsPort: number;
-  p: ChildProcess | null;
+interface Target extends ServeTarget {
   /** load on another route while this target is measured */
   attack?: string;
 }
 
-async function start(t: Target) {
-  t.p = proc(
-    NODE,
-    [
-      "proxy/bin/rauta.ts",
-      "serve",
-      "-f",
-      t.dir,
-      "--workers",
-      "1",
-      "--metrics-port",
-      String(t.metricsPort),
-      "--address",
-      "127.0.0.1",
-      "--no-watch",
-    ],
-    t.name,
-    { RAUTA_LOG_LEVEL: "error" },
-  );
-  await waitPort(Number(new URL(t.url).port), 120_000);
-  // ready = the config (and its plugins) is served
-  for (let i = 0; i < 600; i++) {
-    const ok = await new Promise<boolean>(r =>
-      http
-        .get(
-          `http://127.0.0.1:${t.metricsPort}/readyz`,
-          res => (res.resume(), r(res.statusCode === 200)),
-        )
-        .on("error", () => r(false)),
-    );
-    if (ok) return;
-    await new Promise(r => setTimeout(r, 200));
-  }
-  throw new Error(`${t.name} never became ready`);
-}
-
-/** the serving worker (not the primary, not an esbuild service it may still be stopping) */
-const workerOf = (t: Target) =>
-  childrenOf(t.p!.pid!).filter(pid => cmdline(pid).includes("serve-worker"));
+const start = (t: Target) => startServe(t);
+const workerOf = serveWorkerOf;
 
 // About 20 requests a second to the spinning route, from a process of its own (wrk runs with
 // execFileSync, which blocks this one), until stopped; it reports how many it sent.
@@ -308,17 +252,7 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-plugins-"));
   const dir = tmp;
   const up = await freePort();
-  const nginxConf = path.join(dir, "nginx.conf");
-  fs.writeFileSync(
-    nginxConf,
-    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000;
-  server { listen 127.0.0.1:${up}; location / { default_type text/plain; return 200 "${"x".repeat(100)}"; } } }
-`,
-  );
-  const upstream = proc("nginx", ["-c", nginxConf, "-p", dir], "upstream");
-  await waitPort(up);
+  const upstream = await startNginxUpstream(dir, up);
 
   const targets: Target[] = [];
   const add = async (name: string, plugins: Plugin[], headers: string[] = [], spin = false) => {
