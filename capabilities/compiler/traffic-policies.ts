@@ -5,10 +5,11 @@
 // namespace/name); later ones are Accepted False, Conflicted, for that target. Across targets the
 // most specific attachment wins section by section: the HTTPRoute/GRPCRoute rule (sectionName),
 // the route, the Gateway listener (sectionName), the Gateway, the Service.
-import type { MakeCondition, Problem } from "./conditions.ts";
-import { conditionFactory } from "./conditions.ts";
+import type { MakeCondition } from "./conditions.ts";
 import type { ListenerModel } from "./gateways.ts";
 import { compareStrings } from "./order.ts";
+import { PolicyAttachment, policyKeyOf, targetKey } from "./policy-attachment.ts";
+import type { AttachedModel, TargetExists } from "./policy-attachment.ts";
 import type { BackendTrafficPolicy, Gateway, GRPCRoute, HTTPRoute, Service } from "./snapshot.ts";
 import {
   CLUSTER_SECTIONS,
@@ -17,21 +18,11 @@ import {
   compileTrafficSpec,
 } from "./traffic-settings.ts";
 import type { TrafficSection, TrafficSettings } from "./traffic-settings.ts";
-import type { BackendTrafficPolicyStatus, Condition, ParentRefStatus } from "./types.ts";
+import type { BackendTrafficPolicyStatus, Condition } from "./types.ts";
 
 export type RoutableKind = "HTTPRoute" | "GRPCRoute";
 
-interface PolicyModel {
-  key: string;
-  policy: BackendTrafficPolicy;
-  settings?: TrafficSettings;
-  invalid?: Problem;
-  /** targets that do not exist, and targets an older policy holds */
-  notFound: Array<{ ref: ParentRefStatus; message: string }>;
-  conflicted: Array<{ ref: ParentRefStatus; message: string }>;
-  /** Gateways ("<namespace>/<name>") whose traffic this policy shapes */
-  gateways: Set<string>;
-}
+type Model = AttachedModel<BackendTrafficPolicy, TrafficSettings>;
 
 /** The policy a layer contributes, with its settings. */
 export interface Layer {
@@ -49,16 +40,6 @@ export interface EffectiveTraffic {
   policies: string[];
 }
 
-const GATEWAY_GROUP = "gateway.networking.k8s.io";
-const keyOf = (m: { namespace?: string; name: string }) => `${m.namespace ?? "default"}/${m.name}`;
-
-function olderFirst(a: BackendTrafficPolicy, b: BackendTrafficPolicy): number {
-  return (
-    compareStrings(a.metadata.creationTimestamp ?? "", b.metadata.creationTimestamp ?? "") ||
-    compareStrings(keyOf(a.metadata), keyOf(b.metadata))
-  );
-}
-
 export interface TrafficTargets {
   gateways: readonly Gateway[];
   httpRoutes: readonly HTTPRoute[];
@@ -67,60 +48,15 @@ export interface TrafficTargets {
 }
 
 export class TrafficPolicies {
-  private readonly models: PolicyModel[] = [];
-  /** target key → the winning policy */
-  private readonly byTarget = new Map<string, PolicyModel>();
+  private readonly attachment: PolicyAttachment<BackendTrafficPolicy, TrafficSettings>;
 
   constructor(policies: readonly BackendTrafficPolicy[], targets: TrafficTargets) {
-    const exists = targetIndex(targets);
-    for (const policy of [...policies].sort(olderFirst)) {
-      const namespace = policy.metadata.namespace ?? "default";
-      const model: PolicyModel = {
-        key: keyOf(policy.metadata),
-        policy,
-        notFound: [],
-        conflicted: [],
-        gateways: new Set(),
-      };
-      this.models.push(model);
-      const compiled = compileTrafficSpec(policy.spec);
-      if (Array.isArray(compiled)) {
-        model.invalid = {
-          reason: "Invalid",
-          message: compiled.map(p => p.message).join("; "),
-        };
-        continue;
-      }
-      model.settings = compiled;
-      for (const t of policy.spec.targetRefs ?? []) {
-        const ref: ParentRefStatus = {
-          group: t.group,
-          kind: t.kind,
-          namespace,
-          name: t.name,
-          ...(t.sectionName ? { sectionName: t.sectionName } : {}),
-        };
-        const key = `${t.kind}/${namespace}/${t.name}/${t.sectionName ?? ""}`;
-        const missing = exists(t.kind, namespace, t.name, t.sectionName);
-        if (missing !== undefined) {
-          model.notFound.push({ ref, message: missing });
-          continue;
-        }
-        const holder = this.byTarget.get(key);
-        if (holder !== undefined) {
-          model.conflicted.push({
-            ref,
-            message: `BackendTrafficPolicy ${holder.key} is older and targets the same ${describe(t)}; only one policy applies per target`,
-          });
-          continue;
-        }
-        this.byTarget.set(key, model);
-      }
-    }
-  }
-
-  private layer(key: string): PolicyModel | undefined {
-    return this.byTarget.get(key);
+    this.attachment = new PolicyAttachment(
+      "BackendTrafficPolicy",
+      policies,
+      p => compileTrafficSpec(p.spec),
+      targetIndex(targets),
+    );
   }
 
   /**
@@ -133,17 +69,18 @@ export class TrafficPolicies {
   ): EffectiveTraffic | null {
     const gatewayNs = listener.gateway.metadata.namespace ?? "default";
     const gatewayName = listener.gateway.metadata.name;
-    const candidates: Array<PolicyModel | undefined> = [];
+    const holder = (key: string) => this.attachment.holder(key);
+    const candidates: Array<Model | undefined> = [];
     if (route) {
-      const base = `${route.kind}/${route.namespace}/${route.name}/`;
-      if (route.ruleName) candidates.push(this.layer(base + route.ruleName));
-      candidates.push(this.layer(base));
+      if (route.ruleName)
+        candidates.push(holder(targetKey(route.kind, route.namespace, route.name, route.ruleName)));
+      candidates.push(holder(targetKey(route.kind, route.namespace, route.name)));
     }
     // a ListenerSet's listeners are not the Gateway's sections
     if (listener.owner.kind === "Gateway")
-      candidates.push(this.layer(`Gateway/${gatewayNs}/${gatewayName}/${listener.name}`));
-    candidates.push(this.layer(`Gateway/${gatewayNs}/${gatewayName}/`));
-    const layers = candidates.filter((m): m is PolicyModel => m !== undefined);
+      candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName, listener.name)));
+    candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName)));
+    const layers = candidates.filter((m): m is Model => m !== undefined);
     if (layers.length === 0) return null;
     const settings: TrafficSettings = {};
     const won = new Map<TrafficSection, string>();
@@ -169,97 +106,34 @@ export class TrafficPolicies {
 
   /** The cluster sections a Service's own policy sets (the least specific attachment). */
   serviceSettings(namespace: string, name: string): Layer | undefined {
-    const m = this.layer(`Service/${namespace}/${name}/`);
+    const m = this.attachment.holder(targetKey("Service", namespace, name));
     return m ? { policy: m.key, settings: m.settings! } : undefined;
   }
 
   /** A Service policy reaches a Gateway when one of its routes sends to that Service. */
   usedThrough(policy: string, gatewayKey: string): void {
-    this.models.find(m => m.key === policy)?.gateways.add(gatewayKey);
+    this.attachment.usedIn(policy, gatewayKey);
   }
 
   statuses(controllerName: string, now: string): BackendTrafficPolicyStatus[] {
-    const out: BackendTrafficPolicyStatus[] = [];
-    for (const model of [...this.models].sort((a, b) => compareStrings(a.key, b.key))) {
-      const condition = conditionFactory(model.policy.metadata.generation, now);
-      const namespace = model.policy.metadata.namespace ?? "default";
-      // one entry per ancestor: a target that failed under a Gateway the policy otherwise
-      // applies in is a note on that Gateway's Accepted condition, not a second entry
-      const ancestors = new Map<
-        string,
-        { ancestorRef: ParentRefStatus; conditions: Condition[] }
-      >();
-      const refKey = (r: ParentRefStatus) =>
-        `${r.group}/${r.kind}/${r.namespace}/${r.name}/${r.sectionName ?? ""}`;
-      const failed = (ref: ParentRefStatus, reason: string, message: string) => {
-        const held = ancestors.get(refKey(ref));
-        if (held) {
-          const c = held.conditions[0]!;
-          held.conditions = [{ ...c, message: `${c.message}; ${message}` }];
-        } else
-          ancestors.set(refKey(ref), {
-            ancestorRef: ref,
-            conditions: [condition("Accepted", false, reason, message)],
-          });
-      };
-      if (model.invalid) {
-        for (const t of model.policy.spec.targetRefs ?? [])
-          failed(
-            {
-              group: t.group,
-              kind: t.kind,
-              namespace,
-              name: t.name,
-              ...(t.sectionName ? { sectionName: t.sectionName } : {}),
-            },
-            "Invalid",
-            model.invalid.message,
-          );
-      } else {
-        for (const gateway of [...model.gateways].sort(compareStrings)) {
-          const [ns, name] = gateway.split("/") as [string, string];
-          const ancestorRef = { group: GATEWAY_GROUP, kind: "Gateway", namespace: ns, name };
-          ancestors.set(refKey(ancestorRef), {
-            ancestorRef,
-            conditions: [accepted(condition, model)],
-          });
-        }
-        for (const { ref, message } of model.notFound) failed(ref, "TargetNotFound", message);
-        for (const { ref, message } of model.conflicted) failed(ref, "Conflicted", message);
-      }
-      if (ancestors.size === 0) continue;
-      out.push({
-        kind: "BackendTrafficPolicy",
-        namespace,
-        name: model.policy.metadata.name,
-        status: {
-          ancestors: [...ancestors.values()]
-            .slice(0, 16)
-            .map(a => ({ ancestorRef: a.ancestorRef, controllerName, conditions: a.conditions })),
-        },
-      });
-    }
-    return out;
+    return this.attachment.statuses(controllerName, now, accepted) as BackendTrafficPolicyStatus[];
   }
 }
 
-function accepted(condition: MakeCondition, model: PolicyModel): Condition {
+function accepted(model: Model, condition: MakeCondition): Condition {
   const sections = SECTIONS.filter(s => model.settings![s] !== undefined)
     .map(s => SECTION_FIELDS[s])
     .join(", ");
   return condition("Accepted", true, "Accepted", `policy applies: ${sections}`);
 }
 
-function describe(t: { kind: string; name: string; sectionName?: string }): string {
-  return `${t.kind} ${t.name}${t.sectionName ? ` (sectionName ${t.sectionName})` : ""}`;
-}
-
 // undefined: the target exists; otherwise why it does not.
-function targetIndex(
-  targets: TrafficTargets,
-): (kind: string, namespace: string, name: string, section?: string) => string | undefined {
+function targetIndex(targets: TrafficTargets): TargetExists {
   const gateways = new Map(
-    targets.gateways.map(g => [keyOf(g.metadata), new Set(g.spec.listeners.map(l => l.name))]),
+    targets.gateways.map(g => [
+      policyKeyOf(g.metadata),
+      new Set(g.spec.listeners.map(l => l.name)),
+    ]),
   );
   const routes = new Map<string, Set<string>>();
   for (const [kind, list] of [
@@ -268,10 +142,10 @@ function targetIndex(
   ] as const)
     for (const r of list)
       routes.set(
-        `${kind}/${keyOf(r.metadata)}`,
+        `${kind}/${policyKeyOf(r.metadata)}`,
         new Set((r.spec.rules ?? []).flatMap(rule => (rule.name ? [rule.name] : []))),
       );
-  const services = new Set(targets.services.map(s => keyOf(s.metadata)));
+  const services = new Set(targets.services.map(s => policyKeyOf(s.metadata)));
   return (kind, namespace, name, section) => {
     const key = `${namespace}/${name}`;
     if (kind === "Gateway") {
