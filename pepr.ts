@@ -3,6 +3,7 @@ import { PeprModule } from "pepr";
 import cfg from "./package.json" with { type: "json" };
 import { BackendTLSPolicyCapability } from "./capabilities/backend-tls-policy.ts";
 import { BackendTrafficPolicyCapability } from "./capabilities/backend-traffic-policy.ts";
+import { ClientTrafficPolicyCapability } from "./capabilities/client-traffic-policy.ts";
 import { BackendsCapability } from "./capabilities/backends.ts";
 import { GatewayCapability } from "./capabilities/gateway.ts";
 import { GatewayClassCapability } from "./capabilities/gateway-class.ts";
@@ -24,5 +25,6 @@ new PeprModule(cfg, [
   BackendsCapability,
   BackendTLSPolicyCapability,
   BackendTrafficPolicyCapability,
+  ClientTrafficPolicyCapability,
   ListenerSetCapability,
 ]);

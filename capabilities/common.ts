@@ -18,6 +18,7 @@ import { SnapshotStore } from "./controller/snapshot-store.ts";
 import {
   BackendTLSPolicy,
   BackendTrafficPolicy,
+  ClientTrafficPolicy,
   ListenerSet,
   Gateway as GatewayModel,
   GatewayClass,
@@ -44,6 +45,7 @@ const LISTED: Array<[StoreKind, GenericClass]> = [
   ["RautaPlugin", RautaPlugin],
   ["BackendTLSPolicy", BackendTLSPolicy],
   ["BackendTrafficPolicy", BackendTrafficPolicy],
+  ["ClientTrafficPolicy", ClientTrafficPolicy],
   ["ListenerSet", ListenerSet],
   ["Service", a.Service],
   ["EndpointSlice", a.EndpointSlice],

@@ -1,5 +1,5 @@
 // Kubernetes kinds the control plane reads and writes that kubernetes-fluent-client does not
-// know: every Gateway API kind, our RautaPlugin and BackendTrafficPolicy, and coordination Leases (proxy heartbeats and
+// know: every Gateway API kind, our RautaPlugin and policies, and coordination Leases (proxy heartbeats and
 // leader election). Plurals are explicit: KFC and Pepr otherwise guess "<kind>s", which is wrong
 // for GatewayClass (pepr issue #201).
 import { a, RegisterKind } from "pepr";
@@ -16,6 +16,7 @@ export class RautaPlugin extends a.GenericKind {}
 export class BackendTLSPolicy extends a.GenericKind {}
 export class ListenerSet extends a.GenericKind {}
 export class BackendTrafficPolicy extends a.GenericKind {}
+export class ClientTrafficPolicy extends a.GenericKind {}
 export class Lease extends a.GenericKind {}
 
 RegisterKind(GatewayClass, {
@@ -72,6 +73,12 @@ RegisterKind(BackendTrafficPolicy, {
   version: "v1alpha1",
   kind: "BackendTrafficPolicy",
   plural: "backendtrafficpolicies",
+});
+RegisterKind(ClientTrafficPolicy, {
+  group: "rauta.io",
+  version: "v1alpha1",
+  kind: "ClientTrafficPolicy",
+  plural: "clienttrafficpolicies",
 });
 RegisterKind(Lease, {
   group: "coordination.k8s.io",

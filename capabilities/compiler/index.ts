@@ -31,6 +31,7 @@ import {
 } from "./gateways.ts";
 import { compareSpecificity } from "./hostnames.ts";
 import { PluginIndex } from "./plugins.ts";
+import { ClientPolicies } from "./client-policies.ts";
 import { ServedRoutes } from "./served-routes.ts";
 import { TrafficPolicies } from "./traffic-policies.ts";
 import type { RankedEntry } from "./precedence.ts";
@@ -182,6 +183,10 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     services: snapshot.services,
   });
   const served = new ServedRoutes();
+  const clientPolicies = new ClientPolicies(
+    sortedByKey(snapshot.clientTrafficPolicies ?? []),
+    snapshot.gateways,
+  );
   const sockets = new Map<string, SocketEntries>();
 
   const kinded: KindedRoute[] = [
@@ -342,7 +347,8 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
   }
 
   const { routes, finalId } = served.finalize();
-  const listeners = buildListeners(usableBySocket, sockets, plugins, finalId);
+  const listeners = buildListeners(usableBySocket, sockets, plugins, finalId, clientPolicies);
+  statuses.push(...clientPolicies.statuses(controllerName, now));
   for (const model of gatewayModels) {
     statuses.push(gatewayStatus(model, now));
     for (const set of model.listenerSets) statuses.push(listenerSetStatus(set, now));
@@ -427,6 +433,7 @@ function buildListeners(
   sockets: Map<string, SocketEntries>,
   plugins: PluginIndex,
   finalId: (id: string) => string,
+  clientPolicies: ClientPolicies,
 ): Listener[] {
   const result: Listener[] = [];
   for (const [socket, members] of usableBySocket) {
@@ -498,6 +505,7 @@ function buildListeners(
         : {}),
       sources,
       plugins: [...pluginIds].sort(),
+      ...clientPolicies.forSocket(members, first.port),
       virtualHosts,
       ...(streams ? { streams } : {}),
     });
@@ -687,6 +695,7 @@ function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
     RautaPlugin: 6,
     BackendTLSPolicy: 7,
     BackendTrafficPolicy: 8,
+    ClientTrafficPolicy: 9,
   };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(

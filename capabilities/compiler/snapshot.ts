@@ -11,6 +11,7 @@ import type { BackendTLSPolicyV1 } from "../../generated/gateway-api/experimenta
 import type { ListenerSetV1 } from "../../generated/gateway-api/experimental/listenerset-v1.ts";
 import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
 import type { BackendTrafficPolicyV1Alpha1 } from "../../generated/rauta/backendtrafficpolicy-v1alpha1.ts";
+import type { ClientTrafficPolicyV1Alpha1 } from "../../generated/rauta/clienttrafficpolicy-v1alpha1.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -35,6 +36,7 @@ export type RautaPlugin = WithMeta<RautaPluginV1Alpha1>;
 export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
 export type ListenerSet = WithMeta<ListenerSetV1>;
 export type BackendTrafficPolicy = WithMeta<BackendTrafficPolicyV1Alpha1>;
+export type ClientTrafficPolicy = WithMeta<ClientTrafficPolicyV1Alpha1>;
 
 export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
@@ -130,6 +132,7 @@ export interface Snapshot {
   backendTLSPolicies?: BackendTLSPolicy[];
   listenerSets?: ListenerSet[];
   backendTrafficPolicies?: BackendTrafficPolicy[];
+  clientTrafficPolicies?: ClientTrafficPolicy[];
   caBundles?: CaBundle[];
   // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
   // the ConfigMap it names.
@@ -152,6 +155,7 @@ export function emptySnapshot(): Snapshot {
     backendTLSPolicies: [],
     listenerSets: [],
     backendTrafficPolicies: [],
+    clientTrafficPolicies: [],
     caBundles: [],
   };
 }

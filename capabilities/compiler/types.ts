@@ -99,6 +99,13 @@ export interface BackendTrafficPolicyStatus {
   };
 }
 
+export interface ClientTrafficPolicyStatus {
+  kind: "ClientTrafficPolicy";
+  namespace: string;
+  name: string;
+  status: BackendTrafficPolicyStatus["status"];
+}
+
 export type ObjectStatus =
   | GatewayClassStatus
   | GatewayStatus
@@ -106,6 +113,7 @@ export type ObjectStatus =
   | RautaPluginStatus
   | BackendTLSPolicyStatus
   | BackendTrafficPolicyStatus
+  | ClientTrafficPolicyStatus
   | ListenerSetStatus;
 
 export interface CompileOptions {

@@ -23,6 +23,7 @@ import type { ConfigMapModuleRef, PluginModule } from "../compiler/index.ts";
 import {
   BackendTLSPolicy,
   BackendTrafficPolicy,
+  ClientTrafficPolicy,
   Gateway,
   GatewayClass,
   GRPCRoute,
@@ -49,6 +50,7 @@ const STATUS_MODELS = {
   RautaPlugin,
   BackendTLSPolicy,
   BackendTrafficPolicy,
+  ClientTrafficPolicy,
   ListenerSet,
 } as const;
 

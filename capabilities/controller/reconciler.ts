@@ -348,6 +348,7 @@ export class Reconciler {
       "TLSRoute",
       "BackendTLSPolicy",
       "BackendTrafficPolicy",
+      "ClientTrafficPolicy",
     ] as const)
       for (const object of this.store.list(kind)) {
         const key = `${kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;

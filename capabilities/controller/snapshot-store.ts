@@ -25,6 +25,7 @@ export const SNAPSHOT_KINDS = {
   RautaPlugin: "rautaPlugins",
   BackendTLSPolicy: "backendTLSPolicies",
   BackendTrafficPolicy: "backendTrafficPolicies",
+  ClientTrafficPolicy: "clientTrafficPolicies",
   ListenerSet: "listenerSets",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
@@ -41,6 +42,7 @@ const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
   "RautaPlugin",
   "BackendTLSPolicy",
   "BackendTrafficPolicy",
+  "ClientTrafficPolicy",
   "ListenerSet",
 ]);
 

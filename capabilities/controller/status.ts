@@ -43,9 +43,10 @@ export function desiredStatus(
     case "GRPCRoute":
     case "TLSRoute":
     case "BackendTLSPolicy":
-    case "BackendTrafficPolicy": {
+    case "BackendTrafficPolicy":
+    case "ClientTrafficPolicy": {
       // both lists are atomic and shared with other controllers: ours are replaced, theirs kept
-      const policy = kind === "BackendTLSPolicy" || kind === "BackendTrafficPolicy";
+      const policy = kind.endsWith("Policy");
       const [list, ref] = policy ? ["ancestors", "ancestorRef"] : ["parents", "parentRef"];
       const entries = (current[list] as Json[] | undefined) ?? [];
       const others = entries.filter(p => p.controllerName !== controllerName);

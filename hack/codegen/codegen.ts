@@ -204,11 +204,12 @@ export async function generate(outRoot: string): Promise<{ missingSchemas: strin
     join(outRoot, "rauta"),
     "crds/rautaplugin.yaml",
   );
-  await generateFor(
-    join(repoRoot, "crds/backendtrafficpolicy.yaml"),
-    join(outRoot, "rauta"),
-    "crds/backendtrafficpolicy.yaml",
-  );
+  for (const crd of ["backendtrafficpolicy", "clienttrafficpolicy"])
+    await generateFor(
+      join(repoRoot, `crds/${crd}.yaml`),
+      join(outRoot, "rauta"),
+      `crds/${crd}.yaml`,
+    );
   const builtins = builtinPluginsModule(join(repoRoot, "crds/rautaplugin.yaml"));
   writeFileSync(join(outRoot, "rauta", "builtin-plugins.ts"), builtins.source);
   return { missingSchemas: builtins.missing };

@@ -150,6 +150,7 @@ function localProxyManifests(): string {
 export const RAUTA_CRDS = [
   ["crds/rautaplugin.yaml", "rautaplugins.rauta.io"],
   ["crds/backendtrafficpolicy.yaml", "backendtrafficpolicies.rauta.io"],
+  ["crds/clienttrafficpolicy.yaml", "clienttrafficpolicies.rauta.io"],
 ] as const;
 
 export function installRautaCrds(cluster: Pick<Cluster, "kubectl">): void {

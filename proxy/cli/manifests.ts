@@ -114,6 +114,10 @@ HANDLERS.set("rauta.io/v1alpha1/BackendTrafficPolicy", {
   schema: "rauta/backendtrafficpolicy-v1alpha1.schema.json",
   add: push("backendTrafficPolicies"),
 });
+HANDLERS.set("rauta.io/v1alpha1/ClientTrafficPolicy", {
+  schema: "rauta/clienttrafficpolicy-v1alpha1.schema.json",
+  add: push("clientTrafficPolicies"),
+});
 HANDLERS.set("v1/Service", { add: push("services") });
 HANDLERS.set("discovery.k8s.io/v1/EndpointSlice", { add: push("endpointSlices") });
 HANDLERS.set("v1/Namespace", { add: push("namespaces") });

@@ -213,6 +213,36 @@ export const StreamEntry = z
   .strict();
 export type StreamEntry = z.infer<typeof StreamEntry>;
 
+// How a socket treats its clients (a ClientTrafficPolicy); each absent field: the proxy's default.
+export const ClientSettings = z
+  .object({
+    // X-Forwarded-For entries, counted from the right, that proxies in front of the gateway
+    // appended: the client address (rate limits, logs, IP lists) is the entry left of them,
+    // the peer when the header has no more entries than that; absent or 0: the peer
+    trustedHops: z.number().int().min(0).max(32).optional(),
+    requestHeadersTimeoutMs: z.number().int().min(1).optional(),
+    // the whole request (head and body) from the client; 0: no limit
+    requestTimeoutMs: millis.optional(),
+    // a connection with no request in flight; 0: no limit
+    idleTimeoutMs: millis.optional(),
+    maxHeaderBytes: z.number().int().min(1024).max(1_048_576).optional(),
+    maxHeaderCount: z.number().int().min(1).max(10_000).optional(),
+    // declared or streamed request bodies beyond this get 413; 0: no limit
+    maxRequestBodyBytes: z.number().int().min(0).optional(),
+    http2: z
+      .object({
+        maxConcurrentStreams: z.number().int().min(1).max(2_147_483_647).optional(),
+        initialStreamWindowBytes: z.number().int().min(65_535).max(2_147_483_647).optional(),
+        initialConnectionWindowBytes: z.number().int().min(65_535).max(2_147_483_647).optional(),
+      })
+      .strict()
+      .optional(),
+    // a PROXY protocol (v1 or v2) header starts every connection: its source is the client
+    proxyProtocol: z.boolean().optional(),
+  })
+  .strict();
+export type ClientSettings = z.infer<typeof ClientSettings>;
+
 export const Listener = z
   .object({
     // "<address>:<port>": one socket per entry.
@@ -254,6 +284,7 @@ export const Listener = z
       })
       .strict()
       .optional(),
+    client: ClientSettings.optional(),
     // Most specific first: exact names, then wildcards by decreasing length, then "*".
     virtualHosts: z.array(VirtualHost),
     // Present when TLS listeners share the socket: the ClientHello's SNI picks an entry (most

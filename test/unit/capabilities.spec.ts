@@ -23,6 +23,7 @@ describe("Pepr capabilities", () => {
       import("../../capabilities/rauta-plugin.ts"),
       import("../../capabilities/backends.ts"),
       import("../../capabilities/backend-traffic-policy.ts"),
+      import("../../capabilities/client-traffic-policy.ts"),
     ]);
     capabilities = modules.flatMap(m => Object.values(m)) as unknown as typeof capabilities;
   });
@@ -44,6 +45,7 @@ describe("Pepr capabilities", () => {
       "rauta-plugin",
       "backends",
       "backend-traffic-policy",
+      "client-traffic-policy",
     ]);
   });
 
@@ -54,6 +56,7 @@ describe("Pepr capabilities", () => {
       "http-route gateway.networking.k8s.io/v1/HTTPRoute(httproutes) CREATEORUPDATE validate",
       "rauta-plugin rauta.io/v1alpha1/RautaPlugin(rautaplugins) CREATEORUPDATE validate",
       "backend-traffic-policy rauta.io/v1alpha1/BackendTrafficPolicy(backendtrafficpolicies) CREATEORUPDATE validate",
+      "client-traffic-policy rauta.io/v1alpha1/ClientTrafficPolicy(clienttrafficpolicies) CREATEORUPDATE validate",
     ]);
   });
 
@@ -66,6 +69,7 @@ describe("Pepr capabilities", () => {
       "ReferenceGrant(referencegrants)",
       "RautaPlugin(rautaplugins)",
       "BackendTrafficPolicy(backendtrafficpolicies)",
+      "ClientTrafficPolicy(clienttrafficpolicies)",
       "Service",
       "EndpointSlice",
       "Secret",

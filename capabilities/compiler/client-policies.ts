@@ -1,0 +1,204 @@
+// ClientTrafficPolicies: how a Gateway's listeners treat their clients. A policy naming a
+// listener (sectionName) wins over the Gateway's, section by section. The settings are a
+// socket's (one port of one address), so listeners sharing a socket must agree: when they do not,
+// the socket takes its first listener's and the other policies are told why they do not apply.
+import type { ClientSettings, Listener } from "../../proxy/config/index.ts";
+import type { MakeCondition, Problem } from "./conditions.ts";
+import { parseDuration } from "./durations.ts";
+import type { ListenerModel } from "./gateways.ts";
+import { PolicyAttachment, policyKeyOf, targetKey } from "./policy-attachment.ts";
+import type { AttachedModel } from "./policy-attachment.ts";
+import type { ClientTrafficPolicy, Gateway } from "./snapshot.ts";
+import type { ClientTrafficPolicyStatus, Condition } from "./types.ts";
+
+type Spec = ClientTrafficPolicy["spec"];
+type PathNormalization = NonNullable<Listener["pathNormalization"]>;
+
+/** What one policy sets, by section (a section is taken whole from one policy). */
+export interface ClientPolicySettings {
+  clientIPDetection?: Pick<ClientSettings, "trustedHops">;
+  timeout?: Pick<ClientSettings, "requestHeadersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs">;
+  limits?: Pick<ClientSettings, "maxHeaderBytes" | "maxHeaderCount" | "maxRequestBodyBytes">;
+  http2?: NonNullable<ClientSettings["http2"]>;
+  proxyProtocol?: boolean;
+  path?: PathNormalization;
+}
+type Section = keyof ClientPolicySettings;
+const SECTIONS: readonly Section[] = [
+  "clientIPDetection",
+  "timeout",
+  "limits",
+  "http2",
+  "proxyProtocol",
+  "path",
+];
+
+/** The compiled sections, or every problem of the spec. */
+export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] {
+  const problems: string[] = [];
+  const out: ClientPolicySettings = {};
+  const duration = (field: string, value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const ms = parseDuration(value);
+    if (ms === undefined) problems.push(`${field}: ${JSON.stringify(value)} is not a duration`);
+    return ms;
+  };
+  const seen = new Set<string>();
+  for (const [i, t] of (spec.targetRefs ?? []).entries()) {
+    const key = `${t.name}/${t.sectionName ?? ""}`;
+    if (seen.has(key)) problems.push(`spec.targetRefs[${i}]: the same target as an earlier entry`);
+    seen.add(key);
+  }
+  const xff = spec.clientIPDetection?.xForwardedFor;
+  if (spec.clientIPDetection) out.clientIPDetection = { trustedHops: xff?.numTrustedHops ?? 0 };
+  const t = spec.timeout;
+  if (t) {
+    const headers = duration("spec.timeout.requestHeaders", t.requestHeaders);
+    const request = duration("spec.timeout.request", t.request);
+    const idle = duration("spec.timeout.idle", t.idle);
+    if (headers === 0)
+      problems.push(
+        "spec.timeout.requestHeaders: 0s would leave slow clients holding connections for ever; give a duration",
+      );
+    if (headers !== undefined && request !== undefined && request > 0 && headers > request)
+      problems.push(
+        `spec.timeout.requestHeaders (${t.requestHeaders}) is longer than spec.timeout.request (${t.request}), which includes the head`,
+      );
+    out.timeout = {
+      ...(headers ? { requestHeadersTimeoutMs: headers } : {}),
+      ...(request !== undefined ? { requestTimeoutMs: request } : {}),
+      ...(idle !== undefined ? { idleTimeoutMs: idle } : {}),
+    };
+  }
+  const l = spec.limits;
+  if (l)
+    out.limits = {
+      ...(l.maxHeaderSize !== undefined ? { maxHeaderBytes: l.maxHeaderSize } : {}),
+      ...(l.maxHeaderCount !== undefined ? { maxHeaderCount: l.maxHeaderCount } : {}),
+      ...(l.maxRequestBodySize !== undefined ? { maxRequestBodyBytes: l.maxRequestBodySize } : {}),
+    };
+  const h2 = spec.http2;
+  if (h2)
+    out.http2 = {
+      ...(h2.maxConcurrentStreams !== undefined
+        ? { maxConcurrentStreams: h2.maxConcurrentStreams }
+        : {}),
+      ...(h2.initialStreamWindowSize !== undefined
+        ? { initialStreamWindowBytes: h2.initialStreamWindowSize }
+        : {}),
+      ...(h2.initialConnectionWindowSize !== undefined
+        ? { initialConnectionWindowBytes: h2.initialConnectionWindowSize }
+        : {}),
+    };
+  if (spec.proxyProtocol) out.proxyProtocol = spec.proxyProtocol.enabled;
+  if (spec.path)
+    out.path = {
+      mergeSlashes: spec.path.mergeSlashes ?? true,
+      escapedSlashes: spec.path.escapedSlashes ?? "UnescapeAndRedirect",
+    };
+  if (SECTIONS.every(s => out[s] === undefined))
+    problems.push(
+      "spec sets nothing: give at least one of clientIPDetection, timeout, limits, http2, proxyProtocol, path",
+    );
+  return problems.length > 0 ? problems.map(message => ({ reason: "Invalid", message })) : out;
+}
+
+type Model = AttachedModel<ClientTrafficPolicy, ClientPolicySettings>;
+
+export class ClientPolicies {
+  private readonly attachment: PolicyAttachment<ClientTrafficPolicy, ClientPolicySettings>;
+
+  constructor(policies: readonly ClientTrafficPolicy[], gateways: readonly Gateway[]) {
+    const listeners = new Map(
+      gateways.map(g => [policyKeyOf(g.metadata), new Set(g.spec.listeners.map(l => l.name))]),
+    );
+    this.attachment = new PolicyAttachment(
+      "ClientTrafficPolicy",
+      policies,
+      p => compileClientSpec(p.spec),
+      (_kind, namespace, name, section) => {
+        const names = listeners.get(`${namespace}/${name}`);
+        if (!names) return `Gateway ${namespace}/${name} does not exist`;
+        if (section !== undefined && !names.has(section))
+          return `Gateway ${namespace}/${name} has no listener named ${section}`;
+        return undefined;
+      },
+    );
+  }
+
+  /** The settings of one listener, section by section, and the policies they came from. */
+  private forListener(l: ListenerModel): { settings: ClientPolicySettings; policies: Model[] } {
+    const ns = l.gateway.metadata.namespace ?? "default";
+    const name = l.gateway.metadata.name;
+    const layers = [
+      l.owner.kind === "Gateway"
+        ? this.attachment.holder(targetKey("Gateway", ns, name, l.name))
+        : undefined,
+      this.attachment.holder(targetKey("Gateway", ns, name)),
+    ].filter((m): m is Model => m !== undefined);
+    const settings: ClientPolicySettings = {};
+    const policies = new Set<Model>();
+    for (const section of SECTIONS) {
+      const m = layers.find(x => x.settings![section] !== undefined);
+      if (!m) continue;
+      (settings as Record<string, unknown>)[section] = m.settings![section];
+      policies.add(m);
+    }
+    return { settings, policies: [...policies] };
+  }
+
+  /**
+   * The settings of a socket, from its listeners' policies (the first listener decides when
+   * they disagree): the config Listener's `client` and `pathNormalization`.
+   */
+  forSocket(
+    members: readonly ListenerModel[],
+    port: number,
+  ): Pick<Listener, "client" | "pathNormalization"> {
+    const all = members.map(l => ({ listener: l, ...this.forListener(l) }));
+    const first = all[0];
+    if (!first) return {};
+    const decided = JSON.stringify(first.settings);
+    for (const m of all) {
+      const gatewayKey = `${m.listener.gateway.metadata.namespace ?? "default"}/${m.listener.gateway.metadata.name}`;
+      if (JSON.stringify(m.settings) === decided) {
+        for (const p of m.policies) this.attachment.usedIn(p.key, gatewayKey);
+        continue;
+      }
+      for (const p of m.policies)
+        if (!first.policies.includes(p))
+          this.attachment.conflict(
+            p.key,
+            {
+              group: "gateway.networking.k8s.io",
+              kind: "Gateway",
+              namespace: m.listener.gateway.metadata.namespace ?? "default",
+              name: m.listener.gateway.metadata.name,
+              sectionName: m.listener.name,
+            },
+            `listener ${m.listener.name} shares port ${port} with listener ${first.listener.name} of Gateway ${first.listener.gatewayKey}, whose client settings differ; a port has one set of settings and takes ${first.listener.name}'s: give every listener on the port the same policy (or target the Gateway)`,
+          );
+    }
+    const { path, clientIPDetection, timeout, limits, http2, proxyProtocol } = first.settings;
+    const client: ClientSettings = {
+      ...clientIPDetection,
+      ...timeout,
+      ...limits,
+      ...(http2 ? { http2 } : {}),
+      ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
+    };
+    return {
+      ...(Object.keys(client).length > 0 ? { client } : {}),
+      ...(path ? { pathNormalization: path } : {}),
+    };
+  }
+
+  statuses(controllerName: string, now: string): ClientTrafficPolicyStatus[] {
+    return this.attachment.statuses(controllerName, now, accepted) as ClientTrafficPolicyStatus[];
+  }
+}
+
+function accepted(model: Model, condition: MakeCondition): Condition {
+  const sections = SECTIONS.filter(s => model.settings![s] !== undefined).join(", ");
+  return condition("Accepted", true, "Accepted", `policy applies: ${sections}`);
+}
