@@ -20,8 +20,7 @@ import { ClusterRuntime, ClusterState, EndpointHealth } from "../upstream/cluste
 import type { OutlierOptions } from "../upstream/cluster.ts";
 import type { PoolRegistry } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
-import { TokenBucketLimiter } from "../upstream/rate-limit.ts";
-import type { RateLimitOptions } from "../upstream/rate-limit.ts";
+import type { TokenBucketLimiter } from "../upstream/rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
@@ -99,7 +98,8 @@ export interface PrepareDeps {
   healthOf: (key: string) => EndpointHealth;
   clusterState: (cluster: Cluster) => ClusterState;
   outlier: OutlierOptions;
-  rateLimits: Record<string, RateLimitOptions>;
+  /** the limiter of a route's rateLimit, kept across generations while its settings stay */
+  limiterFor: (route: Route) => TokenBucketLimiter | null;
   tlsCache: Map<string, tls.SecureContext>;
   circuitBreaker: Partial<CircuitBreakerOptions>;
   /** the plugins the runtime loaded for this config (plugins/runtime.ts) */
@@ -219,8 +219,7 @@ export class Generation {
           break;
       }
     }
-    const rl = deps.rateLimits[r.id];
-    const { early, late } = buildRouteChain(r, chainDeps, rl ? new TokenBucketLimiter(rl) : null);
+    const { early, late } = buildRouteChain(r, chainDeps, deps.limiterFor(r));
     let hasChain = early.request.length + late.request.length + late.response.length > 0;
     const backends: PreparedBackend[] = [];
     const cumulative: number[] = [];

@@ -13,7 +13,7 @@ import type { PoolOptions } from "../upstream/pools.ts";
 import { ClusterState, EndpointHealth, DEFAULT_OUTLIER } from "../upstream/cluster.ts";
 import type { OutlierOptions } from "../upstream/cluster.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
-import type { RateLimitOptions } from "../upstream/rate-limit.ts";
+import { TokenBucketLimiter } from "../upstream/rate-limit.ts";
 import { HealthChecker } from "../upstream/health.ts";
 import type { HealthCheckOptions } from "../upstream/health.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -44,8 +44,6 @@ export interface ProxyOptions {
   pools?: Partial<PoolOptions>;
   circuitBreaker?: Partial<CircuitBreakerOptions>;
   outlier?: Partial<OutlierOptions>;
-  /** Local rate limits by route id. */
-  rateLimits?: Record<string, RateLimitOptions>;
   /** Active health checks of every endpoint (off when absent). */
   healthCheck?: HealthCheckOptions;
   /** Where a listener binds; default: its address ("0.0.0.0" = all local addresses). */
@@ -91,6 +89,8 @@ export class Proxy implements ProxyCore {
   private readonly health = new Map<string, EndpointHealth>();
   private readonly clusterStates = new Map<string, { fingerprint: string; state: ClusterState }>();
   private readonly tlsCache = new Map<string, tls.SecureContext>();
+  /** route id → its limiter and the settings it was built with (buckets survive reloads) */
+  private readonly limiters = new Map<string, { settings: string; limiter: TokenBucketLimiter }>();
   private readonly checker: HealthChecker | null;
   private readonly opts: ProxyOptions;
   private applying: Promise<unknown> = Promise.resolve();
@@ -168,7 +168,15 @@ export class Proxy implements ProxyCore {
         return state;
       },
       outlier: { ...DEFAULT_OUTLIER, ...this.opts.outlier },
-      rateLimits: this.opts.rateLimits ?? {},
+      limiterFor: route => {
+        if (!route.rateLimit) return null;
+        const settings = JSON.stringify(route.rateLimit);
+        const held = this.limiters.get(route.id);
+        if (held?.settings === settings) return held.limiter;
+        const limiter = new TokenBucketLimiter(route.rateLimit);
+        this.limiters.set(route.id, { settings, limiter });
+        return limiter;
+      },
       tlsCache: this.tlsCache,
       circuitBreaker: this.opts.circuitBreaker ?? {},
     };
@@ -270,6 +278,8 @@ export class Proxy implements ProxyCore {
     for (const key of [...this.health.keys()]) if (!next.poolKeys.has(key)) this.health.delete(key);
     for (const id of [...this.clusterStates.keys()])
       if (!next.clusters.has(id)) this.clusterStates.delete(id);
+    for (const id of [...this.limiters.keys()])
+      if (!next.routes.get(id)?.route.rateLimit) this.limiters.delete(id);
     if (problems.length)
       this.logger.warn("config applied with problems", { generation: next.number, problems });
     this.logger.info("config applied", {

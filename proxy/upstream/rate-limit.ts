@@ -1,13 +1,7 @@
-// Local token-bucket rate limiting: `rate` tokens per second, bursts up to `burst`, one bucket
-// per key (client address by default). Buckets refill lazily on use; idle buckets are swept.
-export interface RateLimitOptions {
-  rate: number;
-  burst: number;
-  /** Keep at most this many buckets (oldest swept first). */
-  maxKeys?: number;
-  /** What a bucket is per: the client address (default) or the value of a request header. */
-  key?: "client" | { header: string };
-}
+// Local token-bucket rate limiting (a route's rateLimit): one bucket per key holding up to
+// `burst` tokens, refilled with `requests` tokens every `intervalMs`. Buckets refill lazily on
+// use; past maxKeys the least recently created one goes.
+import type { RateLimit } from "../config/schema.ts";
 
 interface Bucket {
   tokens: number;
@@ -16,23 +10,27 @@ interface Bucket {
 
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, Bucket>();
-  readonly rate: number;
-  readonly burst: number;
-  /** lowercased header name whose value is the key, or null for the client address */
+  readonly settings: RateLimit;
+  /** lowercased header name whose value is the key; null: client address or the whole route */
   readonly keyHeader: string | null;
+  /** one bucket for every client */
+  readonly perRoute: boolean;
+  /** tokens per millisecond */
+  private readonly rate: number;
   private readonly maxKeys: number;
   private readonly now: () => number;
 
-  constructor(options: RateLimitOptions, now: () => number = Date.now) {
-    this.rate = options.rate;
-    this.burst = options.burst;
-    this.maxKeys = options.maxKeys ?? 100_000;
-    this.keyHeader = typeof options.key === "object" ? options.key.header.toLowerCase() : null;
+  constructor(settings: RateLimit, now: () => number = Date.now, maxKeys = 100_000) {
+    this.settings = settings;
+    this.rate = settings.requests / settings.intervalMs;
+    this.keyHeader = settings.key.type === "Header" ? settings.key.name.toLowerCase() : null;
+    this.perRoute = settings.key.type === "Route";
+    this.maxKeys = maxKeys;
     this.now = now;
   }
 
-  /** Takes one token for key; false when the bucket is empty. */
-  take(key: string): boolean {
+  /** Takes one token for key: the whole tokens left (≥ 0), or -1 when the bucket is empty. */
+  take(key: string): number {
     const t = this.now();
     let b = this.buckets.get(key);
     if (b === undefined) {
@@ -40,14 +38,21 @@ export class TokenBucketLimiter {
         const oldest = this.buckets.keys().next();
         if (!oldest.done) this.buckets.delete(oldest.value);
       }
-      b = { tokens: this.burst, at: t };
+      b = { tokens: this.settings.burst, at: t };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
+      b.tokens = Math.min(this.settings.burst, b.tokens + (t - b.at) * this.rate);
       b.at = t;
     }
-    if (b.tokens < 1) return false;
+    if (b.tokens < 1) return -1;
     b.tokens -= 1;
-    return true;
+    return Math.floor(b.tokens);
+  }
+
+  /** Whole seconds (at least 1) until key's bucket holds a token again. */
+  retryAfterSeconds(key: string): number {
+    const b = this.buckets.get(key);
+    const missing = b === undefined ? 0 : 1 - b.tokens;
+    return Math.max(1, Math.ceil(missing / this.rate / 1000));
   }
 }

@@ -221,6 +221,8 @@ export function get(
     body?: string;
     agent?: http.Agent | false;
     host?: string;
+    /** the client's address (any of 127.0.0.0/8) */
+    localAddress?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -232,6 +234,7 @@ export function get(
         method: options.method ?? "GET",
         headers: { host: options.host ?? "example.com", ...options.headers },
         agent: options.agent ?? false,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       res => {
         const chunks: Buffer[] = [];

@@ -168,25 +168,115 @@ describe("proxy: resilience", function () {
     await failing.close();
   });
 
-  it("rate-limits a route per client with a token bucket (429)", async () => {
+  it("rate-limits a route per client with a token bucket (429 with Retry-After and RateLimit headers)", async () => {
     const port = await freePort();
-    const px = testProxy({ rateLimits: { r: { rate: 1, burst: 3 } } });
-    await px.apply(oneRouteConfig(port, cluster("a", [a.port])));
-    const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await get(port, "/")).status);
-    expect(statuses).to.deep.equal([200, 200, 200, 429, 429]);
-    const r = await get(port, "/");
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        rateLimit: { requests: 1, intervalMs: 1000, burst: 3, key: { type: "ClientIP" } },
+      }),
+    );
+    const replies = [];
+    for (let i = 0; i < 5; i++) replies.push(await get(port, "/"));
+    expect(replies.map(r => r.status)).to.deep.equal([200, 200, 200, 429, 429]);
+    expect(replies.map(r => r.headers["x-ratelimit-remaining"])).to.deep.equal([
+      "2",
+      "1",
+      "0",
+      "0",
+      "0",
+    ]);
+    expect(replies[0]!.headers["x-ratelimit-limit"]).to.equal("1");
+    const r = replies[4]!;
     expect(r.headers["retry-after"]).to.equal("1");
+    expect(r.headers["x-ratelimit-reset"]).to.equal("1");
+    expect(r.headers["ratelimit-policy"]).to.equal('"default";q=1;w=1');
+    expect(r.headers["ratelimit"]).to.equal('"default";r=0;t=1');
     expect(r.body).to.contain("rate limit exceeded");
+    await px.close(100);
+  });
+
+  it("says how long to wait: Retry-After counts the seconds until a token is back", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        rateLimit: { requests: 6, intervalMs: 60_000, burst: 1, key: { type: "ClientIP" } },
+      }),
+    );
+    expect((await get(port, "/")).status).to.equal(200);
+    const r = await get(port, "/");
+    expect(r.status).to.equal(429);
+    // 6 per minute: a token every 10 s
+    expect(Number(r.headers["retry-after"])).to.be.within(9, 10);
+    expect(r.headers["ratelimit-policy"]).to.equal('"default";q=6;w=60');
+    await px.close(100);
+  });
+
+  it("keeps a route's buckets across config reloads with the same limit, and starts over when it changes", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    const limited = (requests: number, generation: number) =>
+      oneRouteConfig(
+        port,
+        cluster("a", [a.port]),
+        { rateLimit: { requests, intervalMs: 3_600_000, burst: 2, key: { type: "ClientIP" } } },
+        generation,
+      );
+    await px.apply(limited(1, 1));
+    expect([(await get(port, "/")).status, (await get(port, "/")).status]).to.deep.equal([
+      200, 200,
+    ]);
+    expect((await px.apply(limited(1, 2))).ok).to.equal(true);
+    expect((await get(port, "/")).status).to.equal(429);
+    expect((await px.apply(limited(2, 3))).ok).to.equal(true);
+    expect((await get(port, "/")).status).to.equal(200);
+    await px.close(100);
+  });
+
+  it("shares one bucket among all clients with key Route", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        rateLimit: { requests: 1, intervalMs: 3_600_000, burst: 2, key: { type: "Route" } },
+      }),
+    );
+    const s = async (from: string) => (await get(port, "/", { localAddress: from })).status;
+    expect([await s("127.0.0.1"), await s("127.0.0.2"), await s("127.0.0.3")]).to.deep.equal([
+      200, 200, 429,
+    ]);
+    await px.close(100);
+  });
+
+  it("gives each client address a bucket of its own with key ClientIP", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        rateLimit: { requests: 1, intervalMs: 3_600_000, burst: 1, key: { type: "ClientIP" } },
+      }),
+    );
+    const s = async (from: string) => (await get(port, "/", { localAddress: from })).status;
+    expect([await s("127.0.0.1"), await s("127.0.0.1"), await s("127.0.0.2")]).to.deep.equal([
+      200, 429, 200,
+    ]);
     await px.close(100);
   });
 
   it("rate-limits per header value when the key is a header", async () => {
     const port = await freePort();
-    const px = testProxy({
-      rateLimits: { r: { rate: 1, burst: 1, key: { header: "X-Api-Key" } } },
-    });
-    await px.apply(oneRouteConfig(port, cluster("a", [a.port])));
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        rateLimit: {
+          requests: 1,
+          intervalMs: 1000,
+          burst: 1,
+          key: { type: "Header", name: "x-api-key" },
+        },
+      }),
+    );
     const s = async (key: string) =>
       (await get(port, "/", { headers: { "x-api-key": key } })).status;
     expect([await s("k1"), await s("k1"), await s("k2"), await s("k2")]).to.deep.equal([

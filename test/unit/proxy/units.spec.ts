@@ -109,24 +109,19 @@ describe("circuit breaker", () => {
 describe("token bucket", () => {
   it("allows bursts up to burst, then rate per second, per key", () => {
     let now = 0;
-    const tb = new TokenBucketLimiter({ rate: 2, burst: 3 }, () => now);
-    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([
-      true,
-      true,
-      true,
-      false,
-    ]);
-    expect(tb.take("other")).to.equal(true);
+    const tb = new TokenBucketLimiter(
+      { requests: 2, intervalMs: 1000, burst: 3, key: { type: "ClientIP" } },
+      () => now,
+    );
+    // what take() returns: the tokens left, -1 when refused
+    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([2, 1, 0, -1]);
+    expect(tb.retryAfterSeconds("k")).to.equal(1);
+    expect(tb.take("other")).to.equal(2);
     now += 500; // +1 token
-    expect(tb.take("k")).to.equal(true);
-    expect(tb.take("k")).to.equal(false);
+    expect(tb.take("k")).to.equal(0);
+    expect(tb.take("k")).to.equal(-1);
     now += 10_000;
-    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([
-      true,
-      true,
-      true,
-      false,
-    ]);
+    expect([tb.take("k"), tb.take("k"), tb.take("k"), tb.take("k")]).to.deep.equal([2, 1, 0, -1]);
   });
 });
 

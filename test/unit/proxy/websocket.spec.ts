@@ -147,12 +147,16 @@ describe("proxy: upgrades run the same request chain as plain requests", functio
   it("rate-limits upgrades like plain requests (burst 1: the second upgrade gets 429)", async () => {
     const ws = await startWsBackend();
     const port = await freePort();
-    const px = testProxy({ rateLimits: { ws: { rate: 0.001, burst: 1 } } });
+    const px = testProxy();
     await px.apply(
       simpleConfig(
         port,
         [{ routeId: "ws", match: prefix("/chat") }],
-        [route("ws", ["ws"])],
+        [
+          route("ws", ["ws"], {
+            rateLimit: { requests: 1, intervalMs: 1_000_000, burst: 1, key: { type: "ClientIP" } },
+          }),
+        ],
         [cluster("ws", [ws.port], { protocol: "ws" })],
       ),
     );
