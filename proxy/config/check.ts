@@ -34,6 +34,10 @@ export function checkConfig(config: CompiledConfig, options: ValidateOptions = {
   for (const [i, c] of config.clusters.entries()) {
     if (clusterIds.has(c.id)) problems.push(`clusters[${i}]: duplicate id ${c.id}`);
     clusterIds.add(c.id);
+    if (c.hashOn !== undefined && c.lb !== "maglev")
+      problems.push(`clusters[${i}]: hashOn needs lb maglev (lb is ${c.lb})`);
+    if (c.healthCheck && c.healthCheck.timeoutMs > c.healthCheck.intervalMs)
+      problems.push(`clusters[${i}]: healthCheck timeoutMs is longer than its intervalMs`);
   }
   const pluginIds = new Set(config.plugins.map(p => p.id));
   const routeIds = new Set<string>();

@@ -113,6 +113,8 @@ export class Generation {
   readonly routes = new Map<string, PreparedRoute>();
   readonly clusters = new Map<string, ClusterRuntime>();
   readonly poolKeys = new Set<string>();
+  /** keys of the endpoint health this generation uses (UpstreamEndpoint.healthKey) */
+  readonly healthKeys = new Set<string>();
   readonly problems: string[] = [];
   /** requests (and tunnels) still running on this generation */
   inflight = 0;
@@ -137,7 +139,10 @@ export class Generation {
         tls,
       );
       this.clusters.set(c.id, rt);
-      for (const e of rt.endpoints) this.poolKeys.add(e.key);
+      for (const e of rt.endpoints) {
+        this.poolKeys.add(e.key);
+        this.healthKeys.add(e.healthKey);
+      }
     }
     const chainDeps: ChainDeps = {
       metrics: deps.metrics,

@@ -14,8 +14,7 @@ import { ClusterState, EndpointHealth, DEFAULT_OUTLIER } from "../upstream/clust
 import type { OutlierOptions } from "../upstream/cluster.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { TokenBucketLimiter } from "../upstream/rate-limit.ts";
-import { HealthChecker } from "../upstream/health.ts";
-import type { HealthCheckOptions } from "../upstream/health.ts";
+import { HealthChecker, healthCheckOptions } from "../upstream/health.ts";
 import { Metrics } from "../observability/metrics.ts";
 import type { RouteMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -44,8 +43,6 @@ export interface ProxyOptions {
   pools?: Partial<PoolOptions>;
   circuitBreaker?: Partial<CircuitBreakerOptions>;
   outlier?: Partial<OutlierOptions>;
-  /** Active health checks of every endpoint (off when absent). */
-  healthCheck?: HealthCheckOptions;
   /** Where a listener binds; default: its address ("0.0.0.0" = all local addresses). */
   bindAddress?: (listenerAddress: string) => string;
   /** Verify the config hash (default true). */
@@ -91,7 +88,8 @@ export class Proxy implements ProxyCore {
   private readonly tlsCache = new Map<string, tls.SecureContext>();
   /** route id → its limiter and the settings it was built with (buckets survive reloads) */
   private readonly limiters = new Map<string, { settings: string; limiter: TokenBucketLimiter }>();
-  private readonly checker: HealthChecker | null;
+  /** active health checks by cluster id, with the settings they run (cluster healthCheck) */
+  private readonly checkers = new Map<string, { settings: string; checker: HealthChecker }>();
   private readonly opts: ProxyOptions;
   private applying: Promise<unknown> = Promise.resolve();
   private unsubscribeSecrets: (() => void) | null = null;
@@ -108,20 +106,11 @@ export class Proxy implements ProxyCore {
     this.pools = new PoolRegistry(opts.pools);
     this.secrets = opts.secrets ?? new StaticSecretProvider();
     this.unsubscribeSecrets = this.secrets.onChange?.(() => this.refreshTls()) ?? null;
-    this.checker = opts.healthCheck ? new HealthChecker(opts.healthCheck) : null;
     this.plugins = new PluginRuntime({
       ...opts.plugins,
       metrics: this.metrics,
       logger: this.logger,
     });
-    if (this.checker) {
-      this.checker.onChange = (key, healthy) => {
-        this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
-        this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", {
-          endpoint: key,
-        });
-      };
-    }
   }
 
   get ready(): boolean {
@@ -156,10 +145,13 @@ export class Proxy implements ProxyCore {
       },
       clusterState: (c: Cluster) => {
         // breaker state survives a swap when the cluster's endpoints are unchanged
-        const fingerprint = JSON.stringify(c.endpoints.map(e => [e.address, e.port, e.ready]));
+        const fingerprint = JSON.stringify([
+          c.endpoints.map(e => [e.address, e.port, e.ready]),
+          c.circuitBreaker ?? null,
+        ]);
         const prev = this.clusterStates.get(c.id);
         if (prev && prev.fingerprint === fingerprint) return prev.state;
-        const state = new ClusterState(this.opts.circuitBreaker ?? {}, s =>
+        const state = new ClusterState({ ...this.opts.circuitBreaker, ...c.circuitBreaker }, s =>
           this.metrics.circuitState
             .labels(c.id)
             .set(s === "closed" ? 0 : s === "half-open" ? 1 : 2),
@@ -270,12 +262,9 @@ export class Proxy implements ProxyCore {
     if (prev) this.forgetRemovedRoutes(prev);
     // plugin versions nothing serves any more close once the previous generation is idle
     this.plugins.commit(plugins, fn => (prev ? whenIdle(prev, fn) : fn()));
-    if (this.checker) {
-      const eps = new Map<string, { address: string; port: number; health: EndpointHealth }>();
-      for (const c of next.clusters.values()) for (const e of c.endpoints) eps.set(e.key, e);
-      this.checker.sync(eps);
-    }
-    for (const key of [...this.health.keys()]) if (!next.poolKeys.has(key)) this.health.delete(key);
+    this.syncHealthChecks(next);
+    for (const key of [...this.health.keys()])
+      if (!next.healthKeys.has(key)) this.health.delete(key);
     for (const id of [...this.clusterStates.keys()])
       if (!next.clusters.has(id)) this.clusterStates.delete(id);
     for (const id of [...this.limiters.keys()])
@@ -294,6 +283,37 @@ export class Proxy implements ProxyCore {
       ),
     });
     return { ok: true, generation: next.number, problems, pluginProblems: plugins.problems };
+  }
+
+  /**
+   * One checker per cluster with a healthCheck: kept (with its probing) while the settings stay,
+   * restarted when they change, stopped with the cluster.
+   */
+  private syncHealthChecks(gen: Generation) {
+    for (const [id, held] of this.checkers) {
+      const hc = gen.clusters.get(id)?.config.healthCheck;
+      if (hc && JSON.stringify(hc) === held.settings) continue;
+      held.checker.stop();
+      this.checkers.delete(id);
+    }
+    for (const c of gen.clusters.values()) {
+      const hc = c.config.healthCheck;
+      if (!hc) continue;
+      let held = this.checkers.get(c.id);
+      if (!held) {
+        const checker = new HealthChecker(healthCheckOptions(hc));
+        checker.onChange = (key, healthy) => {
+          this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
+          this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", {
+            cluster: c.id,
+            endpoint: key,
+          });
+        };
+        held = { settings: JSON.stringify(hc), checker };
+        this.checkers.set(c.id, held);
+      }
+      held.checker.sync(new Map(c.endpoints.map(e => [e.healthKey, e])));
+    }
   }
 
   private forgetRemovedRoutes(prev: Generation) {
@@ -331,7 +351,8 @@ export class Proxy implements ProxyCore {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribeSecrets?.();
-    this.checker?.stop();
+    for (const held of this.checkers.values()) held.checker.stop();
+    this.checkers.clear();
     for (const t of this.tunnels) t.close();
     await Promise.all([...this.servers.values()].map(s => s.close(graceMs)));
     this.servers.clear();

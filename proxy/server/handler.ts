@@ -22,6 +22,7 @@ import type {
 } from "../runtime/generation.ts";
 import type { ClusterRuntime, UpstreamEndpoint } from "../upstream/cluster.ts";
 import type { AttemptOutcome } from "../upstream/circuit-breaker.ts";
+import { hashKeyFor } from "../upstream/hash-key.ts";
 import type { UpstreamDispatchOptions } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -757,6 +758,8 @@ class Exchange {
   readonly startedAt: number;
   /** what the chain changed (null: a plain route) */
   readonly ctx: RequestContext | null;
+  /** the hash cookie to set on the response (a cluster with hashOn Cookie; hash-key.ts) */
+  setCookie: string | null = null;
   readonly isH2: boolean;
   /** a gRPC call: local errors answer in gRPC's form, the client's deadline is honoured */
   readonly grpc: boolean;
@@ -894,9 +897,13 @@ class Exchange {
 
   dispatch(): void {
     if (this.finished) return;
-    const ep = this.cluster.pick(
-      this.cluster.config.lb === "maglev" ? clientAddress(this.req) : null,
-    );
+    let hashKey: string | null = null;
+    if (this.cluster.config.lb === "maglev") {
+      const h = hashKeyFor(this.cluster.config.hashOn, clientAddress(this.req), this.req.headers);
+      hashKey = h.key;
+      this.setCookie = h.setCookie;
+    }
+    const ep = this.cluster.pick(hashKey);
     if (ep === null) {
       this.fail(503, `no healthy endpoint for cluster ${this.cluster.id}`);
       return;
@@ -907,6 +914,7 @@ class Exchange {
     }
     this.tries++;
     this.cluster.active++;
+    ep.inflight++;
     const a = new Attempt(this, ep);
     this.attempt = a;
     const r = this.route;
@@ -1116,6 +1124,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     const c = this.ex.cluster;
     c.active--;
+    this.ep.inflight--;
     if (record) {
       c.state.breaker.recordOutcome(outcome);
       c.report(this.ep, outcome === "ok");
@@ -1265,6 +1274,15 @@ class Attempt implements Dispatcher.DispatchHandler {
     headers: string[] | Record<string, string | string[]>,
   ): boolean {
     const ex = this.ex;
+    if (ex.setCookie !== null) {
+      // session persistence: the hash cookie this client did not send (hash-key.ts)
+      if (Array.isArray(headers)) headers.push("set-cookie", ex.setCookie);
+      else {
+        const prev = headers["set-cookie"];
+        headers["set-cookie"] =
+          prev === undefined ? ex.setCookie : [...[prev].flat(), ex.setCookie];
+      }
+    }
     if (ex.grpc && ex.isH2) {
       // held for this tick: a response that ends with its headers (gRPC's trailers-only form,
       // delivered by the pool in the same tick) must leave as one HEADERS frame ending the
@@ -1598,7 +1616,12 @@ function tunnel(
 ) {
   const r = routed.entry.route;
   const cluster = backend.cluster!;
-  const ep = cluster.pick(cluster.config.lb === "maglev" ? clientAddress(req) : null);
+  // a 101 carries no Set-Cookie of ours: an upgrade without the hash cookie is balanced freshly
+  const ep = cluster.pick(
+    cluster.config.lb === "maglev"
+      ? hashKeyFor(cluster.config.hashOn, clientAddress(req), req.headers).key
+      : null,
+  );
   if (ep === null)
     return reply({ status: 503, detail: `no healthy endpoint for cluster ${cluster.id}` }, ctx);
   if (!cluster.state.breaker.allow())
@@ -1621,6 +1644,7 @@ function tunnel(
   routed.gen.inflight++;
   const handler = new UpgradeHandler(core, routed.gen, r, cluster, ep, socket, head, start);
   cluster.active++;
+  ep.inflight++;
   try {
     ep.pool.dispatch(
       {
@@ -1679,6 +1703,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     this.settled = true;
     this.status = status;
     this.cluster.active--;
+    this.ep.inflight--;
     this.cluster.state.breaker.recordOutcome(outcome);
     this.cluster.report(this.ep, outcome === "ok");
     this.route.metrics.record(status, (performance.now() - this.start) / 1000);

@@ -104,6 +104,8 @@ export function splice(
   let spliced = false;
   let closed = 0;
   gen.inflight++;
+  // a connection counts as a request in flight for least-request balancing
+  ep.inflight++;
   // errors, timeouts and a removed route end both sides at once; a clean end (FIN) travels
   // through the pipes, and the books close once both sockets have
   const abort = () => {
@@ -124,6 +126,7 @@ export function splice(
     clearTimeout(connectTimer);
     core.tunnels.delete(tunnel);
     gen.inflight--;
+    ep.inflight--;
     if (spliced) {
       sm.active.dec();
       sm.clientToBackend.inc(upstream.bytesWritten);

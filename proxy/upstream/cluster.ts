@@ -30,10 +30,17 @@ export class EndpointHealth {
 
 export interface UpstreamEndpoint {
   key: string;
+  /**
+   * where its health lives: the pool key, or "<cluster id>|<pool key>" when the cluster has
+   * active health checks of its own (their verdict must not leak into other clusters)
+   */
+  healthKey: string;
   address: string;
   port: number;
   pool: UpstreamPool;
   health: EndpointHealth;
+  /** tries in flight (least-request balancing) */
+  inflight: number;
 }
 
 export class ClusterState {
@@ -81,7 +88,7 @@ export class ClusterRuntime {
     this.servername = tls?.servername;
     this.config = config;
     this.state = state;
-    this.outlier = outlier;
+    this.outlier = config.outlierDetection ?? outlier;
     // Ready endpoints serve; when none is ready, serving-but-terminating ones do (as kube-proxy).
     let eps = config.endpoints.filter(e => e.ready);
     if (eps.length === 0) eps = config.endpoints.filter(e => e.serving);
@@ -91,12 +98,15 @@ export class ClusterRuntime {
       const key = poolKey(config.protocol, e.address, e.port, tls);
       if (seen.has(key)) continue;
       seen.add(key);
+      const healthKey = config.healthCheck ? `${config.id}|${key}` : key;
       this.endpoints.push({
         key,
+        healthKey,
         address: e.address,
         port: e.port,
         pool: pools.acquire(config.protocol, e.address, e.port, tls),
-        health: healthOf(key),
+        health: healthOf(healthKey),
+        inflight: 0,
       });
     }
     this.maglev =
@@ -117,6 +127,17 @@ export class ClusterRuntime {
     if (this.maglev !== null && hashKey !== null) {
       const e = eps[this.maglev.lookup(hashKey)]!;
       if (e.health.available(now)) return e;
+    }
+    if (this.config.lb === "least-request" && n > 1) {
+      // power of two choices: the less loaded of two random available endpoints
+      const x = eps[Math.floor(Math.random() * n)]!;
+      let y = eps[Math.floor(Math.random() * (n - 1))]!;
+      if (y === x) y = eps[n - 1]!;
+      const xa = x.health.available(now);
+      const ya = y.health.available(now);
+      if (xa && ya) return y.inflight < x.inflight ? y : x;
+      if (xa) return x;
+      if (ya) return y;
     }
     for (let i = 0; i < n; i++) {
       const e = eps[this.rr++ % n]!;

@@ -1,8 +1,10 @@
-// Active health checks: every endpoint of the current generation is probed on an interval by a
-// TCP connect or an HTTP GET (2xx/3xx = healthy). `unhealthyThreshold` consecutive failures take
-// it out of rotation, `healthyThreshold` consecutive successes bring it back.
+// Active health checks of one cluster (its config healthCheck): every endpoint is probed on an
+// interval by a TCP connect or an HTTP GET (healthy on expectedStatuses, 200-399 by default).
+// `unhealthyThreshold` consecutive failures take it out of rotation, `healthyThreshold`
+// consecutive successes bring it back.
 import net from "node:net";
 import http from "node:http";
+import type { ClusterHealthCheck } from "../config/schema.ts";
 import type { EndpointHealth } from "./cluster.ts";
 
 export interface HealthCheckOptions {
@@ -12,6 +14,23 @@ export interface HealthCheckOptions {
   healthyThreshold: number;
   /** HTTP path to GET; TCP connect check when absent. */
   httpPath?: string;
+  /** Host header of the HTTP probe (default: the endpoint's address) */
+  hostname?: string;
+  /** statuses that count as healthy (default: 200-399) */
+  expectedStatuses?: readonly number[];
+}
+
+/** The checker options of a cluster's config healthCheck. */
+export function healthCheckOptions(c: ClusterHealthCheck): HealthCheckOptions {
+  return {
+    intervalMs: c.intervalMs,
+    timeoutMs: c.timeoutMs,
+    unhealthyThreshold: c.unhealthyThreshold,
+    healthyThreshold: c.healthyThreshold,
+    ...(c.type === "HTTP" ? { httpPath: c.path ?? "/" } : {}),
+    ...(c.hostname ? { hostname: c.hostname } : {}),
+    ...(c.expectedStatuses ? { expectedStatuses: c.expectedStatuses } : {}),
+  };
 }
 
 interface Target {
@@ -52,11 +71,17 @@ export function probe(address: string, port: number, o: HealthCheckOptions): Pro
         path: o.httpPath,
         timeout: o.timeoutMs,
         agent: false,
-        headers: { "user-agent": "rauta-health-check" },
+        headers: {
+          "user-agent": "rauta-health-check",
+          ...(o.hostname ? { host: o.hostname } : {}),
+        },
       },
       res => {
         res.resume();
-        finish((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+        const status = res.statusCode ?? 0;
+        finish(
+          o.expectedStatuses ? o.expectedStatuses.includes(status) : status >= 200 && status < 400,
+        );
       },
     );
     req.once("timeout", () => {

@@ -287,6 +287,19 @@ export function rawExchange(
 
 export const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 
+/** Polls `check` until it holds (a busy 2-core machine makes timers late: no fixed sleeps). */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "the condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
 export function filters(...f: Filter[]): Filter[] {
   return f;
 }

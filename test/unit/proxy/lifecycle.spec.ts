@@ -124,15 +124,25 @@ describe("proxy: listener lifecycle", function () {
   it("probes endpoints with TCP health checks when no HTTP path is set", async () => {
     const dead = await freePort();
     const port = await freePort();
-    const px = testProxy({
-      healthCheck: { intervalMs: 50, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 1 },
-      outlier: { consecutiveFailures: 0 },
-    });
-    await px.apply(oneRouteConfig(port, cluster("c", [dead, a.port])));
+    const px = testProxy({ outlier: { consecutiveFailures: 0 } });
+    await px.apply(
+      oneRouteConfig(
+        port,
+        cluster("c", [dead, a.port], {
+          healthCheck: {
+            type: "TCP",
+            intervalMs: 100,
+            timeoutMs: 100,
+            unhealthyThreshold: 1,
+            healthyThreshold: 1,
+          },
+        }),
+      ),
+    );
     await sleep(250);
     for (let i = 0; i < 6; i++) expect((await get(port, "/")).status).to.equal(200);
     const m = await px.metrics.registry.getSingleMetricAsString("rauta_endpoint_healthy");
-    expect(m).to.contain(`endpoint="http1|127.0.0.1:${dead}"} 0`);
+    expect(m).to.contain(`endpoint="c|http1|127.0.0.1:${dead}"} 0`);
     await px.close(100);
   });
 });

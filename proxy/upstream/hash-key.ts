@@ -1,0 +1,48 @@
+// What Maglev hashes for one request (a cluster's hashOn): the client address by default, a
+// request header's value, or a cookie's. A client without the cookie gets a fresh token as its
+// key and the cookie set on the response, so its next requests land on the same endpoint
+// (session persistence, as Envoy's generated hash cookie).
+import { randomBytes } from "node:crypto";
+import type { HashOn } from "../config/schema.ts";
+
+export interface HashKey {
+  /** null: no key (a missing header): the balancer falls back to round robin */
+  key: string | null;
+  /** a Set-Cookie value the response must carry */
+  setCookie: string | null;
+}
+
+const NO_COOKIE: Pick<HashKey, "setCookie"> = { setCookie: null };
+
+export function hashKeyFor(
+  hashOn: HashOn | undefined,
+  client: string,
+  headers: Record<string, string | string[] | undefined>,
+): HashKey {
+  if (hashOn === undefined || hashOn.type === "SourceIP") return { key: client, ...NO_COOKIE };
+  if (hashOn.type === "Header") {
+    const v = headers[hashOn.name];
+    return { key: v === undefined ? null : typeof v === "string" ? v : v.join(", "), ...NO_COOKIE };
+  }
+  const found = cookieValue(headers.cookie, hashOn.name);
+  if (found !== null) return { key: found, ...NO_COOKIE };
+  const token = randomBytes(12).toString("base64url");
+  return {
+    key: token,
+    setCookie: `${hashOn.name}=${token}; Path=${hashOn.path ?? "/"}; HttpOnly${hashOn.ttlSeconds !== undefined ? `; Max-Age=${hashOn.ttlSeconds}` : ""}`,
+  };
+}
+
+/** The value of cookie `name` in Cookie header(s), or null (RFC 6265 §5.4: "; "-separated). */
+export function cookieValue(header: string | string[] | undefined, name: string): string | null {
+  if (header === undefined) return null;
+  for (const line of typeof header === "string" ? [header] : header) {
+    for (const part of line.split(";")) {
+      const eq = part.indexOf("=");
+      if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+      const value = part.slice(eq + 1).trim();
+      return value.length > 0 ? value : null;
+    }
+  }
+  return null;
+}
