@@ -495,6 +495,27 @@ spec: {source: {builtin: jwt-auth}, config: {issuer: "https://id.example.com"}, 
         message:
           "RautaPlugin NS/auth: spec.config.issuer: Invalid input: expected string, received number",
       },
+      {
+        name: "BackendTrafficPolicy whose health check timeout exceeds its interval",
+        invalid: `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: hc}
+spec:
+  targetRefs: [{group: "", kind: Service, name: echo}]
+  healthCheck: {active: {type: HTTP, interval: 1s, timeout: 3s}}
+`,
+        valid: `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: hc}
+spec:
+  targetRefs: [{group: "", kind: Service, name: echo-unused}]
+  healthCheck: {active: {type: HTTP, interval: 3s, timeout: 1s}}
+`,
+        message:
+          "BackendTrafficPolicy NS/hc: spec.healthCheck.active.timeout (3000ms) is longer than its interval (1000ms)",
+      },
     ];
 
     it("admits what RAUTA does not serve and conflicting listeners, and reports them in the listeners' status", async () => {
@@ -555,6 +576,256 @@ ${gatewayWith("g-tls", `[{name: https, port: 8443, protocol: HTTPS, tls: {certif
         expect(accepted.code, accepted.stderr).to.equal(0);
       });
     }
+  });
+
+  describe("BackendTrafficPolicy", () => {
+    // a backend whose health endpoint can be failed for a while (GET /down?ms=N on the pod
+    // that answers), and that answers /status/<code> with that code
+    const flakyApp = (name: string, replicas: number) => {
+      const server = `
+const http = require("node:http");
+let downUntil = 0;
+http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  if (url.pathname === "/healthz") { res.writeHead(Date.now() < downUntil ? 503 : 200); return res.end(); }
+  if (url.pathname === "/down") downUntil = Date.now() + Number(url.searchParams.get("ms") ?? 5000);
+  const code = url.pathname.startsWith("/status/") ? Number(url.pathname.slice(8)) : 200;
+  res.writeHead(code, { "content-type": "application/json" });
+  res.end(JSON.stringify({ pod: process.env.POD_NAME, path: url.pathname }));
+}).listen(3000);`;
+      return JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: { name },
+            spec: {
+              replicas,
+              selector: { matchLabels: { app: name } },
+              template: {
+                metadata: { labels: { app: name } },
+                spec: {
+                  terminationGracePeriodSeconds: 1,
+                  containers: [
+                    {
+                      name: "flaky",
+                      image: "rauta.dev/exec:test",
+                      command: [process.execPath, "-e", server],
+                      env: [
+                        {
+                          name: "POD_NAME",
+                          valueFrom: { fieldRef: { fieldPath: "metadata.name" } },
+                        },
+                      ],
+                      ports: [{ name: "http", containerPort: 3000 }],
+                      readinessProbe: { tcpSocket: { port: 3000 }, periodSeconds: 1 },
+                    },
+                  ],
+                },
+              },
+            },
+          },
+          {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name },
+            spec: {
+              selector: { app: name },
+              ports: [{ name: "http", port: 8080, targetPort: "http" }],
+            },
+          },
+        ],
+      });
+    };
+    const podOf = (r: { status: number; body: string }) =>
+      r.status === 200 ? (JSON.parse(r.body) as { pod: string }).pod : `status ${r.status}`;
+    const policyAccepted = (name: string) =>
+      eventually(`BackendTrafficPolicy ${name} Accepted`, 60_000, () => {
+        const p = k.getJson<{
+          status?: { ancestors?: Array<{ controllerName: string; conditions: Condition[] }> };
+        }>(["backendtrafficpolicy", name, "-n", ns]);
+        const c = condition(
+          p.status?.ancestors?.find(a => a.controllerName === "rauta.io/gateway-controller")
+            ?.conditions,
+          "Accepted",
+        );
+        return c?.status === "True" ? c : undefined;
+      });
+
+    before(() => {
+      k.apply(flakyApp("flaky", 2), ns);
+      k.apply(echoApp("sticky", 3), ns);
+      k.apply(
+        `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: policies}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [policies.example.com]
+  rules:
+  - name: limited
+    matches: [{path: {type: PathPrefix, value: /limited}}]
+    backendRefs: [{name: echo, port: 8080}]
+  - name: sticky
+    matches: [{path: {type: PathPrefix, value: /sticky}}]
+    backendRefs: [{name: sticky, port: 8080}]
+  - name: flaky
+    matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs: [{name: flaky, port: 8080}]
+`,
+        ns,
+      );
+    });
+
+    it("rate-limits a rule: 429 with Retry-After and RateLimit headers once the burst is spent", async () => {
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: limit}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: limited}]
+  rateLimit: {local: {requests: 3, unit: Minute, key: {type: Header, header: X-Client}}}
+`,
+        ns,
+      );
+      await policyAccepted("limit");
+      // the first 429 proves the policy is served; the client key starts fresh after that
+      await eventually("the limit to be served", 60_000, async () =>
+        (await get("policies.example.com", "/limited")).status === 429 ? true : undefined,
+      );
+      const send = () =>
+        httpGet(address, 80, "policies.example.com", "/limited", { "x-client": "alice" });
+      const statuses: number[] = [];
+      let last = await send();
+      statuses.push(last.status);
+      for (let i = 0; i < 3; i++) statuses.push((last = await send()).status);
+      expect(statuses).to.deep.equal([200, 200, 200, 429]);
+      expect(Number(last.headers["retry-after"])).to.be.within(1, 20);
+      expect(last.headers["x-ratelimit-limit"]).to.equal("3");
+      expect(last.headers["x-ratelimit-remaining"]).to.equal("0");
+      expect(last.headers["ratelimit-policy"]).to.equal('"default";q=3;w=60');
+      // another key has a bucket of its own; other rules are not limited
+      const bob = await httpGet(address, 80, "policies.example.com", "/limited", {
+        "x-client": "bob",
+      });
+      expect(bob.status).to.equal(200);
+      expect(bob.headers["x-ratelimit-remaining"]).to.equal("2");
+      expect((await get("policies.example.com", "/sticky")).status).to.equal(200);
+    });
+
+    it("keeps a header's value on one endpoint (Maglev) and moves about 1/N of them when an endpoint is added", async () => {
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: sticky}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: sticky}]
+  loadBalancer: {type: ConsistentHash, consistentHash: {type: Header, header: {name: X-User}}}
+`,
+        ns,
+      );
+      await policyAccepted("sticky");
+      const users = Array.from({ length: 80 }, (_, i) => `user-${i}`);
+      const placement = async () => {
+        const out = new Map<string, string>();
+        for (const u of users)
+          out.set(
+            u,
+            podOf(await httpGet(address, 80, "policies.example.com", "/sticky", { "x-user": u })),
+          );
+        return out;
+      };
+      // three pods serving and the policy in force: two rounds agree on every user
+      const before = await eventually(
+        "every user on one of 3 pods, twice the same",
+        120_000,
+        async () => {
+          const a = await placement();
+          const b = await placement();
+          const pods = new Set(a.values());
+          return pods.size === 3 &&
+            [...pods].every(p => !p.startsWith("status")) &&
+            users.every(u => a.get(u) === b.get(u))
+            ? a
+            : undefined;
+        },
+      );
+      k.kubectl(["scale", "deployment/sticky", "-n", ns, "--replicas=4"]);
+      const after = await eventually("a 4th pod taking its share", 120_000, async () => {
+        const a = await placement();
+        return new Set(a.values()).size === 4 ? a : undefined;
+      });
+      const added = [...new Set(after.values())].find(p => ![...before.values()].includes(p))!;
+      const moved = users.filter(u => before.get(u) !== after.get(u));
+      // Maglev moves about 1/4 of the keys, nearly all of them to the new endpoint
+      expect(moved.length).to.be.within(8, 36);
+      const toAdded = moved.filter(u => after.get(u) === added).length;
+      expect(toAdded / moved.length, JSON.stringify(moved)).to.be.at.least(0.85);
+    });
+
+    it("takes an endpoint that fails its health check out of rotation, and brings it back", async () => {
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: flaky-health}
+spec:
+  targetRefs: [{group: "", kind: Service, name: flaky}]
+  healthCheck:
+    active: {type: HTTP, http: {path: /healthz}, interval: 300ms, timeout: 250ms, unhealthyThreshold: 1, healthyThreshold: 1}
+`,
+        ns,
+      );
+      await policyAccepted("flaky-health");
+      const pods = async (n: number) => {
+        const seen: string[] = [];
+        for (let i = 0; i < n; i++) seen.push(podOf(await get("policies.example.com", "/")));
+        return seen;
+      };
+      await eventually("both flaky pods serving", 120_000, async () =>
+        new Set(await pods(10)).size === 2 ? true : undefined,
+      );
+      const down = podOf(await get("policies.example.com", "/down?ms=8000"));
+      // out within a few probes: only the other pod answers, and nothing fails
+      const others = await eventually(`${down} out of rotation`, 6_000, async () => {
+        const seen = await pods(12);
+        return seen.every(p => p !== down) ? seen : undefined;
+      });
+      expect(new Set(others).size).to.equal(1);
+      expect(others.every(p => !p.startsWith("status"))).to.equal(true);
+      await eventually(`${down} back once its health check passes`, 30_000, async () =>
+        (await pods(10)).includes(down) ? true : undefined,
+      );
+    });
+
+    it("opens the circuit breaker on a failing backend (503 from the gateway), then closes it", async () => {
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: flaky-breaker}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: flaky}]
+  circuitBreaker: {errorPercent: 50, minRequests: 5, window: 10s, openDuration: 3s, countErrorStatuses: true}
+`,
+        ns,
+      );
+      await policyAccepted("flaky-breaker");
+      const opened = await eventually("the breaker to open", 60_000, async () => {
+        for (let i = 0; i < 6; i++) await get("policies.example.com", "/status/500");
+        const r = await get("policies.example.com", "/ok");
+        return r.status === 503 && r.body.includes("circuit breaker open") ? r : undefined;
+      });
+      expect(opened.status).to.equal(503);
+      await eventually("the breaker to close after openDuration", 30_000, async () =>
+        (await get("policies.example.com", "/ok")).status === 200 ? true : undefined,
+      );
+    });
   });
 
   describe("restarts", () => {
