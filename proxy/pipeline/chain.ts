@@ -17,12 +17,11 @@
 import type { Filter, Route } from "../config/schema.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { LoadedPlugin } from "../plugins/loaded-plugin.ts";
-import type { TokenBucketLimiter } from "../upstream/rate-limit.ts";
 import type { RequestContext } from "./context.ts";
 import type { RequestStep, ResponseStep, StepResult } from "./step.ts";
 import { CorsStep } from "./steps/cors.ts";
 import { PluginRequestStep, PluginResponseStep, UnavailablePluginStep } from "./steps/plugin.ts";
-import { RateLimitStep } from "./steps/rate-limit.ts";
+import type { RateLimitStep } from "./steps/rate-limit.ts";
 import { RedirectStep } from "./steps/redirect.ts";
 
 export interface ChainDeps {
@@ -63,13 +62,13 @@ const pluginIds = (filters: Filter[]) =>
 export function buildRouteChain(
   r: Route,
   deps: ChainDeps,
-  limiter: TokenBucketLimiter | null,
+  limit: RateLimitStep | null,
 ): { early: Chain; late: Chain } {
   const early: Chain = { request: [], response: [] };
   const late: Chain = { request: [], response: [] };
   for (const f of r.filters) if (f.type === "CORS") early.request.push(new CorsStep(f));
   pluginSteps(pluginIds(r.filters), deps, late);
-  if (limiter !== null) late.request.push(new RateLimitStep(limiter, deps.metrics));
+  if (limit !== null) late.request.push(limit);
   for (const f of r.filters)
     if (f.type === "RequestRedirect")
       late.request.push(

@@ -21,6 +21,7 @@ import type { OutlierOptions } from "../upstream/cluster.ts";
 import type { PoolRegistry } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { TokenBucketLimiter } from "../upstream/rate-limit.ts";
+import { RateLimitStep } from "../pipeline/steps/rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
@@ -61,8 +62,10 @@ export interface PreparedRoute {
   /** chain steps before the Gateway's plugins (CORS) and after them (pipeline/chain.ts) */
   early: Chain;
   late: Chain;
-  /** any request step in early or late, or in a backend's chain */
+  /** any request step in early or late (the rate limit aside), or in a backend's chain */
   hasChain: boolean;
+  /** the route's rate limit; also a step of `late` for requests that run the chain */
+  limit: RateLimitStep | null;
   backends: PreparedBackend[];
   /** cumulative weights, for weighted picking */
   cumulative: number[];
@@ -224,8 +227,12 @@ export class Generation {
           break;
       }
     }
-    const { early, late } = buildRouteChain(r, chainDeps, deps.limiterFor(r));
-    let hasChain = early.request.length + late.request.length + late.response.length > 0;
+    const limiter = deps.limiterFor(r);
+    const limit = limiter === null ? null : new RateLimitStep(limiter, deps.metrics);
+    const { early, late } = buildRouteChain(r, chainDeps, limit);
+    // the rate limit alone needs no chain: the handler asks it directly (RateLimitStep.admit)
+    let hasChain =
+      early.request.length + late.request.length + late.response.length > (limit ? 1 : 0);
     const backends: PreparedBackend[] = [];
     const cumulative: number[] = [];
     let total = 0;
@@ -261,6 +268,7 @@ export class Generation {
       early,
       late,
       hasChain,
+      limit,
       backends,
       cumulative,
       totalWeight: total,

@@ -374,7 +374,13 @@ export function handleRequest(
     return;
   }
   if (!r.hasChain && routed.pl.chain.request.length === 0) {
-    proceed(core, lctx, routed, req, res, start, null);
+    let extra: string[] | null = null;
+    if (r.limit !== null) {
+      const verdict = r.limit.admit(req, clientAddress(req), r.id);
+      if (!Array.isArray(verdict)) return localReply(core, req, res, r, start, verdict);
+      extra = verdict;
+    }
+    proceed(core, lctx, routed, req, res, start, null, extra);
     return;
   }
   const ctx = contextOf(routed, req, lctx);
@@ -421,6 +427,8 @@ function proceed(
   res: DownstreamResponse,
   start: number,
   ctx: RequestContext | null,
+  /** response headers of the request path without a context (the rate limit's) */
+  extra: string[] | null = null,
 ) {
   const r = routed.entry.route;
   const backend = pickBackend(r);
@@ -484,9 +492,12 @@ function proceed(
       routed.authority,
       start,
       c,
+      c === null ? extra : null,
     ).start();
   if (backend.chain.request.length === 0) return go(ctx);
   const c = ctx ?? contextOf(routed, req, lctx);
+  if (extra !== null)
+    for (let i = 0; i < extra.length; i += 2) c.editResponse(["set", extra[i]!, extra[i + 1]!]);
   runSteps(c, [backend.chain.request], (reply, err) => {
     if (err !== undefined) return chainFailed(core, req, res, r, err, lctx);
     if (res.destroyed || res.writableEnded) return;
@@ -760,6 +771,8 @@ class Exchange {
   readonly ctx: RequestContext | null;
   /** the hash cookie to set on the response (a cluster with hashOn Cookie; hash-key.ts) */
   setCookie: string | null = null;
+  /** headers the response gets from the request path without a context (the rate limit's) */
+  readonly extraHeaders: string[] | null;
   readonly isH2: boolean;
   /** a gRPC call: local errors answer in gRPC's form, the client's deadline is honoured */
   readonly grpc: boolean;
@@ -790,7 +803,9 @@ class Exchange {
     authority: string,
     start: number,
     ctx: RequestContext | null,
+    extraHeaders: string[] | null = null,
   ) {
+    this.extraHeaders = extraHeaders;
     this.core = core;
     this.lctx = lctx;
     this.gen = gen;
@@ -1274,6 +1289,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     headers: string[] | Record<string, string | string[]>,
   ): boolean {
     const ex = this.ex;
+    if (ex.extraHeaders !== null) {
+      if (Array.isArray(headers)) headers.push(...ex.extraHeaders);
+      else
+        for (let i = 0; i < ex.extraHeaders.length; i += 2)
+          headers[ex.extraHeaders[i]!] = ex.extraHeaders[i + 1]!;
+    }
     if (ex.setCookie !== null) {
       // session persistence: the hash cookie this client did not send (hash-key.ts)
       if (Array.isArray(headers)) headers.push("set-cookie", ex.setCookie);
@@ -1581,7 +1602,11 @@ export function handleUpgrade(
       tunnel(core, lctx, routed, req, socket, head, start, backend, c, reply);
     });
   };
-  if (!r.hasChain && routed.pl.chain.request.length === 0) return upstream(null);
+  if (!r.hasChain && routed.pl.chain.request.length === 0) {
+    const verdict = r.limit?.admit(req, clientAddress(req), r.id);
+    if (verdict !== undefined && !Array.isArray(verdict)) return reply(verdict, null);
+    return upstream(null);
+  }
   const ctx = contextOf(routed, req, lctx);
   runSteps(ctx, [r.early.request, routed.pl.chain.request, r.late.request], (rep, err) => {
     if (err !== undefined) return failed(err);

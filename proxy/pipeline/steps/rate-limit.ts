@@ -4,7 +4,7 @@
 // limit and what is left.
 import type { Metrics } from "../../observability/metrics.ts";
 import type { TokenBucketLimiter } from "../../upstream/rate-limit.ts";
-import type { RequestContext } from "../context.ts";
+import type { DownstreamRequest, LocalReply, RequestContext } from "../context.ts";
 import type { RequestStep, StepResult } from "../step.ts";
 
 export class RateLimitStep implements RequestStep {
@@ -23,21 +23,27 @@ export class RateLimitStep implements RequestStep {
   }
 
   run(ctx: RequestContext): StepResult {
+    const verdict = this.admit(ctx.req, ctx.client, ctx.route.id);
+    if (!Array.isArray(verdict)) return verdict;
+    for (let i = 0; i < verdict.length; i += 2)
+      ctx.editResponse(["set", verdict[i]!, verdict[i + 1]!]);
+    return null;
+  }
+
+  /**
+   * The verdict without a request context (a route with no other steps never makes one): the
+   * 429, or the headers ("name", "value", …) the allowed response carries.
+   */
+  admit(req: DownstreamRequest, client: string, routeId: string): LocalReply | string[] {
     const name = this.limiter.keyHeader;
-    let key = this.limiter.perRoute ? "" : ctx.client;
+    let key = this.limiter.perRoute ? "" : client;
     if (name !== null) {
-      const v = ctx.req.headers[name];
+      const v = req.headers[name];
       key = v === undefined ? "" : typeof v === "string" ? v : v.join(", ");
     }
     const left = this.limiter.take(key);
-    if (left >= 0) {
-      (ctx.responseEdits ??= []).push(
-        ["set", "x-ratelimit-limit", this.limit],
-        ["set", "x-ratelimit-remaining", String(left)],
-      );
-      return null;
-    }
-    this.metrics.rateLimited.labels(ctx.route.id).inc();
+    if (left >= 0) return ["x-ratelimit-limit", this.limit, "x-ratelimit-remaining", String(left)];
+    this.metrics.rateLimited.labels(routeId).inc();
     const wait = String(this.limiter.retryAfterSeconds(key));
     return {
       status: 429,

@@ -197,6 +197,34 @@ describe("proxy: resilience", function () {
     await px.close(100);
   });
 
+  it("rate-limits the same way on a route whose other steps run (CORS answers a preflight first)", async () => {
+    const port = await freePort();
+    const px = testProxy();
+    await px.apply(
+      oneRouteConfig(port, cluster("a", [a.port]), {
+        filters: [
+          {
+            type: "CORS",
+            allowOrigins: ["https://app.example.com"],
+            allowMethods: ["GET"],
+            allowHeaders: [],
+            exposeHeaders: [],
+            allowCredentials: false,
+            maxAgeSeconds: 0,
+          },
+        ],
+        rateLimit: { requests: 1, intervalMs: 3_600_000, burst: 1, key: { type: "ClientIP" } },
+      }),
+    );
+    const origin = { origin: "https://app.example.com" };
+    const first = await get(port, "/", { headers: origin });
+    expect(first.status).to.equal(200);
+    expect(first.headers["access-control-allow-origin"]).to.equal("https://app.example.com");
+    expect(first.headers["x-ratelimit-remaining"]).to.equal("0");
+    expect((await get(port, "/", { headers: origin })).status).to.equal(429);
+    await px.close(100);
+  });
+
   it("says how long to wait: Retry-After counts the seconds until a token is back", async () => {
     const port = await freePort();
     const px = testProxy();
