@@ -7,7 +7,7 @@ import { ClientTrafficPolicy } from "./kinds.ts";
 export const ClientTrafficPolicyCapability = new Capability({
   name: "client-traffic-policy",
   description:
-    "Validates ClientTrafficPolicies (client address behind proxies, timeouts, limits, HTTP/2, PROXY protocol, path normalization) and tracks them for the compiler.",
+    "Validates ClientTrafficPolicies (client address behind proxies, timeouts, limits, HTTP/2, path normalization) and tracks them for the compiler.",
 });
 
 watchKind(ClientTrafficPolicyCapability.When, ClientTrafficPolicy, "ClientTrafficPolicy", policy =>

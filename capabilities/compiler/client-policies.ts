@@ -20,7 +20,6 @@ export interface ClientPolicySettings {
   timeout?: Pick<ClientSettings, "requestHeadersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs">;
   limits?: Pick<ClientSettings, "maxHeaderBytes" | "maxHeaderCount" | "maxRequestBodyBytes">;
   http2?: NonNullable<ClientSettings["http2"]>;
-  proxyProtocol?: boolean;
   path?: PathNormalization;
 }
 type Section = keyof ClientPolicySettings;
@@ -29,7 +28,6 @@ const SECTIONS: readonly Section[] = [
   "timeout",
   "limits",
   "http2",
-  "proxyProtocol",
   "path",
 ];
 
@@ -90,7 +88,6 @@ export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] 
         ? { initialConnectionWindowBytes: h2.initialConnectionWindowSize }
         : {}),
     };
-  if (spec.proxyProtocol) out.proxyProtocol = spec.proxyProtocol.enabled;
   if (spec.path)
     out.path = {
       mergeSlashes: spec.path.mergeSlashes ?? true,
@@ -98,7 +95,7 @@ export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] 
     };
   if (SECTIONS.every(s => out[s] === undefined))
     problems.push(
-      "spec sets nothing: give at least one of clientIPDetection, timeout, limits, http2, proxyProtocol, path",
+      "spec sets nothing: give at least one of clientIPDetection, timeout, limits, http2, path",
     );
   return problems.length > 0 ? problems.map(message => ({ reason: "Invalid", message })) : out;
 }
@@ -179,13 +176,12 @@ export class ClientPolicies {
             `listener ${m.listener.name} shares port ${port} with listener ${first.listener.name} of Gateway ${first.listener.gatewayKey}, whose client settings differ; a port has one set of settings and takes ${first.listener.name}'s: give every listener on the port the same policy (or target the Gateway)`,
           );
     }
-    const { path, clientIPDetection, timeout, limits, http2, proxyProtocol } = first.settings;
+    const { path, clientIPDetection, timeout, limits, http2 } = first.settings;
     const client: ClientSettings = {
       ...clientIPDetection,
       ...timeout,
       ...limits,
       ...(http2 ? { http2 } : {}),
-      ...(proxyProtocol !== undefined ? { proxyProtocol } : {}),
     };
     return {
       ...(Object.keys(client).length > 0 ? { client } : {}),

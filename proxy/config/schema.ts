@@ -216,9 +216,9 @@ export type StreamEntry = z.infer<typeof StreamEntry>;
 // How a socket treats its clients (a ClientTrafficPolicy); each absent field: the proxy's default.
 export const ClientSettings = z
   .object({
-    // X-Forwarded-For entries, counted from the right, that proxies in front of the gateway
-    // appended: the client address (rate limits, logs, IP lists) is the entry left of them,
-    // the peer when the header has no more entries than that; absent or 0: the peer
+    // proxies in front of the gateway, each appending the address it saw to X-Forwarded-For:
+    // the client (rate limits, hashing, logs) is the trustedHops-th entry from the right; the
+    // peer when there are fewer entries or that one is not an IP address; absent or 0: the peer
     trustedHops: z.number().int().min(0).max(32).optional(),
     requestHeadersTimeoutMs: z.number().int().min(1).optional(),
     // the whole request (head and body) from the client; 0: no limit
@@ -227,7 +227,7 @@ export const ClientSettings = z
     idleTimeoutMs: millis.optional(),
     maxHeaderBytes: z.number().int().min(1024).max(1_048_576).optional(),
     maxHeaderCount: z.number().int().min(1).max(10_000).optional(),
-    // declared or streamed request bodies beyond this get 413; 0: no limit
+    // a declared Content-Length beyond this gets 413; 0: no limit
     maxRequestBodyBytes: z.number().int().min(0).optional(),
     http2: z
       .object({
@@ -237,8 +237,6 @@ export const ClientSettings = z
       })
       .strict()
       .optional(),
-    // a PROXY protocol (v1 or v2) header starts every connection: its source is the client
-    proxyProtocol: z.boolean().optional(),
   })
   .strict();
 export type ClientSettings = z.infer<typeof ClientSettings>;

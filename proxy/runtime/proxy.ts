@@ -19,7 +19,7 @@ import { Metrics } from "../observability/metrics.ts";
 import type { RouteMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
 import type { Logger } from "../observability/logger.ts";
-import { ListenerServer, DEFAULT_LIMITS } from "../server/listeners.ts";
+import { ListenerServer, DEFAULT_LIMITS, socketLimits } from "../server/listeners.ts";
 import type { ServerLimits } from "../server/listeners.ts";
 import type { HandlerOptions, ProxyCore, Tunnel } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
@@ -218,7 +218,7 @@ export class Proxy implements ProxyCore {
     for (const [key, l] of wanted) {
       if (this.servers.has(key)) continue;
       const bind = this.opts.bindAddress ? this.opts.bindAddress(l.address) : l.address;
-      const server = new ListenerServer(this, l, this.limits, bind);
+      const server = new ListenerServer(this, l, socketLimits(this.limits, l.client), bind);
       const socket = `${l.address}:${l.port}`;
       try {
         await server.listen(
@@ -248,6 +248,7 @@ export class Proxy implements ProxyCore {
     for (const s of this.servers.values()) {
       const pl = next.listeners.get(s.ctx.socket);
       if (pl?.sni?.defaultPair) s.setDefaultCertificate(pl.sni.defaultPair);
+      if (pl) s.applyLimits(socketLimits(this.limits, pl.listener.client));
     }
     // retire: pools nobody uses, listeners the config dropped, tunnels of removed routes
     this.pools.retainOnly(next.poolKeys);

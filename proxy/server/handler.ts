@@ -2,6 +2,7 @@
 // upstream response straight into the downstream response (raw header arrays, no intermediate
 // streams). Everything it reads was prepared when the config was loaded (see Generation); a
 // request keeps the Generation it started on until it ends.
+import { isIP } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Http2ServerRequest } from "node:http2";
 import type { Http2ServerResponse } from "node:http2";
@@ -161,10 +162,41 @@ export function requestContext(lctx: ListenerContext, req: DownstreamRequest) {
   };
 }
 
+// The client of a request: its connection's peer, or the X-Forwarded-For entry the listener's
+// trusted hops point at (trustForwardedFor), for rate limits, hashing and logs.
+const forwardedClients = new WeakMap<DownstreamRequest, string>();
+
 function clientAddress(req: DownstreamRequest): string {
+  return forwardedClients.get(req) ?? peerAddress(req);
+}
+
+function peerAddress(req: DownstreamRequest): string {
   let a = req.socket?.remoteAddress ?? "";
   if (a.startsWith("::ffff:")) a = a.slice(7);
   return a;
+}
+
+/** Takes the client from X-Forwarded-For when the listener trusts `hops` proxies in front. */
+function trustForwardedFor(req: DownstreamRequest, hops: number | undefined): void {
+  if (hops === undefined || hops <= 0) return;
+  const client = forwardedClient(req.headers["x-forwarded-for"], hops);
+  if (client !== null) forwardedClients.set(req, client);
+}
+
+/**
+ * The address `hops` trusted proxies vouch for: each appends the address it saw, so the
+ * outermost one's entry is the hops-th from the right (as Envoy's xff_num_trusted_hops). null
+ * when the header has fewer entries (someone bypassed a proxy) or the entry is not an address.
+ */
+export function forwardedClient(
+  header: string | string[] | undefined,
+  hops: number,
+): string | null {
+  if (header === undefined) return null;
+  const entries = (typeof header === "string" ? header : header.join(",")).split(",");
+  if (entries.length < hops) return null;
+  const candidate = entries[entries.length - hops]!.trim();
+  return isIP(candidate) !== 0 ? candidate : null;
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {
@@ -366,10 +398,13 @@ export function handleRequest(
     return;
   }
   const r = routed.entry.route;
-  if (req.rawHeaders.length >> 1 > core.options.maxHeaderCount) {
+  const client = routed.pl.listener.client;
+  trustForwardedFor(req, client?.trustedHops);
+  const maxHeaders = client?.maxHeaderCount ?? core.options.maxHeaderCount;
+  if (req.rawHeaders.length >> 1 > maxHeaders) {
     localReply(core, req, res, r, start, {
       status: 431,
-      detail: `more than ${core.options.maxHeaderCount} request headers`,
+      detail: `more than ${maxHeaders} request headers`,
     });
     return;
   }
@@ -464,7 +499,7 @@ function proceed(
     return;
   }
   const declared = req.headers["content-length"];
-  const max = core.options.maxRequestBodyBytes;
+  const max = routed.pl.listener.client?.maxRequestBodyBytes ?? core.options.maxRequestBodyBytes;
   if (max > 0 && declared !== undefined && Number(declared) > max) {
     localReply(
       core,
@@ -661,7 +696,8 @@ export function upstreamRequestHeaders(
     out.push(name, value);
   }
   if (isHttp2(req)) joinCookies(out);
-  const client = clientAddress(req);
+  // the address this gateway saw: the hop it appends
+  const client = peerAddress(req);
   out.push(
     "host",
     host,
@@ -1580,11 +1616,11 @@ export function handleUpgrade(
     r.metrics.record(rep.status, (performance.now() - start) / 1000);
     if (core.options.accessLog) accessLog(core, req, rep.status, r.id, start);
   };
-  if (req.rawHeaders.length >> 1 > core.options.maxHeaderCount)
-    return reply(
-      { status: 431, detail: `more than ${core.options.maxHeaderCount} request headers` },
-      null,
-    );
+  const client = routed.pl.listener.client;
+  trustForwardedFor(req, client?.trustedHops);
+  const maxHeaders = client?.maxHeaderCount ?? core.options.maxHeaderCount;
+  if (req.rawHeaders.length >> 1 > maxHeaders)
+    return reply({ status: 431, detail: `more than ${maxHeaders} request headers` }, null);
   const failed = (err: unknown) => {
     reportContained(core, "upgrade", err, { ...requestContext(lctx, req), route: r.id });
     endSocketWithInternalError(socket);

@@ -58,6 +58,45 @@ export interface ServerLimits {
   streamConnectTimeoutMs: number;
   /** open connections a socket with TLS listeners takes; more are dropped at accept */
   maxStreamConnections: number;
+  /** request header fields (the handler answers 431 beyond); absent: the handler's default */
+  maxHeaderCount?: number;
+}
+
+/**
+ * A socket's limits under its listener's client settings (ClientTrafficPolicy). Timeouts and the
+ * header count apply to a listening server (applyLimits); the header size and HTTP/2 settings
+ * are fixed when it binds, so they are part of its key.
+ */
+export function socketLimits(base: ServerLimits, c: Listener["client"]): ServerLimits {
+  if (c === undefined) return base;
+  return {
+    ...base,
+    ...(c.maxHeaderBytes !== undefined ? { maxHeaderSize: c.maxHeaderBytes } : {}),
+    ...(c.requestHeadersTimeoutMs !== undefined
+      ? { headersTimeoutMs: c.requestHeadersTimeoutMs }
+      : {}),
+    ...(c.requestTimeoutMs !== undefined ? { requestTimeoutMs: c.requestTimeoutMs } : {}),
+    ...(c.idleTimeoutMs !== undefined
+      ? { keepAliveTimeoutMs: c.idleTimeoutMs, idleTimeoutMs: c.idleTimeoutMs }
+      : {}),
+    ...(c.maxHeaderCount !== undefined ? { maxHeaderCount: c.maxHeaderCount } : {}),
+    ...(c.http2
+      ? {
+          h2: {
+            ...base.h2,
+            ...(c.http2.maxConcurrentStreams !== undefined
+              ? { maxConcurrentStreams: c.http2.maxConcurrentStreams }
+              : {}),
+            ...(c.http2.initialStreamWindowBytes !== undefined
+              ? { streamWindowBytes: c.http2.initialStreamWindowBytes }
+              : {}),
+            ...(c.http2.initialConnectionWindowBytes !== undefined
+              ? { connectionWindowBytes: c.http2.initialConnectionWindowBytes }
+              : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -231,7 +270,7 @@ export class ListenerServer {
   private readonly byServerName: boolean;
   private terminator: tls.Server | null = null;
   private readonly core: ProxyCore;
-  private readonly limits: ServerLimits;
+  private limits: ServerLimits;
   private readonly h2Guard: H2GuardOptions;
   private outer: net.Server | null = null;
   private h1: http.Server | null = null;
@@ -263,7 +302,29 @@ export class ListenerServer {
     const mtls = v
       ? `|${v.mode}:${createHash("sha256").update(v.caCertificates).digest("hex").slice(0, 16)}`
       : "";
-    return `${l.protocol}|${l.address}:${l.port}${mtls}${l.streams ? "|sni" : ""}`;
+    const c = l.client;
+    const fixed =
+      c?.maxHeaderBytes !== undefined || c?.http2 !== undefined
+        ? `|c:${c.maxHeaderBytes ?? ""}:${JSON.stringify(c.http2 ?? {})}`
+        : "";
+    return `${l.protocol}|${l.address}:${l.port}${mtls}${l.streams ? "|sni" : ""}${fixed}`;
+  }
+
+  /** Timeouts and the header count of a new config, on the servers already listening. */
+  applyLimits(limits: ServerLimits): void {
+    this.limits = { ...limits, maxHeaderSize: this.limits.maxHeaderSize, h2: this.limits.h2 };
+    for (const server of [this.h1, this.h2 as unknown as http.Server | null]) {
+      if (server === null) continue;
+      server.headersTimeout = limits.headersTimeoutMs;
+      server.requestTimeout = limits.requestTimeoutMs;
+      server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    }
+    for (const server of [this.h1, this.h2 as unknown as http.Server | null])
+      if (server !== null) server.maxHeadersCount = this.maxHeaders() + 1;
+  }
+
+  private maxHeaders(): number {
+    return this.limits.maxHeaderCount ?? this.core.options.maxHeaderCount;
   }
 
   private readonly clientValidation: ClientValidation | null;
@@ -446,7 +507,7 @@ export class ListenerServer {
       requireHostHeader: false,
       noDelay: true,
       // parse up to one more than the limit so the handler can answer 431 instead of truncating
-      maxHeadersCount: this.core.options.maxHeaderCount + 1,
+      maxHeadersCount: this.maxHeaders() + 1,
     } as http.ServerOptions;
   }
 
@@ -464,7 +525,7 @@ export class ListenerServer {
     const l = this.limits;
     if (this.protocol === "HTTP") {
       const h1 = http.createServer(this.http1Options(), this.onRequest);
-      h1.maxHeadersCount = this.core.options.maxHeaderCount + 1;
+      h1.maxHeadersCount = this.maxHeaders() + 1;
       h1.on("clientError", onClientError);
       h1.on("upgrade", this.onUpgrade);
       h1.on("connect", this.onConnect);

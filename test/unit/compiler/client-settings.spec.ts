@@ -63,8 +63,7 @@ describe("ClientTrafficPolicy settings", () => {
     });
   });
 
-  it("proxyProtocol and path (with the secure defaults for what is left out)", () => {
-    expect(settings("proxyProtocol: {enabled: true}").proxyProtocol).to.equal(true);
+  it("path, with the secure defaults for what is left out", () => {
     expect(settings("path: {mergeSlashes: false}").path).to.deep.equal({
       mergeSlashes: false,
       escapedSlashes: "UnescapeAndRedirect",
@@ -75,7 +74,7 @@ describe("ClientTrafficPolicy settings", () => {
     expect(refused("")[0]).to.include("spec sets nothing");
     expect(
       refused(
-        "proxyProtocol: {enabled: true}",
+        "path: {mergeSlashes: true}",
         "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: a}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: a}]\n",
       ),
     ).to.deep.equal([
