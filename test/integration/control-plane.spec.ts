@@ -669,6 +669,9 @@ spec:
   - name: limited
     matches: [{path: {type: PathPrefix, value: /limited}}]
     backendRefs: [{name: echo, port: 8080}]
+  - name: per-client
+    matches: [{path: {type: PathPrefix, value: /per-client}}]
+    backendRefs: [{name: echo, port: 8080}]
   - name: sticky
     matches: [{path: {type: PathPrefix, value: /sticky}}]
     backendRefs: [{name: sticky, port: 8080}]
@@ -715,6 +718,49 @@ spec:
       expect(bob.status).to.equal(200);
       expect(bob.headers["x-ratelimit-remaining"]).to.equal("2");
       expect((await get("policies.example.com", "/sticky")).status).to.equal(200);
+    });
+
+    it("rate-limits per client address behind a trusted proxy (ClientTrafficPolicy numTrustedHops)", async () => {
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: behind-lb}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  clientIPDetection: {xForwardedFor: {numTrustedHops: 1}}
+---
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: per-client}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: per-client}]
+  rateLimit: {local: {requests: 2, unit: Minute}}
+`,
+        ns,
+      );
+      await policyAccepted("per-client");
+      const accepted = await eventually("ClientTrafficPolicy behind-lb Accepted", 60_000, () => {
+        const p = k.getJson<{
+          status?: { ancestors?: Array<{ controllerName: string; conditions: Condition[] }> };
+        }>(["clienttrafficpolicy", "behind-lb", "-n", ns]);
+        const c = condition(p.status?.ancestors?.[0]?.conditions, "Accepted");
+        return c?.status === "True" ? c : undefined;
+      });
+      expect(accepted.message).to.include("clientIPDetection");
+      const from = (client: string) =>
+        httpGet(address, 80, "policies.example.com", "/per-client", {
+          "x-forwarded-for": client,
+        });
+      // the probe client's own bucket shows the limit is served; the others start full
+      await eventually("the per-client limit to be served", 60_000, async () =>
+        (await from("192.0.2.99")).status === 429 ? true : undefined,
+      );
+      const alice = [];
+      for (let i = 0; i < 3; i++) alice.push((await from("192.0.2.1")).status);
+      expect(alice).to.deep.equal([200, 200, 429]);
+      // a second client behind the same proxy (the same peer) has a bucket of its own
+      expect((await from("192.0.2.2")).status).to.equal(200);
     });
 
     it("keeps a header's value on one endpoint (Maglev) and moves about 1/N of them when an endpoint is added", async () => {
