@@ -404,3 +404,36 @@ ${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
     }
   });
 });
+
+describe("rauta serve on examples/policies.yaml (the README's policy demo)", function () {
+  this.timeout(40_000);
+
+  it("rate-limits the demo's /api rule after its burst of 10, with Retry-After", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-serve-policies-"));
+    const api = await startEcho("api");
+    const web = await startEcho("web");
+    const port = await freePort();
+    const metricsPort = await freePort();
+    fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port));
+    fs.writeFileSync(path.join(dir, "backends.yaml"), backendsYaml(api.port, web.port));
+    fs.copyFileSync(path.join(root, "examples/policies.yaml"), path.join(dir, "policies.yaml"));
+    // one worker: each worker keeps its own buckets
+    const { child } = startServe(dir, 1, metricsPort);
+    try {
+      await ready(metricsPort);
+      const replies = [];
+      for (let i = 0; i < 12; i++) replies.push(await get(port, "/api/x"));
+      expect(replies.map(r => r.status)).to.deep.equal([...Array(10).fill(200), 429, 429]);
+      expect(replies[0]!.headers["x-ratelimit-limit"]).to.equal("5");
+      expect(replies[11]!.headers["retry-after"]).to.equal("1");
+      // the other rules are not limited
+      expect((await get(port, "/v2/hello")).status).to.equal(200);
+    } finally {
+      child.kill("SIGKILL");
+      await new Promise(r => child.once("exit", r));
+      await api.close();
+      await web.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
