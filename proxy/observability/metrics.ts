@@ -21,7 +21,7 @@ export class Metrics {
   readonly tcpConnections: Counter<"route" | "result">;
   readonly tcpActive: Gauge<"route">;
   readonly tcpBytes: Counter<"route" | "direction">;
-  readonly endpointHealth: Gauge<"endpoint">;
+  readonly endpointHealth: Gauge<"cluster" | "endpoint">;
   readonly tlsErrors: Counter<"kind">;
   readonly mirrors: Counter<"cluster" | "result">;
   readonly contained: Counter<"phase">;
@@ -119,8 +119,8 @@ export class Metrics {
     });
     this.endpointHealth = new client.Gauge({
       name: "rauta_endpoint_healthy",
-      help: "Active health check verdict per endpoint (1 healthy)",
-      labelNames: ["endpoint"],
+      help: "Active health check verdict per cluster and endpoint (1 healthy); clusters with a healthCheck only",
+      labelNames: ["cluster", "endpoint"],
       aggregator: "min",
       registers: r,
     });

@@ -34,6 +34,7 @@ import {
 import type { Chain, ChainDeps } from "../pipeline/chain.ts";
 import type { PreparedPlugins } from "../plugins/runtime.ts";
 import { upstreamTls } from "../upstream/upstream-tls.ts";
+import { cookiePathProblem } from "../upstream/hash-key.ts";
 import type { UpstreamTls } from "../upstream/upstream-tls.ts";
 
 export interface PreparedBackend {
@@ -131,6 +132,10 @@ export class Generation {
         const built = upstreamTls(c.tls, deps.secrets);
         tls = built.tls;
         if (built.problem) this.problems.push(`cluster ${c.id}: ${built.problem}`);
+      }
+      if (c.hashOn?.type === "Cookie") {
+        const bad = cookiePathProblem(c.hashOn.path);
+        if (bad !== null) this.problems.push(`cluster ${c.id}: ${bad}`);
       }
       const rt = new ClusterRuntime(
         c,

@@ -11,10 +11,10 @@ import type { PrepareDeps } from "./generation.ts";
 import { PoolRegistry } from "../upstream/pools.ts";
 import type { PoolOptions } from "../upstream/pools.ts";
 import { ClusterState, EndpointHealth, DEFAULT_OUTLIER } from "../upstream/cluster.ts";
-import type { OutlierOptions } from "../upstream/cluster.ts";
+import type { ClusterRuntime, OutlierOptions } from "../upstream/cluster.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { TokenBucketLimiter } from "../upstream/rate-limit.ts";
-import { HealthChecker, healthCheckOptions } from "../upstream/health.ts";
+import { HealthChecker, healthCheckOptions, healthCheckSettings } from "../upstream/health.ts";
 import { Metrics } from "../observability/metrics.ts";
 import type { RouteMetrics } from "../observability/metrics.ts";
 import { createLogger } from "../observability/logger.ts";
@@ -90,6 +90,8 @@ export class Proxy implements ProxyCore {
   private readonly limiters = new Map<string, { settings: string; limiter: TokenBucketLimiter }>();
   /** active health checks by cluster id, with the settings they run (cluster healthCheck) */
   private readonly checkers = new Map<string, { settings: string; checker: HealthChecker }>();
+  /** "<cluster>\n<pool key>" of the endpoints rauta_endpoint_healthy has a series for */
+  private gauged = new Set<string>();
   private readonly opts: ProxyOptions;
   private applying: Promise<unknown> = Promise.resolve();
   private unsubscribeSecrets: (() => void) | null = null;
@@ -129,7 +131,14 @@ export class Proxy implements ProxyCore {
     return run;
   }
 
-  private deps(plugins: PreparedPlugins): PrepareDeps {
+  /**
+   * `limiters`: what the config being prepared uses, by route id; it replaces this.limiters only
+   * once that config is swapped in (a refused one must not cost the serving one its buckets).
+   */
+  private deps(
+    plugins: PreparedPlugins,
+    limiters: Map<string, { settings: string; limiter: TokenBucketLimiter }>,
+  ): PrepareDeps {
     return {
       plugins,
       pools: this.pools,
@@ -163,11 +172,11 @@ export class Proxy implements ProxyCore {
       limiterFor: route => {
         if (!route.rateLimit) return null;
         const settings = JSON.stringify(route.rateLimit);
-        const held = this.limiters.get(route.id);
-        if (held?.settings === settings) return held.limiter;
-        const limiter = new TokenBucketLimiter(route.rateLimit);
-        this.limiters.set(route.id, { settings, limiter });
-        return limiter;
+        let held = this.limiters.get(route.id);
+        if (held?.settings !== settings)
+          held = { settings, limiter: new TokenBucketLimiter(route.rateLimit) };
+        limiters.set(route.id, held);
+        return held.limiter;
       },
       tlsCache: this.tlsCache,
       circuitBreaker: this.opts.circuitBreaker ?? {},
@@ -192,11 +201,12 @@ export class Proxy implements ProxyCore {
     let config: CompiledConfig;
     let next: Generation;
     let plugins: PreparedPlugins | null = null;
+    const limiters = new Map<string, { settings: string; limiter: TokenBucketLimiter }>();
     try {
       config = this.opts.validate(input, { verifyHash: this.opts.verifyHash });
       // plugin modules load (fetch, sandbox, compile, first instance) before anything is swapped
       plugins = await this.plugins.prepare(config.plugins);
-      next = new Generation(config, this.deps(plugins));
+      next = new Generation(config, this.deps(plugins, limiters));
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       // pools created while preparing a refused config are released with the usual grace
@@ -268,8 +278,9 @@ export class Proxy implements ProxyCore {
       if (!next.healthKeys.has(key)) this.health.delete(key);
     for (const id of [...this.clusterStates.keys()])
       if (!next.clusters.has(id)) this.clusterStates.delete(id);
-    for (const id of [...this.limiters.keys()])
-      if (!next.routes.get(id)?.route.rateLimit) this.limiters.delete(id);
+    // buckets of routes that are gone, or whose limit changed, go with the previous generation
+    this.limiters.clear();
+    for (const [id, held] of limiters) this.limiters.set(id, held);
     if (problems.length)
       this.logger.warn("config applied with problems", { generation: next.number, problems });
     this.logger.info("config applied", {
@@ -291,30 +302,49 @@ export class Proxy implements ProxyCore {
    * restarted when they change, stopped with the cluster.
    */
   private syncHealthChecks(gen: Generation) {
+    const settingsOf = (c: ClusterRuntime) =>
+      c.config.healthCheck
+        ? healthCheckSettings(c.config.healthCheck, c.config.protocol, c.tls)
+        : null;
     for (const [id, held] of this.checkers) {
-      const hc = gen.clusters.get(id)?.config.healthCheck;
-      if (hc && JSON.stringify(hc) === held.settings) continue;
+      const c = gen.clusters.get(id);
+      if (c && settingsOf(c) === held.settings) continue;
       held.checker.stop();
       this.checkers.delete(id);
     }
+    const gauged = new Set<string>();
     for (const c of gen.clusters.values()) {
       const hc = c.config.healthCheck;
       if (!hc) continue;
       let held = this.checkers.get(c.id);
       if (!held) {
-        const checker = new HealthChecker(healthCheckOptions(hc));
-        checker.onChange = (key, healthy) => {
-          this.metrics.endpointHealth.labels(key).set(healthy ? 1 : 0);
+        const checker = new HealthChecker(healthCheckOptions(hc, c.config.protocol, c.tls));
+        const id = c.id;
+        checker.onChange = (healthKey, healthy) => {
+          // "<cluster id>|<pool key>" (UpstreamEndpoint.healthKey)
+          const endpoint = healthKey.slice(id.length + 1);
+          this.metrics.endpointHealth.labels(id, endpoint).set(healthy ? 1 : 0);
           this.logger.warn(healthy ? "endpoint healthy again" : "endpoint failed health checks", {
-            cluster: c.id,
-            endpoint: key,
+            cluster: id,
+            endpoint,
           });
         };
-        held = { settings: JSON.stringify(hc), checker };
+        held = { settings: settingsOf(c)!, checker };
         this.checkers.set(c.id, held);
       }
       held.checker.sync(new Map(c.endpoints.map(e => [e.healthKey, e])));
+      for (const e of c.endpoints) {
+        // the verdict as it stands (it outlives a restart of the checks with new settings)
+        this.metrics.endpointHealth.labels(c.id, e.key).set(e.health.activeHealthy ? 1 : 0);
+        gauged.add(`${c.id}\n${e.key}`);
+      }
     }
+    for (const k of this.gauged) {
+      if (gauged.has(k)) continue;
+      const nl = k.indexOf("\n");
+      this.metrics.endpointHealth.remove(k.slice(0, nl), k.slice(nl + 1));
+    }
+    this.gauged = gauged;
   }
 
   private forgetRemovedRoutes(prev: Generation) {

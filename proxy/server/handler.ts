@@ -965,7 +965,7 @@ class Exchange {
     }
     this.tries++;
     this.cluster.active++;
-    ep.inflight++;
+    ep.health.inflight++;
     const a = new Attempt(this, ep);
     this.attempt = a;
     const r = this.route;
@@ -1175,7 +1175,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     const c = this.ex.cluster;
     c.active--;
-    this.ep.inflight--;
+    this.ep.health.inflight--;
     if (record) {
       c.state.breaker.recordOutcome(outcome);
       c.report(this.ep, outcome === "ok");
@@ -1677,12 +1677,12 @@ function tunnel(
 ) {
   const r = routed.entry.route;
   const cluster = backend.cluster!;
-  // a 101 carries no Set-Cookie of ours: an upgrade without the hash cookie is balanced freshly
-  const ep = cluster.pick(
+  // an upgrade without the hash cookie gets one on its 101 (RFC 6455 §4.1 allows cookies there)
+  const hash =
     cluster.config.lb === "maglev"
-      ? hashKeyFor(cluster.config.hashOn, clientAddress(req), req.headers).key
-      : null,
-  );
+      ? hashKeyFor(cluster.config.hashOn, clientAddress(req), req.headers)
+      : null;
+  const ep = cluster.pick(hash === null ? null : hash.key);
   if (ep === null)
     return reply({ status: 503, detail: `no healthy endpoint for cluster ${cluster.id}` }, ctx);
   if (!cluster.state.breaker.allow())
@@ -1704,8 +1704,9 @@ function tunnel(
   const upgrade = headerString(req.headers.upgrade) ?? "websocket";
   routed.gen.inflight++;
   const handler = new UpgradeHandler(core, routed.gen, r, cluster, ep, socket, head, start);
+  handler.setCookie = hash === null ? null : hash.setCookie;
   cluster.active++;
-  ep.inflight++;
+  ep.health.inflight++;
   try {
     ep.pool.dispatch(
       {
@@ -1734,6 +1735,8 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
   private readonly head: Buffer;
   private readonly start: number;
   private upstream: Duplex | null = null;
+  /** the hash cookie the 101 sets (hash-key.ts) */
+  setCookie: string | null = null;
   private settled = false;
   private status = 0;
   private closed = false;
@@ -1764,7 +1767,6 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     this.settled = true;
     this.status = status;
     this.cluster.active--;
-    this.ep.inflight--;
     this.cluster.state.breaker.recordOutcome(outcome);
     this.cluster.report(this.ep, outcome === "ok");
     this.route.metrics.record(status, (performance.now() - this.start) / 1000);
@@ -1779,6 +1781,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     const list = raw ?? [];
     for (let i = 0; i < list.length; i += 2)
       head += `${list[i]!.toString()}: ${list[i + 1]!.toString()}\r\n`;
+    if (this.setCookie !== null) head += `set-cookie: ${this.setCookie}\r\n`;
     head += "\r\n";
     if (!client.writable) {
       upstream.destroy();
@@ -1820,6 +1823,9 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     this.closed = true;
     this.core.tunnels.delete(this);
     this.generation.inflight--;
+    // an open tunnel is a request in flight at its endpoint for least-request (as Envoy counts
+    // an upgraded stream until it ends)
+    this.ep.health.inflight--;
   }
 
   // A non-101 answer to an upgrade request: relay it and close.

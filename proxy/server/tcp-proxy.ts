@@ -105,7 +105,7 @@ export function splice(
   let closed = 0;
   gen.inflight++;
   // a connection counts as a request in flight for least-request balancing
-  ep.inflight++;
+  ep.health.inflight++;
   // errors, timeouts and a removed route end both sides at once; a clean end (FIN) travels
   // through the pipes, and the books close once both sockets have
   const abort = () => {
@@ -126,7 +126,7 @@ export function splice(
     clearTimeout(connectTimer);
     core.tunnels.delete(tunnel);
     gen.inflight--;
-    ep.inflight--;
+    ep.health.inflight--;
     if (spliced) {
       sm.active.dec();
       sm.clientToBackend.inc(upstream.bytesWritten);

@@ -16,13 +16,19 @@ export interface OutlierOptions {
 }
 export const DEFAULT_OUTLIER: OutlierOptions = { consecutiveFailures: 5, baseEjectionMs: 30_000 };
 
-/** Health of one endpoint, shared across generations (keyed by pool key). */
+/**
+ * Health of one endpoint, shared across generations (keyed by UpstreamEndpoint.healthKey), and
+ * the tries in flight to it (least-request): a config swap must not make the requests still
+ * running on the previous generation invisible to the balancer.
+ */
 export class EndpointHealth {
   /** Active health check verdict (true until a checker says otherwise). */
   activeHealthy = true;
   consecutiveFailures = 0;
   ejectedUntil = 0;
   ejections = 0;
+  /** tries (requests, upgrades, TLS streams) to this endpoint not finished yet */
+  inflight = 0;
   available(now: number): boolean {
     return this.activeHealthy && this.ejectedUntil <= now;
   }
@@ -39,8 +45,6 @@ export interface UpstreamEndpoint {
   port: number;
   pool: UpstreamPool;
   health: EndpointHealth;
-  /** tries in flight (least-request balancing) */
-  inflight: number;
 }
 
 export class ClusterState {
@@ -106,7 +110,6 @@ export class ClusterRuntime {
         port: e.port,
         pool: pools.acquire(config.protocol, e.address, e.port, tls),
         health: healthOf(healthKey),
-        inflight: 0,
       });
     }
     this.maglev =
@@ -135,7 +138,7 @@ export class ClusterRuntime {
       if (y === x) y = eps[n - 1]!;
       const xa = x.health.available(now);
       const ya = y.health.available(now);
-      if (xa && ya) return y.inflight < x.inflight ? y : x;
+      if (xa && ya) return y.health.inflight < x.health.inflight ? y : x;
       if (xa) return x;
       if (ya) return y;
     }

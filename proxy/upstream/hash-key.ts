@@ -14,6 +14,17 @@ export interface HashKey {
 
 const NO_COOKIE: Pick<HashKey, "setCookie"> = { setCookie: null };
 
+// RFC 6265 §4.1.1 path-value: no CTLs and no ";" (which would start another attribute); spaces
+// are left out too. A path that is not one is not sent: the cookie gets Path=/ (and the
+// Generation reports it).
+const COOKIE_PATH = /^\/[\x21-\x3a\x3c-\x7e]*$/;
+
+/** Why a hashOn cookie path cannot go into Set-Cookie, or null when it can. */
+export function cookiePathProblem(path: string | undefined): string | null {
+  if (path === undefined || COOKIE_PATH.test(path)) return null;
+  return `hashOn cookie path ${JSON.stringify(path)} is not a cookie path (printable ASCII without ";" or spaces); the cookie is set with Path=/`;
+}
+
 export function hashKeyFor(
   hashOn: HashOn | undefined,
   client: string,
@@ -21,7 +32,8 @@ export function hashKeyFor(
 ): HashKey {
   if (hashOn === undefined || hashOn.type === "SourceIP") return { key: client, ...NO_COOKIE };
   if (hashOn.type === "Header") {
-    const v = headers[hashOn.name];
+    // header names are lowercase here (the compiler lowercases them; a hand-written config may not)
+    const v = headers[hashOn.name.toLowerCase()];
     return { key: v === undefined ? null : typeof v === "string" ? v : v.join(", "), ...NO_COOKIE };
   }
   const found = cookieValue(headers.cookie, hashOn.name);
@@ -29,7 +41,7 @@ export function hashKeyFor(
   const token = randomBytes(12).toString("base64url");
   return {
     key: token,
-    setCookie: `${hashOn.name}=${token}; Path=${hashOn.path ?? "/"}; HttpOnly${hashOn.ttlSeconds !== undefined ? `; Max-Age=${hashOn.ttlSeconds}` : ""}`,
+    setCookie: `${hashOn.name}=${token}; Path=${cookiePathProblem(hashOn.path) === null ? (hashOn.path ?? "/") : "/"}; HttpOnly${hashOn.ttlSeconds !== undefined ? `; Max-Age=${hashOn.ttlSeconds}` : ""}`,
   };
 }
 

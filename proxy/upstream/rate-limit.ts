@@ -2,6 +2,17 @@
 // `burst` tokens, refilled with `requests` tokens every `intervalMs`. Buckets refill lazily on
 // use; past maxKeys the least recently created one goes.
 import type { RateLimit } from "../config/schema.ts";
+import { hash32 } from "./maglev.ts";
+
+// a key longer than this (a header value may be kilobytes) is kept as its hash: maxKeys buckets
+// must not hold maxKeys copies of a huge header
+const MAX_KEY_LENGTH = 128;
+
+function bucketKey(key: string): string {
+  return key.length <= MAX_KEY_LENGTH
+    ? key
+    : `#${key.length}:${hash32(key)}:${hash32(key, 0x2545f491)}`;
+}
 
 interface Bucket {
   tokens: number;
@@ -31,6 +42,7 @@ export class TokenBucketLimiter {
 
   /** Takes one token for key: the whole tokens left (≥ 0), or -1 when the bucket is empty. */
   take(key: string): number {
+    key = bucketKey(key);
     const t = this.now();
     let b = this.buckets.get(key);
     if (b === undefined) {
@@ -40,7 +52,8 @@ export class TokenBucketLimiter {
       }
       b = { tokens: this.settings.burst, at: t };
       this.buckets.set(key, b);
-    } else {
+    } else if (t > b.at) {
+      // (a clock that stepped back refills nothing until it is past b.at again)
       b.tokens = Math.min(this.settings.burst, b.tokens + (t - b.at) * this.rate);
       b.at = t;
     }
@@ -51,7 +64,7 @@ export class TokenBucketLimiter {
 
   /** Whole seconds (at least 1) until key's bucket holds a token again. */
   retryAfterSeconds(key: string): number {
-    const b = this.buckets.get(key);
+    const b = this.buckets.get(bucketKey(key));
     const missing = b === undefined ? 0 : 1 - b.tokens;
     return Math.max(1, Math.ceil(missing / this.rate / 1000));
   }

@@ -14,6 +14,7 @@ import {
   testProxy,
   get,
   sleep,
+  eventually,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
@@ -139,10 +140,16 @@ describe("proxy: listener lifecycle", function () {
         }),
       ),
     );
-    await sleep(250);
+    const verdict = `{cluster="c",endpoint="http1|127.0.0.1:${dead}"} 0`;
+    await eventually(
+      async () =>
+        (await px.metrics.registry.getSingleMetricAsString("rauta_endpoint_healthy")).includes(
+          verdict,
+        ),
+      5000,
+      "the refused endpoint found unhealthy",
+    );
     for (let i = 0; i < 6; i++) expect((await get(port, "/")).status).to.equal(200);
-    const m = await px.metrics.registry.getSingleMetricAsString("rauta_endpoint_healthy");
-    expect(m).to.contain(`endpoint="c|http1|127.0.0.1:${dead}"} 0`);
     await px.close(100);
   });
 });
