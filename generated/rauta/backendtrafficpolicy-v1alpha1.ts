@@ -85,7 +85,7 @@ export interface BackendTrafficPolicyV1Alpha1 {
            */
           ttl?: string;
           /**
-           * Path attribute of the cookie. Default, /.
+           * Path attribute of the cookie (visible ASCII, no ";"). Default, /.
            */
           path?: string;
         };
