@@ -420,7 +420,8 @@ function routeClusters(route: Route): string[] {
     if (backend.clusterId) ids.push(backend.clusterId);
     for (const f of backend.filters) if (f.type === "RequestMirror") ids.push(f.clusterId);
   }
-  for (const f of route.filters) if (f.type === "RequestMirror") ids.push(f.clusterId);
+  for (const f of route.filters)
+    if (f.type === "RequestMirror" || f.type === "ExternalAuth") ids.push(f.clusterId);
   return ids;
 }
 

@@ -46,6 +46,9 @@ export function checkConfig(config: CompiledConfig, options: ValidateOptions = {
       if (f.type === "RequestMirror" && !clusterIds.has(f.clusterId)) {
         problems.push(`${where}.filters[${j}]: mirror cluster ${f.clusterId} does not exist`);
       }
+      if (f.type === "ExternalAuth" && !clusterIds.has(f.clusterId)) {
+        problems.push(`${where}.filters[${j}]: auth cluster ${f.clusterId} does not exist`);
+      }
       if (f.type === "Plugin" && !pluginIds.has(f.pluginId)) {
         problems.push(`${where}.filters[${j}]: plugin ${f.pluginId} does not exist`);
       }

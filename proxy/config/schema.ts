@@ -110,6 +110,20 @@ export const Filter = z.discriminatedUnion("type", [
     })
     .strict(),
   z.object({ type: z.literal("Plugin"), pluginId: z.string() }).strict(),
+  // Gateway API ExternalAuth (GEP-1494), HTTP protocol: each request is first sent to the auth
+  // service (its method, pathPrefix + path, Host, Authorization and allowedHeaders, no body); a
+  // 2xx lets it through with allowedResponseHeaders (all but Host when empty) copied onto it,
+  // any other answer goes back to the client as it is; no answer in time: 403 (fail closed)
+  z
+    .object({
+      type: z.literal("ExternalAuth"),
+      clusterId: z.string(),
+      pathPrefix: z.string(),
+      allowedHeaders: z.array(headerName),
+      allowedResponseHeaders: z.array(headerName),
+      timeoutMs: z.number().int().min(1),
+    })
+    .strict(),
 ]);
 export type Filter = z.infer<typeof Filter>;
 export type FilterType = Filter["type"];

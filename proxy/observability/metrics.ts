@@ -17,6 +17,7 @@ export class Metrics {
   readonly configReloads: Counter<"result">;
   readonly configReloadFailures: Counter;
   readonly rateLimited: Counter<"route">;
+  readonly externalAuth: Counter<"route" | "result">;
   readonly grpcResponses: Counter<"route" | "grpc_status">;
   readonly tcpConnections: Counter<"route" | "result">;
   readonly tcpActive: Gauge<"route">;
@@ -117,6 +118,12 @@ export class Metrics {
       labelNames: ["route"],
       registers: r,
     });
+    this.externalAuth = new client.Counter({
+      name: "rauta_external_auth_total",
+      help: "ExternalAuth checks by route id and result (allowed, denied, error: failed closed)",
+      labelNames: ["route", "result"],
+      registers: r,
+    });
     this.endpointHealth = new client.Gauge({
       name: "rauta_endpoint_healthy",
       help: "Active health check verdict per cluster and endpoint (1 healthy); clusters with a healthCheck only",
@@ -194,6 +201,7 @@ export class Metrics {
     for (const code of CLASSES) this.requests.remove(routeId, code);
     this.duration.remove(routeId);
     this.rateLimited.remove(routeId);
+    for (const result of ["allowed", "denied", "error"]) this.externalAuth.remove(routeId, result);
     for (const result of ["ok", "connect_error", "timeout", "no_backend"])
       this.tcpConnections.remove(routeId, result);
     this.tcpActive.remove(routeId);

@@ -3,14 +3,15 @@
 // requests and upgrades alike:
 //
 //   1. cors               the route's CORS filter (a preflight is answered before any auth)
-//   2. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
-//   3. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
-//   4. rate-limit         the proxy's local limit of the route
-//   5. redirect           RequestRedirect ends the request here
+//   2. external auth      the route's ExternalAuth filter: its auth service allows or answers
+//   3. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
+//   4. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
+//   5. rate-limit         the route's rateLimit (BackendTrafficPolicy)
+//   6. redirect           RequestRedirect ends the request here
 //   -- backend picked --
-//   6. backend plugins    ExtensionRef filters of the chosen backendRef
+//   7. backend plugins    ExtensionRef filters of the chosen backendRef
 //   -- upstream response head --
-//   7. response plugins   on_response of every plugin above that exports it, in reverse order
+//   8. response plugins   on_response of every plugin above that exports it, in reverse order
 //
 // Adding a step means one file in steps/ and one line in buildRouteChain/buildListenerChain.
 // A route with no step keeps the plain path: no context, no promise, no allocation.
@@ -19,7 +20,9 @@ import type { Metrics } from "../observability/metrics.ts";
 import type { LoadedPlugin } from "../plugins/loaded-plugin.ts";
 import type { RequestContext } from "./context.ts";
 import type { RequestStep, ResponseStep, StepResult } from "./step.ts";
+import type { ClusterRuntime } from "../upstream/cluster.ts";
 import { CorsStep } from "./steps/cors.ts";
+import { ExternalAuthStep } from "./steps/external-auth.ts";
 import { PluginRequestStep, PluginResponseStep, UnavailablePluginStep } from "./steps/plugin.ts";
 import type { RateLimitStep } from "./steps/rate-limit.ts";
 import { RedirectStep } from "./steps/redirect.ts";
@@ -31,6 +34,8 @@ export interface ChainDeps {
   /** why a plugin the config names is not loaded */
   pluginProblems: ReadonlyMap<string, string>;
   pluginSpecs: ReadonlyMap<string, { id: string; failurePolicy: "FailOpen" | "FailClosed" }>;
+  /** this generation's clusters (an ExternalAuth filter's auth service) */
+  clusters: ReadonlyMap<string, ClusterRuntime>;
 }
 
 export interface Chain {
@@ -58,7 +63,7 @@ function pluginSteps(ids: string[], deps: ChainDeps, chain: Chain) {
 const pluginIds = (filters: Filter[]) =>
   filters.flatMap(f => (f.type === "Plugin" ? [f.pluginId] : []));
 
-/** Steps 1, 3, 4, 5 (and 7 for the route's plugins). */
+/** Steps 1, 2, 4, 5, 6 (and 8 for the route's plugins). */
 export function buildRouteChain(
   r: Route,
   deps: ChainDeps,
@@ -67,6 +72,9 @@ export function buildRouteChain(
   const early: Chain = { request: [], response: [] };
   const late: Chain = { request: [], response: [] };
   for (const f of r.filters) if (f.type === "CORS") early.request.push(new CorsStep(f));
+  for (const f of r.filters)
+    if (f.type === "ExternalAuth")
+      early.request.push(new ExternalAuthStep(f, deps.clusters.get(f.clusterId), deps.metrics));
   pluginSteps(pluginIds(r.filters), deps, late);
   if (limit !== null) late.request.push(limit);
   for (const f of r.filters)
@@ -83,14 +91,14 @@ export function buildRouteChain(
   return { early, late };
 }
 
-/** Step 2. */
+/** Step 3. */
 export function buildListenerChain(pluginIdsOfListener: string[], deps: ChainDeps): Chain {
   const chain: Chain = { request: [], response: [] };
   pluginSteps(pluginIdsOfListener, deps, chain);
   return chain;
 }
 
-/** Step 6. */
+/** Step 7. */
 export function buildBackendChain(filters: Filter[], deps: ChainDeps): Chain {
   const chain: Chain = { request: [], response: [] };
   pluginSteps(pluginIds(filters), deps, chain);

@@ -159,6 +159,7 @@ export class Generation {
         deps.plugins.problems.map(p => [p.plugin, `${p.reason}: ${p.message}`]),
       ),
       pluginSpecs: new Map(config.plugins.map(p => [p.id, p])),
+      clusters: this.clusters,
     };
     for (const p of deps.plugins.problems)
       this.problems.push(
@@ -229,6 +230,7 @@ export class Generation {
         case "CORS":
         case "RequestRedirect":
         case "Plugin":
+        case "ExternalAuth":
           break;
       }
     }
