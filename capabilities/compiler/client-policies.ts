@@ -23,13 +23,7 @@ export interface ClientPolicySettings {
   path?: PathNormalization;
 }
 type Section = keyof ClientPolicySettings;
-const SECTIONS: readonly Section[] = [
-  "clientIPDetection",
-  "timeout",
-  "limits",
-  "http2",
-  "path",
-];
+const SECTIONS: readonly Section[] = ["clientIPDetection", "timeout", "limits", "http2", "path"];
 
 /** The compiled sections, or every problem of the spec. */
 export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] {

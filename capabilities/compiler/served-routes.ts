@@ -30,7 +30,7 @@ export class ServedRoutes {
   }
 
   private variant(route: Route, traffic: EffectiveTraffic, stream: boolean): Route {
-    const { rateLimit, ...clusterSettings } = traffic.settings;
+    const { rateLimit, timeout, retry, ...clusterSettings } = traffic.settings;
     const clusterId = (id: string | null) => {
       if (id === null || traffic.clusterKey === "") return id;
       const copy = `${id}@${traffic.clusterKey}`;
@@ -41,6 +41,9 @@ export class ServedRoutes {
       ...route,
       backends: route.backends.map(b => ({ ...b, clusterId: clusterId(b.clusterId) })),
       ...(rateLimit && !stream ? { rateLimit } : {}),
+      // the HTTPRoute's own timeouts and retry win: the policy only fills in what it left out
+      ...(timeout && !stream ? { timeouts: { ...timeout, ...route.timeouts } } : {}),
+      ...(retry && !stream && route.retry === undefined ? { retry } : {}),
     };
   }
 

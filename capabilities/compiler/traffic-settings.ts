@@ -2,6 +2,8 @@
 // every problem that makes the policy unusable. Admission and the compiler share these checks,
 // so `kubectl apply` refuses exactly what status would report.
 import type {
+  Retry,
+  Route,
   Cluster,
   ClusterCircuitBreaker,
   ClusterHealthCheck,
@@ -18,6 +20,9 @@ export type TrafficSpec = BackendTrafficPolicy["spec"];
 /** What one policy sets, section by section; each section is taken whole from one policy. */
 export interface TrafficSettings {
   rateLimit?: RateLimit;
+  /** defaults for rules whose HTTPRoute sets no timeouts / no retry of its own */
+  timeout?: Route["timeouts"];
+  retry?: Retry;
   loadBalancer?: { lb: Cluster["lb"]; hashOn?: HashOn };
   circuitBreaker?: ClusterCircuitBreaker;
   healthCheck?: ClusterHealthCheck;
@@ -27,6 +32,8 @@ export type TrafficSection = keyof TrafficSettings;
 /** most specific attachment wins per section, in this order of the config */
 export const SECTIONS: readonly TrafficSection[] = [
   "rateLimit",
+  "timeout",
+  "retry",
   "loadBalancer",
   "circuitBreaker",
   "healthCheck",
@@ -35,13 +42,18 @@ export const SECTIONS: readonly TrafficSection[] = [
 /** where each section is in the BackendTrafficPolicy spec */
 export const SECTION_FIELDS: Readonly<Record<TrafficSection, string>> = {
   rateLimit: "rateLimit",
+  timeout: "timeout",
+  retry: "retry",
   loadBalancer: "loadBalancer",
   circuitBreaker: "circuitBreaker",
   healthCheck: "healthCheck.active",
   outlierDetection: "healthCheck.passive",
 };
 /** the sections that shape a cluster (the rest shape a route) */
-export const CLUSTER_SECTIONS: readonly TrafficSection[] = SECTIONS.filter(s => s !== "rateLimit");
+export const ROUTE_SECTIONS: readonly TrafficSection[] = ["rateLimit", "timeout", "retry"];
+export const CLUSTER_SECTIONS: readonly TrafficSection[] = SECTIONS.filter(
+  s => !ROUTE_SECTIONS.includes(s),
+);
 
 // Documented defaults (docs/policies/backend-traffic.md); the proxy's own defaults match.
 export const DEFAULTS = {
@@ -92,6 +104,29 @@ export function compileTrafficSpec(spec: TrafficSpec): TrafficSettings | Problem
           : { type: key.type },
     };
   }
+
+  const timeout = spec.timeout;
+  if (timeout) {
+    const request = duration("spec.timeout.request", timeout.request, -1, 0);
+    const backend = duration("spec.timeout.backendRequest", timeout.backendRequest, -1, 0);
+    if (request > 0 && backend > request)
+      problems.push(
+        `spec.timeout.backendRequest (${timeout.backendRequest}) is longer than spec.timeout.request (${timeout.request}), which includes every try`,
+      );
+    out.timeout = {
+      ...(request >= 0 ? { requestMs: request } : {}),
+      ...(backend >= 0 ? { backendRequestMs: backend } : {}),
+    };
+  }
+  const retry = spec.retry;
+  if (retry)
+    out.retry = {
+      attempts: retry.attempts,
+      codes: [...new Set(retry.statusCodes ?? [])].sort((a, b) => a - b),
+      ...(retry.backoff !== undefined
+        ? { backoffMs: duration("spec.retry.backoff", retry.backoff, 25, 1) }
+        : {}),
+    };
 
   const lb = spec.loadBalancer;
   if (lb) {
@@ -167,7 +202,7 @@ export function compileTrafficSpec(spec: TrafficSpec): TrafficSettings | Problem
 
   if (SECTIONS.every(s => out[s] === undefined))
     problems.push(
-      "spec sets nothing: give at least one of rateLimit, loadBalancer, circuitBreaker, healthCheck.active, healthCheck.passive",
+      "spec sets nothing: give at least one of rateLimit, timeout, retry, loadBalancer, circuitBreaker, healthCheck.active, healthCheck.passive",
     );
   if (problems.length > 0) return problems.map(message => ({ reason: "Invalid", message }));
   return out;
@@ -221,10 +256,11 @@ function checkTargets(spec: TrafficSpec, problems: string[]): void {
       problems.push(
         `${field}.sectionName: not supported for a Service (the policy applies to all its ports); remove it`,
       );
-    if (t.kind === "Service" && spec.rateLimit)
-      problems.push(
-        `${field}: rateLimit limits the requests of routes, and a Service target has none; move rateLimit to a policy that targets the HTTPRoute or the Gateway`,
-      );
+    for (const section of ["rateLimit", "timeout", "retry"] as const)
+      if (t.kind === "Service" && spec[section])
+        problems.push(
+          `${field}: ${section} shapes the requests of routes, and a Service target has none; move ${section} to a policy that targets the HTTPRoute or the Gateway`,
+        );
     const key = `${t.kind}/${t.name}/${t.sectionName ?? ""}`;
     if (seen.has(key)) problems.push(`${field}: the same target as an earlier entry`);
     seen.add(key);

@@ -80,6 +80,28 @@ describe("BackendTrafficPolicy settings", () => {
     });
   });
 
+  describe("timeout and retry (defaults for rules that set none)", () => {
+    it("turns durations into milliseconds, 0s kept (it turns a timeout off)", () => {
+      expect(settings("timeout: {request: 30s, backendRequest: 0s}").timeout).to.deep.equal({
+        requestMs: 30_000,
+        backendRequestMs: 0,
+      });
+      expect(
+        settings("retry: {attempts: 2, statusCodes: [503, 502, 503], backoff: 100ms}").retry,
+      ).to.deep.equal({ attempts: 2, codes: [502, 503], backoffMs: 100 });
+      expect(settings("retry: {attempts: 1}").retry).to.deep.equal({ attempts: 1, codes: [] });
+    });
+
+    it("refuses a try timeout longer than the whole request's, and both on a Service target", () => {
+      expect(refused("timeout: {request: 1s, backendRequest: 2s}")[0]).to.include(
+        "spec.timeout.backendRequest (2s) is longer than spec.timeout.request (1s)",
+      );
+      const service = 'targetRefs: [{group: "", kind: Service, name: web}]\n';
+      expect(refused("retry: {attempts: 1}", service)[0]).to.include("move retry to a policy");
+      expect(refused("timeout: {request: 1s}", service)[0]).to.include("move timeout to a policy");
+    });
+  });
+
   describe("loadBalancer", () => {
     it("maps RoundRobin, LeastRequest and ConsistentHash (source IP by default)", () => {
       expect(settings("loadBalancer: {type: RoundRobin}").loadBalancer).to.deep.equal({
