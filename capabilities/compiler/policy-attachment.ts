@@ -10,7 +10,7 @@ import type { MakeCondition, Problem } from "./conditions.ts";
 import { conditionFactory } from "./conditions.ts";
 import { compareStrings } from "./order.ts";
 import type { ObjectMeta } from "./snapshot.ts";
-import type { Condition, ParentRefStatus } from "./types.ts";
+import type { Condition, ParentRefStatus, PolicyStatus } from "./types.ts";
 
 export interface TargetRef {
   group: string;
@@ -33,19 +33,6 @@ export interface AttachedModel<P, S> {
   conflicted: Array<{ ref: ParentRefStatus; message: string }>;
   /** Gateways ("<namespace>/<name>") whose traffic this policy shapes */
   gateways: Set<string>;
-}
-
-export interface PolicyStatusOut {
-  kind: string;
-  namespace: string;
-  name: string;
-  status: {
-    ancestors: Array<{
-      ancestorRef: ParentRefStatus;
-      controllerName: string;
-      conditions: Condition[];
-    }>;
-  };
 }
 
 /** undefined: the target exists; otherwise why it does not */
@@ -137,8 +124,8 @@ export class PolicyAttachment<P extends AttachablePolicy, S> {
     controllerName: string,
     now: string,
     accepted: (model: AttachedModel<P, S>, condition: MakeCondition) => Condition,
-  ): PolicyStatusOut[] {
-    const out: PolicyStatusOut[] = [];
+  ): PolicyStatus[] {
+    const out: PolicyStatus[] = [];
     for (const model of [...this.models].sort((a, b) => compareStrings(a.key, b.key))) {
       const condition = conditionFactory(model.policy.metadata.generation, now);
       const namespace = model.policy.metadata.namespace ?? "default";

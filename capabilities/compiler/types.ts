@@ -73,8 +73,9 @@ export interface RautaPluginStatus {
   status: { observedGeneration?: number; digest?: string; conditions: Condition[] };
 }
 
-export interface BackendTLSPolicyStatus {
-  kind: "BackendTLSPolicy";
+/** A policy's status (GEP-713): one entry per ancestor (Gateway, or a target that failed). */
+export interface PolicyStatus<K extends string = string> {
+  kind: K;
   namespace: string;
   name: string;
   status: {
@@ -86,25 +87,9 @@ export interface BackendTLSPolicyStatus {
   };
 }
 
-export interface BackendTrafficPolicyStatus {
-  kind: "BackendTrafficPolicy";
-  namespace: string;
-  name: string;
-  status: {
-    ancestors: Array<{
-      ancestorRef: ParentRefStatus;
-      controllerName: string;
-      conditions: Condition[];
-    }>;
-  };
-}
-
-export interface ClientTrafficPolicyStatus {
-  kind: "ClientTrafficPolicy";
-  namespace: string;
-  name: string;
-  status: BackendTrafficPolicyStatus["status"];
-}
+export type BackendTLSPolicyStatus = PolicyStatus<"BackendTLSPolicy">;
+export type BackendTrafficPolicyStatus = PolicyStatus<"BackendTrafficPolicy">;
+export type ClientTrafficPolicyStatus = PolicyStatus<"ClientTrafficPolicy">;
 
 export type ObjectStatus =
   | GatewayClassStatus

@@ -24,7 +24,13 @@ import { LoadedPlugin } from "../../proxy/plugins/loaded-plugin.ts";
 import { ModuleStore } from "../../proxy/plugins/modules.ts";
 import { Metrics } from "../../proxy/observability/metrics.ts";
 import { silentLogger } from "../../proxy/observability/logger.ts";
-import { serveWorkerOf, startNginxUpstream, startServe, upstreamYaml } from "./serve-target.ts";
+import {
+  benchGatewayYaml,
+  serveWorkerOf,
+  startNginxUpstream,
+  startServe,
+  upstreamYaml,
+} from "./serve-target.ts";
 import type { ServeTarget } from "./serve-target.ts";
 import {
   CONNECTIONS,
@@ -113,16 +119,7 @@ function gatewayYaml(
   ) => `    - matches: [{ path: { type: PathPrefix, value: ${path} } }]
 ${ps.length ? `      filters:\n${ps.map(ref).join("\n")}\n` : ""}      backendRefs: [{ name: up, port: 80 }]`;
   const docs = [
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: { name: rauta }
-spec: { controllerName: rauta.io/gateway-controller }`,
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: bench, namespace: default }
-spec:
-  gatewayClassName: rauta
-  listeners: [{ name: http, protocol: HTTP, port: ${port} }]`,
+    benchGatewayYaml(port),
     `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: bench, namespace: default }

@@ -25,7 +25,13 @@ import {
   writeBenchmarkSection,
 } from "./lib.ts";
 import type { Result } from "./lib.ts";
-import { serveWorkerOf, startNginxUpstream, startServe, upstreamYaml } from "./serve-target.ts";
+import {
+  benchGatewayYaml,
+  serveWorkerOf,
+  startNginxUpstream,
+  startServe,
+  upstreamYaml,
+} from "./serve-target.ts";
 import type { ServeTarget } from "./serve-target.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -42,16 +48,7 @@ const EVERYTHING = `${NEVER_LIMITS}
 
 function gatewayYaml(port: number, upstream: number, policy: string | null): string {
   const docs = [
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: { name: rauta }
-spec: { controllerName: rauta.io/gateway-controller }`,
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: { name: bench, namespace: default }
-spec:
-  gatewayClassName: rauta
-  listeners: [{ name: http, protocol: HTTP, port: ${port} }]`,
+    benchGatewayYaml(port),
     `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: bench, namespace: default }

@@ -71,6 +71,21 @@ http { access_log off; keepalive_requests 10000000;
   return upstream;
 }
 
+/** GatewayClass rauta and Gateway "bench" with one HTTP listener on `port`. */
+export function benchGatewayYaml(port: number): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: rauta }
+spec: { controllerName: rauta.io/gateway-controller }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: bench, namespace: default }
+spec:
+  gatewayClassName: rauta
+  listeners: [{ name: http, protocol: HTTP, port: ${port} }]`;
+}
+
 /** Service "up" (port 80) and its EndpointSlice: the nginx upstream on 127.0.0.1:port. */
 export function upstreamYaml(port: number): string {
   return `apiVersion: v1
