@@ -34,6 +34,7 @@ import { compactHeap } from "../runtime/v8-flags.ts";
 import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
 import { secretKey } from "../tls/secrets.ts";
 import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
+import { TRACING_OPTIONS, TRACING_USAGE, tracingFromFlags } from "./tracing-flags.ts";
 
 const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
 
@@ -47,7 +48,7 @@ const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
   --metrics-port <n>    /metrics, /healthz, /readyz (default 9090)
   --access-log          log every request (JSON)
   --workers <n>         serve in n worker processes (default 0: in this process)
-`;
+${TRACING_USAGE}`;
 
 /** The TLS key pairs `config` references, for workers (which never talk to Kubernetes). */
 export function referencedKeyPairs(
@@ -115,6 +116,7 @@ export async function run(argv: string[]): Promise<number> {
         "metrics-port": { type: "string", default: "9090" },
         "access-log": { type: "boolean" },
         workers: { type: "string", default: "0" },
+        ...TRACING_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -138,6 +140,11 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  const tracing = tracingFromFlags(values);
+  if (tracing !== null && "error" in tracing) {
+    process.stderr.write(`rauta proxy: ${tracing.error}\n`);
+    return 2;
+  }
   const logger = createLogger();
   const namespace =
     (values.namespace as string | undefined) ?? process.env.POD_NAMESPACE ?? "rauta-system";
@@ -157,6 +164,7 @@ export async function run(argv: string[]): Promise<number> {
           logger,
           secrets,
           handler,
+          tracing,
           ...(bindAll ? { bindAddress: () => "0.0.0.0" } : {}),
           // configMap plugin sources: the controller's copies, in this namespace only
           ...(source === "kubernetes"
@@ -190,7 +198,7 @@ export async function run(argv: string[]): Promise<number> {
       ? new WorkerPool({
           workers,
           entry: await workerEntry(logger),
-          settings: { handler, bindAll },
+          settings: { handler, bindAll, tracing },
           logger,
           onApplied: (result, worker, first) => {
             if (first || !result.ok)

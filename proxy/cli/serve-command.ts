@@ -22,6 +22,8 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
+import type { TracingSettings } from "../observability/tracing.ts";
+import { TRACING_OPTIONS, TRACING_USAGE, tracingFromFlags } from "./tracing-flags.ts";
 
 interface ServeFlags {
   files: string[];
@@ -31,6 +33,7 @@ interface ServeFlags {
   accessLog: boolean;
   watch: boolean;
   forwarded: boolean;
+  tracing: TracingSettings | null;
 }
 
 const USAGE = `usage: rauta serve -f <file|dir> [-f …] [options]
@@ -42,7 +45,7 @@ const USAGE = `usage: rauta serve -f <file|dir> [-f …] [options]
       --access-log         log every request (JSON)
       --forwarded          also send the RFC 7239 Forwarded header upstream
       --no-watch           do not reload when the files change
-`;
+${TRACING_USAGE}`;
 
 function parseFlags(argv: string[]): ServeFlags | string {
   let values: Record<string, unknown>;
@@ -57,6 +60,7 @@ function parseFlags(argv: string[]): ServeFlags | string {
         "access-log": { type: "boolean" },
         forwarded: { type: "boolean" },
         "no-watch": { type: "boolean" },
+        ...TRACING_OPTIONS,
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -77,6 +81,8 @@ function parseFlags(argv: string[]): ServeFlags | string {
     (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)
   )
     return `--metrics-port: bad port ${mp}`;
+  const tracing = tracingFromFlags(values);
+  if (tracing !== null && "error" in tracing) return tracing.error;
   return {
     files,
     workers,
@@ -85,6 +91,7 @@ function parseFlags(argv: string[]): ServeFlags | string {
     accessLog: Boolean(values["access-log"]),
     watch: !values["no-watch"],
     forwarded: Boolean(values.forwarded),
+    tracing,
   };
 }
 
@@ -236,7 +243,13 @@ export async function run(argv: string[]): Promise<number> {
   const inProcess = flags.workers === 0;
   const secrets = new StaticSecretProvider(new Map(latest.secrets));
   const proxy = inProcess
-    ? new Proxy({ validate: validateConfig, logger, secrets, handler: workerOptions(flags) })
+    ? new Proxy({
+        validate: validateConfig,
+        logger,
+        secrets,
+        handler: workerOptions(flags),
+        tracing: flags.tracing,
+      })
     : null;
   let shuttingDown = false;
   let pool: WorkerPool | null = null;
@@ -258,7 +271,7 @@ export async function run(argv: string[]): Promise<number> {
     pool = new WorkerPool({
       workers: flags.workers,
       entry: await workerEntry(logger),
-      settings: { handler: workerOptions(flags) },
+      settings: { handler: workerOptions(flags), tracing: flags.tracing },
       logger,
       onApplied: (result, worker, first) => {
         if (first || !result.ok) report(result, `worker ${worker}`);

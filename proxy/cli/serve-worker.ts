@@ -13,6 +13,7 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import type { TlsKeyPair } from "../tls/secrets.ts";
 import { createLogger } from "../observability/logger.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
+import type { TracingSettings } from "../observability/tracing.ts";
 
 export type ToWorker =
   | { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> }
@@ -21,6 +22,8 @@ export interface WorkerSettings {
   handler: Partial<HandlerOptions>;
   /** bind every listener on all local addresses instead of its Gateway address */
   bindAll?: boolean;
+  /** request tracing for listeners whose config sets none (--tracing-* flags) */
+  tracing?: TracingSettings | null;
 }
 export type FromWorker = { type: "applied"; result: ApplyResult } | { type: "started" };
 
@@ -36,6 +39,7 @@ function runWorker() {
     logger,
     secrets,
     handler: settings.handler,
+    tracing: settings.tracing ?? null,
     ...(settings.bindAll ? { bindAddress: () => "0.0.0.0" } : {}),
   });
   // metrics of this worker are collected by the primary's AggregatorRegistry

@@ -255,6 +255,22 @@ export const ClientSettings = z
   .strict();
 export type ClientSettings = z.infer<typeof ClientSettings>;
 
+// OpenTelemetry tracing of a socket's requests (ClientTrafficPolicy tracing, or the proxy's
+// --tracing-* flags): a server span per request, exported over OTLP/HTTP in batches.
+export const Tracing = z
+  .object({
+    // the collector's OTLP/HTTP traces URL ("http://collector:4318/v1/traces")
+    endpoint: z.url({ protocol: /^https?$/ }),
+    // share of new traces recorded (0..1); a request carrying a traceparent follows its sampled
+    // flag instead when parentBased
+    samplingRatio: z.number().min(0).max(1),
+    parentBased: z.boolean(),
+    // the resource's service.name
+    serviceName: z.string().min(1).max(256),
+  })
+  .strict();
+export type Tracing = z.infer<typeof Tracing>;
+
 export const Listener = z
   .object({
     // "<address>:<port>": one socket per entry.
@@ -297,6 +313,7 @@ export const Listener = z
       .strict()
       .optional(),
     client: ClientSettings.optional(),
+    tracing: Tracing.optional(),
     // Most specific first: exact names, then wildcards by decreasing length, then "*".
     virtualHosts: z.array(VirtualHost),
     // Present when TLS listeners share the socket: the ClientHello's SNI picks an entry (most

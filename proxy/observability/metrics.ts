@@ -18,6 +18,8 @@ export class Metrics {
   readonly configReloadFailures: Counter;
   readonly rateLimited: Counter<"route">;
   readonly externalAuth: Counter<"route" | "result">;
+  readonly tracingSpans: Counter<"result">;
+  readonly tracingQueue: Gauge;
   readonly grpcResponses: Counter<"route" | "grpc_status">;
   readonly tcpConnections: Counter<"route" | "result">;
   readonly tcpActive: Gauge<"route">;
@@ -122,6 +124,17 @@ export class Metrics {
       name: "rauta_external_auth_total",
       help: "ExternalAuth checks by route id and result (allowed, denied, error: failed closed)",
       labelNames: ["route", "result"],
+      registers: r,
+    });
+    this.tracingSpans = new client.Counter({
+      name: "rauta_tracing_spans_total",
+      help: "Request spans by fate: exported, export_failed (the collector refused or was unreachable), dropped (the export queue was full)",
+      labelNames: ["result"],
+      registers: r,
+    });
+    this.tracingQueue = new client.Gauge({
+      name: "rauta_tracing_queue_spans",
+      help: "Spans waiting for (or in) an export to the collector; bounded per pipeline",
       registers: r,
     });
     this.endpointHealth = new client.Gauge({

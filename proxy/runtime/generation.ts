@@ -36,6 +36,7 @@ import type { PreparedPlugins } from "../plugins/runtime.ts";
 import { upstreamTls } from "../upstream/upstream-tls.ts";
 import { cookiePathProblem } from "../upstream/hash-key.ts";
 import type { UpstreamTls } from "../upstream/upstream-tls.ts";
+import type { RequestTracer } from "../observability/tracing.ts";
 
 export interface PreparedBackend {
   cluster: ClusterRuntime | null;
@@ -93,6 +94,8 @@ export interface PreparedListener {
   paths: PathNormalization;
   /** the Gateway's plugins (chain step 2) */
   chain: Chain;
+  /** this socket's request tracing (config Listener.tracing, else the proxy's flags); null: off */
+  tracer: RequestTracer | null;
 }
 
 export interface PrepareDeps {
@@ -108,6 +111,8 @@ export interface PrepareDeps {
   circuitBreaker: Partial<CircuitBreakerOptions>;
   /** the plugins the runtime loaded for this config (plugins/runtime.ts) */
   plugins: PreparedPlugins;
+  /** the tracer of a listener's tracing settings (observability/tracing.ts) */
+  tracerFor: (settings: Listener["tracing"]) => RequestTracer | null;
 }
 
 export class Generation {
@@ -179,8 +184,25 @@ export class Generation {
       const streams = l.streams
         ? new HostIndex(l.streams.map(e => [e.hostname, e] as const))
         : null;
-      this.listeners.set(socket, { listener: l, socket, router, sni, streams, paths, chain });
+      const tracer = deps.tracerFor(l.tracing);
+      this.listeners.set(socket, {
+        listener: l,
+        socket,
+        router,
+        sni,
+        streams,
+        paths,
+        chain,
+        tracer,
+      });
     }
+  }
+
+  /** The tracers this generation's listeners use. */
+  tracers(): RequestTracer[] {
+    const out: RequestTracer[] = [];
+    for (const pl of this.listeners.values()) if (pl.tracer !== null) out.push(pl.tracer);
+    return out;
   }
 
   /** Whether a client certificate of a TLS cluster changed since this generation was built. */

@@ -26,6 +26,8 @@ import { StaticSecretProvider } from "../tls/secrets.ts";
 import { PluginRuntime } from "../plugins/runtime.ts";
 import type { PluginProblem, PreparedPlugins } from "../plugins/runtime.ts";
 import type { ModuleStoreOptions } from "../plugins/modules.ts";
+import { Tracers } from "../observability/tracing.ts";
+import type { TracingOptions, TracingSettings } from "../observability/tracing.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
 
 export interface ProxyOptions {
@@ -51,6 +53,9 @@ export interface ProxyOptions {
   listenerDrainMs?: number;
   /** Where plugin modules are read from and cached (plugins/modules.ts). */
   plugins?: ModuleStoreOptions;
+  /** Request tracing for listeners whose config sets none (the --tracing-* flags). */
+  tracing?: TracingSettings | null;
+  tracingOptions?: Partial<TracingOptions>;
 }
 
 export const DEFAULT_HANDLER_OPTIONS: HandlerOptions = {
@@ -97,6 +102,10 @@ export class Proxy implements ProxyCore {
   private unsubscribeSecrets: (() => void) | null = null;
   private closed = false;
   readonly plugins: PluginRuntime;
+  readonly tracers: Tracers;
+  /** generations whose tracers must keep exporting: the current one, retiring ones, and the one
+   * being prepared */
+  private readonly tracing = new Set<Generation>();
 
   constructor(opts: ProxyOptions) {
     this.opts = opts;
@@ -108,6 +117,12 @@ export class Proxy implements ProxyCore {
     this.pools = new PoolRegistry(opts.pools);
     this.secrets = opts.secrets ?? new StaticSecretProvider();
     this.unsubscribeSecrets = this.secrets.onChange?.(() => this.refreshTls()) ?? null;
+    this.tracers = new Tracers(
+      this.metrics,
+      this.logger,
+      opts.tracing ?? null,
+      opts.tracingOptions,
+    );
     this.plugins = new PluginRuntime({
       ...opts.plugins,
       metrics: this.metrics,
@@ -180,6 +195,7 @@ export class Proxy implements ProxyCore {
       },
       tlsCache: this.tlsCache,
       circuitBreaker: this.opts.circuitBreaker ?? {},
+      tracerFor: settings => this.tracers.tracerFor(settings),
     };
   }
 
@@ -207,8 +223,10 @@ export class Proxy implements ProxyCore {
       // plugin modules load (fetch, sandbox, compile, first instance) before anything is swapped
       plugins = await this.plugins.prepare(config.plugins);
       next = new Generation(config, this.deps(plugins, limiters));
+      this.tracing.add(next);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      this.pruneTracers();
       // pools created while preparing a refused config are released with the usual grace
       if (this.current) this.pools.retainOnly(this.current.poolKeys);
       if (plugins !== null) await this.plugins.discard(plugins);
@@ -273,6 +291,13 @@ export class Proxy implements ProxyCore {
     if (prev) this.forgetRemovedRoutes(prev);
     // plugin versions nothing serves any more close once the previous generation is idle
     this.plugins.commit(plugins, fn => (prev ? whenIdle(prev, fn) : fn()));
+    // a tracing pipeline stops once no serving generation's listener uses it any more (its
+    // queued spans are exported first)
+    if (prev)
+      whenIdle(prev, () => {
+        if (prev !== this.current) this.tracing.delete(prev);
+        this.pruneTracers();
+      });
     this.syncHealthChecks(next);
     for (const key of [...this.health.keys()])
       if (!next.healthKeys.has(key)) this.health.delete(key);
@@ -295,6 +320,10 @@ export class Proxy implements ProxyCore {
       ),
     });
     return { ok: true, generation: next.number, problems, pluginProblems: plugins.problems };
+  }
+
+  private pruneTracers(): void {
+    this.tracers.retainOnly([...this.tracing].flatMap(g => g.tracers()));
   }
 
   /**
@@ -389,6 +418,8 @@ export class Proxy implements ProxyCore {
     this.servers.clear();
     await this.pools.destroy();
     await this.plugins.close();
+    // queued spans get one last export (bounded by the export deadline)
+    await this.tracers.close();
   }
 }
 

@@ -43,6 +43,7 @@ import {
   sendGrpcReply,
 } from "./grpc.ts";
 import type { Pairs } from "../plugins/abi.ts";
+import type { RequestSpan } from "../observability/tracing.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -197,6 +198,75 @@ export function forwardedClient(
   if (entries.length < hops) return null;
   const candidate = entries[entries.length - hops]!.trim();
   return isIP(candidate) !== 0 ? candidate : null;
+}
+
+// The span of each traced request: started once it is routed, ended with its response (or at
+// once, for a request no route takes).
+const requestSpans = new WeakMap<DownstreamRequest, RequestSpan>();
+
+function startSpan(
+  pl: PreparedListener | undefined,
+  lctx: ListenerContext,
+  req: DownstreamRequest,
+  routeId: string | null,
+  view: RequestView | null,
+): RequestSpan | null {
+  const tracer = pl?.tracer ?? null;
+  if (tracer === null) return null;
+  let path = view?.path;
+  let query = view?.query ?? "";
+  if (path === undefined) {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    path = q === -1 ? url : url.slice(0, q);
+    query = q === -1 ? "" : url.slice(q + 1);
+  }
+  const span = tracer.start(req.headers, {
+    method: req.method ?? "GET",
+    path,
+    query,
+    scheme: lctx.scheme,
+    host: hostOf(
+      (isHttp2(req) ? (req.headers[":authority"] as string | undefined) : undefined) ??
+        req.headers.host ??
+        "",
+    ),
+    port: lctx.port,
+    client: clientAddress(req),
+    protocol: isHttp2(req) ? "2" : `${req.httpVersionMajor}.${req.httpVersionMinor}`,
+    userAgent: req.headers["user-agent"],
+    routeId,
+  });
+  requestSpans.set(req, span);
+  return span;
+}
+
+/** The end of a request the gateway answered or proxied: its access log line and its span. */
+function requestEnded(
+  core: ProxyCore,
+  req: DownstreamRequest,
+  status: number,
+  routeId: string,
+  start: number,
+  detail?: string,
+) {
+  const span = requestSpans.get(req);
+  if (span !== undefined) span.end(status, routeId, detail);
+  if (core.options.accessLog) accessLog(core, req, status, routeId, start, span);
+}
+
+// The backend's trace context: the gateway's span is its parent (the client's traceparent, if
+// any, is this span's parent instead).
+function setTraceContext(headers: string[], span: RequestSpan) {
+  for (let i = 0; i < headers.length; i += 2) {
+    const l = lowerIfNeeded(headers[i]!);
+    if (l === "traceparent" || l === "tracestate") {
+      headers.splice(i, 2);
+      i -= 2;
+    }
+  }
+  headers.push("traceparent", span.traceparent);
+  if (span.tracestate !== undefined) headers.push("tracestate", span.tracestate);
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {
@@ -395,11 +465,17 @@ export function handleRequest(
   if (routed.failed) {
     sendLocal(res, routed.status, routed.detail, routed.headers);
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
+    startSpan(core.current?.listeners.get(lctx.socket), lctx, req, null, null)?.end(
+      routed.status,
+      null,
+      routed.detail,
+    );
     return;
   }
   const r = routed.entry.route;
   const client = routed.pl.listener.client;
   trustForwardedFor(req, client?.trustedHops);
+  if (routed.pl.tracer !== null) startSpan(routed.pl, lctx, req, r.id, routed.view);
   const maxHeaders = client?.maxHeaderCount ?? core.options.maxHeaderCount;
   if (req.rawHeaders.length >> 1 > maxHeaders) {
     localReply(core, req, res, r, start, {
@@ -451,6 +527,7 @@ function chainFailed(
   reportContained(core, "request", err, { ...requestContext(lctx, req), route: r.id });
   endWithInternalError(res as ServerResponse);
   r.metrics.record(500, 0);
+  requestSpans.get(req)?.end(500, r.id, "internal error");
 }
 
 // After the chain: pick the backend, run its plugins, check the body size, go upstream.
@@ -588,7 +665,7 @@ function localReply(
     else res.end(body);
   }
   r.metrics.record(reply.status, (performance.now() - start) / 1000);
-  if (core.options.accessLog) accessLog(core, req, reply.status, r.id, start);
+  requestEnded(core, req, reply.status, r.id, start, reply.detail);
 }
 
 // A plugin's or filter's answer to a gRPC call, as the gRPC status its HTTP status stands for;
@@ -637,6 +714,7 @@ function accessLog(
   status: number,
   routeId: string,
   start: number,
+  span: RequestSpan | undefined,
 ) {
   core.logger.info("access", {
     method: req.method,
@@ -646,6 +724,7 @@ function accessLog(
     route: routeId,
     durationMs: Math.round((performance.now() - start) * 1000) / 1000,
     client: clientAddress(req),
+    ...(span !== undefined ? { traceId: span.traceId, sampled: span.sampled } : {}),
   });
 }
 
@@ -824,6 +903,7 @@ class Exchange {
   finished = false;
   status = 0;
   requestTimer: NodeJS.Timeout | null = null;
+  span: RequestSpan | null = null;
 
   constructor(
     core: ProxyCore,
@@ -876,6 +956,8 @@ class Exchange {
       this.core.options.forwardedHeader,
       ctx?.headers ?? null,
     );
+    this.span = requestSpans.get(this.req) ?? null;
+    if (this.span !== null) setTraceContext(this.headers, this.span);
     this.hasBody = hasRequestBody(this.req);
     if (this.hasBody && ctx?.body != null) this.body = ctx.body.replay();
     this.gen.inflight++;
@@ -966,6 +1048,7 @@ class Exchange {
     this.tries++;
     this.cluster.active++;
     ep.health.inflight++;
+    this.span?.upstream(this.cluster.id, ep.address, ep.port, this.tries);
     const a = new Attempt(this, ep);
     this.attempt = a;
     const r = this.route;
@@ -1002,10 +1085,11 @@ class Exchange {
     return c.retriesActive < budget;
   }
 
-  scheduleRetry(): void {
+  scheduleRetry(reason: string): void {
     const retry = this.route.retry!;
     const base = Math.min(retry.backoffMs * 2 ** (this.tries - 1), 1000);
     const delay = base / 2 + (Math.random() * base) / 2; // exponential backoff, equal jitter
+    this.span?.retry(this.tries, reason, delay);
     this.core.metrics.retries.labels(this.cluster.id).inc();
     this.retrying = true;
     this.cluster.retriesActive++;
@@ -1107,8 +1191,7 @@ class Exchange {
     if (this.requestTimer !== null) clearTimeout(this.requestTimer);
     this.gen.inflight--;
     this.route.metrics.record(status, (performance.now() - this.startedAt) / 1000);
-    if (this.core.options.accessLog)
-      accessLog(this.core, this.req, status, this.route.id, this.startedAt);
+    requestEnded(this.core, this.req, status, this.route.id, this.startedAt);
   }
 
   onDownstreamClose = (): void => this.guarded(this.downstreamClosed);
@@ -1256,7 +1339,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.cancelled = true;
       this.settle(statusCode < 500 ? "ok" : "error-status");
       this.abortFn?.(new Error("retrying"));
-      ex.scheduleRetry();
+      ex.scheduleRetry(`status ${statusCode}`);
       return false;
     }
     this.resumeFn = resume;
@@ -1531,7 +1614,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     ex.core.metrics.upstreamErrors.labels(ex.cluster.id, c.kind).inc();
     ex.attempt = null;
     if (!this.headersWritten && c.kind !== "protocol" && ex.canRetry()) {
-      ex.scheduleRetry();
+      ex.scheduleRetry(c.kind);
       return;
     }
     if (this.headersWritten) {
@@ -1607,6 +1690,11 @@ export function handleUpgrade(
       null,
     );
     core.noRouteMetrics.record(routed.status, (performance.now() - start) / 1000);
+    startSpan(core.current?.listeners.get(lctx.socket), lctx, req, null, null)?.end(
+      routed.status,
+      null,
+      routed.detail,
+    );
     return;
   }
   const r = routed.entry.route;
@@ -1614,10 +1702,11 @@ export function handleUpgrade(
   const reply = (rep: LocalReply, ctx: RequestContext | null) => {
     writeRawReply(socket, rep, ctx);
     r.metrics.record(rep.status, (performance.now() - start) / 1000);
-    if (core.options.accessLog) accessLog(core, req, rep.status, r.id, start);
+    requestEnded(core, req, rep.status, r.id, start, rep.detail);
   };
   const client = routed.pl.listener.client;
   trustForwardedFor(req, client?.trustedHops);
+  if (routed.pl.tracer !== null) startSpan(routed.pl, lctx, req, r.id, routed.view);
   const maxHeaders = client?.maxHeaderCount ?? core.options.maxHeaderCount;
   if (req.rawHeaders.length >> 1 > maxHeaders)
     return reply({ status: 431, detail: `more than ${maxHeaders} request headers` }, null);
@@ -1702,8 +1791,13 @@ function tunnel(
     ctx?.headers ?? null,
   );
   const upgrade = headerString(req.headers.upgrade) ?? "websocket";
+  const span = requestSpans.get(req) ?? null;
+  if (span !== null) {
+    setTraceContext(headers, span);
+    span.upstream(cluster.id, ep.address, ep.port, 1);
+  }
   routed.gen.inflight++;
-  const handler = new UpgradeHandler(core, routed.gen, r, cluster, ep, socket, head, start);
+  const handler = new UpgradeHandler(core, routed.gen, r, cluster, ep, socket, head, start, span);
   handler.setCookie = hash === null ? null : hash.setCookie;
   cluster.active++;
   ep.health.inflight++;
@@ -1740,6 +1834,8 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
   private settled = false;
   private status = 0;
   private closed = false;
+  /** ended with the upgrade's answer (101, or the refusal relayed): the tunnel is not timed */
+  private readonly span: RequestSpan | null;
 
   constructor(
     core: ProxyCore,
@@ -1750,7 +1846,9 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     socket: Duplex,
     head: Buffer,
     start: number,
+    span: RequestSpan | null,
   ) {
+    this.span = span;
     this.core = core;
     this.generation = gen;
     this.route = route;
@@ -1770,6 +1868,7 @@ class UpgradeHandler implements Dispatcher.DispatchHandler, Tunnel {
     this.cluster.state.breaker.recordOutcome(outcome);
     this.cluster.report(this.ep, outcome === "ok");
     this.route.metrics.record(status, (performance.now() - this.start) / 1000);
+    this.span?.end(status, this.routeId);
   }
 
   onConnect(): void {}
