@@ -2,7 +2,7 @@
 // listener (sectionName) wins over the Gateway's, section by section. The settings are a
 // socket's (one port of one address), so listeners sharing a socket must agree: when they do not,
 // the socket takes its first listener's and the other policies are told why they do not apply.
-import type { ClientSettings, Listener } from "../../proxy/config/index.ts";
+import type { ClientSettings, Listener, Tracing } from "../../proxy/config/index.ts";
 import type { MakeCondition, Problem } from "./conditions.ts";
 import { parseDuration } from "./durations.ts";
 import type { ListenerModel } from "./gateways.ts";
@@ -21,9 +21,17 @@ export interface ClientPolicySettings {
   limits?: Pick<ClientSettings, "maxHeaderBytes" | "maxHeaderCount" | "maxRequestBodyBytes">;
   http2?: NonNullable<ClientSettings["http2"]>;
   path?: PathNormalization;
+  tracing?: Tracing;
 }
 type Section = keyof ClientPolicySettings;
-const SECTIONS: readonly Section[] = ["clientIPDetection", "timeout", "limits", "http2", "path"];
+const SECTIONS: readonly Section[] = [
+  "clientIPDetection",
+  "timeout",
+  "limits",
+  "http2",
+  "path",
+  "tracing",
+];
 
 /** The compiled sections, or every problem of the spec. */
 export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] {
@@ -87,11 +95,54 @@ export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] 
       mergeSlashes: spec.path.mergeSlashes ?? true,
       escapedSlashes: spec.path.escapedSlashes ?? "UnescapeAndRedirect",
     };
-  if (SECTIONS.every(s => out[s] === undefined))
-    problems.push(
-      "spec sets nothing: give at least one of clientIPDetection, timeout, limits, http2, path",
-    );
+  if (spec.tracing) {
+    const tracing = compileTracing(spec.tracing, problems);
+    if (tracing) out.tracing = tracing;
+  }
+  if (SECTIONS.every(s => out[s] === undefined) && problems.length === 0)
+    problems.push(`spec sets nothing: give at least one of ${SECTIONS.join(", ")}`);
   return problems.length > 0 ? problems.map(message => ({ reason: "Invalid", message })) : out;
+}
+
+// The share of new traces as a ratio; OTLP wants a URL it can POST to.
+function compileTracing(t: NonNullable<Spec["tracing"]>, problems: string[]): Tracing | null {
+  const before = problems.length;
+  let url: URL | null = null;
+  try {
+    url = new URL(t.endpoint);
+  } catch {
+    problems.push(`spec.tracing.endpoint: ${JSON.stringify(t.endpoint)} is not a URL`);
+  }
+  if (url && url.protocol !== "http:" && url.protocol !== "https:")
+    problems.push(
+      `spec.tracing.endpoint: ${JSON.stringify(t.endpoint)} must be an http:// or https:// URL (OTLP/HTTP)`,
+    );
+  if (url && (url.username || url.password))
+    problems.push(
+      "spec.tracing.endpoint: credentials in the URL would be written into the proxy's config; the collector must accept the proxy without them",
+    );
+  let ratio = 1;
+  if (t.samplingRate !== undefined && t.samplingFraction !== undefined)
+    problems.push("spec.tracing: give samplingRate or samplingFraction, not both");
+  else if (t.samplingRate !== undefined) {
+    if (t.samplingRate < 0 || t.samplingRate > 100)
+      problems.push(`spec.tracing.samplingRate: ${t.samplingRate} is not a percentage (0..100)`);
+    ratio = t.samplingRate / 100;
+  } else if (t.samplingFraction !== undefined) {
+    const { numerator, denominator = 100 } = t.samplingFraction;
+    if (numerator < 0 || denominator < 1 || numerator > denominator)
+      problems.push(
+        `spec.tracing.samplingFraction: ${numerator}/${denominator} is not a share between 0 and 1`,
+      );
+    ratio = numerator / denominator;
+  }
+  if (problems.length > before) return null;
+  return {
+    endpoint: url!.toString(),
+    samplingRatio: ratio,
+    parentBased: t.parentBased ?? true,
+    serviceName: t.serviceName ?? "rauta",
+  };
 }
 
 type Model = AttachedModel<ClientTrafficPolicy, ClientPolicySettings>;
@@ -145,7 +196,7 @@ export class ClientPolicies {
   forSocket(
     members: readonly ListenerModel[],
     port: number,
-  ): Pick<Listener, "client" | "pathNormalization"> {
+  ): Pick<Listener, "client" | "pathNormalization" | "tracing"> {
     const all = members.map(l => ({ listener: l, ...this.forListener(l) }));
     const first = all[0];
     if (!first) return {};
@@ -170,7 +221,7 @@ export class ClientPolicies {
             `listener ${m.listener.name} shares port ${port} with listener ${first.listener.name} of Gateway ${first.listener.gatewayKey}, whose client settings differ; a port has one set of settings and takes ${first.listener.name}'s: give every listener on the port the same policy (or target the Gateway)`,
           );
     }
-    const { path, clientIPDetection, timeout, limits, http2 } = first.settings;
+    const { path, clientIPDetection, timeout, limits, http2, tracing } = first.settings;
     const client: ClientSettings = {
       ...clientIPDetection,
       ...timeout,
@@ -180,6 +231,7 @@ export class ClientPolicies {
     return {
       ...(Object.keys(client).length > 0 ? { client } : {}),
       ...(path ? { pathNormalization: path } : {}),
+      ...(tracing ? { tracing } : {}),
     };
   }
 

@@ -81,4 +81,44 @@ describe("ClientTrafficPolicy settings", () => {
       "ClientTrafficPolicy edge/c: spec.targetRefs[1]: the same target as an earlier entry",
     ]);
   });
+
+  it("tracing: the collector URL, the share of new traces as a ratio, and the defaults", () => {
+    expect(settings("tracing: {endpoint: 'http://otel.observability:4318'}").tracing).to.deep.equal(
+      {
+        endpoint: "http://otel.observability:4318/",
+        samplingRatio: 1,
+        parentBased: true,
+        serviceName: "rauta",
+      },
+    );
+    expect(
+      settings("tracing: {endpoint: 'https://c/v1/traces', samplingRate: 1, parentBased: false}")
+        .tracing,
+    ).to.include({ samplingRatio: 0.01, parentBased: false });
+    expect(
+      settings(
+        "tracing: {endpoint: 'http://c:4318', samplingFraction: {numerator: 1, denominator: 1000}, serviceName: edge}",
+      ).tracing,
+    ).to.include({ samplingRatio: 0.001, serviceName: "edge" });
+  });
+
+  it("refuses tracing it cannot export: no http(s) URL, credentials in it, two shares, a share past 1", () => {
+    expect(refused("tracing: {endpoint: 'grpc://c:4317'}")).to.deep.equal([
+      'ClientTrafficPolicy edge/c: spec.tracing.endpoint: "grpc://c:4317" must be an http:// or https:// URL (OTLP/HTTP)',
+    ]);
+    expect(refused("tracing: {endpoint: 'http://[c'}")[0]).to.include("is not a URL");
+    expect(refused("tracing: {endpoint: 'http://u:p@c:4318'}")[0]).to.include(
+      "credentials in the URL",
+    );
+    expect(
+      refused("tracing: {endpoint: 'http://c', samplingRate: 5, samplingFraction: {numerator: 1}}"),
+    ).to.deep.equal([
+      "ClientTrafficPolicy edge/c: spec.tracing: give samplingRate or samplingFraction, not both",
+    ]);
+    expect(
+      refused("tracing: {endpoint: 'http://c', samplingFraction: {numerator: 3, denominator: 2}}"),
+    ).to.deep.equal([
+      "ClientTrafficPolicy edge/c: spec.tracing.samplingFraction: 3/2 is not a share between 0 and 1",
+    ]);
+  });
 });
