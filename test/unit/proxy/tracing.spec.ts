@@ -2,6 +2,8 @@
 // context from the client to the backend, sampling, and an export path that never holds requests
 // back when the collector is away.
 import { expect } from "chai";
+import http from "node:http";
+import net from "node:net";
 import { Writable } from "node:stream";
 import winston from "winston";
 import type { Tracing } from "../../../proxy/config/schema.ts";
@@ -294,6 +296,54 @@ describe("proxy: request tracing (OpenTelemetry)", function () {
     const access = lines.find(l => l.message === "access");
     expect(access).to.include({ traceId: PARENT_TRACE, sampled: true, status: 200 });
     await px.close(100);
+  });
+
+  it("traces a WebSocket upgrade up to its 101, passing the trace context to the backend", async () => {
+    let seen: string | undefined;
+    const ws = http.createServer();
+    ws.on("upgrade", (req, socket: net.Socket) => {
+      seen = req.headers.traceparent;
+      socket.end(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+      );
+    });
+    await new Promise<void>(r => ws.listen(0, "127.0.0.1", () => r()));
+    const wsPort = (ws.address() as net.AddressInfo).port;
+    const port = await freePort();
+    const px = testProxy({ tracing: settings(), tracingOptions: fast });
+    await px.apply(
+      simpleConfig(
+        port,
+        [{ routeId: "ws", match: prefix("/") }],
+        [route("ws", ["ws"])],
+        [cluster("ws", [wsPort], { protocol: "ws" })],
+      ),
+    );
+    const head = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, "127.0.0.1");
+      let buf = "";
+      c.on("data", d => {
+        buf += d.toString("latin1");
+        if (buf.includes("\r\n\r\n")) {
+          c.destroy();
+          resolve(buf);
+        }
+      });
+      c.on("error", reject);
+      c.write(
+        `GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\ntraceparent: 00-${PARENT_TRACE}-${PARENT_SPAN}-01\r\n\r\n`,
+      );
+    });
+    expect(head).to.match(/^HTTP\/1\.1 101/);
+    const [span] = await rx.waitFor(1);
+    expect(span!.parentSpanId).to.equal(PARENT_SPAN);
+    expect(span!.attributes).to.include({
+      "http.response.status_code": 101,
+      "rauta.backend": "ws",
+    });
+    expect(seen).to.equal(`00-${PARENT_TRACE}-${span!.spanId}-01`);
+    await px.close(100);
+    await new Promise<void>(r => ws.close(() => r()));
   });
 
   it("takes its standalone settings from the --tracing-* flags, refusing bad ones", () => {
