@@ -302,7 +302,7 @@ describe("proxy: request tracing (OpenTelemetry)", function () {
     let seen: string | undefined;
     const ws = http.createServer();
     ws.on("upgrade", (req, socket: net.Socket) => {
-      seen = req.headers.traceparent;
+      seen = req.headers.traceparent as string | undefined;
       socket.end(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
       );
