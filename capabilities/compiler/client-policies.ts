@@ -17,6 +17,7 @@ type PathNormalization = NonNullable<Listener["pathNormalization"]>;
 /** What one policy sets, by section (a section is taken whole from one policy). */
 export interface ClientPolicySettings {
   clientIPDetection?: Pick<ClientSettings, "trustedHops">;
+  proxyProtocol?: NonNullable<ClientSettings["proxyProtocol"]>;
   timeout?: Pick<ClientSettings, "requestHeadersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs">;
   limits?: Pick<ClientSettings, "maxHeaderBytes" | "maxHeaderCount" | "maxRequestBodyBytes">;
   http2?: NonNullable<ClientSettings["http2"]>;
@@ -26,6 +27,7 @@ export interface ClientPolicySettings {
 type Section = keyof ClientPolicySettings;
 const SECTIONS: readonly Section[] = [
   "clientIPDetection",
+  "proxyProtocol",
   "timeout",
   "limits",
   "http2",
@@ -51,6 +53,7 @@ export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] 
   }
   const xff = spec.clientIPDetection?.xForwardedFor;
   if (spec.clientIPDetection) out.clientIPDetection = { trustedHops: xff?.numTrustedHops ?? 0 };
+  if (spec.proxyProtocol) out.proxyProtocol = { optional: spec.proxyProtocol.optional ?? false };
   const t = spec.timeout;
   if (t) {
     const headers = duration("spec.timeout.requestHeaders", t.requestHeaders);
@@ -221,9 +224,11 @@ export class ClientPolicies {
             `listener ${m.listener.name} shares port ${port} with listener ${first.listener.name} of Gateway ${first.listener.gatewayKey}, whose client settings differ; a port has one set of settings and takes ${first.listener.name}'s: give every listener on the port the same policy (or target the Gateway)`,
           );
     }
-    const { path, clientIPDetection, timeout, limits, http2, tracing } = first.settings;
+    const { path, clientIPDetection, proxyProtocol, timeout, limits, http2, tracing } =
+      first.settings;
     const client: ClientSettings = {
       ...clientIPDetection,
+      ...(proxyProtocol ? { proxyProtocol } : {}),
       ...timeout,
       ...limits,
       ...(http2 ? { http2 } : {}),

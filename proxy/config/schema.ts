@@ -251,6 +251,9 @@ export const ClientSettings = z
       })
       .strict()
       .optional(),
+    // the PROXY protocol (v1 or v2) before the connection's bytes: its source is the client;
+    // optional: connections without a header are served too (the peer is the client)
+    proxyProtocol: z.object({ optional: z.boolean() }).strict().optional(),
   })
   .strict();
 export type ClientSettings = z.infer<typeof ClientSettings>;

@@ -20,6 +20,7 @@ export class Metrics {
   readonly externalAuth: Counter<"route" | "result">;
   readonly tracingSpans: Counter<"result">;
   readonly tracingQueue: Gauge;
+  readonly proxyProtocolErrors: Counter<"reason">;
   readonly grpcResponses: Counter<"route" | "grpc_status">;
   readonly tcpConnections: Counter<"route" | "result">;
   readonly tcpActive: Gauge<"route">;
@@ -135,6 +136,12 @@ export class Metrics {
     this.tracingQueue = new client.Gauge({
       name: "rauta_tracing_queue_spans",
       help: "Spans waiting for (or in) an export to the collector; bounded per pipeline",
+      registers: r,
+    });
+    this.proxyProtocolErrors = new client.Counter({
+      name: "rauta_proxy_protocol_errors_total",
+      help: "Connections closed on a listener that expects the PROXY protocol: invalid (missing or malformed header) or timeout",
+      labelNames: ["reason"],
       registers: r,
     });
     this.endpointHealth = new client.Gauge({

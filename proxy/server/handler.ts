@@ -44,6 +44,7 @@ import {
 } from "./grpc.ts";
 import type { Pairs } from "../plugins/abi.ts";
 import type { RequestSpan } from "../observability/tracing.ts";
+import { proxiedPeer } from "./proxy-protocol.ts";
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -172,6 +173,9 @@ function clientAddress(req: DownstreamRequest): string {
 }
 
 function peerAddress(req: DownstreamRequest): string {
+  // a listener speaking the PROXY protocol: the client its load balancer accepted
+  const proxied = proxiedPeer(req.socket);
+  if (proxied !== undefined) return proxied;
   let a = req.socket?.remoteAddress ?? "";
   if (a.startsWith("::ffff:")) a = a.slice(7);
   return a;

@@ -33,6 +33,7 @@ import { endSocketWithInternalError, endWithInternalError, reportContained } fro
 import { clientCertificateOptions, verifyingCa } from "../tls/client-validation.ts";
 import { parseClientHello } from "../tls/client-hello.ts";
 import { splice } from "./tcp-proxy.ts";
+import { acceptProxyProtocol } from "./proxy-protocol.ts";
 import type { ClientValidation } from "../tls/client-validation.ts";
 
 export interface ServerLimits {
@@ -288,6 +289,7 @@ export class ListenerServer {
     this.byServerName = listener.streams !== undefined;
     this.key = ListenerServer.keyOf(listener);
     this.clientValidation = listener.tls?.clientValidation ?? null;
+    this.proxyProtocol = listener.client?.proxyProtocol ?? null;
     this.ctx = {
       socket: `${listener.address}:${listener.port}`,
       scheme: listener.protocol === "HTTP" ? "http" : "https",
@@ -307,7 +309,9 @@ export class ListenerServer {
       c?.maxHeaderBytes !== undefined || c?.http2 !== undefined
         ? `|c:${c.maxHeaderBytes ?? ""}:${JSON.stringify(c.http2 ?? {})}`
         : "";
-    return `${l.protocol}|${l.address}:${l.port}${mtls}${l.streams ? "|sni" : ""}${fixed}`;
+    // the PROXY protocol puts a reader in front of every server of the socket
+    const pp = c?.proxyProtocol ? (c.proxyProtocol.optional ? "|pp?" : "|pp") : "";
+    return `${l.protocol}|${l.address}:${l.port}${mtls}${l.streams ? "|sni" : ""}${fixed}${pp}`;
   }
 
   /** Timeouts and the header count of a new config, on the servers already listening. */
@@ -328,6 +332,38 @@ export class ListenerServer {
   }
 
   private readonly clientValidation: ClientValidation | null;
+  private readonly proxyProtocol: { optional: boolean } | null;
+
+  /**
+   * The socket's accepting server: the one given, or (PROXY protocol) a plain TCP server that
+   * reads the header first and then hands each connection to `accept`.
+   */
+  private async listenWith(
+    server: net.Server,
+    accept: (socket: net.Socket) => void,
+    starts: { emit(event: "listening"): boolean } | null,
+  ): Promise<void> {
+    const pp = this.proxyProtocol;
+    if (pp === null) return listenOn(server, this.bindAddress, this.ctx.port);
+    const outer = net.createServer({ noDelay: true }, socket =>
+      acceptProxyProtocol(
+        socket,
+        {
+          optional: pp.optional,
+          timeoutMs: this.limits.headersTimeoutMs,
+          onInvalid: reason =>
+            this.core.metrics.proxyProtocolErrors
+              .labels(reason === "timeout" ? "timeout" : "invalid")
+              .inc(),
+        },
+        accept,
+      ),
+    );
+    this.outer = outer;
+    // a server that never listens itself starts its request-timeout checks on "listening"
+    starts?.emit("listening");
+    return listenOn(outer, this.bindAddress, this.ctx.port);
+  }
 
   // The two entry points of request handling: whatever throws below them ends that request or
   // connection (server/contain.ts), never the worker.
@@ -534,7 +570,14 @@ export class ListenerServer {
       this.h1 = h1;
       if (!l.h2c) {
         h1.on("connection", (s: net.Socket) => this.track(s));
-        await listenOn(h1, this.bindAddress, this.ctx.port);
+        await this.listenWith(
+          h1,
+          socket => {
+            h1.emit("connection", socket);
+            socket.resume();
+          },
+          h1,
+        );
         return;
       }
       const h2 = http2.createServer(
@@ -544,7 +587,7 @@ export class ListenerServer {
       h2.on("session", this.watchSession);
       h2.on("connect", this.onConnect);
       this.h2 = h2;
-      const outer = net.createServer({ noDelay: true, pauseOnConnect: false }, socket => {
+      const accept = (socket: net.Socket) => {
         this.track(socket);
         socket.setTimeout(l.headersTimeoutMs, () => socket.destroy());
         socket.once("data", (chunk: Buffer) => {
@@ -562,16 +605,27 @@ export class ListenerServer {
           }
         });
         socket.on("error", () => socket.destroy());
-      });
-      this.outer = outer;
+      };
       // the inner HTTP/1.1 server never listens itself: start its header/request-timeout checks
       h1.emit("listening");
+      if (this.proxyProtocol !== null)
+        return this.listenWith(
+          h1,
+          socket => {
+            accept(socket);
+            socket.resume();
+          },
+          null,
+        );
+      const outer = net.createServer({ noDelay: true, pauseOnConnect: false }, accept);
+      this.outer = outer;
       await listenOn(outer, this.bindAddress, this.ctx.port);
       return;
     }
     if (this.byServerName) return this.listenByServerName(sni, defaultPair);
     const h2 = this.secureServer(sni, defaultPair);
-    await listenOn(h2, this.bindAddress, this.ctx.port);
+    // (the TLS server reads the paused socket's bytes itself)
+    await this.listenWith(h2, socket => h2.emit("connection", socket), h2);
   }
 
   private sniCallback(
@@ -642,6 +696,18 @@ export class ListenerServer {
       socket.destroy();
     });
     this.terminator = terminator;
+    if (this.proxyProtocol !== null) {
+      await this.listenWith(
+        terminator,
+        socket => {
+          this.onTlsConnection(socket);
+          socket.resume();
+        },
+        null,
+      );
+      this.outer!.maxConnections = l.maxStreamConnections;
+      return;
+    }
     const outer = net.createServer({ noDelay: true }, socket => this.onTlsConnection(socket));
     outer.maxConnections = l.maxStreamConnections;
     outer.on("drop", () => this.core.metrics.tlsErrors.labels("connection_limit").inc());

@@ -29,6 +29,14 @@ describe("ClientTrafficPolicy settings", () => {
     ).to.deep.equal({ trustedHops: 2 });
   });
 
+  it("proxyProtocol: required unless optional is set", () => {
+    expect(settings("proxyProtocol: {}").proxyProtocol).to.deep.equal({ optional: false });
+    expect(settings("proxyProtocol: {optional: true}").proxyProtocol).to.deep.equal({
+      optional: true,
+    });
+    expect(settings("timeout: {idle: 1s}").proxyProtocol).to.equal(undefined);
+  });
+
   it("timeout: durations in milliseconds, 0s turning the request and idle timeouts off", () => {
     expect(settings("timeout: {requestHeaders: 5s, request: 0s, idle: 90s}").timeout).to.deep.equal(
       {
