@@ -29,7 +29,7 @@ export interface Binaries {
 const goModDir = join(clusterSrc, "go");
 const imagesModDir = join(clusterSrc, "go-images");
 
-function hashFiles(root: string, filter: (rel: string) => boolean): string {
+export function hashFiles(root: string, filter: (rel: string) => boolean): string {
   const h = createHash("sha256");
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {
@@ -56,7 +56,7 @@ function kubeLdflags(): string {
   return [...x("k8s.io/component-base/version"), ...x("k8s.io/client-go/pkg/version")].join(" ");
 }
 
-function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags = ""): void {
+export function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags = ""): void {
   const tmp = `${out}.tmp-${process.pid}`;
   log(`building ${what} (${pkg}) → ${out}; a cold build takes minutes`);
   const t0 = Date.now();
