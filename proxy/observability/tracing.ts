@@ -300,6 +300,14 @@ export class RequestTracer {
       headers.traceparent === undefined
         ? ROOT_CONTEXT
         : propagator.extract(ROOT_CONTEXT, headers, headerGetter);
+    // attributes only for a span that records: our samplers never look at them, and most spans
+    // at a low sampling ratio record nothing
+    const span = this.pipeline.tracer.startSpan(
+      r.routeId === null ? r.method : `${r.method} ${r.routeId}`,
+      { kind: SpanKind.SERVER },
+      parent,
+    );
+    if (!span.isRecording()) return new RequestSpan(span);
     const attributes: Attributes = {
       "http.request.method": r.method,
       "url.path": r.path,
@@ -312,11 +320,7 @@ export class RequestTracer {
     if (r.query !== "") attributes["url.query"] = r.query;
     if (r.userAgent !== undefined) attributes["user_agent.original"] = r.userAgent;
     if (r.routeId !== null) attributes["rauta.route"] = r.routeId;
-    const span = this.pipeline.tracer.startSpan(
-      r.routeId === null ? r.method : `${r.method} ${r.routeId}`,
-      { kind: SpanKind.SERVER, attributes },
-      parent,
-    );
+    span.setAttributes(attributes);
     return new RequestSpan(span);
   }
 }
