@@ -13,6 +13,8 @@ export interface ServeTarget {
   dir: string;
   metricsPort: number;
   p: ChildProcess | null;
+  /** more `rauta serve` flags */
+  args?: string[];
 }
 
 /** Starts the target and waits until its config (and plugins) is served (/readyz). */
@@ -31,6 +33,7 @@ export async function startServe(t: ServeTarget): Promise<void> {
       "--address",
       "127.0.0.1",
       "--no-watch",
+      ...(t.args ?? []),
     ],
     t.name,
     { RAUTA_LOG_LEVEL: "error" },
@@ -41,6 +44,8 @@ export async function startServe(t: ServeTarget): Promise<void> {
       http
         .get(
           `http://127.0.0.1:${t.metricsPort}/readyz`,
+          // a fresh connection: a kept-alive one may be closed by the server as it is reused
+          { agent: false },
           res => (res.resume(), r(res.statusCode === 200)),
         )
         .on("error", () => r(false)),
