@@ -85,24 +85,43 @@ export function compileTrafficSpec(spec: TrafficSpec): TrafficSettings | Problem
   checkTargets(spec, problems);
   const out: TrafficSettings = {};
 
-  const local = spec.rateLimit?.local;
-  if (local) {
-    const key = local.key ?? { type: "ClientIP" };
-    if (key.type === "Header" && !key.header)
-      problems.push("spec.rateLimit.local.key.header: required for type Header (the header name)");
-    if (key.type !== "Header" && key.header !== undefined)
+  const rl = spec.rateLimit;
+  if (rl) {
+    // local and global take the same bucket fields; global adds where the budget lives
+    const field = rl.global ? "spec.rateLimit.global" : "spec.rateLimit.local";
+    const bucket = rl.global ?? rl.local;
+    if (rl.global && rl.local)
       problems.push(
-        `spec.rateLimit.local.key.header: only for type Header (type is ${key.type}); remove it`,
+        "spec.rateLimit: give local (each replica counts on its own) or global (one budget in Redis), not both",
       );
-    out.rateLimit = {
-      requests: local.requests,
-      intervalMs: UNIT_MS[local.unit],
-      burst: local.burst ?? local.requests,
-      key:
-        key.type === "Header"
-          ? { type: "Header", name: (key.header ?? "x").toLowerCase() }
-          : { type: key.type },
-    };
+    if (!bucket) problems.push("spec.rateLimit: give local or global");
+    else {
+      const key = bucket.key ?? { type: "ClientIP" };
+      if (key.type === "Header" && !key.header)
+        problems.push(`${field}.key.header: required for type Header (the header name)`);
+      if (key.type !== "Header" && key.header !== undefined)
+        problems.push(`${field}.key.header: only for type Header (type is ${key.type}); remove it`);
+      out.rateLimit = {
+        requests: bucket.requests,
+        intervalMs: UNIT_MS[bucket.unit],
+        burst: bucket.burst ?? bucket.requests,
+        key:
+          key.type === "Header"
+            ? { type: "Header", name: (key.header ?? "x").toLowerCase() }
+            : { type: key.type },
+      };
+      if (rl.global) {
+        const url = rl.global.redis.url;
+        if (!/^rediss?:\/\/[^\s@/]+(\/[0-9]{1,2})?$/.test(url) || !URL.canParse(url))
+          problems.push(
+            `spec.rateLimit.global.redis.url: ${JSON.stringify(url)} is not a redis://host:port or rediss://host:port URL (optionally /db; no credentials)`,
+          );
+        out.rateLimit.global = {
+          redisUrl: url,
+          failureMode: rl.global.failureMode ?? "FailOpen",
+        };
+      }
+    }
   }
 
   const timeout = spec.timeout;

@@ -28,13 +28,13 @@ export interface BackendTrafficPolicyV1Alpha1 {
       sectionName?: string;
     }[];
     /**
-     * Limits how many requests a client may send through each route rule this policy reaches. Over the limit the gateway answers 429 with Retry-After and RateLimit headers.
+     * Limits how many requests a client may send through each route rule this policy reaches. Over the limit the gateway answers 429 with Retry-After and RateLimit headers. Give local or global.
      */
     rateLimit?: {
       /**
        * A token bucket in each proxy replica (each replica counts on its own).
        */
-      local: {
+      local?: {
         /**
          * Requests allowed per unit of time.
          */
@@ -57,6 +57,46 @@ export interface BackendTrafficPolicyV1Alpha1 {
            */
           header?: string;
         };
+      };
+      /**
+       * One budget shared by every proxy replica, kept in Redis (Kong and Envoy keep theirs the same way). Each request asks Redis, within 100 ms.
+       */
+      global?: {
+        /**
+         * Requests allowed per unit of time.
+         */
+        requests: number;
+        unit: "Second" | "Minute" | "Hour";
+        /**
+         * Requests a client may send at once after being idle (the bucket's size). Default, requests.
+         */
+        burst?: number;
+        /**
+         * What gets a bucket of its own. Default, ClientIP.
+         */
+        key?: {
+          /**
+           * ClientIP: each client address (the connection's peer). Header: each value of a request header (requests without it share one bucket). Route: one bucket for everyone.
+           */
+          type: "ClientIP" | "Header" | "Route";
+          /**
+           * The header whose value is the key (type Header).
+           */
+          header?: string;
+        };
+        /**
+         * The Redis server that holds the budget.
+         */
+        redis: {
+          /**
+           * redis://host:port (or rediss:// for TLS), optionally with /db. No credentials in the URL.
+           */
+          url: string;
+        };
+        /**
+         * What a request gets when Redis does not answer in time. FailOpen (default): it goes through. FailClosed: 503 with Retry-After. Both are counted in rauta_rate_limit_store_errors_total.
+         */
+        failureMode?: "FailOpen" | "FailClosed";
       };
     };
     /**

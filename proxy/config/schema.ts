@@ -163,6 +163,15 @@ export const RateLimit = z
       z.object({ type: z.literal("Header"), name: headerName }).strict(),
       z.object({ type: z.literal("Route") }).strict(),
     ]),
+    // one budget for every replica, kept in this Redis (global-rate-limit.ts); absent: each
+    // proxy counts on its own. failureMode: what a request gets when Redis does not answer
+    global: z
+      .object({
+        redisUrl: z.url({ protocol: /^rediss?$/ }),
+        failureMode: z.enum(["FailOpen", "FailClosed"]),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RateLimit = z.infer<typeof RateLimit>;

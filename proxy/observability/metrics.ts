@@ -17,6 +17,7 @@ export class Metrics {
   readonly configReloads: Counter<"result">;
   readonly configReloadFailures: Counter;
   readonly rateLimited: Counter<"route">;
+  readonly rateLimitStoreErrors: Counter<"route" | "result">;
   readonly externalAuth: Counter<"route" | "result">;
   readonly tracingSpans: Counter<"result">;
   readonly tracingQueue: Gauge;
@@ -117,8 +118,14 @@ export class Metrics {
     });
     this.rateLimited = new client.Counter({
       name: "rauta_rate_limited_total",
-      help: "Requests refused by local rate limiting, by route id",
+      help: "Requests refused by rate limiting (local or global), by route id",
       labelNames: ["route"],
+      registers: r,
+    });
+    this.rateLimitStoreErrors = new client.Counter({
+      name: "rauta_rate_limit_store_errors_total",
+      help: "Global rate limit checks the store (Redis) did not answer in time, by route id and what the failure mode made of the request (allowed: FailOpen, denied: FailClosed)",
+      labelNames: ["route", "result"],
       registers: r,
     });
     this.externalAuth = new client.Counter({
@@ -221,6 +228,7 @@ export class Metrics {
     for (const code of CLASSES) this.requests.remove(routeId, code);
     this.duration.remove(routeId);
     this.rateLimited.remove(routeId);
+    for (const result of ["allowed", "denied"]) this.rateLimitStoreErrors.remove(routeId, result);
     for (const result of ["allowed", "denied", "error"]) this.externalAuth.remove(routeId, result);
     for (const result of ["ok", "connect_error", "timeout", "no_backend"])
       this.tcpConnections.remove(routeId, result);

@@ -6,7 +6,7 @@
 //   2. external auth      the route's ExternalAuth filter: its auth service allows or answers
 //   3. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
 //   4. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
-//   5. rate-limit         the route's rateLimit (BackendTrafficPolicy)
+//   5. rate-limit         the route's rateLimit (BackendTrafficPolicy), local or global (Redis)
 //   6. redirect           RequestRedirect ends the request here
 //   -- backend picked --
 //   7. backend plugins    ExtensionRef filters of the chosen backendRef
@@ -24,7 +24,6 @@ import type { ClusterRuntime } from "../upstream/cluster.ts";
 import { CorsStep } from "./steps/cors.ts";
 import { ExternalAuthStep } from "./steps/external-auth.ts";
 import { PluginRequestStep, PluginResponseStep, UnavailablePluginStep } from "./steps/plugin.ts";
-import type { RateLimitStep } from "./steps/rate-limit.ts";
 import { RedirectStep } from "./steps/redirect.ts";
 
 export interface ChainDeps {
@@ -67,7 +66,7 @@ const pluginIds = (filters: Filter[]) =>
 export function buildRouteChain(
   r: Route,
   deps: ChainDeps,
-  limit: RateLimitStep | null,
+  limit: RequestStep | null,
 ): { early: Chain; late: Chain } {
   const early: Chain = { request: [], response: [] };
   const late: Chain = { request: [], response: [] };

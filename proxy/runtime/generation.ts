@@ -22,6 +22,8 @@ import type { PoolRegistry } from "../upstream/pools.ts";
 import type { Metrics, RouteMetrics } from "../observability/metrics.ts";
 import type { TokenBucketLimiter } from "../upstream/rate-limit.ts";
 import { RateLimitStep } from "../pipeline/steps/rate-limit.ts";
+import { GlobalRateLimitStep } from "../pipeline/steps/global-rate-limit.ts";
+import type { RedisLimitStore } from "../upstream/global-rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
@@ -107,6 +109,8 @@ export interface PrepareDeps {
   outlier: OutlierOptions;
   /** the limiter of a route's rateLimit, kept across generations while its settings stay */
   limiterFor: (route: Route) => TokenBucketLimiter | null;
+  /** the Redis connection of a global rate limit's store */
+  limitStoreFor: (redisUrl: string) => RedisLimitStore;
   tlsCache: Map<string, tls.SecureContext>;
   circuitBreaker: Partial<CircuitBreakerOptions>;
   /** the plugins the runtime loaded for this config (plugins/runtime.ts) */
@@ -256,10 +260,23 @@ export class Generation {
           break;
       }
     }
-    const limiter = deps.limiterFor(r);
+    const global = r.rateLimit?.global;
+    const limiter = global ? null : deps.limiterFor(r);
     const limit = limiter === null ? null : new RateLimitStep(limiter, deps.metrics);
-    const { early, late } = buildRouteChain(r, chainDeps, limit);
-    // the rate limit alone needs no chain: the handler asks it directly (RateLimitStep.admit)
+    const { early, late } = buildRouteChain(
+      r,
+      chainDeps,
+      global
+        ? new GlobalRateLimitStep(
+            deps.limitStoreFor(global.redisUrl),
+            r.rateLimit!,
+            r.id,
+            deps.metrics,
+          )
+        : limit,
+    );
+    // a local rate limit alone needs no chain: the handler asks it directly
+    // (RateLimitStep.admit); a global one waits for Redis, so it runs in the chain
     let hasChain =
       early.request.length + late.request.length + late.response.length > (limit ? 1 : 0);
     const backends: PreparedBackend[] = [];

@@ -14,6 +14,7 @@ import { ClusterState, EndpointHealth, DEFAULT_OUTLIER } from "../upstream/clust
 import type { ClusterRuntime, OutlierOptions } from "../upstream/cluster.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { TokenBucketLimiter } from "../upstream/rate-limit.ts";
+import { RedisLimitStores } from "../upstream/global-rate-limit.ts";
 import { HealthChecker, healthCheckOptions, healthCheckSettings } from "../upstream/health.ts";
 import { Metrics } from "../observability/metrics.ts";
 import type { RouteMetrics } from "../observability/metrics.ts";
@@ -56,6 +57,8 @@ export interface ProxyOptions {
   /** Request tracing for listeners whose config sets none (the --tracing-* flags). */
   tracing?: TracingSettings | null;
   tracingOptions?: Partial<TracingOptions>;
+  /** a global rate limit's deadline for Redis's answer (default 100 ms) */
+  rateLimitStoreTimeoutMs?: number;
 }
 
 export const DEFAULT_HANDLER_OPTIONS: HandlerOptions = {
@@ -103,6 +106,8 @@ export class Proxy implements ProxyCore {
   private closed = false;
   readonly plugins: PluginRuntime;
   readonly tracers: Tracers;
+  /** Redis connections of global rate limits, by URL (kept while a config names them) */
+  private readonly limitStores: RedisLimitStores;
   /** generations whose tracers must keep exporting: the current one, retiring ones, and the one
    * being prepared */
   private readonly tracing = new Set<Generation>();
@@ -123,6 +128,7 @@ export class Proxy implements ProxyCore {
       opts.tracing ?? null,
       opts.tracingOptions,
     );
+    this.limitStores = new RedisLimitStores(this.logger, opts.rateLimitStoreTimeoutMs);
     this.plugins = new PluginRuntime({
       ...opts.plugins,
       metrics: this.metrics,
@@ -193,6 +199,7 @@ export class Proxy implements ProxyCore {
         limiters.set(route.id, held);
         return held.limiter;
       },
+      limitStoreFor: url => this.limitStores.storeFor(url),
       tlsCache: this.tlsCache,
       circuitBreaker: this.opts.circuitBreaker ?? {},
       tracerFor: settings => this.tracers.tracerFor(settings),
@@ -306,6 +313,13 @@ export class Proxy implements ProxyCore {
     // buckets of routes that are gone, or whose limit changed, go with the previous generation
     this.limiters.clear();
     for (const [id, held] of limiters) this.limiters.set(id, held);
+    // a Redis no route names any more is let go (a retiring request's take then fails over to
+    // its failure mode)
+    this.limitStores.retainOnly(
+      new Set(
+        config.routes.flatMap(r => (r.rateLimit?.global ? [r.rateLimit.global.redisUrl] : [])),
+      ),
+    );
     if (problems.length)
       this.logger.warn("config applied with problems", { generation: next.number, problems });
     this.logger.info("config applied", {
@@ -418,6 +432,7 @@ export class Proxy implements ProxyCore {
     this.servers.clear();
     await this.pools.destroy();
     await this.plugins.close();
+    await this.limitStores.close();
     // queued spans get one last export (bounded by the export deadline)
     await this.tracers.close();
   }

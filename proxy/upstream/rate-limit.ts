@@ -8,7 +8,7 @@ import { hash32 } from "./maglev.ts";
 // must not hold maxKeys copies of a huge header
 const MAX_KEY_LENGTH = 128;
 
-function bucketKey(key: string): string {
+export function bucketKey(key: string): string {
   return key.length <= MAX_KEY_LENGTH
     ? key
     : `#${key.length}:${hash32(key)}:${hash32(key, 0x2545f491)}`;
@@ -22,10 +22,6 @@ interface Bucket {
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, Bucket>();
   readonly settings: RateLimit;
-  /** lowercased header name whose value is the key; null: client address or the whole route */
-  readonly keyHeader: string | null;
-  /** one bucket for every client */
-  readonly perRoute: boolean;
   /** tokens per millisecond */
   private readonly rate: number;
   private readonly maxKeys: number;
@@ -34,8 +30,6 @@ export class TokenBucketLimiter {
   constructor(settings: RateLimit, now: () => number = Date.now, maxKeys = 100_000) {
     this.settings = settings;
     this.rate = settings.requests / settings.intervalMs;
-    this.keyHeader = settings.key.type === "Header" ? settings.key.name.toLowerCase() : null;
-    this.perRoute = settings.key.type === "Route";
     this.maxKeys = maxKeys;
     this.now = now;
   }

@@ -29,7 +29,7 @@ function refused(yaml: string, targets = ROUTE): string[] {
 }
 
 describe("BackendTrafficPolicy settings", () => {
-  describe("rateLimit.local", () => {
+  describe("rateLimit (local and global)", () => {
     it("counts requests per unit, with burst defaulting to requests and the key to ClientIP", () => {
       expect(settings("rateLimit: {local: {requests: 10, unit: Second}}").rateLimit).to.deep.equal({
         requests: 10,
@@ -68,6 +68,47 @@ describe("BackendTrafficPolicy settings", () => {
           "rateLimit: {local: {requests: 1, unit: Second, key: {type: ClientIP, header: x}}}",
         )[0],
       ).to.include("only for type Header (type is ClientIP)");
+    });
+
+    it("global: the same bucket, one budget in Redis; FailOpen by default", () => {
+      expect(
+        settings(
+          "rateLimit: {global: {requests: 5, unit: Second, burst: 10, key: {type: Route}, redis: {url: 'redis://redis:6379'}}}",
+        ).rateLimit,
+      ).to.deep.equal({
+        requests: 5,
+        intervalMs: 1000,
+        burst: 10,
+        key: { type: "Route" },
+        global: { redisUrl: "redis://redis:6379", failureMode: "FailOpen" },
+      });
+      expect(
+        settings(
+          "rateLimit: {global: {requests: 1, unit: Hour, redis: {url: 'rediss://r.infra:6380/3'}, failureMode: FailClosed}}",
+        ).rateLimit?.global,
+      ).to.deep.equal({ redisUrl: "rediss://r.infra:6380/3", failureMode: "FailClosed" });
+    });
+
+    it("refuses both local and global, neither, and a Redis URL it cannot use", () => {
+      expect(
+        refused(
+          "rateLimit: {local: {requests: 1, unit: Second}, global: {requests: 1, unit: Second, redis: {url: 'redis://r:6379'}}}",
+        ),
+      ).to.deep.equal([
+        "BackendTrafficPolicy apps/p: spec.rateLimit: give local (each replica counts on its own) or global (one budget in Redis), not both",
+      ]);
+      expect(refused("rateLimit: {}")[0]).to.equal(
+        "BackendTrafficPolicy apps/p: spec.rateLimit: give local or global",
+      );
+      for (const url of ["http://r:6379", "redis://user:pw@r:6379", "redis://r:6379/x"])
+        expect(
+          refused(`rateLimit: {global: {requests: 1, unit: Second, redis: {url: '${url}'}}}`)[0],
+        ).to.include("is not a redis://host:port or rediss://host:port URL");
+      expect(
+        refused(
+          "rateLimit: {global: {requests: 1, unit: Second, key: {type: Header}, redis: {url: 'redis://r:6379'}}}",
+        )[0],
+      ).to.include("spec.rateLimit.global.key.header: required for type Header");
     });
 
     it("refuses rateLimit on a policy that targets a Service", () => {
