@@ -56,7 +56,13 @@ function kubeLdflags(): string {
   return [...x("k8s.io/component-base/version"), ...x("k8s.io/client-go/pkg/version")].join(" ");
 }
 
-export function goBuild(modDir: string, pkg: string, out: string, what: string, ldflags = ""): void {
+export function goBuild(
+  modDir: string,
+  pkg: string,
+  out: string,
+  what: string,
+  ldflags = "",
+): void {
   const tmp = `${out}.tmp-${process.pid}`;
   log(`building ${what} (${pkg}) → ${out}; a cold build takes minutes`);
   const t0 = Date.now();
