@@ -12,6 +12,7 @@ import { HTTPRouteCapability } from "./capabilities/http-route.ts";
 import { ListenerSetCapability } from "./capabilities/listener-set.ts";
 import { RautaPluginCapability } from "./capabilities/rauta-plugin.ts";
 import { ReferenceGrantCapability } from "./capabilities/reference-grant.ts";
+import { SecurityPolicyCapability } from "./capabilities/security-policy.ts";
 import { TLSRouteCapability } from "./capabilities/tls-route.ts";
 
 new PeprModule(cfg, [
@@ -26,5 +27,6 @@ new PeprModule(cfg, [
   BackendTLSPolicyCapability,
   BackendTrafficPolicyCapability,
   ClientTrafficPolicyCapability,
+  SecurityPolicyCapability,
   ListenerSetCapability,
 ]);

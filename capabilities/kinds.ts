@@ -17,6 +17,7 @@ export class BackendTLSPolicy extends a.GenericKind {}
 export class ListenerSet extends a.GenericKind {}
 export class BackendTrafficPolicy extends a.GenericKind {}
 export class ClientTrafficPolicy extends a.GenericKind {}
+export class SecurityPolicy extends a.GenericKind {}
 export class Lease extends a.GenericKind {}
 
 RegisterKind(GatewayClass, {
@@ -79,6 +80,12 @@ RegisterKind(ClientTrafficPolicy, {
   version: "v1alpha1",
   kind: "ClientTrafficPolicy",
   plural: "clienttrafficpolicies",
+});
+RegisterKind(SecurityPolicy, {
+  group: "rauta.io",
+  version: "v1alpha1",
+  kind: "SecurityPolicy",
+  plural: "securitypolicies",
 });
 RegisterKind(Lease, {
   group: "coordination.k8s.io",

@@ -34,6 +34,7 @@ import { PluginIndex } from "./plugins.ts";
 import { ClientPolicies } from "./client-policies.ts";
 import { ServedRoutes } from "./served-routes.ts";
 import { TrafficPolicies } from "./traffic-policies.ts";
+import { SecurityPolicies } from "./security-policies.ts";
 import type { RankedEntry } from "./precedence.ts";
 import { comparePrecedence } from "./precedence.ts";
 import type { KindedRoute } from "./rules.ts";
@@ -182,6 +183,11 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     grpcRoutes: snapshot.grpcRoutes ?? [],
     services: snapshot.services,
   });
+  const security = new SecurityPolicies(sortedByKey(snapshot.securityPolicies ?? []), {
+    gateways: snapshot.gateways,
+    httpRoutes: snapshot.httpRoutes,
+    grpcRoutes: snapshot.grpcRoutes ?? [],
+  });
   const served = new ServedRoutes();
   const clientPolicies = new ClientPolicies(
     sortedByKey(snapshot.clientTrafficPolicies ?? []),
@@ -276,22 +282,20 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
               ? translation.rules
                   .slice(0, 1)
                   .map(rule => served.serve(rule.route, traffic.effective(null, listener), true))
-              : translation.rules.map(rule =>
-                  served.serve(
+              : translation.rules.map(rule => {
+                  const target = {
+                    kind,
+                    namespace: route.metadata.namespace ?? "default",
+                    name: route.metadata.name,
+                    ...(rule.route.source.ruleName ? { ruleName: rule.route.source.ruleName } : {}),
+                  };
+                  return served.serve(
                     rule.route,
-                    traffic.effective(
-                      {
-                        kind,
-                        namespace: route.metadata.namespace ?? "default",
-                        name: route.metadata.name,
-                        ...(rule.route.source.ruleName
-                          ? { ruleName: rule.route.source.ruleName }
-                          : {}),
-                      },
-                      listener,
-                    ),
-                  ),
-                ));
+                    traffic.effective(target, listener),
+                    false,
+                    security.effective(target, listener),
+                  );
+                }));
         // A route counts on the listeners its hostnames intersect (conformance:
         // HTTPRouteHostnameIntersection), whether or not the listener itself is usable.
         if (hostnames.length === 0) continue;
@@ -404,6 +408,7 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     if (layer) for (const gateway of gateways) traffic.usedThrough(layer.policy, gateway);
   }
   statuses.push(...traffic.statuses(controllerName, now));
+  statuses.push(...security.statuses(controllerName, now));
   const body = {
     apiVersion: CONFIG_API_VERSION,
     listeners,
@@ -697,6 +702,7 @@ function sortStatuses(statuses: ObjectStatus[]): ObjectStatus[] {
     BackendTLSPolicy: 7,
     BackendTrafficPolicy: 8,
     ClientTrafficPolicy: 9,
+    SecurityPolicy: 10,
   };
   const key = (s: ObjectStatus) => `${"namespace" in s ? s.namespace : ""}/${s.name}`;
   return [...statuses].sort(

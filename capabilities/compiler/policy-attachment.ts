@@ -7,6 +7,7 @@
 // per Gateway the policy took effect in; a failed target under such a Gateway is a note on that
 // entry's condition, not a second entry.
 import type { MakeCondition, Problem } from "./conditions.ts";
+import type { ListenerModel } from "./gateways.ts";
 import { conditionFactory } from "./conditions.ts";
 import { compareStrings } from "./order.ts";
 import type { ObjectMeta } from "./snapshot.ts";
@@ -175,6 +176,41 @@ export class PolicyAttachment<P extends AttachablePolicy, S> {
     }
     return out;
   }
+}
+
+/** A route rule as a policy can target it (sectionName: the rule's name). */
+export interface RuleTarget {
+  kind: "HTTPRoute" | "GRPCRoute";
+  namespace: string;
+  name: string;
+  ruleName?: string;
+}
+
+/**
+ * The policies that reach a rule as `listener` serves it, most specific first: the rule, the
+ * route, the Gateway listener, the Gateway. Each has taken effect in the listener's Gateway.
+ */
+export function layersFor<P extends AttachablePolicy, S>(
+  attachment: PolicyAttachment<P, S>,
+  route: RuleTarget | null,
+  listener: ListenerModel,
+): AttachedModel<P, S>[] {
+  const gatewayNs = listener.gateway.metadata.namespace ?? "default";
+  const gatewayName = listener.gateway.metadata.name;
+  const holder = (key: string) => attachment.holder(key);
+  const candidates: Array<AttachedModel<P, S> | undefined> = [];
+  if (route) {
+    if (route.ruleName)
+      candidates.push(holder(targetKey(route.kind, route.namespace, route.name, route.ruleName)));
+    candidates.push(holder(targetKey(route.kind, route.namespace, route.name)));
+  }
+  // a ListenerSet's listeners are not the Gateway's sections
+  if (listener.owner.kind === "Gateway")
+    candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName, listener.name)));
+  candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName)));
+  const layers = candidates.filter((m): m is AttachedModel<P, S> => m !== undefined);
+  for (const m of layers) m.gateways.add(`${gatewayNs}/${gatewayName}`);
+  return layers;
 }
 
 function refOf(t: TargetRef, namespace: string): ParentRefStatus {

@@ -5,6 +5,7 @@
 // label), which is what nearly every rule is.
 import type { Cluster, Route } from "../../proxy/config/index.ts";
 import { compareStrings } from "./order.ts";
+import type { EffectiveSecurity } from "./security-policies.ts";
 import type { EffectiveTraffic, Layer } from "./traffic-policies.ts";
 import type { TrafficSettings } from "./traffic-settings.ts";
 
@@ -18,18 +19,35 @@ export class ServedRoutes {
   private readonly byBase = new Map<string, Map<string, Route>>();
   private readonly clusterCopies = new Map<string, ClusterCopy>();
 
-  /** Registers `route` as served under `traffic`; returns the id entries should name for now. */
-  serve(route: Route, traffic: EffectiveTraffic | null, stream = false): string {
-    // a TLS stream has no requests to limit: only cluster sections shape it
-    const key = (stream ? traffic?.clusterKey : traffic?.key) ?? "";
+  /**
+   * Registers `route` as served under `traffic` (BackendTrafficPolicies) and `security`
+   * (SecurityPolicies); returns the id entries should name for now.
+   */
+  serve(
+    route: Route,
+    traffic: EffectiveTraffic | null,
+    stream = false,
+    security: EffectiveSecurity | null = null,
+  ): string {
+    // a TLS stream has no requests to limit or authorize: only cluster sections shape it
+    const trafficKey = (stream ? traffic?.clusterKey : traffic?.key) ?? "";
+    const securityKey = stream ? "" : (security?.key ?? "");
+    const key = [trafficKey, securityKey].filter(k => k !== "").join("+");
     let variants = this.byBase.get(route.id);
     if (!variants) this.byBase.set(route.id, (variants = new Map()));
     if (!variants.has(key))
-      variants.set(key, key === "" ? route : this.variant(route, traffic!, stream));
+      variants.set(key, key === "" ? route : this.variant(route, traffic, stream, security));
     return provisional(route.id, key);
   }
 
-  private variant(route: Route, traffic: EffectiveTraffic, stream: boolean): Route {
+  private variant(
+    route: Route,
+    traffic: EffectiveTraffic | null,
+    stream: boolean,
+    security: EffectiveSecurity | null,
+  ): Route {
+    const authorization = stream ? undefined : security?.settings.authorization;
+    if (traffic === null) return { ...route, ...(authorization ? { authorization } : {}) };
     const { rateLimit, timeout, retry, ...clusterSettings } = traffic.settings;
     const clusterId = (id: string | null) => {
       if (id === null || traffic.clusterKey === "") return id;
@@ -44,6 +62,7 @@ export class ServedRoutes {
       // the HTTPRoute's own timeouts and retry win: the policy only fills in what it left out
       ...(timeout && !stream ? { timeouts: { ...timeout, ...route.timeouts } } : {}),
       ...(retry && !stream && route.retry === undefined ? { retry } : {}),
+      ...(authorization ? { authorization } : {}),
     };
   }
 

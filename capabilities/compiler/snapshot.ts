@@ -12,6 +12,7 @@ import type { ListenerSetV1 } from "../../generated/gateway-api/experimental/lis
 import type { RautaPluginV1Alpha1 } from "../../generated/rauta/rautaplugin-v1alpha1.ts";
 import type { BackendTrafficPolicyV1Alpha1 } from "../../generated/rauta/backendtrafficpolicy-v1alpha1.ts";
 import type { ClientTrafficPolicyV1Alpha1 } from "../../generated/rauta/clienttrafficpolicy-v1alpha1.ts";
+import type { SecurityPolicyV1Alpha1 } from "../../generated/rauta/securitypolicy-v1alpha1.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -37,6 +38,7 @@ export type BackendTLSPolicy = WithMeta<BackendTLSPolicyV1>;
 export type ListenerSet = WithMeta<ListenerSetV1>;
 export type BackendTrafficPolicy = WithMeta<BackendTrafficPolicyV1Alpha1>;
 export type ClientTrafficPolicy = WithMeta<ClientTrafficPolicyV1Alpha1>;
+export type SecurityPolicy = WithMeta<SecurityPolicyV1Alpha1>;
 
 export type HTTPRouteRule = NonNullable<HTTPRoute["spec"]["rules"]>[number];
 export type HTTPRouteMatch = NonNullable<HTTPRouteRule["matches"]>[number];
@@ -133,6 +135,7 @@ export interface Snapshot {
   listenerSets?: ListenerSet[];
   backendTrafficPolicies?: BackendTrafficPolicy[];
   clientTrafficPolicies?: ClientTrafficPolicy[];
+  securityPolicies?: SecurityPolicy[];
   caBundles?: CaBundle[];
   // Absent in standalone mode, where nothing copies modules: a configMap source then compiles to
   // the ConfigMap it names.
@@ -156,6 +159,7 @@ export function emptySnapshot(): Snapshot {
     listenerSets: [],
     backendTrafficPolicies: [],
     clientTrafficPolicies: [],
+    securityPolicies: [],
     caBundles: [],
   };
 }

@@ -8,8 +8,8 @@
 import type { MakeCondition } from "./conditions.ts";
 import type { ListenerModel } from "./gateways.ts";
 import { compareStrings } from "./order.ts";
-import { PolicyAttachment, policyKeyOf, targetKey } from "./policy-attachment.ts";
-import type { AttachedModel, TargetExists } from "./policy-attachment.ts";
+import { PolicyAttachment, layersFor, policyKeyOf, targetKey } from "./policy-attachment.ts";
+import type { AttachedModel, RuleTarget, TargetExists } from "./policy-attachment.ts";
 import type { BackendTrafficPolicy, Gateway, GRPCRoute, HTTPRoute, Service } from "./snapshot.ts";
 import {
   CLUSTER_SECTIONS,
@@ -63,24 +63,8 @@ export class TrafficPolicies {
    * What governs a rule of a route as `listener` serves it. `ruleName` is the rule's name (a
    * sectionName target); TLSRoutes pass no route (only Gateway-level policies reach them).
    */
-  effective(
-    route: { kind: RoutableKind; namespace: string; name: string; ruleName?: string } | null,
-    listener: ListenerModel,
-  ): EffectiveTraffic | null {
-    const gatewayNs = listener.gateway.metadata.namespace ?? "default";
-    const gatewayName = listener.gateway.metadata.name;
-    const holder = (key: string) => this.attachment.holder(key);
-    const candidates: Array<Model | undefined> = [];
-    if (route) {
-      if (route.ruleName)
-        candidates.push(holder(targetKey(route.kind, route.namespace, route.name, route.ruleName)));
-      candidates.push(holder(targetKey(route.kind, route.namespace, route.name)));
-    }
-    // a ListenerSet's listeners are not the Gateway's sections
-    if (listener.owner.kind === "Gateway")
-      candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName, listener.name)));
-    candidates.push(holder(targetKey("Gateway", gatewayNs, gatewayName)));
-    const layers = candidates.filter((m): m is Model => m !== undefined);
+  effective(route: RuleTarget | null, listener: ListenerModel): EffectiveTraffic | null {
+    const layers = layersFor(this.attachment, route, listener);
     if (layers.length === 0) return null;
     const settings: TrafficSettings = {};
     const won = new Map<TrafficSection, string>();
@@ -90,8 +74,6 @@ export class TrafficPolicies {
       (settings as Record<string, unknown>)[section] = m.settings![section];
       won.set(section, m.key);
     }
-    const gatewayKey = `${gatewayNs}/${gatewayName}`;
-    for (const m of layers) m.gateways.add(gatewayKey);
     const keyFor = (sections: readonly TrafficSection[]) =>
       [...new Set(sections.map(s => won.get(s)).filter((k): k is string => k !== undefined))]
         .sort(compareStrings)
@@ -128,7 +110,7 @@ function accepted(model: Model, condition: MakeCondition): Condition {
 }
 
 // undefined: the target exists; otherwise why it does not.
-function targetIndex(targets: TrafficTargets): TargetExists {
+export function targetIndex(targets: TrafficTargets): TargetExists {
   const gateways = new Map(
     targets.gateways.map(g => [
       policyKeyOf(g.metadata),

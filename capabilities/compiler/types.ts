@@ -90,6 +90,7 @@ export interface PolicyStatus<K extends string = string> {
 export type BackendTLSPolicyStatus = PolicyStatus<"BackendTLSPolicy">;
 export type BackendTrafficPolicyStatus = PolicyStatus<"BackendTrafficPolicy">;
 export type ClientTrafficPolicyStatus = PolicyStatus<"ClientTrafficPolicy">;
+export type SecurityPolicyStatus = PolicyStatus<"SecurityPolicy">;
 
 export type ObjectStatus =
   | GatewayClassStatus
@@ -99,6 +100,7 @@ export type ObjectStatus =
   | BackendTLSPolicyStatus
   | BackendTrafficPolicyStatus
   | ClientTrafficPolicyStatus
+  | SecurityPolicyStatus
   | ListenerSetStatus;
 
 export interface CompileOptions {

@@ -24,6 +24,7 @@ import {
   BackendTLSPolicy,
   BackendTrafficPolicy,
   ClientTrafficPolicy,
+  SecurityPolicy,
   Gateway,
   GatewayClass,
   GRPCRoute,
@@ -51,6 +52,7 @@ const STATUS_MODELS = {
   BackendTLSPolicy,
   BackendTrafficPolicy,
   ClientTrafficPolicy,
+  SecurityPolicy,
   ListenerSet,
 } as const;
 

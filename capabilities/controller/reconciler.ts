@@ -349,6 +349,7 @@ export class Reconciler {
       "BackendTLSPolicy",
       "BackendTrafficPolicy",
       "ClientTrafficPolicy",
+      "SecurityPolicy",
     ] as const)
       for (const object of this.store.list(kind)) {
         const key = `${kind}/${object.metadata?.namespace ?? ""}/${object.metadata?.name}`;

@@ -26,6 +26,7 @@ export const SNAPSHOT_KINDS = {
   BackendTLSPolicy: "backendTLSPolicies",
   BackendTrafficPolicy: "backendTrafficPolicies",
   ClientTrafficPolicy: "clientTrafficPolicies",
+  SecurityPolicy: "securityPolicies",
   ListenerSet: "listenerSets",
 } as const satisfies Record<string, keyof Snapshot>;
 export type SnapshotKind = keyof typeof SNAPSHOT_KINDS;
@@ -43,6 +44,7 @@ const STATUS_ONLY_KINDS = new Set<SnapshotKind>([
   "BackendTLSPolicy",
   "BackendTrafficPolicy",
   "ClientTrafficPolicy",
+  "SecurityPolicy",
   "ListenerSet",
 ]);
 

@@ -44,7 +44,8 @@ export function desiredStatus(
     case "TLSRoute":
     case "BackendTLSPolicy":
     case "BackendTrafficPolicy":
-    case "ClientTrafficPolicy": {
+    case "ClientTrafficPolicy":
+    case "SecurityPolicy": {
       // both lists are atomic and shared with other controllers: ours are replaced, theirs kept
       const policy = kind.endsWith("Policy");
       const [list, ref] = policy ? ["ancestors", "ancestorRef"] : ["parents", "parentRef"];

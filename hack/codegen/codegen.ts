@@ -204,7 +204,7 @@ export async function generate(outRoot: string): Promise<{ missingSchemas: strin
     join(outRoot, "rauta"),
     "crds/rautaplugin.yaml",
   );
-  for (const crd of ["backendtrafficpolicy", "clienttrafficpolicy"])
+  for (const crd of ["backendtrafficpolicy", "clienttrafficpolicy", "securitypolicy"])
     await generateFor(
       join(repoRoot, `crds/${crd}.yaml`),
       join(outRoot, "rauta"),

@@ -151,6 +151,7 @@ export const RAUTA_CRDS = [
   ["crds/rautaplugin.yaml", "rautaplugins.rauta.io"],
   ["crds/backendtrafficpolicy.yaml", "backendtrafficpolicies.rauta.io"],
   ["crds/clienttrafficpolicy.yaml", "clienttrafficpolicies.rauta.io"],
+  ["crds/securitypolicy.yaml", "securitypolicies.rauta.io"],
 ] as const;
 
 export function installRautaCrds(cluster: Pick<Cluster, "kubectl">): void {

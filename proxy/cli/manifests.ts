@@ -118,6 +118,10 @@ HANDLERS.set("rauta.io/v1alpha1/ClientTrafficPolicy", {
   schema: "rauta/clienttrafficpolicy-v1alpha1.schema.json",
   add: push("clientTrafficPolicies"),
 });
+HANDLERS.set("rauta.io/v1alpha1/SecurityPolicy", {
+  schema: "rauta/securitypolicy-v1alpha1.schema.json",
+  add: push("securityPolicies"),
+});
 HANDLERS.set("v1/Service", { add: push("services") });
 HANDLERS.set("discovery.k8s.io/v1/EndpointSlice", { add: push("endpointSlices") });
 HANDLERS.set("v1/Namespace", { add: push("namespaces") });

@@ -5,6 +5,7 @@
 import { z } from "zod";
 
 import { CONFIG_API_VERSION } from "./version.ts";
+import { parseCidr } from "./cidr.ts";
 
 export { CONFIG_API_VERSION };
 
@@ -176,6 +177,35 @@ export const RateLimit = z
   .strict();
 export type RateLimit = z.infer<typeof RateLimit>;
 
+// Who may reach a route (a SecurityPolicy's authorization): the first rule whose CIDRs hold the
+// client address (after trusted hops / the PROXY protocol) decides, else defaultAction; 403.
+export const Authorization = z
+  .object({
+    defaultAction: z.enum(["Allow", "Deny"]),
+    rules: z.array(
+      z
+        .object({
+          action: z.enum(["Allow", "Deny"]),
+          // "10.0.0.0/8", "2001:db8::/32": an address and its prefix length
+          cidrs: z
+            .array(
+              z.string().superRefine((s, ctx) => {
+                const c = parseCidr(s);
+                if (typeof c === "string" || !s.includes("/"))
+                  ctx.addIssue({
+                    code: "custom",
+                    message: typeof c === "string" ? c : `${s}: no prefix length`,
+                  });
+              }),
+            )
+            .min(1),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+export type Authorization = z.infer<typeof Authorization>;
+
 export const Route = z
   .object({
     // "<namespace>/<name>/rule/<index>": stable, low-cardinality, used as the metrics label.
@@ -195,6 +225,7 @@ export const Route = z
       .strict(),
     retry: Retry.optional(),
     rateLimit: RateLimit.optional(),
+    authorization: Authorization.optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;

@@ -2,6 +2,7 @@
 // listener, for Gateway-wide plugins) when a config is prepared. One documented order, for plain
 // requests and upgrades alike:
 //
+//   0. ip-authorization   the route's IP allow/deny lists (SecurityPolicy): 403 before anything
 //   1. cors               the route's CORS filter (a preflight is answered before any auth)
 //   2. external auth      the route's ExternalAuth filter: its auth service allows or answers
 //   3. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
@@ -23,6 +24,7 @@ import type { RequestStep, ResponseStep, StepResult } from "./step.ts";
 import type { ClusterRuntime } from "../upstream/cluster.ts";
 import { CorsStep } from "./steps/cors.ts";
 import { ExternalAuthStep } from "./steps/external-auth.ts";
+import { IpAuthorizationStep } from "./steps/ip-authorization.ts";
 import { PluginRequestStep, PluginResponseStep, UnavailablePluginStep } from "./steps/plugin.ts";
 import { RedirectStep } from "./steps/redirect.ts";
 
@@ -62,7 +64,7 @@ function pluginSteps(ids: string[], deps: ChainDeps, chain: Chain) {
 const pluginIds = (filters: Filter[]) =>
   filters.flatMap(f => (f.type === "Plugin" ? [f.pluginId] : []));
 
-/** Steps 1, 2, 4, 5, 6 (and 8 for the route's plugins). */
+/** Steps 0, 1, 2, 4, 5, 6 (and 8 for the route's plugins). */
 export function buildRouteChain(
   r: Route,
   deps: ChainDeps,
@@ -70,6 +72,7 @@ export function buildRouteChain(
 ): { early: Chain; late: Chain } {
   const early: Chain = { request: [], response: [] };
   const late: Chain = { request: [], response: [] };
+  if (r.authorization) early.request.push(new IpAuthorizationStep(r.authorization));
   for (const f of r.filters) if (f.type === "CORS") early.request.push(new CorsStep(f));
   for (const f of r.filters)
     if (f.type === "ExternalAuth")

@@ -24,6 +24,7 @@ describe("Pepr capabilities", () => {
       import("../../capabilities/backends.ts"),
       import("../../capabilities/backend-traffic-policy.ts"),
       import("../../capabilities/client-traffic-policy.ts"),
+      import("../../capabilities/security-policy.ts"),
     ]);
     capabilities = modules.flatMap(m => Object.values(m)) as unknown as typeof capabilities;
   });
@@ -46,6 +47,7 @@ describe("Pepr capabilities", () => {
       "backends",
       "backend-traffic-policy",
       "client-traffic-policy",
+      "security-policy",
     ]);
   });
 
@@ -57,6 +59,7 @@ describe("Pepr capabilities", () => {
       "rauta-plugin rauta.io/v1alpha1/RautaPlugin(rautaplugins) CREATEORUPDATE validate",
       "backend-traffic-policy rauta.io/v1alpha1/BackendTrafficPolicy(backendtrafficpolicies) CREATEORUPDATE validate",
       "client-traffic-policy rauta.io/v1alpha1/ClientTrafficPolicy(clienttrafficpolicies) CREATEORUPDATE validate",
+      "security-policy rauta.io/v1alpha1/SecurityPolicy(securitypolicies) CREATEORUPDATE validate",
     ]);
   });
 
@@ -70,6 +73,7 @@ describe("Pepr capabilities", () => {
       "RautaPlugin(rautaplugins)",
       "BackendTrafficPolicy(backendtrafficpolicies)",
       "ClientTrafficPolicy(clienttrafficpolicies)",
+      "SecurityPolicy(securitypolicies)",
       "Service",
       "EndpointSlice",
       "Secret",

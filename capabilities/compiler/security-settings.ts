@@ -1,0 +1,61 @@
+// A SecurityPolicy's spec on its own: what each section compiles to in the config, and every
+// problem that makes the policy unusable. Admission and the compiler share these checks, so
+// `kubectl apply` refuses exactly what status would report.
+import { formatCidr, parseCidr } from "../../proxy/config/cidr.ts";
+import type { Authorization } from "../../proxy/config/index.ts";
+import type { Problem } from "./conditions.ts";
+import type { SecurityPolicy } from "./snapshot.ts";
+
+export type SecuritySpec = SecurityPolicy["spec"];
+
+/** What one policy sets, section by section; each section is taken whole from one policy. */
+export interface SecuritySettings {
+  authorization?: Authorization;
+}
+export type SecuritySection = keyof SecuritySettings;
+export const SECURITY_SECTIONS: readonly SecuritySection[] = ["authorization"];
+
+const GATEWAY_GROUP = "gateway.networking.k8s.io";
+
+/** The compiled sections, or every problem of the spec (field paths a person can find). */
+export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Problem[] {
+  const problems: string[] = [];
+  const out: SecuritySettings = {};
+  const seen = new Set<string>();
+  for (const [i, t] of (spec.targetRefs ?? []).entries()) {
+    if (t.group !== GATEWAY_GROUP)
+      problems.push(`spec.targetRefs[${i}].group: must be ${GATEWAY_GROUP}`);
+    const key = `${t.kind}/${t.name}/${t.sectionName ?? ""}`;
+    if (seen.has(key))
+      problems.push(`spec.targetRefs[${i}]: ${t.kind} ${t.name} is targeted twice`);
+    seen.add(key);
+  }
+
+  const a = spec.authorization;
+  if (a) {
+    const rules = (a.rules ?? []).map((r, i) => ({
+      action: r.action,
+      cidrs: r.principal.clientCIDRs.flatMap(text => {
+        const c = parseCidr(text);
+        if (typeof c === "string") {
+          problems.push(`spec.authorization.rules[${i}].principal.clientCIDRs: ${c}`);
+          return [];
+        }
+        return [formatCidr(c)];
+      }),
+    }));
+    // an allow list denies the rest; a deny list (or no rule) lets the rest through
+    const defaultAction =
+      a.defaultAction ?? (rules.some(r => r.action === "Allow") ? "Deny" : "Allow");
+    if (rules.length === 0 && a.defaultAction === undefined)
+      problems.push(
+        "spec.authorization: give rules, or a defaultAction (Deny closes the routes to everyone)",
+      );
+    out.authorization = { defaultAction, rules };
+  }
+
+  if (SECURITY_SECTIONS.every(s => out[s] === undefined))
+    problems.push("spec sets nothing: give authorization");
+  if (problems.length > 0) return problems.map(message => ({ reason: "Invalid", message }));
+  return out;
+}

@@ -1,0 +1,85 @@
+// SecurityPolicy specs → a route's authorization, and what admission refuses (the same function
+// decides both).
+import { expect } from "chai";
+import { parse } from "yaml";
+import { validateSecurityPolicy } from "../../../capabilities/admission/security-policy.ts";
+import { compileSecuritySpec } from "../../../capabilities/compiler/security-settings.ts";
+import type { SecurityPolicy } from "../../../capabilities/compiler/snapshot.ts";
+
+const GATEWAY = "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n";
+type Spec = SecurityPolicy["spec"];
+
+const settings = (yaml: string) => {
+  const out = compileSecuritySpec(parse(GATEWAY + yaml) as Spec);
+  if (Array.isArray(out)) throw new Error(out.map(p => p.message).join("; "));
+  return out;
+};
+const refused = (yaml: string, targets = GATEWAY) =>
+  validateSecurityPolicy({
+    apiVersion: "rauta.io/v1alpha1",
+    kind: "SecurityPolicy",
+    metadata: { name: "s", namespace: "edge" },
+    spec: parse(targets + yaml) as Spec,
+  } as SecurityPolicy);
+
+describe("SecurityPolicy settings", () => {
+  it("an allow list denies everyone else; a deny list lets everyone else through", () => {
+    expect(
+      settings(
+        "authorization: {rules: [{action: Allow, principal: {clientCIDRs: ['10.0.0.0/8']}}]}",
+      ).authorization,
+    ).to.deep.equal({ defaultAction: "Deny", rules: [{ action: "Allow", cidrs: ["10.0.0.0/8"] }] });
+    expect(
+      settings(
+        "authorization: {rules: [{action: Deny, principal: {clientCIDRs: ['192.0.2.0/24']}}]}",
+      ).authorization?.defaultAction,
+    ).to.equal("Allow");
+    expect(
+      settings(
+        "authorization: {defaultAction: Allow, rules: [{action: Allow, principal: {clientCIDRs: ['10.0.0.0/8']}}]}",
+      ).authorization?.defaultAction,
+    ).to.equal("Allow");
+  });
+
+  it("writes a bare address as one host, IPv4 and IPv6", () => {
+    expect(
+      settings(
+        "authorization: {rules: [{action: Allow, principal: {clientCIDRs: ['198.51.100.7', '2001:db8::1', '2001:db8::/32']}}]}",
+      ).authorization?.rules[0]?.cidrs,
+    ).to.deep.equal(["198.51.100.7/32", "2001:db8::1/128", "2001:db8::/32"]);
+  });
+
+  it("closes the routes with defaultAction Deny and no rules", () => {
+    expect(settings("authorization: {defaultAction: Deny}").authorization).to.deep.equal({
+      defaultAction: "Deny",
+      rules: [],
+    });
+  });
+
+  it("refuses ranges that are not ranges, an authorization with nothing to decide, and nothing set", () => {
+    expect(
+      refused(
+        "authorization: {rules: [{action: Deny, principal: {clientCIDRs: ['10.0.0.0/33', 'intranet', '::/129']}}]}",
+      ),
+    ).to.deep.equal([
+      'SecurityPolicy edge/s: spec.authorization.rules[0].principal.clientCIDRs: "10.0.0.0/33": the prefix length must be 0 to 32',
+      'SecurityPolicy edge/s: spec.authorization.rules[0].principal.clientCIDRs: "intranet": "intranet" is not an IP address',
+      'SecurityPolicy edge/s: spec.authorization.rules[0].principal.clientCIDRs: "::/129": the prefix length must be 0 to 128',
+    ]);
+    expect(refused("authorization: {}")).to.deep.equal([
+      "SecurityPolicy edge/s: spec.authorization: give rules, or a defaultAction (Deny closes the routes to everyone)",
+    ]);
+    expect(refused("")).to.deep.equal([
+      "SecurityPolicy edge/s: spec sets nothing: give authorization",
+    ]);
+  });
+
+  it("refuses a target named twice", () => {
+    expect(
+      refused(
+        "authorization: {defaultAction: Deny}",
+        "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n",
+      )[0],
+    ).to.include("Gateway gw is targeted twice");
+  });
+});
