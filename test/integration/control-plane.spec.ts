@@ -2,6 +2,8 @@
 // then Gateway API objects → statuses → traffic through the proxy to echo-basic pods; admission
 // messages; ReferenceGrant enforcement; controller and proxy restarts.
 import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import { ensureHostTools } from "../../hack/cluster/build.ts";
 import { deployLocal, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Cluster } from "./helpers/cluster.ts";
 import { eventually, uniqueNamespace } from "./helpers/cluster.ts";
@@ -675,11 +677,137 @@ spec:
   - name: sticky
     matches: [{path: {type: PathPrefix, value: /sticky}}]
     backendRefs: [{name: sticky, port: 8080}]
+  - name: global
+    matches: [{path: {type: PathPrefix, value: /global}}]
+    backendRefs: [{name: echo, port: 8080}]
+  - name: guarded
+    matches: [{path: {type: PathPrefix, value: /guarded}}]
+    backendRefs: [{name: echo, port: 8080}]
   - name: flaky
     matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: flaky, port: 8080}]
 `,
         ns,
+      );
+    });
+
+    it("SecurityPolicy: refuses a bad range at kubectl apply, answers 403 outside the allow list, 200 once allowed", async () => {
+      const policy = (cidrs: string[]) => `
+apiVersion: rauta.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: guard}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: guarded}]
+  authorization:
+    rules: [{action: Allow, principal: {clientCIDRs: ${JSON.stringify(cidrs)}}}]
+`;
+      const bad = k.kubectlResult(["apply", "-n", ns, "-f", "-"], policy(["10.0.0.0/33"]));
+      expect(bad.code).to.not.equal(0);
+      expect(bad.stderr).to.include("the prefix length must be 0 to 32");
+      // only a documentation address may pass: the test's own address is outside
+      k.apply(policy(["192.0.2.1"]), ns);
+      await eventually("the allow list to be served (403)", 60_000, async () =>
+        (await get("policies.example.com", "/guarded")).status === 403 ? true : undefined,
+      );
+      const denied = await get("policies.example.com", "/guarded");
+      expect(denied.body).to.include("client address not allowed");
+      // other rules are open
+      expect((await get("policies.example.com", "/sticky")).status).to.equal(200);
+      k.apply(policy(["0.0.0.0/0", "::/0"]), ns);
+      await eventually("everyone to be allowed", 60_000, async () =>
+        (await get("policies.example.com", "/guarded")).status === 200 ? true : undefined,
+      );
+      const p = k.getJson<{
+        status?: { ancestors?: Array<{ conditions: Condition[] }> };
+      }>(["securitypolicy", "guard", "-n", ns]);
+      expect(condition(p.status?.ancestors?.[0]?.conditions, "Accepted")?.status).to.equal("True");
+    });
+
+    it("rate-limits globally from a Redis (a real redis-server pod), and fails open when it is gone", async () => {
+      ensureHostTools({ "redis-server": "redis-server" });
+      k.apply(
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "List",
+          items: [
+            {
+              apiVersion: "apps/v1",
+              kind: "Deployment",
+              metadata: { name: "redis" },
+              spec: {
+                replicas: 1,
+                selector: { matchLabels: { app: "redis" } },
+                template: {
+                  metadata: { labels: { app: "redis" } },
+                  spec: {
+                    terminationGracePeriodSeconds: 1,
+                    containers: [
+                      {
+                        name: "redis",
+                        image: "rauta.dev/exec:test",
+                        command: [
+                          "redis-server",
+                          "--port",
+                          "6379",
+                          "--protected-mode",
+                          "no",
+                          "--save",
+                          "",
+                          "--appendonly",
+                          "no",
+                        ],
+                        ports: [{ name: "redis", containerPort: 6379 }],
+                        readinessProbe: { tcpSocket: { port: 6379 }, periodSeconds: 1 },
+                      },
+                    ],
+                  },
+                },
+              },
+            },
+            {
+              apiVersion: "v1",
+              kind: "Service",
+              metadata: { name: "redis" },
+              spec: { selector: { app: "redis" }, ports: [{ port: 6379, targetPort: "redis" }] },
+            },
+          ],
+        }),
+        ns,
+      );
+      k.kubectl(["rollout", "status", "deployment/redis", "-n", ns, "--timeout=120s"]);
+      // the proxy dials the Service's ClusterIP (this cluster's DNS stand-in resolves nothing)
+      const ip = k.getJson<{ spec: { clusterIP: string } }>(["service", "redis", "-n", ns]).spec
+        .clusterIP;
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: global-limit}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: global}]
+  rateLimit:
+    global: {requests: 2, unit: Minute, key: {type: Header, header: X-Client}, redis: {url: "redis://${ip}:6379"}}
+`,
+        ns,
+      );
+      await policyAccepted("global-limit");
+      await eventually("the global limit to be served", 60_000, async () =>
+        (await get("policies.example.com", "/global")).status === 429 ? true : undefined,
+      );
+      const send = () =>
+        httpGet(address, 80, "policies.example.com", "/global", { "x-client": "carol" });
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await send()).status);
+      expect(statuses).to.deep.equal([200, 200, 429]);
+      // the budget is in Redis: its key is there (the host reaches the ClusterIP too)
+      const keys = execFileSync("redis-cli", ["-h", ip, "-p", "6379", "--scan"], {
+        encoding: "utf8",
+      });
+      expect(keys).to.include("rauta:rl:");
+      // Redis gone: FailOpen (the default) lets carol through
+      k.kubectl(["scale", "deployment/redis", "-n", ns, "--replicas=0"]);
+      await eventually("requests to pass with Redis gone (FailOpen)", 60_000, async () =>
+        (await send()).status === 200 ? true : undefined,
       );
     });
 
