@@ -245,11 +245,6 @@ export function translateFilters(
             reason: "UnsupportedValue",
             message: `${field}: externalAuth protocol ${auth.protocol} is not supported by RAUTA (HTTP is); the rule is not served rather than served without its auth`,
           });
-        if ((auth.forwardBody?.maxSize ?? 0) > 0)
-          return fail({
-            reason: "UnsupportedValue",
-            message: `${field}: externalAuth.forwardBody is not supported by RAUTA yet; the rule is not served rather than its auth service deciding without the body`,
-          });
         const resolution = ctx.backends.resolve(
           auth.backendRef,
           ctx.namespace,
@@ -271,6 +266,9 @@ export function translateFilters(
             h.toLowerCase(),
           ),
           timeoutMs: EXTERNAL_AUTH_TIMEOUT_MS,
+          ...((auth.forwardBody?.maxSize ?? 0) > 0
+            ? { forwardBodyBytes: auth.forwardBody!.maxSize! }
+            : {}),
         });
         break;
       }

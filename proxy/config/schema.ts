@@ -123,6 +123,8 @@ export const Filter = z.discriminatedUnion("type", [
       allowedHeaders: z.array(headerName),
       allowedResponseHeaders: z.array(headerName),
       timeoutMs: z.number().int().min(1),
+      // forwardBody.maxSize: the request body goes to the auth service too; a longer one is 413
+      forwardBodyBytes: z.number().int().min(1).optional(),
     })
     .strict(),
 ]);

@@ -1,7 +1,9 @@
 // The Gateway API ExternalAuth filter (GEP-1494), HTTP protocol: the request goes to the auth
 // service first — same method, the filter's path prefix before its path, Host, Authorization,
 // the allowed headers and the X-Forwarded-* an auth proxy (oauth2-proxy, Authelia, OPA behind a
-// shim) needs to rebuild the original URL, no body. A 2xx lets the request through with the
+// shim) needs to rebuild the original URL; the body too with forwardBody (read ahead up to
+// maxSize, a longer one answered 413 as the spec asks; the backend then gets the same bytes,
+// replayed). A 2xx lets the request through with the
 // answer's allowed headers set on it (who the user is, for the backend); any other answer goes
 // back to the client as it came (a 401 with WWW-Authenticate, a 302 to a sign-in page). No
 // answer, or none in time: 403, failing closed as the spec requires.
@@ -11,6 +13,8 @@ import { HOP_BY_HOP } from "../../filters/headers.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { ClusterRuntime } from "../../upstream/cluster.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
+import { BodyReadError } from "../request-body.ts";
+import { BODY_READ_TIMEOUT_MS } from "./plugin.ts";
 import type { RequestStep, StepResult } from "../step.ts";
 
 type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
@@ -47,11 +51,36 @@ export class ExternalAuthStep implements RequestStep {
     this.prefix = filter.pathPrefix.replace(/\/+$/, "");
   }
 
+  /** The body to forward (null: none), or the reply when it cannot be. */
+  private async body(ctx: RequestContext): Promise<Buffer | null | LocalReply> {
+    const max = this.filter.forwardBodyBytes;
+    if (max === undefined) return null;
+    try {
+      const view = await ctx
+        .requestBody()
+        .upTo(
+          max,
+          ctx.route.requestTimeoutMs > 0 ? ctx.route.requestTimeoutMs : BODY_READ_TIMEOUT_MS,
+        );
+      if (view.truncated)
+        return {
+          status: 413,
+          detail: `request body longer than the ${max} bytes the external auth service may see (forwardBody.maxSize)`,
+        };
+      return Buffer.from(view.bytes.buffer, view.bytes.byteOffset, view.bytes.byteLength);
+    } catch (err) {
+      if (err instanceof BodyReadError) return { status: err.status, detail: err.message };
+      throw err;
+    }
+  }
+
   async run(ctx: RequestContext): Promise<StepResult> {
     const route = ctx.route.id;
+    const body = await this.body(ctx);
+    if (body !== null && !Buffer.isBuffer(body)) return body;
     let answer: AuthAnswer;
     try {
-      answer = await this.ask(ctx);
+      answer = await this.ask(ctx, body);
     } catch (err) {
       this.metrics.externalAuth.labels(route, "error").inc();
       return {
@@ -80,16 +109,23 @@ export class ExternalAuthStep implements RequestStep {
     return reply;
   }
 
-  private ask(ctx: RequestContext): Promise<AuthAnswer> {
+  private ask(ctx: RequestContext, body: Buffer | null): Promise<AuthAnswer> {
     const c = this.cluster;
     const ep = c?.pick(null) ?? null;
     if (!c || ep === null) return Promise.reject(new Error("no healthy endpoint"));
     const req = ctx.req;
     const uri = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
-    // no body goes along: undici sends none, and no Content-Length for it
+    // Content-Length is the forwarded body's (undici sets it); without forwardBody, 0 as the
+    // spec says, for methods with a body
     const headers: string[] = ["host", ctx.authority];
     for (const [name, value] of ctx.requestHeaders())
       if (name === "authorization" || this.allowed.has(name)) headers.push(name, value);
+    if (
+      body !== null &&
+      !this.allowed.has("content-type") &&
+      ctx.req.headers["content-type"] !== undefined
+    )
+      headers.push("content-type", String(ctx.req.headers["content-type"]));
     headers.push(
       "x-forwarded-for",
       ctx.client,
@@ -149,7 +185,7 @@ export class ExternalAuthStep implements RequestStep {
             path: `${this.prefix}${uri}`,
             method: (req.method ?? "GET") as Dispatcher.HttpMethod,
             headers,
-            body: null,
+            body,
             servername: c.servername,
           } as Dispatcher.DispatchOptions,
           handler,

@@ -148,4 +148,69 @@ describe("proxy: ExternalAuth filter (HTTP auth service)", function () {
     expect(m).to.contain('route="app",result="error"} 1');
     await slow.px.close(100);
   });
+
+  describe("forwardBody", () => {
+    // an auth service that decides by the body: it allows a JSON body naming an allowed action
+    let bodyAuth: http.Server;
+    let bodyAuthPort: number;
+    const bodies: Array<{ body: string; length: string | undefined; type: string | undefined }> =
+      [];
+    before(async () => {
+      bodyAuth = http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => {
+          const body = Buffer.concat(chunks).toString();
+          bodies.push({
+            body,
+            length: req.headers["content-length"],
+            type: req.headers["content-type"],
+          });
+          res.writeHead(body.includes('"action":"read"') ? 200 : 403).end();
+        });
+      });
+      await new Promise<void>(r => bodyAuth.listen(0, "127.0.0.1", () => r()));
+      bodyAuthPort = (bodyAuth.address() as net.AddressInfo).port;
+    });
+    after(async () => {
+      bodyAuth.closeAllConnections();
+      await new Promise(r => bodyAuth.close(r));
+    });
+    beforeEach(() => {
+      bodies.length = 0;
+    });
+
+    it("sends the body with its length and type; the backend still gets the whole body", async () => {
+      const { port, px } = await proxyWith(filter({ forwardBodyBytes: 1024 }), [bodyAuthPort]);
+      const payload = JSON.stringify({ action: "read", doc: "x".repeat(200) });
+      const r = await get(port, "/docs", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: payload,
+      });
+      expect(r.status).to.equal(200);
+      expect(bodies).to.deep.equal([
+        { body: payload, length: String(payload.length), type: "application/json" },
+      ]);
+      expect(r.json().body).to.equal(payload);
+      const denied = await get(port, "/docs", {
+        method: "POST",
+        body: JSON.stringify({ action: "delete" }),
+      });
+      expect(denied.status).to.equal(403);
+      await px.close(100);
+    });
+
+    it("answers 413 to a body longer than maxSize, without asking the auth service", async () => {
+      const { port, px } = await proxyWith(filter({ forwardBodyBytes: 16 }), [bodyAuthPort]);
+      const r = await get(port, "/docs", {
+        method: "POST",
+        body: JSON.stringify({ action: "read", pad: "y".repeat(100) }),
+      });
+      expect(r.status).to.equal(413);
+      expect(r.body).to.contain("forwardBody.maxSize");
+      expect(bodies).to.deep.equal([]);
+      await px.close(100);
+    });
+  });
 });
