@@ -2,7 +2,8 @@
 // problem that makes the policy unusable. Admission and the compiler share these checks, so
 // `kubectl apply` refuses exactly what status would report.
 import { formatCidr, parseCidr } from "../../proxy/config/cidr.ts";
-import type { Authorization } from "../../proxy/config/index.ts";
+import type { Authorization, Route } from "../../proxy/config/index.ts";
+import { signInProblem } from "../../proxy/filters/sign-in.ts";
 import type { Problem } from "./conditions.ts";
 import type { SecurityPolicy } from "./snapshot.ts";
 
@@ -11,9 +12,10 @@ export type SecuritySpec = SecurityPolicy["spec"];
 /** What one policy sets, section by section; each section is taken whole from one policy. */
 export interface SecuritySettings {
   authorization?: Authorization;
+  signIn?: NonNullable<Route["signIn"]>;
 }
 export type SecuritySection = keyof SecuritySettings;
-export const SECURITY_SECTIONS: readonly SecuritySection[] = ["authorization"];
+export const SECURITY_SECTIONS: readonly SecuritySection[] = ["authorization", "signIn"];
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
@@ -54,8 +56,14 @@ export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Prob
     out.authorization = { defaultAction, rules };
   }
 
+  if (spec.signIn) {
+    const problem = signInProblem(spec.signIn.url);
+    if (problem !== null) problems.push(`spec.signIn.url: ${problem}`);
+    out.signIn = { url: spec.signIn.url };
+  }
+
   if (SECURITY_SECTIONS.every(s => out[s] === undefined))
-    problems.push("spec sets nothing: give authorization");
+    problems.push("spec sets nothing: give authorization or signIn");
   if (problems.length > 0) return problems.map(message => ({ reason: "Invalid", message }));
   return out;
 }

@@ -47,7 +47,9 @@ export class ServedRoutes {
     security: EffectiveSecurity | null,
   ): Route {
     const authorization = stream ? undefined : security?.settings.authorization;
-    if (traffic === null) return { ...route, ...(authorization ? { authorization } : {}) };
+    const signIn = stream ? undefined : security?.settings.signIn;
+    const guarded = { ...(authorization ? { authorization } : {}), ...(signIn ? { signIn } : {}) };
+    if (traffic === null) return { ...route, ...guarded };
     const { rateLimit, timeout, retry, ...clusterSettings } = traffic.settings;
     const clusterId = (id: string | null) => {
       if (id === null || traffic.clusterKey === "") return id;
@@ -62,7 +64,7 @@ export class ServedRoutes {
       // the HTTPRoute's own timeouts and retry win: the policy only fills in what it left out
       ...(timeout && !stream ? { timeouts: { ...timeout, ...route.timeouts } } : {}),
       ...(retry && !stream && route.retry === undefined ? { retry } : {}),
-      ...(authorization ? { authorization } : {}),
+      ...guarded,
     };
   }
 

@@ -228,6 +228,12 @@ export const Route = z
     retry: Retry.optional(),
     rateLimit: RateLimit.optional(),
     authorization: Authorization.optional(),
+    // where a 401 of the route's ExternalAuth filter sends the client instead (302), as
+    // ingress-nginx's auth-signin: $scheme, $host, $request_uri, $escaped_request_uri expand
+    signIn: z
+      .object({ url: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type Route = z.infer<typeof Route>;

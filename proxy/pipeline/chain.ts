@@ -76,7 +76,9 @@ export function buildRouteChain(
   for (const f of r.filters) if (f.type === "CORS") early.request.push(new CorsStep(f));
   for (const f of r.filters)
     if (f.type === "ExternalAuth")
-      early.request.push(new ExternalAuthStep(f, deps.clusters.get(f.clusterId), deps.metrics));
+      early.request.push(
+        new ExternalAuthStep(f, deps.clusters.get(f.clusterId), deps.metrics, r.signIn?.url),
+      );
   pluginSteps(pluginIds(r.filters), deps, late);
   if (limit !== null) late.request.push(limit);
   for (const f of r.filters)

@@ -10,6 +10,7 @@
 import type { Dispatcher } from "undici";
 import type { Filter } from "../../config/schema.ts";
 import { HOP_BY_HOP } from "../../filters/headers.ts";
+import { expandSignIn } from "../../filters/sign-in.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { ClusterRuntime } from "../../upstream/cluster.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
@@ -38,8 +39,16 @@ export class ExternalAuthStep implements RequestStep {
   private readonly allowed: ReadonlySet<string>;
   private readonly copied: ReadonlySet<string> | null;
   private readonly prefix: string;
+  /** a SecurityPolicy's signIn: where a 401 sends the client instead */
+  private readonly signIn: string | undefined;
 
-  constructor(filter: ExternalAuthFilter, cluster: ClusterRuntime | undefined, metrics: Metrics) {
+  constructor(
+    filter: ExternalAuthFilter,
+    cluster: ClusterRuntime | undefined,
+    metrics: Metrics,
+    signIn?: string,
+  ) {
+    this.signIn = signIn;
     this.name = `external-auth ${filter.clusterId}`;
     this.filter = filter;
     this.cluster = cluster;
@@ -101,6 +110,21 @@ export class ExternalAuthStep implements RequestStep {
       return null;
     }
     this.metrics.externalAuth.labels(route, "denied").inc();
+    if (answer.status === 401 && this.signIn !== undefined) {
+      const uri = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
+      const location = expandSignIn(this.signIn, {
+        scheme: ctx.lctx.scheme,
+        host: ctx.authority,
+        requestUri: ctx.req.url ?? uri,
+      });
+      // the auth service's cookies (a CSRF token of oauth2-proxy's) go along
+      const cookies = answer.headers.filter(([n]) => n === "set-cookie");
+      return {
+        status: 302,
+        detail: "sign in first",
+        headers: [["location", location], ["cache-control", "no-store"], ...cookies],
+      };
+    }
     const reply: LocalReply = {
       status: answer.status,
       headers: answer.headers.filter(([n]) => n !== "content-length"),

@@ -70,8 +70,28 @@ describe("SecurityPolicy settings", () => {
       "SecurityPolicy edge/s: spec.authorization: give rules, or a defaultAction (Deny closes the routes to everyone)",
     ]);
     expect(refused("")).to.deep.equal([
-      "SecurityPolicy edge/s: spec sets nothing: give authorization",
+      "SecurityPolicy edge/s: spec sets nothing: give authorization or signIn",
     ]);
+  });
+
+  it("signIn: an http(s) URL or a path, with the variables ingress-nginx users know", () => {
+    expect(
+      settings(
+        "signIn: {url: 'https://auth.example.com/oauth2/start?rd=$scheme://$host$escaped_request_uri'}",
+      ).signIn,
+    ).to.deep.equal({
+      url: "https://auth.example.com/oauth2/start?rd=$scheme://$host$escaped_request_uri",
+    });
+    expect(settings("signIn: {url: '/oauth2/start?rd=$request_uri'}").signIn?.url).to.equal(
+      "/oauth2/start?rd=$request_uri",
+    );
+    expect(refused("signIn: {url: 'https://a/?rd=$uri'}")[0]).to.include(
+      "$uri is not one of $scheme, $host, $request_uri, $escaped_request_uri",
+    );
+    for (const url of ["ftp://a/", "login", "//evil.example/x"])
+      expect(refused(`signIn: {url: '${url}'}`)[0], url).to.include(
+        "not an absolute http(s) URL or a path starting with /",
+      );
   });
 
   it("refuses a target named twice", () => {

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import http from "node:http";
 import type net from "node:net";
-import type { Filter } from "../../../proxy/config/schema.ts";
+import type { Filter, Route } from "../../../proxy/config/schema.ts";
 import {
   cluster,
   freePort,
@@ -65,14 +65,14 @@ describe("proxy: ExternalAuth filter (HTTP auth service)", function () {
     timeoutMs: 2000,
     ...extra,
   });
-  const proxyWith = async (f: AuthFilter, authPorts = [authPort]) => {
+  const proxyWith = async (f: AuthFilter, authPorts = [authPort], extra: Partial<Route> = {}) => {
     const port = await freePort();
     const px = testProxy();
     const r = await px.apply(
       simpleConfig(
         port,
         [{ routeId: "app", match: prefix("/") }],
-        [route("app", ["app"], { filters: [f] })],
+        [route("app", ["app"], { filters: [f], ...extra })],
         [cluster("app", [backend.port]), cluster("auth", authPorts)],
       ),
     );
@@ -147,6 +147,27 @@ describe("proxy: ExternalAuth filter (HTTP auth service)", function () {
     const m = await slow.px.metrics.registry.getSingleMetricAsString("rauta_external_auth_total");
     expect(m).to.contain('route="app",result="error"} 1');
     await slow.px.close(100);
+  });
+
+  it("sends a 401 to the sign-in URL (a SecurityPolicy's signIn) with the request it came from; other denials pass as they came", async () => {
+    const { port, px } = await proxyWith(filter(), [authPort], {
+      signIn: {
+        url: "https://auth.example.com/oauth2/start?rd=$scheme://$host$escaped_request_uri",
+      },
+    });
+    const r = await get(port, "/private/x?a=1", { host: "app.example.com" });
+    expect(r.status).to.equal(302);
+    expect(r.headers.location).to.equal(
+      "https://auth.example.com/oauth2/start?rd=http://app.example.com%2Fprivate%2Fx%3Fa%3D1",
+    );
+    expect(r.headers["cache-control"]).to.equal("no-store");
+    // the auth service's own redirect, and an allowed request, are untouched
+    const browser = await get(port, "/browser", { host: "app.example.com" });
+    expect(browser.status).to.equal(302);
+    expect(browser.headers.location).to.equal("https://login.example.com/start?rd=/browser");
+    const ok = await get(port, "/private", { headers: { authorization: "Bearer good" } });
+    expect(ok.status).to.equal(200);
+    await px.close(100);
   });
 
   describe("forwardBody", () => {
