@@ -9,30 +9,20 @@
 // Writes docs/benchmarks.md between the policy-bench markers.
 //   npm run bench:policies                BENCH_DURATION=5 BENCH_ROUNDS=3 by default
 //   npm run bench:policies -- --no-write
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../test/helpers/net.ts";
-import {
-  CONNECTIONS,
-  DURATION,
-  ensureTools,
-  kill,
-  measured,
-  peakRssKb,
-  runWrk,
-  writeBenchmarkSection,
-} from "./lib.ts";
-import type { Result } from "./lib.ts";
+import { CONNECTIONS, DURATION, ensureTools, kill, writeBenchmarkSection } from "./lib.ts";
 import {
   benchGatewayYaml,
-  serveWorkerOf,
+  roundsLine,
+  runRounds,
+  serveTarget,
   startNginxUpstream,
-  startServe,
   upstreamYaml,
 } from "./serve-target.ts";
-import type { ServeTarget } from "./serve-target.ts";
+import type { Rounds, ServeTarget } from "./serve-target.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const write = !process.argv.includes("--no-write");
@@ -74,49 +64,23 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-bench-policies-"));
   const up = await freePort();
   const upstream = await startNginxUpstream(tmp, up);
-  const targets: ServeTarget[] = [];
-  const add = async (name: string, policy: string | null) => {
-    const port = await freePort();
-    const dir = path.join(tmp, name.replace(/\W+/g, "-"));
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port, up, policy));
-    targets.push({
-      name,
-      url: `http://127.0.0.1:${port}/x`,
-      headers: [],
-      dir,
-      metricsPort: await freePort(),
-      p: null,
-    });
-  };
-  await add("no policy", null);
-  await add("rate limit that never triggers", NEVER_LIMITS);
-  await add("every section (rate limit, least-request, breaker, health checks)", EVERYTHING);
-
-  const best = new Map<string, Result & { peakMb: number }>();
-  const rounds = new Map<string, number[]>();
+  const yaml = (policy: string | null) => (port: number) => gatewayYaml(port, up, policy);
+  const targets: ServeTarget[] = [
+    await serveTarget(tmp, "no policy", yaml(null)),
+    await serveTarget(tmp, "rate limit that never triggers", yaml(NEVER_LIMITS)),
+    await serveTarget(
+      tmp,
+      "every section (rate limit, least-request, breaker, health checks)",
+      yaml(EVERYTHING),
+    ),
+  ];
+  let measuredRounds: Rounds;
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const t of targets) {
-        await startServe(t);
-        execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.url], { stdio: "ignore" });
-        const pids = serveWorkerOf(t);
-        const r = measured(pids, () => runWrk(t.url, t.headers));
-        const peakMb = pids.reduce((n, pid) => n + peakRssKb(pid), 0) / 1024;
-        console.error(
-          `round ${round} ${t.name}: ${Math.round(r.rps)} rps p99 ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req`,
-        );
-        (rounds.get(t.name) ?? rounds.set(t.name, []).get(t.name)!).push(r.rps);
-        const prev = best.get(t.name);
-        if (!prev || r.rps > prev.rps)
-          best.set(t.name, { ...r, peakMb: Math.max(peakMb, prev?.peakMb ?? 0) });
-        await kill(t.p);
-      }
-    }
+    measuredRounds = await runRounds(targets, ROUNDS);
   } finally {
-    for (const t of targets) await kill(t.p);
     await kill(upstream);
   }
+  const { best, rps: rounds } = measuredRounds;
   const base = best.get("no policy")!;
   const ratio = (name: string) => best.get(name)!.rps / base.rps;
   const cpuRatio = (name: string) => best.get(name)!.cpuUsPerReq / base.cpuUsPerReq;
@@ -139,15 +103,7 @@ async function main() {
     "",
     `- a rate limit that never triggers: ${never.toFixed(2)}× the rps without a policy (target ≥ 0.95×) — ${judge(never >= 0.95)}`,
     "",
-    `Every round, rps: ${targets
-      .map(
-        t =>
-          `${t.name} ${rounds
-            .get(t.name)
-            ?.map(x => `${(x / 1000).toFixed(1)}k`)
-            .join(", ")}`,
-      )
-      .join("; ")}.`,
+    roundsLine(targets, rounds),
     "<!-- policy-bench:end -->",
   ].join("\n");
   console.log(text);

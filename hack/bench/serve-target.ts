@@ -1,10 +1,23 @@
 // A `rauta serve --workers 1` process on a directory of Gateway API YAML, as the plugin and
 // policy benchmarks run it, and the nginx upstream (`return 200`, 100-byte body) they share.
+import { execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { childrenOf, cmdline, proc, waitPort } from "./lib.ts";
+import { freePort } from "../../test/helpers/net.ts";
+import {
+  CONNECTIONS,
+  childrenOf,
+  cmdline,
+  kill,
+  measured,
+  peakRssKb,
+  proc,
+  runWrk,
+  waitPort,
+} from "./lib.ts";
+import type { Result } from "./lib.ts";
 
 export interface ServeTarget {
   name: string;
@@ -104,4 +117,85 @@ metadata: { name: up, namespace: default, labels: { kubernetes.io/service-name: 
 addressType: IPv4
 ports: [{ name: http, port: ${port}, protocol: TCP }]
 endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]`;
+}
+
+/** A serve target in `dir`/<name> on `yaml(port)`, its listener's URL at `path`. */
+export async function serveTarget(
+  root: string,
+  name: string,
+  yaml: (port: number) => string,
+  args: string[] = [],
+  urlPath = "/x",
+): Promise<ServeTarget> {
+  const port = await freePort();
+  const dir = path.join(root, name.replace(/\W+/g, "-"));
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, "gateway.yaml"), yaml(port));
+  return {
+    name,
+    url: `http://127.0.0.1:${port}${urlPath}`,
+    headers: [],
+    dir,
+    metricsPort: await freePort(),
+    p: null,
+    args,
+  };
+}
+
+export interface Rounds {
+  /** each target's best round (by rps), with the highest peak RSS seen */
+  best: Map<string, Result & { peakMb: number }>;
+  /** each target's rps, round by round */
+  rps: Map<string, number[]>;
+}
+
+/**
+ * Interleaved rounds: each round starts every target in turn (a round starting with another
+ * target than the last, so the shared machine's slow spells fall on all of them alike), warms it
+ * up for a second, loads it, and stops it. `after` sees each target while it still runs.
+ */
+export async function runRounds(
+  targets: ServeTarget[],
+  rounds: number,
+  after: (t: ServeTarget, r: Result) => Promise<string> = async () => "",
+): Promise<Rounds> {
+  const best = new Map<string, Result & { peakMb: number }>();
+  const rps = new Map<string, number[]>();
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+      for (const t of order) {
+        await startServe(t);
+        execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.url], { stdio: "ignore" });
+        const pids = serveWorkerOf(t);
+        const r = measured(pids, () => runWrk(t.url, t.headers));
+        const peakMb = pids.reduce((n, pid) => n + peakRssKb(pid), 0) / 1024;
+        const extra = await after(t, r);
+        console.error(
+          `round ${round} ${t.name}: ${Math.round(r.rps)} rps p99 ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req${extra ? ` ${extra}` : ""}`,
+        );
+        (rps.get(t.name) ?? rps.set(t.name, []).get(t.name)!).push(r.rps);
+        const prev = best.get(t.name);
+        if (!prev || r.rps > prev.rps)
+          best.set(t.name, { ...r, peakMb: Math.max(peakMb, prev?.peakMb ?? 0) });
+        await kill(t.p);
+      }
+    }
+  } finally {
+    for (const t of targets) await kill(t.p);
+  }
+  return { best, rps };
+}
+
+/** "Every round, rps: a 21.8k, 21.5k; b …." for the report. */
+export function roundsLine(targets: ServeTarget[], rps: Map<string, number[]>): string {
+  return `Every round, rps: ${targets
+    .map(
+      t =>
+        `${t.name} ${rps
+          .get(t.name)
+          ?.map(x => `${(x / 1000).toFixed(1)}k`)
+          .join(", ")}`,
+    )
+    .join("; ")}.`;
 }

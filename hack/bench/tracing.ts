@@ -12,32 +12,22 @@
 // Writes docs/benchmarks.md between the tracing-bench markers.
 //   npm run bench:tracing                BENCH_DURATION=5 BENCH_ROUNDS=5 by default
 //   npm run bench:tracing -- --no-write
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../test/helpers/net.ts";
 import { startOtelCollector } from "../../test/helpers/otel-collector.ts";
-import {
-  CONNECTIONS,
-  DURATION,
-  ensureTools,
-  kill,
-  measured,
-  peakRssKb,
-  runWrk,
-  writeBenchmarkSection,
-} from "./lib.ts";
-import type { Result } from "./lib.ts";
+import { CONNECTIONS, DURATION, ensureTools, kill, writeBenchmarkSection } from "./lib.ts";
 import {
   benchGatewayYaml,
-  serveWorkerOf,
+  roundsLine,
+  runRounds,
+  serveTarget,
   startNginxUpstream,
-  startServe,
   upstreamYaml,
 } from "./serve-target.ts";
-import type { ServeTarget } from "./serve-target.ts";
+import type { Rounds, ServeTarget } from "./serve-target.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const write = !process.argv.includes("--no-write");
@@ -86,59 +76,32 @@ async function main() {
   const up = await freePort();
   const upstream = await startNginxUpstream(tmp, up);
   const collector = await startOtelCollector();
-  const deadEndpoint = `http://127.0.0.1:${await freePort()}`;
-  const targets: ServeTarget[] = [];
-  const add = async (name: string, args: string[]) => {
-    const port = await freePort();
-    const dir = path.join(tmp, name.replace(/\W+/g, "-"));
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, "gateway.yaml"), gatewayYaml(port, up));
-    targets.push({
-      name,
-      url: `http://127.0.0.1:${port}/x`,
-      headers: [],
-      dir,
-      metricsPort: await freePort(),
-      p: null,
-      args,
-    });
-  };
-  await add(OFF, []);
-  await add(ONE, ["--tracing-endpoint", collector.endpoint, "--tracing-sample-ratio", "0.01"]);
-  await add(ALL, ["--tracing-endpoint", collector.endpoint]);
   // nothing listens there: every export fails at once, as with a collector that went away
-  await add(DEAD, ["--tracing-endpoint", deadEndpoint]);
-
-  const best = new Map<string, Result & { peakMb: number }>();
-  const rounds = new Map<string, number[]>();
+  const deadEndpoint = `http://127.0.0.1:${await freePort()}`;
+  const yaml = (port: number) => gatewayYaml(port, up);
+  const targets: ServeTarget[] = [
+    await serveTarget(tmp, OFF, yaml),
+    await serveTarget(tmp, ONE, yaml, [
+      "--tracing-endpoint",
+      collector.endpoint,
+      "--tracing-sample-ratio",
+      "0.01",
+    ]),
+    await serveTarget(tmp, ALL, yaml, ["--tracing-endpoint", collector.endpoint]),
+    await serveTarget(tmp, DEAD, yaml, ["--tracing-endpoint", deadEndpoint]),
+  ];
   const fates = new Map<string, Record<string, number>>();
+  let measuredRounds: Rounds;
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      // each round starts with a different target: the shared machine's slow spells fall on
-      // all of them alike
-      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
-      for (const t of order) {
-        await startServe(t);
-        execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.url], { stdio: "ignore" });
-        const pids = serveWorkerOf(t);
-        const r = measured(pids, () => runWrk(t.url, t.headers));
-        const peakMb = pids.reduce((n, pid) => n + peakRssKb(pid), 0) / 1024;
-        fates.set(t.name, await tracingCounters(t.metricsPort));
-        console.error(
-          `round ${round} ${t.name}: ${Math.round(r.rps)} rps p99 ${r.p99} cpu ${r.cpuUsPerReq.toFixed(1)} us/req spans ${JSON.stringify(fates.get(t.name))}`,
-        );
-        (rounds.get(t.name) ?? rounds.set(t.name, []).get(t.name)!).push(r.rps);
-        const prev = best.get(t.name);
-        if (!prev || r.rps > prev.rps)
-          best.set(t.name, { ...r, peakMb: Math.max(peakMb, prev?.peakMb ?? 0) });
-        await kill(t.p);
-      }
-    }
+    measuredRounds = await runRounds(targets, ROUNDS, async t => {
+      fates.set(t.name, await tracingCounters(t.metricsPort));
+      return `spans ${JSON.stringify(fates.get(t.name))}`;
+    });
   } finally {
-    for (const t of targets) await kill(t.p);
     await kill(upstream);
     await collector.stop();
   }
+  const { best, rps: rounds } = measuredRounds;
   const base = best.get(OFF)!;
   const ratio = (name: string, to = base) => best.get(name)!.rps / to.rps;
   const cpuRatio = (name: string) => best.get(name)!.cpuUsPerReq / base.cpuUsPerReq;
@@ -166,15 +129,7 @@ async function main() {
     `- 100 % sampling: ${all.toFixed(2)}× (target ≥ 0.7×) — ${judge(all >= 0.7)}`,
     `- collector stopped, 100 % sampling: ${dead.toFixed(2)}× the rps with the collector up (target ≥ 0.95×) — ${judge(dead >= 0.95)}; its last round's spans: ${deadFates.dropped ?? 0} dropped, ${deadFates.export_failed ?? 0} failed exports, ${deadFates.queued ?? 0} queued at the end (the queue is bounded at 2048)`,
     "",
-    `Every round, rps: ${targets
-      .map(
-        t =>
-          `${t.name} ${rounds
-            .get(t.name)
-            ?.map(x => `${(x / 1000).toFixed(1)}k`)
-            .join(", ")}`,
-      )
-      .join("; ")}.`,
+    roundsLine(targets, rounds),
     "<!-- tracing-bench:end -->",
   ].join("\n");
   console.log(text);
