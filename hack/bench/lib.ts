@@ -1,6 +1,6 @@
 // What the benchmarks share: tool installation, process bookkeeping from /proc (RSS, private
 // memory, CPU ticks), wrk and h2load runs parsed into numbers, child processes.
-import { spawn, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -129,22 +129,21 @@ export function ms(s: string): number {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-export function runWrk(
+function wrkArgs(url: string, headers: string[]): string[] {
+  return [
+    "-t1",
+    `-c${CONNECTIONS}`,
+    `-d${DURATION}s`,
+    "--latency",
+    ...headers.flatMap(h => ["-H", h]),
+    url,
+  ];
+}
+
+function wrkResult(
   url: string,
-  headers: string[] = [],
+  out: string,
 ): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
-  const out = execFileSync(
-    "wrk",
-    [
-      "-t1",
-      `-c${CONNECTIONS}`,
-      `-d${DURATION}s`,
-      "--latency",
-      ...headers.flatMap(h => ["-H", h]),
-      url,
-    ],
-    { encoding: "utf8" },
-  );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? "?";
   const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? "?";
@@ -152,6 +151,25 @@ export function runWrk(
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out);
   if (errors) console.error(`  wrk ${url}: ${errors[0]}`);
   return { rps, p50, p99, p99ms: ms(p99), requests };
+}
+
+export function runWrk(
+  url: string,
+  headers: string[] = [],
+): Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number } {
+  return wrkResult(url, execFileSync("wrk", wrkArgs(url, headers), { encoding: "utf8" }));
+}
+
+/** runWrk without blocking: for loads that must run side by side. */
+export function runWrkAsync(
+  url: string,
+  headers: string[] = [],
+): Promise<Omit<Result, "rssMb" | "privateMb" | "cpuUsPerReq"> & { requests: number }> {
+  return new Promise((resolve, reject) =>
+    execFile("wrk", wrkArgs(url, headers), { encoding: "utf8" }, (err, out) =>
+      err ? reject(err) : resolve(wrkResult(url, out)),
+    ),
+  );
 }
 
 export function runH2load(
@@ -205,6 +223,11 @@ export async function kill(p: ChildProcess | null) {
   const t = setTimeout(() => p.kill("SIGKILL"), 5000);
   await exited;
   clearTimeout(t);
+}
+
+/** What `pids` spent (CPU ticks) so far, for measuring a load that is not run by `measured`. */
+export function ticksOf(pids: number[]): number {
+  return pids.reduce((s, p) => s + cpuTicks(p), 0);
 }
 
 // Runs one load and adds what the serving processes spent on it: CPU per request, and their

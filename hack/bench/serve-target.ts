@@ -1,6 +1,6 @@
 // A `rauta serve --workers 1` process on a directory of Gateway API YAML, as the plugin and
 // policy benchmarks run it, and the nginx upstream (`return 200`, 100-byte body) they share.
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -15,6 +15,9 @@ import {
   peakRssKb,
   proc,
   runWrk,
+  runWrkAsync,
+  TICKS_PER_SECOND,
+  ticksOf,
   waitPort,
 } from "./lib.ts";
 import type { Result } from "./lib.ts";
@@ -199,3 +202,52 @@ export function roundsLine(targets: ServeTarget[], rps: Map<string, number[]>): 
     )
     .join("; ")}.`;
 }
+
+export interface PairResult {
+  rps: [number, number];
+  cpuUsPerReq: [number, number];
+}
+
+/**
+ * Two targets loaded at the same time, each by its own wrk: whatever else the shared machine
+ * does in that window slows both alike, so their ratio holds where back-to-back runs drift.
+ */
+export async function runPair(
+  a: ServeTarget,
+  b: ServeTarget,
+  /** sees both targets after the load, while they still run */
+  after: () => Promise<void> = async () => {},
+): Promise<PairResult> {
+  await Promise.all([startServe(a), startServe(b)]);
+  try {
+    await Promise.all([runWrkWarmup(a), runWrkWarmup(b)]);
+    const pids = [serveWorkerOf(a), serveWorkerOf(b)] as const;
+    const before = [ticksOf(pids[0]), ticksOf(pids[1])];
+    const [ra, rb] = await Promise.all([
+      runWrkAsync(a.url, a.headers),
+      runWrkAsync(b.url, b.headers),
+    ]);
+    const cpu = (i: 0 | 1, requests: number) =>
+      requests ? ((ticksOf(pids[i]) - before[i]!) / TICKS_PER_SECOND / requests) * 1e6 : NaN;
+    const out: PairResult = {
+      rps: [ra.rps, rb.rps],
+      cpuUsPerReq: [cpu(0, ra.requests), cpu(1, rb.requests)],
+    };
+    await after();
+    return out;
+  } finally {
+    await Promise.all([kill(a.p), kill(b.p)]);
+  }
+}
+
+function runWrkWarmup(t: ServeTarget): Promise<unknown> {
+  return new Promise(resolve =>
+    execFile("wrk", ["-t1", `-c${CONNECTIONS}`, "-d1s", t.url], () => resolve(null)),
+  );
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
