@@ -218,6 +218,17 @@ describe("rauta proxy --config-source file", function () {
       "generation 1 to serve /a",
     );
     await eventually(async () => workerPids().length === 2, "two workers");
+    // both listening before one is killed: a worker that has not bound yet leaves the other
+    // alone with the port, and killing that one would refuse connections until its replacement
+    // binds (Node's cluster closes a shared handle when its last worker goes)
+    const bound = () =>
+      new Set(
+        [...log.stderr.matchAll(/"message":"listener bound"[^\n]*?"pid":(\d+)/g)].map(m => m[1]),
+      );
+    await eventually(
+      async () => workerPids().every(pid => bound().has(String(pid))),
+      "both workers bound",
+    );
     const [first] = workerPids();
     // the workers run with the proxy's heap settings too
     const cmdline = readFileSync(`/proc/${first}/cmdline`, "utf8").split("\0");
