@@ -335,33 +335,53 @@ export class ListenerServer {
   private readonly proxyProtocol: { optional: boolean } | null;
 
   /**
-   * The socket's accepting server: the one given, or (PROXY protocol) a plain TCP server that
-   * reads the header first and then hands each connection to `accept`.
+   * A plain TCP server in front of the socket's servers, handing each connection to `accept`;
+   * with the PROXY protocol, after reading the header (the socket is then paused with the bytes
+   * after the header put back, and `resume` restarts it for an `accept` that reads it through
+   * "data" events rather than taking the buffered bytes itself).
    */
-  private async listenWith(
-    server: net.Server,
+  private outerServer(
     accept: (socket: net.Socket) => void,
-    starts: { emit(event: "listening"): boolean } | null,
-  ): Promise<void> {
+    resume: boolean,
+    options: net.ServerOpts = {},
+  ): net.Server {
     const pp = this.proxyProtocol;
-    if (pp === null) return listenOn(server, this.bindAddress, this.ctx.port);
-    const outer = net.createServer({ noDelay: true }, socket =>
-      acceptProxyProtocol(
-        socket,
-        {
-          optional: pp.optional,
-          timeoutMs: this.limits.headersTimeoutMs,
-          onInvalid: reason =>
-            this.core.metrics.proxyProtocolErrors
-              .labels(reason === "timeout" ? "timeout" : "invalid")
-              .inc(),
-        },
-        accept,
-      ),
-    );
+    const onConnection =
+      pp === null
+        ? accept
+        : (socket: net.Socket) =>
+            acceptProxyProtocol(
+              socket,
+              {
+                optional: pp.optional,
+                timeoutMs: this.limits.headersTimeoutMs,
+                onInvalid: reason =>
+                  this.core.metrics.proxyProtocolErrors
+                    .labels(reason === "timeout" ? "timeout" : "invalid")
+                    .inc(),
+              },
+              s => {
+                accept(s);
+                if (resume) s.resume();
+              },
+            );
+    const outer = net.createServer({ noDelay: true, ...options }, onConnection);
     this.outer = outer;
+    return outer;
+  }
+
+  /**
+   * Listens with `server` itself, or (PROXY protocol) with an outer server that reads the header
+   * and then hands the connection to `server`.
+   */
+  private listenWith(
+    server: http.Server | http2.Http2SecureServer,
+    resume: boolean,
+  ): Promise<void> {
+    if (this.proxyProtocol === null) return listenOn(server, this.bindAddress, this.ctx.port);
+    const outer = this.outerServer(socket => server.emit("connection", socket), resume);
     // a server that never listens itself starts its request-timeout checks on "listening"
-    starts?.emit("listening");
+    server.emit("listening");
     return listenOn(outer, this.bindAddress, this.ctx.port);
   }
 
@@ -570,14 +590,7 @@ export class ListenerServer {
       this.h1 = h1;
       if (!l.h2c) {
         h1.on("connection", (s: net.Socket) => this.track(s));
-        await this.listenWith(
-          h1,
-          socket => {
-            h1.emit("connection", socket);
-            socket.resume();
-          },
-          h1,
-        );
+        await this.listenWith(h1, true);
         return;
       }
       const h2 = http2.createServer(
@@ -608,24 +621,14 @@ export class ListenerServer {
       };
       // the inner HTTP/1.1 server never listens itself: start its header/request-timeout checks
       h1.emit("listening");
-      if (this.proxyProtocol !== null)
-        return this.listenWith(
-          h1,
-          socket => {
-            accept(socket);
-            socket.resume();
-          },
-          null,
-        );
-      const outer = net.createServer({ noDelay: true, pauseOnConnect: false }, accept);
-      this.outer = outer;
+      const outer = this.outerServer(accept, true, { pauseOnConnect: false });
       await listenOn(outer, this.bindAddress, this.ctx.port);
       return;
     }
     if (this.byServerName) return this.listenByServerName(sni, defaultPair);
     const h2 = this.secureServer(sni, defaultPair);
     // (the TLS server reads the paused socket's bytes itself)
-    await this.listenWith(h2, socket => h2.emit("connection", socket), h2);
+    await this.listenWith(h2, false);
   }
 
   private sniCallback(
@@ -696,22 +699,9 @@ export class ListenerServer {
       socket.destroy();
     });
     this.terminator = terminator;
-    if (this.proxyProtocol !== null) {
-      await this.listenWith(
-        terminator,
-        socket => {
-          this.onTlsConnection(socket);
-          socket.resume();
-        },
-        null,
-      );
-      this.outer!.maxConnections = l.maxStreamConnections;
-      return;
-    }
-    const outer = net.createServer({ noDelay: true }, socket => this.onTlsConnection(socket));
+    const outer = this.outerServer(socket => this.onTlsConnection(socket), true);
     outer.maxConnections = l.maxStreamConnections;
     outer.on("drop", () => this.core.metrics.tlsErrors.labels("connection_limit").inc());
-    this.outer = outer;
     await listenOn(outer, this.bindAddress, this.ctx.port);
   }
 

@@ -274,4 +274,55 @@ describe("proxy: the PROXY protocol on a listener", function () {
     await px.close(100);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+
+  it("reads the header before the ClientHello of a TLS passthrough listener, and closes a connection without one", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-pp-"));
+    const pair = selfSigned(dir, "db.example.com", "DNS:db.example.com");
+    // the passthrough backend terminates TLS itself and echoes what it gets
+    const backend = tls.createServer({ cert: pair.cert, key: pair.key }, s =>
+      s.on("data", d => s.write(`db ${d.toString()}`)),
+    );
+    await new Promise<void>(r => backend.listen(0, "127.0.0.1", r));
+    const port = await freePort();
+    const px = testProxy();
+    const res = await px.apply(
+      config({
+        listeners: [
+          listener(port, [], {
+            protocol: "TLS",
+            streams: [{ hostname: "db.example.com", mode: "Passthrough", routeId: "db" }],
+            client: { proxyProtocol: { optional: false } },
+          }),
+        ],
+        routes: [route("db", ["db"])],
+        clusters: [
+          cluster("db", [(backend.address() as net.AddressInfo).port], { protocol: "tcp" }),
+        ],
+      }),
+    );
+    expect(res.ok, res.problems.join()).to.equal(true);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const raw = net.connect(port, "127.0.0.1", () => {
+        raw.write(v1("203.0.113.13"));
+        const t = tls.connect({ socket: raw, servername: "db.example.com", ca: pair.cert }, () =>
+          t.write("hello"),
+        );
+        t.once("data", d => {
+          resolve(d.toString());
+          t.destroy();
+        });
+        t.on("error", reject);
+      });
+      raw.on("error", reject);
+    });
+    expect(answer).to.equal("db hello");
+    expect(await exchange(port, "\x16\x03\x01 not a PROXY header")).to.equal("");
+    const m = await px.metrics.registry.getSingleMetricAsString(
+      "rauta_proxy_protocol_errors_total",
+    );
+    expect(m).to.contain('reason="invalid"} 1');
+    await px.close(100);
+    await new Promise(r => backend.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });
