@@ -6,7 +6,7 @@ import type { ClientSettings, Listener, Tracing } from "../../proxy/config/index
 import type { MakeCondition, Problem } from "./conditions.ts";
 import { parseDuration } from "./durations.ts";
 import type { ListenerModel } from "./gateways.ts";
-import { PolicyAttachment, policyKeyOf, targetKey } from "./policy-attachment.ts";
+import { PolicyAttachment, policyKeyOf, repeatedTargets, targetKey } from "./policy-attachment.ts";
 import type { AttachedModel } from "./policy-attachment.ts";
 import type { ClientTrafficPolicy, Gateway } from "./snapshot.ts";
 import type { ClientTrafficPolicyStatus, Condition } from "./types.ts";
@@ -45,12 +45,7 @@ export function compileClientSpec(spec: Spec): ClientPolicySettings | Problem[] 
     if (ms === undefined) problems.push(`${field}: ${JSON.stringify(value)} is not a duration`);
     return ms;
   };
-  const seen = new Set<string>();
-  for (const [i, t] of (spec.targetRefs ?? []).entries()) {
-    const key = `${t.name}/${t.sectionName ?? ""}`;
-    if (seen.has(key)) problems.push(`spec.targetRefs[${i}]: the same target as an earlier entry`);
-    seen.add(key);
-  }
+  problems.push(...repeatedTargets(spec.targetRefs));
   const xff = spec.clientIPDetection?.xForwardedFor;
   if (spec.clientIPDetection) out.clientIPDetection = { trustedHops: xff?.numTrustedHops ?? 0 };
   if (spec.proxyProtocol) out.proxyProtocol = { optional: spec.proxyProtocol.optional ?? false };

@@ -178,6 +178,18 @@ export class PolicyAttachment<P extends AttachablePolicy, S> {
   }
 }
 
+/** A problem for each targetRef that names the same target (kind, name, sectionName) as an earlier one. */
+export function repeatedTargets(refs: readonly TargetRef[] | undefined): string[] {
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const [i, t] of (refs ?? []).entries()) {
+    const key = `${t.kind}/${t.name}/${t.sectionName ?? ""}`;
+    if (seen.has(key)) problems.push(`spec.targetRefs[${i}]: the same target as an earlier entry`);
+    seen.add(key);
+  }
+  return problems;
+}
+
 /** A route rule as a policy can target it (sectionName: the rule's name). */
 export interface RuleTarget {
   kind: "HTTPRoute" | "GRPCRoute";

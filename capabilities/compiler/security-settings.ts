@@ -5,6 +5,7 @@ import { formatCidr, parseCidr } from "../../proxy/config/cidr.ts";
 import type { Authorization, Route } from "../../proxy/config/index.ts";
 import { signInProblem } from "../../proxy/filters/sign-in.ts";
 import type { Problem } from "./conditions.ts";
+import { repeatedTargets } from "./policy-attachment.ts";
 import type { SecurityPolicy } from "./snapshot.ts";
 
 export type SecuritySpec = SecurityPolicy["spec"];
@@ -23,15 +24,10 @@ const GATEWAY_GROUP = "gateway.networking.k8s.io";
 export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Problem[] {
   const problems: string[] = [];
   const out: SecuritySettings = {};
-  const seen = new Set<string>();
-  for (const [i, t] of (spec.targetRefs ?? []).entries()) {
+  for (const [i, t] of (spec.targetRefs ?? []).entries())
     if (t.group !== GATEWAY_GROUP)
       problems.push(`spec.targetRefs[${i}].group: must be ${GATEWAY_GROUP}`);
-    const key = `${t.kind}/${t.name}/${t.sectionName ?? ""}`;
-    if (seen.has(key))
-      problems.push(`spec.targetRefs[${i}]: ${t.kind} ${t.name} is targeted twice`);
-    seen.add(key);
-  }
+  problems.push(...repeatedTargets(spec.targetRefs));
 
   const a = spec.authorization;
   if (a) {

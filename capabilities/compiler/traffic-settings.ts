@@ -13,6 +13,7 @@ import type {
 } from "../../proxy/config/index.ts";
 import type { Problem } from "./conditions.ts";
 import { parseDuration } from "./durations.ts";
+import { repeatedTargets } from "./policy-attachment.ts";
 import type { BackendTrafficPolicy } from "./snapshot.ts";
 
 export type TrafficSpec = BackendTrafficPolicy["spec"];
@@ -264,7 +265,6 @@ function hashOn(
 }
 
 function checkTargets(spec: TrafficSpec, problems: string[]): void {
-  const seen = new Set<string>();
   for (const [i, t] of (spec.targetRefs ?? []).entries()) {
     const field = `spec.targetRefs[${i}]`;
     if (t.kind === "Service" && t.group !== "")
@@ -280,8 +280,6 @@ function checkTargets(spec: TrafficSpec, problems: string[]): void {
         problems.push(
           `${field}: ${section} shapes the requests of routes, and a Service target has none; move ${section} to a policy that targets the HTTPRoute or the Gateway`,
         );
-    const key = `${t.kind}/${t.name}/${t.sectionName ?? ""}`;
-    if (seen.has(key)) problems.push(`${field}: the same target as an earlier entry`);
-    seen.add(key);
   }
+  problems.push(...repeatedTargets(spec.targetRefs));
 }

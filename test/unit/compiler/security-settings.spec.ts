@@ -100,6 +100,6 @@ describe("SecurityPolicy settings", () => {
         "authorization: {defaultAction: Deny}",
         "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n",
       )[0],
-    ).to.include("Gateway gw is targeted twice");
+    ).to.include("spec.targetRefs[1]: the same target as an earlier entry");
   });
 });
