@@ -56,6 +56,8 @@ type Client = ReturnType<typeof newClient>;
 /** One Redis server's connection, shared by every route whose global limit names it. */
 export class RedisLimitStore {
   readonly url: string;
+  /** the URL without credentials, for logs and errors */
+  private readonly safeUrl: string;
   private client: Client;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
@@ -65,6 +67,10 @@ export class RedisLimitStore {
 
   constructor(url: string, logger: Logger, timeoutMs = DEFAULT_TAKE_TIMEOUT_MS) {
     this.url = url;
+    const u = new URL(url);
+    u.password = "";
+    u.username = "";
+    this.safeUrl = u.toString();
     this.logger = logger;
     this.timeoutMs = timeoutMs;
     this.client = this.connect();
@@ -80,13 +86,6 @@ export class RedisLimitStore {
     });
     client.connect().catch((err: Error) => this.wentDown(err.message));
     return client;
-  }
-
-  private get safeUrl(): string {
-    const u = new URL(this.url);
-    u.password = "";
-    u.username = "";
-    return u.toString();
   }
 
   private wentDown(error: string): void {

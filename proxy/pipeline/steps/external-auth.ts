@@ -25,6 +25,9 @@ const MAX_DENIAL_BODY = 64 * 1024;
 /** never copied from an allowing answer onto the request, even when listed */
 const NOT_COPIED = new Set(["host", ":authority", "content-length", "content-type"]);
 
+/** The path and query the auth service is asked about. */
+const requestUri = (ctx: RequestContext) => (ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path);
+
 interface AuthAnswer {
   status: number;
   headers: Array<[string, string]>;
@@ -111,11 +114,10 @@ export class ExternalAuthStep implements RequestStep {
     }
     this.metrics.externalAuth.labels(route, "denied").inc();
     if (answer.status === 401 && this.signIn !== undefined) {
-      const uri = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
       const location = expandSignIn(this.signIn, {
         scheme: ctx.lctx.scheme,
         host: ctx.authority,
-        requestUri: ctx.req.url ?? uri,
+        requestUri: ctx.req.url ?? requestUri(ctx),
       });
       // the auth service's cookies (a CSRF token of oauth2-proxy's) go along
       const cookies = answer.headers.filter(([n]) => n === "set-cookie");
@@ -138,7 +140,7 @@ export class ExternalAuthStep implements RequestStep {
     const ep = c?.pick(null) ?? null;
     if (!c || ep === null) return Promise.reject(new Error("no healthy endpoint"));
     const req = ctx.req;
-    const uri = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
+    const uri = requestUri(ctx);
     // Content-Length is the forwarded body's (undici sets it); without forwardBody, 0 as the
     // spec says, for methods with a body
     const headers: string[] = ["host", ctx.authority];
