@@ -13,11 +13,10 @@
 //   npm run bench:tracing                BENCH_DURATION=5 BENCH_ROUNDS=5 by default
 //   npm run bench:tracing -- --no-write
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "../../test/helpers/net.ts";
-import { startOtelCollector } from "../../test/helpers/otel-collector.ts";
+import { startOtelCollector, tracingCounters } from "../../test/helpers/otel-collector.ts";
 import { CONNECTIONS, DURATION, ensureTools, kill, writeBenchmarkSection } from "./lib.ts";
 import {
   benchGatewayYaml,
@@ -49,25 +48,6 @@ spec:
     - backendRefs: [{ name: up, port: 80 }]`,
     upstreamYaml(upstream),
   ].join("\n---\n")}\n`;
-}
-
-/** rauta_tracing_spans_total by result, and the queue gauge, from the serve's /metrics. */
-async function tracingCounters(metricsPort: number): Promise<Record<string, number>> {
-  const text = await new Promise<string>((resolve, reject) =>
-    http
-      .get(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false }, res => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve(body));
-      })
-      .on("error", reject),
-  );
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^rauta_tracing_spans_total\{result="(\w+)"\} (\d+)/gm))
-    out[m[1]!] = Number(m[2]);
-  const q = /^rauta_tracing_queue_spans (\d+)/m.exec(text);
-  out.queued = q ? Number(q[1]) : 0;
-  return out;
 }
 
 interface Pair {

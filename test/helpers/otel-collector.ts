@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -130,4 +131,26 @@ export async function startOtelCollector(): Promise<OtelCollector> {
       }
     },
   };
+}
+
+/**
+ * What a proxy says of its spans on its /metrics: rauta_tracing_spans_total by result (exported,
+ * export_failed, dropped; 0 when absent) and the queue gauge (queued). A fresh connection per
+ * call: a kept-alive one may be closed by the server just as it is reused.
+ */
+export async function tracingCounters(metricsPort: number): Promise<Record<string, number>> {
+  const text = await new Promise<string>((resolve, reject) =>
+    http
+      .get(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false }, res => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve(body));
+      })
+      .on("error", reject),
+  );
+  const out: Record<string, number> = { exported: 0, export_failed: 0, dropped: 0 };
+  for (const m of text.matchAll(/^rauta_tracing_spans_total\{result="(\w+)"\} (\d+)/gm))
+    out[m[1]!] = Number(m[2]);
+  out.queued = Number(/^rauta_tracing_queue_spans (\d+)/m.exec(text)?.[1] ?? 0);
+  return out;
 }

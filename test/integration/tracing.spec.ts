@@ -13,7 +13,7 @@ import { kill } from "../../hack/bench/lib.ts";
 import { benchGatewayYaml, startServe, upstreamYaml } from "../../hack/bench/serve-target.ts";
 import type { ServeTarget } from "../../hack/bench/serve-target.ts";
 import { freePort } from "../helpers/net.ts";
-import { startOtelCollector } from "../helpers/otel-collector.ts";
+import { startOtelCollector, tracingCounters } from "../helpers/otel-collector.ts";
 import type { OtelCollector } from "../helpers/otel-collector.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -40,16 +40,6 @@ spec:
   ].join("\n---\n")}\n`;
 }
 
-/** rauta_tracing_spans_total by result and the queue gauge, from the serve's /metrics. */
-async function tracingMetrics(metricsPort: number): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const out: Record<string, number> = { exported: 0, export_failed: 0, dropped: 0 };
-  for (const m of text.matchAll(/^rauta_tracing_spans_total\{result="(\w+)"\} (\d+)/gm))
-    out[m[1]!] = Number(m[2]);
-  out.queued = Number(/^rauta_tracing_queue_spans (\d+)/m.exec(text)?.[1] ?? 0);
-  return out;
-}
-
 describe("tracing against a real OpenTelemetry Collector (rauta serve, ClientTrafficPolicy)", function () {
   this.timeout(10 * 60_000);
   let collector: OtelCollector;
@@ -71,7 +61,7 @@ describe("tracing against a real OpenTelemetry Collector (rauta serve, ClientTra
     let maxQueued = 0;
     let sent = 0;
     const sampler = setInterval(() => {
-      tracingMetrics(target.metricsPort).then(
+      tracingCounters(target.metricsPort).then(
         m => (maxQueued = Math.max(maxQueued, m.queued!)),
         () => {},
       );
@@ -152,12 +142,12 @@ describe("tracing against a real OpenTelemetry Collector (rauta serve, ClientTra
   });
 
   it("serves every request while the collector hangs, comes back and then is gone; the queue stays bounded and drops are counted", async () => {
-    const m0 = await tracingMetrics(target.metricsPort);
+    const m0 = await tracingCounters(target.metricsPort);
     // hung: the kernel accepts the exporter's connections, nothing answers them
     collector.freeze();
     const hung = await load(8000, 50);
     expect(hung.statuses).to.deep.equal({ 200: 8000 });
-    const m1 = await tracingMetrics(target.metricsPort);
+    const m1 = await tracingCounters(target.metricsPort);
     expect(hung.maxQueued, JSON.stringify({ hung, m1 })).to.be.at.most(2048);
     expect(m1.queued).to.be.at.most(2048);
     // more spans than the queue holds were made while nothing left: the rest were dropped, counted
@@ -165,7 +155,7 @@ describe("tracing against a real OpenTelemetry Collector (rauta serve, ClientTra
     // back: what was queued gets out again
     collector.thaw();
     for (let i = 0; ; i++) {
-      const m = await tracingMetrics(target.metricsPort);
+      const m = await tracingCounters(target.metricsPort);
       if (m.exported! > m1.exported!) break;
       if (i === 150)
         expect.fail(`no span exported after the collector came back: ${JSON.stringify(m)}`);
@@ -175,7 +165,7 @@ describe("tracing against a real OpenTelemetry Collector (rauta serve, ClientTra
     await collector.stop();
     const gone = await load(4000, 50);
     expect(gone.statuses).to.deep.equal({ 200: 4000 });
-    const m2 = await tracingMetrics(target.metricsPort);
+    const m2 = await tracingCounters(target.metricsPort);
     expect(m2.queued).to.be.at.most(2048);
     console.log(
       `      hung collector: 8000 requests in ${hung.ms} ms, queue peak ${hung.maxQueued}; gone: 4000 in ${gone.ms} ms; spans ${JSON.stringify(m2)}`,
