@@ -10,6 +10,8 @@ import { z } from "zod";
 import { parseAllDocuments } from "yaml";
 import type { Snapshot } from "../../capabilities/compiler/index.ts";
 import { emptySnapshot } from "../../capabilities/compiler/index.ts";
+import { decodeSecretData } from "../tls/secrets.ts";
+import type { SecretData } from "../tls/secrets.ts";
 
 export interface ManifestError {
   file: string;
@@ -22,6 +24,8 @@ export interface ManifestError {
 export interface LoadResult {
   snapshot: Snapshot;
   tlsSecrets: Map<string, { cert: string; key: string }>;
+  /** every Secret's keys, decoded (basic-auth users and API keys are looked up here) */
+  secretData: Map<string, SecretData>;
   errors: ManifestError[];
   // Documents of kinds RAUTA does not read (Deployments, …), skipped on purpose.
   skipped: Array<{ file: string; document: number; object: string }>;
@@ -166,6 +170,7 @@ export function loadManifests(paths: readonly string[]): LoadResult {
   const result: LoadResult = {
     snapshot: emptySnapshot(),
     tlsSecrets: new Map(),
+    secretData: new Map(),
     errors: [],
     skipped: [],
     configMaps: new Map(),
@@ -254,6 +259,13 @@ export function loadManifests(paths: readonly string[]): LoadResult {
       if (kind === "Secret") {
         const tls = decodeTlsSecret(record);
         if (tls) result.tlsSecrets.set(`${metadata.namespace}/${metadata.name}`, tls);
+        result.secretData.set(
+          `${metadata.namespace}/${metadata.name}`,
+          decodeSecretData(
+            record.data as Record<string, string> | undefined,
+            record.stringData as Record<string, string> | undefined,
+          ),
+        );
       }
     });
   }

@@ -18,7 +18,11 @@ import { existsSync, readFileSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { decodeConfigMaps, referencedSecrets } from "../config/index.ts";
+import {
+  decodeConfigMaps,
+  referencedCertificates,
+  referencedCredentials,
+} from "../config/index.ts";
 import type { CompiledConfig, PluginProblemsReport } from "../config/index.ts";
 import { validateConfig } from "../config/load.ts";
 import { KubernetesConfigSource } from "../kubernetes/config-source.ts";
@@ -31,7 +35,7 @@ import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
-import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
+import type { SecretBundle, SecretProvider } from "../tls/secrets.ts";
 import { secretKey } from "../tls/secrets.ts";
 import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
 import { TRACING_OPTIONS, TRACING_USAGE, tracingFromFlags } from "./tracing-flags.ts";
@@ -50,36 +54,51 @@ const USAGE = `usage: rauta proxy --config-source kubernetes|file [options]
   --workers <n>         serve in n worker processes (default 0: in this process)
 ${TRACING_USAGE}`;
 
-/** The TLS key pairs `config` references, for workers (which never talk to Kubernetes). */
-export function referencedKeyPairs(
-  config: unknown,
-  secrets: SecretProvider,
-): Array<[string, TlsKeyPair]> {
+/**
+ * The TLS key pairs and credentials `config` references, for workers (which never talk to
+ * Kubernetes).
+ */
+export function referencedSecretBundle(config: unknown, secrets: SecretProvider): SecretBundle {
   // not validated yet (the workers validate): entries not shaped like references are skipped
   const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
   const ref = (v: unknown) => {
     const parsed = Ref.safeParse(v);
     return parsed.success ? [parsed.data] : [];
   };
-  const c = (config ?? {}) as { listeners?: unknown; clusters?: unknown };
-  const refs = referencedSecrets({
+  const field = (v: unknown, name: string): unknown =>
+    v !== null && typeof v === "object" ? (v as Record<string, unknown>)[name] : undefined;
+  const c = (config ?? {}) as { listeners?: unknown; clusters?: unknown; routes?: unknown };
+  const certificates = referencedCertificates({
     listeners: list(c.listeners).map(l => ({
       tls: {
-        certificates: list((l as { tls?: { certificates?: unknown } } | null)?.tls?.certificates)
-          .flatMap(x => ref((x as { secretRef?: unknown } | null)?.secretRef))
+        certificates: list(field(field(l, "tls"), "certificates"))
+          .flatMap(x => ref(field(x, "secretRef")))
           .map(secretRef => ({ secretRef })),
       },
     })),
     clusters: list(c.clusters).flatMap(x =>
-      ref((x as { tls?: { clientCertificate?: unknown } } | null)?.tls?.clientCertificate).map(
-        clientCertificate => ({ tls: { clientCertificate } }),
-      ),
+      ref(field(field(x, "tls"), "clientCertificate")).map(clientCertificate => ({
+        tls: { clientCertificate },
+      })),
     ),
   });
-  const out: Array<[string, TlsKeyPair]> = [];
-  for (const r of refs) {
+  const credentials = referencedCredentials({
+    routes: list(c.routes).map(r => {
+      const basic = ref(field(field(r, "basicAuth"), "secretRef"))[0];
+      return {
+        ...(basic ? { basicAuth: { secretRef: basic } } : {}),
+        apiKeyAuth: { secretRefs: list(field(field(r, "apiKeyAuth"), "secretRefs")).flatMap(ref) },
+      };
+    }),
+  });
+  const out: SecretBundle = { keyPairs: [], credentials: [] };
+  for (const r of certificates) {
     const pair = secrets.get(r);
-    if (pair) out.push([secretKey(r), pair]);
+    if (pair) out.keyPairs.push([secretKey(r), pair]);
+  }
+  for (const r of credentials) {
+    const data = secrets.data(r);
+    if (data) out.credentials.push([secretKey(r), data]);
   }
   return out;
 }
@@ -228,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       const published = pool.publish({
         config: delivered,
-        secrets: referencedKeyPairs(config, secrets),
+        secrets: referencedSecretBundle(config, secrets),
       });
       if (!published.ok) report(false, published.generation, published.problems, origin);
       return;

@@ -18,8 +18,9 @@ import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import { WorkerPool, adminSources, workerEntry } from "./worker-pool.ts";
 import type { HandlerOptions } from "../server/handler.ts";
-import { StaticSecretProvider } from "../tls/secrets.ts";
-import type { TlsKeyPair } from "../tls/secrets.ts";
+import { referencedCredentials } from "../config/certificates.ts";
+import { StaticSecretProvider, secretKey } from "../tls/secrets.ts";
+import type { SecretBundle, SecretData } from "../tls/secrets.ts";
 import { startAdminServer } from "../observability/admin.ts";
 import { createLogger } from "../observability/logger.ts";
 import type { TracingSettings } from "../observability/tracing.ts";
@@ -104,7 +105,7 @@ function workerOptions(flags: ServeFlags): Partial<HandlerOptions> {
 
 interface Compiled {
   config: CompiledConfig;
-  secrets: Array<[string, TlsKeyPair]>;
+  secrets: SecretBundle;
 }
 
 function statusProblems(statuses: ObjectStatus[]): string[] {
@@ -164,7 +165,17 @@ export async function loadAndCompile(
   const resolved = inlineConfigMapModules(result.config, loaded.configMaps);
   return {
     ok: true,
-    compiled: { config: resolved.config, secrets: [...loaded.tlsSecrets] },
+    compiled: {
+      config: resolved.config,
+      secrets: {
+        keyPairs: [...loaded.tlsSecrets],
+        // only those the config uses: a worker holds no credentials it never checks
+        credentials: referencedCredentials(resolved.config).flatMap(ref => {
+          const data = loaded.secretData.get(secretKey(ref));
+          return data ? [[secretKey(ref), data] as [string, SecretData]] : [];
+        }),
+      },
+    },
     warnings: [...statusProblems(result.statuses), ...resolved.problems],
   };
 }
@@ -241,7 +252,8 @@ export async function run(argv: string[]): Promise<number> {
   let latest: Compiled = first.compiled;
 
   const inProcess = flags.workers === 0;
-  const secrets = new StaticSecretProvider(new Map(latest.secrets));
+  const secrets = new StaticSecretProvider();
+  secrets.load(latest.secrets);
   const proxy = inProcess
     ? new Proxy({
         validate: validateConfig,
@@ -328,7 +340,7 @@ export async function run(argv: string[]): Promise<number> {
     latest = result.compiled;
     process.stderr.write(`rauta serve: files changed; applying generation ${generation}\n`);
     if (proxy) {
-      secrets.replace(new Map(latest.secrets));
+      secrets.load(latest.secrets);
       void proxy.apply(latest.config).then(r => report(r, "main"));
     } else {
       const published = pool!.publish(latest);

@@ -10,13 +10,13 @@ import { Proxy } from "../runtime/proxy.ts";
 import type { ApplyResult } from "../runtime/proxy.ts";
 import type { HandlerOptions } from "../server/handler.ts";
 import { StaticSecretProvider } from "../tls/secrets.ts";
-import type { TlsKeyPair } from "../tls/secrets.ts";
+import type { SecretBundle } from "../tls/secrets.ts";
 import { createLogger } from "../observability/logger.ts";
 import { compactHeap } from "../runtime/v8-flags.ts";
 import type { TracingSettings } from "../observability/tracing.ts";
 
 export type ToWorker =
-  | { type: "config"; config: CompiledConfig; secrets: Array<[string, TlsKeyPair]> }
+  | { type: "config"; config: CompiledConfig; secrets: SecretBundle }
   | { type: "drain"; graceMs: number };
 export interface WorkerSettings {
   handler: Partial<HandlerOptions>;
@@ -49,7 +49,7 @@ function runWorker() {
   let draining = false;
   process.on("message", (msg: ToWorker) => {
     if (msg.type === "config") {
-      secrets.replace(new Map(msg.secrets));
+      secrets.load(msg.secrets);
       void proxy.apply(msg.config).then(result => {
         process.send?.({ type: "applied", result } satisfies FromWorker);
         compactHeap(); // the garbage of receiving and preparing it (runtime/v8-flags.ts)

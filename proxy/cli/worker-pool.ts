@@ -14,14 +14,14 @@ import type { AdminSources } from "../observability/admin.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ApplyResult, Proxy } from "../runtime/proxy.ts";
 import { servingV8Flags, withV8Flags } from "../runtime/v8-flags.ts";
-import type { TlsKeyPair } from "../tls/secrets.ts";
+import type { SecretBundle } from "../tls/secrets.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./serve-worker.ts";
 import { RestartBackoff } from "./restart-backoff.ts";
 import type { RestartBackoffOptions } from "./restart-backoff.ts";
 
 export interface Published {
   config: CompiledConfig;
-  secrets: Array<[string, TlsKeyPair]>;
+  secrets: SecretBundle;
 }
 
 export type PublishResult = { ok: true } | { ok: false; generation: number; problems: string[] };
@@ -115,7 +115,7 @@ export class WorkerPool {
    * every worker started later; workers only run checkConfig (they never load zod). A config
    * that fails is refused and the workers keep serving the previous one.
    */
-  publish(input: { config: unknown; secrets: Array<[string, TlsKeyPair]> }): PublishResult {
+  publish(input: { config: unknown; secrets: SecretBundle }): PublishResult {
     let config: CompiledConfig;
     try {
       config = validateConfig(input.config);

@@ -1,7 +1,8 @@
 // CompiledConfig: the only contract between the control plane (compiler) and the proxy.
 // It lives with its consumer (as Envoy owns xDS). Data only: everything the proxy needs to route,
 // already resolved and precedence-sorted, nothing it would have to look up in Kubernetes except
-// TLS Secrets, which are referenced and never embedded (private keys never go into a ConfigMap).
+// Secrets (TLS key pairs, basic-auth users, API keys), which are referenced and never embedded:
+// private keys and credentials never go into a ConfigMap.
 import { z } from "zod";
 
 import { CONFIG_API_VERSION } from "./version.ts";
@@ -208,6 +209,41 @@ export const Authorization = z
   .strict();
 export type Authorization = z.infer<typeof Authorization>;
 
+// A SecurityPolicy's basicAuth: users and password hashes in the `.htpasswd` key of a Secret
+// (proxy/filters/htpasswd.ts says which hashes); a request without a valid user gets 401.
+export const BasicAuth = z
+  .object({
+    secretRef: ObjectRef,
+    realm: z.string().min(1).max(256),
+    // set to the user's name on the request the backend gets
+    forwardUsernameHeader: headerName.optional(),
+  })
+  .strict();
+export type BasicAuth = z.infer<typeof BasicAuth>;
+
+// A SecurityPolicy's apiKeyAuth: every key of the referenced Secrets is a client id, its value
+// that client's API key. The key is looked for where extractFrom says, in order; 401 without one.
+export const ApiKeyAuth = z
+  .object({
+    secretRefs: z.array(ObjectRef).min(1),
+    extractFrom: z
+      .array(
+        z
+          .object({
+            headers: z.array(headerName),
+            params: z.array(z.string().min(1)),
+            cookies: z.array(z.string().min(1)),
+          })
+          .strict(),
+      )
+      .min(1),
+    forwardClientIdHeader: headerName.optional(),
+    // remove the key from the request before the backend sees it
+    sanitize: z.boolean(),
+  })
+  .strict();
+export type ApiKeyAuth = z.infer<typeof ApiKeyAuth>;
+
 export const Route = z
   .object({
     // "<namespace>/<name>/rule/<index>": stable, low-cardinality, used as the metrics label.
@@ -228,6 +264,8 @@ export const Route = z
     retry: Retry.optional(),
     rateLimit: RateLimit.optional(),
     authorization: Authorization.optional(),
+    basicAuth: BasicAuth.optional(),
+    apiKeyAuth: ApiKeyAuth.optional(),
     // where a 401 of the route's ExternalAuth filter sends the client instead (302), as
     // ingress-nginx's auth-signin: $scheme, $host, $request_uri, $escaped_request_uri expand
     signIn: z

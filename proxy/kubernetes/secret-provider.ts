@@ -1,13 +1,14 @@
-// TLS key pairs for the in-cluster proxy: the certificate copies the controller keeps in the
+// TLS key pairs and credentials for the in-cluster proxy: the copies the controller keeps in the
 // proxy's namespace (proxy/config/certificates.ts), watched so rotation needs no restart.
 import { K8s, kind } from "kubernetes-fluent-client";
 import { CERTIFICATE_LABEL, CERTIFICATE_SOURCE_ANNOTATION } from "../config/index.ts";
 import type { ObjectRef } from "../config/index.ts";
-import type { SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
-import { keyPairFromSecretData, secretKey } from "../tls/secrets.ts";
+import type { SecretData, SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
+import { decodeSecretData, keyPairFromSecretData, secretKey } from "../tls/secrets.ts";
 
 export class KubernetesSecretProvider implements SecretProvider {
   private readonly pairs = new Map<string, TlsKeyPair>();
+  private readonly credentials = new Map<string, SecretData>();
   private readonly bySecretName = new Map<string, string>();
   private readonly listeners = new Set<() => void>();
   private watcher: { close(): void } | undefined;
@@ -21,6 +22,10 @@ export class KubernetesSecretProvider implements SecretProvider {
     return this.pairs.get(secretKey(ref));
   }
 
+  data(ref: ObjectRef): SecretData | undefined {
+    return this.credentials.get(secretKey(ref));
+  }
+
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -30,6 +35,7 @@ export class KubernetesSecretProvider implements SecretProvider {
   apply(
     secret: {
       metadata?: { name?: string; annotations?: Record<string, string> };
+      type?: string;
       data?: Record<string, string>;
     },
     deleted: boolean,
@@ -37,14 +43,20 @@ export class KubernetesSecretProvider implements SecretProvider {
     const name = secret.metadata?.name;
     if (!name) return;
     const previous = this.bySecretName.get(name);
-    if (previous) this.pairs.delete(previous);
+    if (previous) {
+      this.pairs.delete(previous);
+      this.credentials.delete(previous);
+    }
     const source = secret.metadata?.annotations?.[CERTIFICATE_SOURCE_ANNOTATION];
-    const pair = deleted ? undefined : keyPairFromSecretData(secret.data);
-    if (source && pair) {
-      this.pairs.set(source, pair);
-      this.bySecretName.set(name, source);
-    } else {
+    if (!source || deleted) {
       this.bySecretName.delete(name);
+    } else {
+      const pair = keyPairFromSecretData(secret.data);
+      if (pair) this.pairs.set(source, pair);
+      // a certificate's private key is no credential a step should be able to read
+      if (secret.type !== "kubernetes.io/tls")
+        this.credentials.set(source, decodeSecretData(secret.data));
+      this.bySecretName.set(name, source);
     }
     for (const listener of this.listeners) listener();
   }

@@ -19,6 +19,7 @@ export class Metrics {
   readonly rateLimited: Counter<"route">;
   readonly rateLimitStoreErrors: Counter<"route" | "result">;
   readonly externalAuth: Counter<"route" | "result">;
+  readonly credentialAuth: Counter<"route" | "method" | "result">;
   readonly tracingSpans: Counter<"result">;
   readonly tracingQueue: Gauge;
   readonly proxyProtocolErrors: Counter<"reason">;
@@ -134,6 +135,12 @@ export class Metrics {
       labelNames: ["route", "result"],
       registers: r,
     });
+    this.credentialAuth = new client.Counter({
+      name: "rauta_credential_auth_total",
+      help: "Basic-auth and API-key checks by route id, method (basic, api_key) and result (allowed, missing: no credentials sent, denied: wrong ones, unavailable: the Secret is not loaded)",
+      labelNames: ["route", "method", "result"],
+      registers: r,
+    });
     this.tracingSpans = new client.Counter({
       name: "rauta_tracing_spans_total",
       help: "Request spans by fate: exported, export_failed (the collector refused or was unreachable), dropped (the export queue was full)",
@@ -230,6 +237,9 @@ export class Metrics {
     this.rateLimited.remove(routeId);
     for (const result of ["allowed", "denied"]) this.rateLimitStoreErrors.remove(routeId, result);
     for (const result of ["allowed", "denied", "error"]) this.externalAuth.remove(routeId, result);
+    for (const method of ["basic", "api_key"])
+      for (const result of ["allowed", "missing", "denied", "unavailable"])
+        this.credentialAuth.remove(routeId, method, result);
     for (const result of ["ok", "connect_error", "timeout", "no_backend"])
       this.tcpConnections.remove(routeId, result);
     this.tcpActive.remove(routeId);

@@ -4,15 +4,20 @@
 //
 //   0. ip-authorization   the route's IP allow/deny lists (SecurityPolicy): 403 before anything
 //   1. cors               the route's CORS filter (a preflight is answered before any auth)
-//   2. external auth      the route's ExternalAuth filter: its auth service allows or answers
-//   3. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
-//   4. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
-//   5. rate-limit         the route's rateLimit (BackendTrafficPolicy), local or global (Redis)
-//   6. redirect           RequestRedirect ends the request here
+//   2. api-key-auth       the route's API keys (SecurityPolicy apiKeyAuth): 401 without a known one
+//   3. basic-auth         the route's htpasswd users (SecurityPolicy basicAuth): 401 + challenge
+//   4. external auth      the route's ExternalAuth filter: its auth service allows or answers
+//   5. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
+//   6. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
+//   7. rate-limit         the route's rateLimit (BackendTrafficPolicy), local or global (Redis)
+//   8. redirect           RequestRedirect ends the request here
 //   -- backend picked --
-//   7. backend plugins    ExtensionRef filters of the chosen backendRef
+//   9. backend plugins    ExtensionRef filters of the chosen backendRef
 //   -- upstream response head --
-//   8. response plugins   on_response of every plugin above that exports it, in reverse order
+//  10. response plugins   on_response of every plugin above that exports it, in reverse order
+//
+// The checks a gateway answers alone (2, 3) come before the one that costs a call (4), so a
+// request without credentials never reaches the auth service.
 //
 // Adding a step means one file in steps/ and one line in buildRouteChain/buildListenerChain.
 // A route with no step keeps the plain path: no context, no promise, no allocation.
@@ -22,7 +27,10 @@ import type { LoadedPlugin } from "../plugins/loaded-plugin.ts";
 import type { RequestContext } from "./context.ts";
 import type { RequestStep, ResponseStep, StepResult } from "./step.ts";
 import type { ClusterRuntime } from "../upstream/cluster.ts";
+import type { SecretProvider } from "../tls/secrets.ts";
 import { CorsStep } from "./steps/cors.ts";
+import { ApiKeyAuthStep } from "./steps/api-key-auth.ts";
+import { BasicAuthStep } from "./steps/basic-auth.ts";
 import { ExternalAuthStep } from "./steps/external-auth.ts";
 import { IpAuthorizationStep } from "./steps/ip-authorization.ts";
 import { PluginRequestStep, PluginResponseStep, UnavailablePluginStep } from "./steps/plugin.ts";
@@ -37,6 +45,8 @@ export interface ChainDeps {
   pluginSpecs: ReadonlyMap<string, { id: string; failurePolicy: "FailOpen" | "FailClosed" }>;
   /** this generation's clusters (an ExternalAuth filter's auth service) */
   clusters: ReadonlyMap<string, ClusterRuntime>;
+  /** basic-auth users and API keys, read per request (a rotated Secret applies at once) */
+  secrets: SecretProvider;
 }
 
 export interface Chain {
@@ -64,7 +74,7 @@ function pluginSteps(ids: string[], deps: ChainDeps, chain: Chain) {
 const pluginIds = (filters: Filter[]) =>
   filters.flatMap(f => (f.type === "Plugin" ? [f.pluginId] : []));
 
-/** Steps 0, 1, 2, 4, 5, 6 (and 8 for the route's plugins). */
+/** Steps 0–4, 6, 7, 8 (and 10 for the route's plugins). */
 export function buildRouteChain(
   r: Route,
   deps: ChainDeps,
@@ -74,6 +84,9 @@ export function buildRouteChain(
   const late: Chain = { request: [], response: [] };
   if (r.authorization) early.request.push(new IpAuthorizationStep(r.authorization));
   for (const f of r.filters) if (f.type === "CORS") early.request.push(new CorsStep(f));
+  if (r.apiKeyAuth)
+    early.request.push(new ApiKeyAuthStep(r.apiKeyAuth, deps.secrets, deps.metrics));
+  if (r.basicAuth) early.request.push(new BasicAuthStep(r.basicAuth, deps.secrets, deps.metrics));
   for (const f of r.filters)
     if (f.type === "ExternalAuth")
       early.request.push(
@@ -95,14 +108,14 @@ export function buildRouteChain(
   return { early, late };
 }
 
-/** Step 3. */
+/** Step 5. */
 export function buildListenerChain(pluginIdsOfListener: string[], deps: ChainDeps): Chain {
   const chain: Chain = { request: [], response: [] };
   pluginSteps(pluginIdsOfListener, deps, chain);
   return chain;
 }
 
-/** Step 7. */
+/** Step 9. */
 export function buildBackendChain(filters: Filter[], deps: ChainDeps): Chain {
   const chain: Chain = { request: [], response: [] };
   pluginSteps(pluginIds(filters), deps, chain);

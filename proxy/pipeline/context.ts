@@ -103,6 +103,20 @@ export class RequestContext {
     return (this.headers ??= [...this.requestHeaders()]);
   }
 
+  /** The first value of request header `name` (lowercase) as steps left it. */
+  header(name: string): string | undefined {
+    for (const [n, v] of this.requestHeaders()) if (n === name) return v;
+    return undefined;
+  }
+
+  /** Replaces every value of request header `name` (lowercase) with `value`; null removes it. */
+  setHeader(name: string, value: string | null): void {
+    const headers = this.mutableHeaders();
+    for (let i = headers.length - 1; i >= 0; i--) if (headers[i]![0] === name) headers.splice(i, 1);
+    if (value !== null) headers.push([name, value]);
+    this.version++;
+  }
+
   editResponse(edit: ResponseEdit): void {
     (this.responseEdits ??= []).push(edit);
   }

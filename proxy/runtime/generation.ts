@@ -27,6 +27,7 @@ import type { RedisLimitStore } from "../upstream/global-rate-limit.ts";
 import type { CircuitBreakerOptions } from "../upstream/circuit-breaker.ts";
 import { SniContexts } from "../tls/contexts.ts";
 import type { SecretProvider } from "../tls/secrets.ts";
+import { referencedCredentials } from "../config/certificates.ts";
 import {
   EMPTY_CHAIN,
   buildBackendChain,
@@ -169,12 +170,19 @@ export class Generation {
       ),
       pluginSpecs: new Map(config.plugins.map(p => [p.id, p])),
       clusters: this.clusters,
+      secrets: deps.secrets,
     };
     for (const p of deps.plugins.problems)
       this.problems.push(
         `plugin ${p.plugin}: ${p.reason}: ${p.message}${p.serving ? ` (the previous version ${p.serving} keeps serving)` : ""}`,
       );
     for (const r of config.routes) this.routes.set(r.id, this.prepareRoute(r, deps, chainDeps));
+    // served anyway (the route answers 500 until the Secret arrives), but said
+    for (const ref of referencedCredentials(config))
+      if (deps.secrets.data(ref) === undefined)
+        this.problems.push(
+          `Secret ${ref.namespace}/${ref.name} (basic-auth users or API keys) is not loaded: its routes answer 500`,
+        );
     for (const l of config.listeners) {
       const socket = `${l.address}:${l.port}`;
       const router = new HostRouter<PreparedRoute>(l.virtualHosts, id => this.routes.get(id)!);

@@ -102,14 +102,10 @@ export class ExternalAuthStep implements RequestStep {
     }
     if (answer.status >= 200 && answer.status < 300) {
       this.metrics.externalAuth.labels(route, "allowed").inc();
-      const headers = ctx.mutableHeaders();
       for (const [name, value] of answer.headers) {
         if (NOT_COPIED.has(name) || (this.copied !== null && !this.copied.has(name))) continue;
-        for (let i = headers.length - 1; i >= 0; i--)
-          if (headers[i]![0] === name) headers.splice(i, 1);
-        headers.push([name, value]);
+        ctx.setHeader(name, value);
       }
-      ctx.version++;
       return null;
     }
     this.metrics.externalAuth.labels(route, "denied").inc();

@@ -11,9 +11,9 @@ import { join, resolve } from "node:path";
 import { compile, emptySnapshot } from "../../../capabilities/compiler/index.ts";
 import type { Snapshot } from "../../../capabilities/compiler/index.ts";
 import { encodeConfigMaps } from "../../../proxy/config/index.ts";
-import { readConfigPath, referencedKeyPairs } from "../../../proxy/cli/proxy-command.ts";
+import { readConfigPath, referencedSecretBundle } from "../../../proxy/cli/proxy-command.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
-import type { TlsKeyPair } from "../../../proxy/tls/secrets.ts";
+import type { SecretData, TlsKeyPair } from "../../../proxy/tls/secrets.ts";
 import { DEFAULT_PROXY_V8_FLAGS } from "../../../proxy/runtime/v8-flags.ts";
 import { freePort } from "../../helpers/net.ts";
 
@@ -272,8 +272,8 @@ describe("rauta proxy --config-source file", function () {
   });
 });
 
-describe("referencedKeyPairs", () => {
-  it("hands workers exactly the key pairs the config's listeners and TLS clusters reference, once each, ignoring malformed input", () => {
+describe("referencedSecretBundle", () => {
+  it("hands workers exactly the key pairs the config's listeners and TLS clusters reference and the credentials its routes check, once each, ignoring malformed input", () => {
     const pair = { cert: "C", key: "K" } as unknown as TlsKeyPair;
     const provider = new StaticSecretProvider(new Map([["rauta-system/a", pair]]));
     const config = {
@@ -297,11 +297,51 @@ describe("referencedKeyPairs", () => {
         ["rauta-system/client", client],
       ]),
     );
-    expect(referencedKeyPairs(config, provider)).to.deep.equal([
-      ["rauta-system/a", pair],
-      ["rauta-system/client", client],
-    ]);
-    expect(referencedKeyPairs(null, provider)).to.deep.equal([]);
-    expect(referencedKeyPairs({ listeners: "x" }, provider)).to.deep.equal([]);
+    const users = { ".htpasswd": "alice:{SHA}x" };
+    const keys = { alice: "k1" };
+    provider.replace(
+      new Map([
+        ["rauta-system/a", pair],
+        ["rauta-system/client", client],
+      ]),
+      new Map<string, SecretData>([
+        ["rauta-system/users", users],
+        ["rauta-system/keys", keys],
+        ["rauta-system/unused", { x: "y" }],
+      ]),
+    );
+    const withRoutes = {
+      ...config,
+      routes: [
+        { basicAuth: { secretRef: { namespace: "rauta-system", name: "users" } } },
+        {
+          apiKeyAuth: {
+            secretRefs: [
+              { namespace: "rauta-system", name: "keys" },
+              { namespace: "rauta-system", name: "users" },
+              { namespace: "rauta-system", name: "missing" },
+              7,
+            ],
+          },
+        },
+        { basicAuth: "x" },
+        null,
+      ],
+    };
+    expect(referencedSecretBundle(withRoutes, provider)).to.deep.equal({
+      keyPairs: [
+        ["rauta-system/a", pair],
+        ["rauta-system/client", client],
+      ],
+      credentials: [
+        ["rauta-system/users", users],
+        ["rauta-system/keys", keys],
+      ],
+    });
+    expect(referencedSecretBundle(null, provider)).to.deep.equal({ keyPairs: [], credentials: [] });
+    expect(referencedSecretBundle({ listeners: "x", routes: 3 }, provider)).to.deep.equal({
+      keyPairs: [],
+      credentials: [],
+    });
   });
 });

@@ -28,6 +28,31 @@ describe("KubernetesSecretProvider (certificate copies in the proxy namespace)",
     expect(changes).to.equal(3);
   });
 
+  it("hands out a credentials copy's keys, decoded, the same object until the copy changes, and never a certificate's", () => {
+    const provider = new KubernetesSecretProvider("rauta-system");
+    const ref = { namespace: "web", name: "users" };
+    const credentials = (users: string) => ({
+      metadata: {
+        name: certificateCopyName(ref),
+        annotations: { "rauta.io/source": "web/users" },
+      },
+      type: "Opaque",
+      data: { ".htpasswd": b64(users) },
+    });
+    provider.apply(credentials("alice:{SHA}x"), false);
+    const first = provider.data(ref);
+    expect(first).to.deep.equal({ ".htpasswd": "alice:{SHA}x" });
+    expect(provider.data(ref)).to.equal(first);
+    provider.apply(credentials("bob:{SHA}y"), false);
+    expect(provider.data(ref)).to.deep.equal({ ".htpasswd": "bob:{SHA}y" });
+    provider.apply(credentials("bob:{SHA}y"), true);
+    expect(provider.data(ref)).to.equal(undefined);
+
+    provider.apply({ ...copy("web/site-cert", "CERT"), type: "kubernetes.io/tls" }, false);
+    expect(provider.get({ namespace: "web", name: "site-cert" })?.cert).to.equal("CERT");
+    expect(provider.data({ namespace: "web", name: "site-cert" })).to.equal(undefined);
+  });
+
   it("names copies deterministically and within Kubernetes name limits", () => {
     const name = certificateCopyName({ namespace: "a".repeat(63), name: "b".repeat(253) });
     expect(name).to.match(/^rauta-cert-[0-9a-f]{20}$/);
