@@ -7,7 +7,7 @@ import { SecurityPolicy } from "./kinds.ts";
 export const SecurityPolicyCapability = new Capability({
   name: "security-policy",
   description:
-    "Validates SecurityPolicies (IP allow and deny lists on the real client address) and tracks them for the compiler.",
+    "Validates SecurityPolicies (IP allow and deny lists, basic auth, API keys, sign-in) and tracks them for the compiler.",
 });
 
 watchKind(SecurityPolicyCapability.When, SecurityPolicy, "SecurityPolicy", policy =>

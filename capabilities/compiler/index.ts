@@ -183,11 +183,15 @@ export function compile(snapshot: Snapshot, options: CompileOptions = {}): Compi
     grpcRoutes: snapshot.grpcRoutes ?? [],
     services: snapshot.services,
   });
-  const security = new SecurityPolicies(sortedByKey(snapshot.securityPolicies ?? []), {
-    gateways: snapshot.gateways,
-    httpRoutes: snapshot.httpRoutes,
-    grpcRoutes: snapshot.grpcRoutes ?? [],
-  });
+  const security = new SecurityPolicies(
+    sortedByKey(snapshot.securityPolicies ?? []),
+    {
+      gateways: snapshot.gateways,
+      httpRoutes: snapshot.httpRoutes,
+      grpcRoutes: snapshot.grpcRoutes ?? [],
+    },
+    { secrets, grants },
+  );
   const served = new ServedRoutes();
   const clientPolicies = new ClientPolicies(
     sortedByKey(snapshot.clientTrafficPolicies ?? []),

@@ -7,6 +7,8 @@ import type { ListenerModel } from "./gateways.ts";
 import { compareStrings } from "./order.ts";
 import { PolicyAttachment, layersFor } from "./policy-attachment.ts";
 import type { AttachedModel, RuleTarget } from "./policy-attachment.ts";
+import { checkSecuritySecrets, unusableSections } from "./security-secrets.ts";
+import type { SecretLookup } from "./security-secrets.ts";
 import { SECURITY_SECTIONS, compileSecuritySpec } from "./security-settings.ts";
 import type { SecuritySection, SecuritySettings } from "./security-settings.ts";
 import type { SecurityPolicy } from "./snapshot.ts";
@@ -26,11 +28,21 @@ export interface EffectiveSecurity {
 export class SecurityPolicies {
   private readonly attachment: PolicyAttachment<SecurityPolicy, SecuritySettings>;
 
-  constructor(policies: readonly SecurityPolicy[], targets: Omit<TrafficTargets, "services">) {
+  constructor(
+    policies: readonly SecurityPolicy[],
+    targets: Omit<TrafficTargets, "services">,
+    lookup: SecretLookup,
+  ) {
     this.attachment = new PolicyAttachment(
       "SecurityPolicy",
       policies,
-      p => compileSecuritySpec(p.spec),
+      p => {
+        const namespace = p.metadata.namespace ?? "default";
+        const settings = compileSecuritySpec(p.spec, { namespace, name: p.metadata.name });
+        return Array.isArray(settings)
+          ? settings
+          : checkSecuritySecrets(settings, namespace, lookup);
+      },
       targetIndex({ ...targets, services: [] }),
     );
   }
@@ -56,6 +68,14 @@ export class SecurityPolicies {
 }
 
 function accepted(model: Model, condition: MakeCondition): Condition {
+  const unusable = unusableSections(model.settings!);
+  if (unusable.length > 0)
+    return condition(
+      "Accepted",
+      false,
+      "Invalid",
+      `${unusable.join("; ")}; the routes it targets answer 500 until this is fixed`,
+    );
   const sections = SECURITY_SECTIONS.filter(s => model.settings![s] !== undefined).join(", ");
   return condition("Accepted", true, "Accepted", `policy applies: ${sections}`);
 }

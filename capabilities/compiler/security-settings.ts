@@ -2,7 +2,7 @@
 // problem that makes the policy unusable. Admission and the compiler share these checks, so
 // `kubectl apply` refuses exactly what status would report.
 import { formatCidr, parseCidr } from "../../proxy/config/cidr.ts";
-import type { Authorization, Route } from "../../proxy/config/index.ts";
+import type { ApiKeyAuth, Authorization, BasicAuth, Route } from "../../proxy/config/index.ts";
 import { signInProblem } from "../../proxy/filters/sign-in.ts";
 import type { Problem } from "./conditions.ts";
 import { repeatedTargets } from "./policy-attachment.ts";
@@ -13,15 +13,31 @@ export type SecuritySpec = SecurityPolicy["spec"];
 /** What one policy sets, section by section; each section is taken whole from one policy. */
 export interface SecuritySettings {
   authorization?: Authorization;
+  basicAuth?: BasicAuth;
+  apiKeyAuth?: ApiKeyAuth;
   signIn?: NonNullable<Route["signIn"]>;
 }
 export type SecuritySection = keyof SecuritySettings;
-export const SECURITY_SECTIONS: readonly SecuritySection[] = ["authorization", "signIn"];
+export const SECURITY_SECTIONS: readonly SecuritySection[] = [
+  "authorization",
+  "basicAuth",
+  "apiKeyAuth",
+  "signIn",
+];
+
+/** Where the policy is: its namespace is the default of its Secret references. */
+export interface PolicyPlace {
+  namespace: string;
+  name: string;
+}
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
 /** The compiled sections, or every problem of the spec (field paths a person can find). */
-export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Problem[] {
+export function compileSecuritySpec(
+  spec: SecuritySpec,
+  place: PolicyPlace,
+): SecuritySettings | Problem[] {
   const problems: string[] = [];
   const out: SecuritySettings = {};
   for (const [i, t] of (spec.targetRefs ?? []).entries())
@@ -52,6 +68,46 @@ export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Prob
     out.authorization = { defaultAction, rules };
   }
 
+  const b = spec.basicAuth;
+  if (b) {
+    out.basicAuth = {
+      secretRef: { namespace: b.users.namespace ?? place.namespace, name: b.users.name },
+      realm: b.realm ?? place.name,
+      ...(b.forwardUsernameHeader ? { forwardUsernameHeader: b.forwardUsernameHeader } : {}),
+    };
+  }
+
+  const k = spec.apiKeyAuth;
+  if (k) {
+    for (const [i, e] of k.extractFrom.entries())
+      if ((e.headers ?? []).length + (e.params ?? []).length + (e.cookies ?? []).length === 0)
+        problems.push(
+          `spec.apiKeyAuth.extractFrom[${i}]: name a header, a query parameter or a cookie the key is in`,
+        );
+    if (
+      k.forwardClientIDHeader &&
+      k.extractFrom.some(e =>
+        (e.headers ?? []).some(h => h.toLowerCase() === k.forwardClientIDHeader!.toLowerCase()),
+      )
+    )
+      problems.push(
+        `spec.apiKeyAuth.forwardClientIDHeader: ${k.forwardClientIDHeader} is where the key is looked for too; the client id would replace it`,
+      );
+    out.apiKeyAuth = {
+      secretRefs: k.credentialRefs.map(r => ({
+        namespace: r.namespace ?? place.namespace,
+        name: r.name,
+      })),
+      extractFrom: k.extractFrom.map(e => ({
+        headers: e.headers ?? [],
+        params: e.params ?? [],
+        cookies: e.cookies ?? [],
+      })),
+      ...(k.forwardClientIDHeader ? { forwardClientIdHeader: k.forwardClientIDHeader } : {}),
+      sanitize: k.sanitize ?? false,
+    };
+  }
+
   if (spec.signIn) {
     const problem = signInProblem(spec.signIn.url);
     if (problem !== null) problems.push(`spec.signIn.url: ${problem}`);
@@ -59,7 +115,7 @@ export function compileSecuritySpec(spec: SecuritySpec): SecuritySettings | Prob
   }
 
   if (SECURITY_SECTIONS.every(s => out[s] === undefined))
-    problems.push("spec sets nothing: give authorization or signIn");
+    problems.push("spec sets nothing: give authorization, basicAuth, apiKeyAuth or signIn");
   if (problems.length > 0) return problems.map(message => ({ reason: "Invalid", message }));
   return out;
 }

@@ -6,6 +6,7 @@
 import type { Cluster, Route } from "../../proxy/config/index.ts";
 import { compareStrings } from "./order.ts";
 import type { EffectiveSecurity } from "./security-policies.ts";
+import { SECURITY_SECTIONS } from "./security-settings.ts";
 import type { EffectiveTraffic, Layer } from "./traffic-policies.ts";
 import type { TrafficSettings } from "./traffic-settings.ts";
 
@@ -46,9 +47,13 @@ export class ServedRoutes {
     stream: boolean,
     security: EffectiveSecurity | null,
   ): Route {
-    const authorization = stream ? undefined : security?.settings.authorization;
-    const signIn = stream ? undefined : security?.settings.signIn;
-    const guarded = { ...(authorization ? { authorization } : {}), ...(signIn ? { signIn } : {}) };
+    // every SecurityPolicy section is the Route field of its name
+    const guarded: Partial<Route> = {};
+    if (!stream && security !== null)
+      for (const section of SECURITY_SECTIONS) {
+        const value = security.settings[section];
+        if (value !== undefined) (guarded as Record<string, unknown>)[section] = value;
+      }
     if (traffic === null) return { ...route, ...guarded };
     const { rateLimit, timeout, retry, ...clusterSettings } = traffic.settings;
     const clusterId = (id: string | null) => {

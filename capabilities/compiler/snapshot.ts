@@ -76,14 +76,19 @@ export interface EndpointSlice {
   ports?: Array<{ name?: string; port?: number; protocol?: string; appProtocol?: string }>;
 }
 
-// Only what a Secret's use as a certificate needs: its type and which keys it has. The data
-// never reaches the compiler, so it can never reach the config.
+// Only what a Secret's use as a certificate or as credentials needs: its type, which keys it has
+// and what is wrong with them. The data never reaches the compiler, so it can never reach the
+// config.
 export interface SecretMeta {
   metadata: ObjectMeta;
   type?: string;
   keys: string[];
   /** a kubernetes.io/tls Secret whose tls.crt/tls.key cannot serve TLS: why */
   tlsProblem?: string;
+  /** a .htpasswd key the gateway cannot check users against: why */
+  htpasswdProblem?: string;
+  /** keys whose value is empty (an API key nobody can present) */
+  emptyKeys?: string[];
 }
 
 // What the compiler knows of a ConfigMap that holds a CA bundle under `ca.crt` (a

@@ -180,6 +180,9 @@ export class KubernetesIO implements ControlPlaneIO {
       const current = version(ref);
       if (current !== undefined && this.copied.get(key) === current) continue;
       const source = await K8s(kind.Secret).InNamespace(ref.namespace).Get(ref.name);
+      // a certificate copy holds the key pair alone; a credentials Secret (htpasswd users, API
+      // keys) is copied whole, as an Opaque Secret, since its keys are the data
+      const certificate = source.type === "kubernetes.io/tls";
       await K8s(kind.Secret).Apply(
         {
           metadata: {
@@ -188,11 +191,13 @@ export class KubernetesIO implements ControlPlaneIO {
             labels: { [CERTIFICATE_LABEL]: "true" },
             annotations: { [CERTIFICATE_SOURCE_ANNOTATION]: key },
           },
-          type: "kubernetes.io/tls",
-          data: {
-            "tls.crt": source.data?.["tls.crt"] ?? "",
-            "tls.key": source.data?.["tls.key"] ?? "",
-          },
+          type: certificate ? "kubernetes.io/tls" : "Opaque",
+          data: certificate
+            ? {
+                "tls.crt": source.data?.["tls.crt"] ?? "",
+                "tls.key": source.data?.["tls.key"] ?? "",
+              }
+            : { ...source.data },
         },
         { force: true },
       );

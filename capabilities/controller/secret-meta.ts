@@ -1,9 +1,11 @@
-// What the compiler knows of a Secret: its metadata, type and key names, and for a
+// What the compiler knows of a Secret: its metadata, type and key names, for a
 // kubernetes.io/tls Secret whether tls.crt and tls.key are a usable certificate and key (the
 // conformance suite's GatewayInvalidTLSConfiguration: a malformed one is ResolvedRefs False,
-// InvalidCertificateRef). The data itself never reaches the compiler or the compiled config.
+// InvalidCertificateRef), and for credentials whether a .htpasswd can be checked against and
+// which keys are empty. The data itself never reaches the compiler or the compiled config.
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { SecretMeta } from "../compiler/snapshot.ts";
+import { htpasswdProblem } from "../../proxy/filters/htpasswd.ts";
 
 interface SecretObject {
   metadata?: Record<string, unknown>;
@@ -44,11 +46,17 @@ export function secretMeta(object: SecretObject): SecretMeta {
     ...(typeof object.type === "string" ? { type: object.type } : {}),
     keys,
   };
+  const value = (k: string) => (k in stringData ? text(stringData[k], false) : text(data[k], true));
   if (object.type === "kubernetes.io/tls" && keys.includes("tls.crt") && keys.includes("tls.key")) {
-    const value = (k: string) =>
-      k in stringData ? text(stringData[k], false) : text(data[k], true);
     const problem = tlsProblem(value("tls.crt"), value("tls.key"));
     if (problem !== null) meta.tlsProblem = problem;
   }
+  if (object.type === "kubernetes.io/tls") return meta;
+  if (keys.includes(".htpasswd")) {
+    const problem = htpasswdProblem(value(".htpasswd"));
+    if (problem !== null) meta.htpasswdProblem = problem;
+  }
+  const empty = keys.filter(k => value(k) === "");
+  if (empty.length > 0) meta.emptyKeys = empty;
   return meta;
 }

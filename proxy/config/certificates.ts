@@ -18,8 +18,8 @@ interface CertificateUses {
 }
 interface CredentialUses {
   routes: ReadonlyArray<{
-    basicAuth?: { secretRef: ObjectRef };
-    apiKeyAuth?: { secretRefs: readonly ObjectRef[] };
+    basicAuth?: { secretRef: ObjectRef; unusable?: string };
+    apiKeyAuth?: { secretRefs: readonly ObjectRef[]; unusable?: string };
   }>;
 }
 
@@ -37,12 +37,13 @@ export function referencedCertificates(config: CertificateUses): ObjectRef[] {
   });
 }
 
-/** The basic-auth and API-key Secrets of the config's routes, once each. */
+/** The basic-auth and API-key Secrets of the config's routes, once each (not unusable ones). */
 export function referencedCredentials(config: CredentialUses): ObjectRef[] {
   return unique(add => {
     for (const r of config.routes) {
-      if (r.basicAuth) add(r.basicAuth.secretRef);
-      for (const ref of r.apiKeyAuth?.secretRefs ?? []) add(ref);
+      if (r.basicAuth && r.basicAuth.unusable === undefined) add(r.basicAuth.secretRef);
+      if (r.apiKeyAuth?.unusable === undefined)
+        for (const ref of r.apiKeyAuth?.secretRefs ?? []) add(ref);
     }
   });
 }

@@ -217,6 +217,9 @@ export const BasicAuth = z
     realm: z.string().min(1).max(256),
     // set to the user's name on the request the backend gets
     forwardUsernameHeader: headerName.optional(),
+    // the Secret cannot serve (missing, not permitted, lines no hash the proxy checks): why.
+    // Requests get 500 — a broken policy closes its routes, never opens them.
+    unusable: z.string().optional(),
   })
   .strict();
 export type BasicAuth = z.infer<typeof BasicAuth>;
@@ -240,6 +243,8 @@ export const ApiKeyAuth = z
     forwardClientIdHeader: headerName.optional(),
     // remove the key from the request before the backend sees it
     sanitize: z.boolean(),
+    // as BasicAuth.unusable: a Secret cannot serve, requests get 500
+    unusable: z.string().optional(),
   })
   .strict();
 export type ApiKeyAuth = z.infer<typeof ApiKeyAuth>;

@@ -3,6 +3,7 @@
 // messages; ReferenceGrant enforcement; controller and proxy restarts.
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { ensureHostTools } from "../../hack/cluster/build.ts";
 import { deployLocal, undeployLocal } from "../../hack/deploy/local.ts";
 import type { Cluster } from "./helpers/cluster.ts";
@@ -683,6 +684,12 @@ spec:
   - name: guarded
     matches: [{path: {type: PathPrefix, value: /guarded}}]
     backendRefs: [{name: echo, port: 8080}]
+  - name: signed-in
+    matches: [{path: {type: PathPrefix, value: /signed-in}}]
+    backendRefs: [{name: echo, port: 8080}]
+  - name: keyed
+    matches: [{path: {type: PathPrefix, value: /keyed}}]
+    backendRefs: [{name: echo, port: 8080}]
   - name: flaky
     matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: flaky, port: 8080}]
@@ -723,6 +730,110 @@ spec:
         status?: { ancestors?: Array<{ conditions: Condition[] }> };
       }>(["securitypolicy", "guard", "-n", ns]);
       expect(condition(p.status?.ancestors?.[0]?.conditions, "Accepted")?.status).to.equal("True");
+    });
+
+    it("SecurityPolicy: basic auth and API keys from Secrets through the proxy; a rotated password applies, a deleted key Secret closes the rule (500)", async () => {
+      const sha1 = (pw: string) => `{SHA}${createHash("sha1").update(pw).digest("base64")}`;
+      const users = (line: string) => `
+apiVersion: v1
+kind: Secret
+metadata: {name: staff}
+type: Opaque
+stringData:
+  .htpasswd: "${line}"
+`;
+      const keysSecret = `
+apiVersion: v1
+kind: Secret
+metadata: {name: partner-keys}
+type: Opaque
+stringData: {partner-a: key-1}
+`;
+      k.apply(users(`alice:${sha1("s3cret")}`), ns);
+      k.apply(keysSecret, ns);
+      const keysPolicy = (extractFrom: string) => `
+apiVersion: rauta.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: partners}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: keyed}]
+  apiKeyAuth:
+    credentialRefs: [{name: partner-keys}]
+    extractFrom: ${extractFrom}
+    forwardClientIDHeader: X-Client-Id
+    sanitize: true
+`;
+      const bad = k.kubectlResult(["apply", "-n", ns, "-f", "-"], keysPolicy("[{}]"));
+      expect(bad.code).to.not.equal(0);
+      expect(bad.stderr).to.include("name a header, a query parameter or a cookie the key is in");
+      k.apply(keysPolicy("[{headers: [x-api-key]}]"), ns);
+      k.apply(
+        `
+apiVersion: rauta.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: staff}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: policies, sectionName: signed-in}]
+  basicAuth:
+    users: {name: staff}
+    realm: staff
+    forwardUsernameHeader: X-User
+`,
+        ns,
+      );
+      const as = (user: string, pw: string) => ({
+        authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString("base64")}`,
+      });
+      const signedIn = (pw: string) =>
+        httpGet(address, 80, "policies.example.com", "/signed-in", as("alice", pw));
+      await eventually("alice to be let in", 60_000, async () =>
+        (await signedIn("s3cret")).status === 200 ? true : undefined,
+      );
+      const echoed = await signedIn("s3cret");
+      expect(echoed.body).to.match(/"X-User":\["alice"\]/);
+      const anonymous = await get("policies.example.com", "/signed-in");
+      expect(anonymous.status).to.equal(401);
+      expect(anonymous.headers["www-authenticate"]).to.equal(
+        'Basic realm="staff", charset="UTF-8"',
+      );
+      expect((await signedIn("wrong")).status).to.equal(401);
+
+      const keyed = (key?: string) =>
+        httpGet(address, 80, "policies.example.com", "/keyed", key ? { "x-api-key": key } : {});
+      await eventually("the API key to be let in", 60_000, async () =>
+        (await keyed("key-1")).status === 200 ? true : undefined,
+      );
+      const partner = await keyed("key-1");
+      expect(partner.body).to.match(/"X-Client-Id":\["partner-a"\]/);
+      expect(partner.body).to.not.include("key-1");
+      expect((await keyed()).status).to.equal(401);
+      expect((await keyed("key-2")).status).to.equal(401);
+
+      // a new password: the copy in the proxy's namespace follows, no new config needed
+      k.apply(users(`alice:${sha1("n3w")}`), ns);
+      await eventually("the new password to apply", 60_000, async () =>
+        (await signedIn("n3w")).status === 200 && (await signedIn("s3cret")).status === 401
+          ? true
+          : undefined,
+      );
+
+      // the key Secret gone: the rule closes (500), the policy says why
+      k.kubectl(["delete", "secret", "partner-keys", "-n", ns]);
+      await eventually("the keyed rule to close", 60_000, async () =>
+        (await keyed("key-1")).status === 500 ? true : undefined,
+      );
+      const accepted = await eventually("the policy to say why", 60_000, () => {
+        const p = k.getJson<{ status?: { ancestors?: Array<{ conditions: Condition[] }> } }>([
+          "securitypolicy",
+          "partners",
+          "-n",
+          ns,
+        ]);
+        const c = condition(p.status?.ancestors?.[0]?.conditions, "Accepted");
+        return c?.status === "False" ? c : undefined;
+      });
+      expect(accepted.reason).to.equal("Invalid");
+      expect(accepted?.message).to.include(`Secret ${ns}/partner-keys not found`);
     });
 
     it("rate-limits globally from a Redis (a real redis-server pod), and fails open when it is gone", async () => {

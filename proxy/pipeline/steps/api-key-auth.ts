@@ -107,6 +107,10 @@ export class ApiKeyAuthStep implements RequestStep {
   run(ctx: RequestContext): StepResult {
     const count = (result: string) =>
       this.metrics.credentialAuth.labels(ctx.route.id, "api_key", result).inc();
+    if (this.settings.unusable !== undefined) {
+      count("unavailable");
+      return { status: 500, detail: `API keys unavailable: ${this.settings.unusable}` };
+    }
     const clients = this.clients();
     if (clients === null) {
       count("unavailable");

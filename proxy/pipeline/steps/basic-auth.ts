@@ -72,6 +72,10 @@ export class BasicAuthStep implements RequestStep {
   }
 
   run(ctx: RequestContext): StepResult | Promise<StepResult> {
+    if (this.settings.unusable !== undefined) {
+      this.metrics.credentialAuth.labels(ctx.route.id, "basic", "unavailable").inc();
+      return { status: 500, detail: `basic auth unavailable: ${this.settings.unusable}` };
+    }
     const users = this.users();
     if (users === undefined) {
       this.metrics.credentialAuth.labels(ctx.route.id, "basic", "unavailable").inc();

@@ -10,7 +10,7 @@ const GATEWAY = "targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, 
 type Spec = SecurityPolicy["spec"];
 
 const settings = (yaml: string) => {
-  const out = compileSecuritySpec(parse(GATEWAY + yaml) as Spec);
+  const out = compileSecuritySpec(parse(GATEWAY + yaml) as Spec, { namespace: "edge", name: "s" });
   if (Array.isArray(out)) throw new Error(out.map(p => p.message).join("; "));
   return out;
 };
@@ -70,7 +70,7 @@ describe("SecurityPolicy settings", () => {
       "SecurityPolicy edge/s: spec.authorization: give rules, or a defaultAction (Deny closes the routes to everyone)",
     ]);
     expect(refused("")).to.deep.equal([
-      "SecurityPolicy edge/s: spec sets nothing: give authorization or signIn",
+      "SecurityPolicy edge/s: spec sets nothing: give authorization, basicAuth, apiKeyAuth or signIn",
     ]);
   });
 
@@ -92,6 +92,51 @@ describe("SecurityPolicy settings", () => {
       expect(refused(`signIn: {url: '${url}'}`)[0], url).to.include(
         "not an absolute http(s) URL or a path starting with /",
       );
+  });
+
+  it("basicAuth: the users' Secret in the policy's namespace by default, the realm the policy's name", () => {
+    expect(settings("basicAuth: {users: {name: staff}}").basicAuth).to.deep.equal({
+      secretRef: { namespace: "edge", name: "staff" },
+      realm: "s",
+    });
+    expect(
+      settings(
+        "basicAuth: {users: {name: staff, namespace: auth}, realm: Staff only, forwardUsernameHeader: X-User}",
+      ).basicAuth,
+    ).to.deep.equal({
+      secretRef: { namespace: "auth", name: "staff" },
+      realm: "Staff only",
+      forwardUsernameHeader: "X-User",
+    });
+  });
+
+  it("apiKeyAuth: every extractFrom entry filled in, sanitize off by default; a key looked for nowhere or overwritten by the client id refused", () => {
+    expect(
+      settings(
+        "apiKeyAuth: {credentialRefs: [{name: keys}, {name: more, namespace: shared}], extractFrom: [{headers: [x-api-key]}, {params: [key], cookies: [k]}], forwardClientIDHeader: X-Client}",
+      ).apiKeyAuth,
+    ).to.deep.equal({
+      secretRefs: [
+        { namespace: "edge", name: "keys" },
+        { namespace: "shared", name: "more" },
+      ],
+      extractFrom: [
+        { headers: ["x-api-key"], params: [], cookies: [] },
+        { headers: [], params: ["key"], cookies: ["k"] },
+      ],
+      forwardClientIdHeader: "X-Client",
+      sanitize: false,
+    });
+    expect(
+      refused("apiKeyAuth: {credentialRefs: [{name: keys}], extractFrom: [{}]}"),
+    ).to.deep.equal([
+      "SecurityPolicy edge/s: spec.apiKeyAuth.extractFrom[0]: name a header, a query parameter or a cookie the key is in",
+    ]);
+    expect(
+      refused(
+        "apiKeyAuth: {credentialRefs: [{name: keys}], extractFrom: [{headers: [X-Key]}], forwardClientIDHeader: x-key}",
+      )[0],
+    ).to.include("forwardClientIDHeader: x-key is where the key is looked for too");
   });
 
   it("refuses a target named twice", () => {

@@ -187,6 +187,22 @@ describe("proxy: basic auth and API keys (SecurityPolicy basicAuth, apiKeyAuth)"
     await px.close(100);
   });
 
+  it("answers 500 on a route whose policy's Secrets cannot serve, whatever the client sends", async () => {
+    const users = new Map([["web/users", { ".htpasswd": `alice:${sha1("x")}` }]]);
+    const { port, px } = await serving(
+      {
+        basicAuth: { ...basicAuth, unusable: "Secret web/users not found" },
+        apiKeyAuth: { ...apiKeyAuth, unusable: "Secret web/keys not found" },
+      },
+      users,
+    );
+    const r = await get(port, "/", { headers: { authorization: basic("alice", "x") } });
+    expect(r.status).to.equal(500);
+    // the API-key check comes first (chain step 2)
+    expect(r.body).to.include("API keys unavailable: Secret web/keys not found");
+    await px.close(100);
+  });
+
   const apiKeyAuth: ApiKeyAuth = {
     secretRefs: [keysRef, moreKeysRef],
     extractFrom: [{ headers: ["X-API-Key"], params: ["api_key"], cookies: ["key"] }],

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEcho, freePort, get, sleep, rawExchange } from "./helpers.ts";
-import type { Echo } from "./helpers.ts";
+import type { Echo, EchoBody } from "./helpers.ts";
 import { frame, grpcCall } from "../../helpers/grpc.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -408,7 +408,7 @@ ${backendsYaml(api.port, api.port).split("---").slice(0, 2).join("---")}`;
 describe("rauta serve on examples/policies.yaml (the README's policy demo)", function () {
   this.timeout(40_000);
 
-  it("rate-limits the demo's /api rule after its burst of 10, with Retry-After", async () => {
+  it("rate-limits the demo's /api rule after its burst of 10, with Retry-After, and signs clients in on /admin and /partners", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rauta-serve-policies-"));
     const api = await startEcho("api");
     const web = await startEcho("web");
@@ -428,6 +428,26 @@ describe("rauta serve on examples/policies.yaml (the README's policy demo)", fun
       expect(replies[11]!.headers["retry-after"]).to.equal("1");
       // the other rules are not limited
       expect((await get(port, "/v2/hello")).status).to.equal(200);
+
+      // basic auth on /admin (the Secret's htpasswd line), API keys on /partners
+      const anonymous = await get(port, "/admin/");
+      expect(anonymous.status).to.equal(401);
+      expect(anonymous.headers["www-authenticate"]).to.equal(
+        'Basic realm="demo admins", charset="UTF-8"',
+      );
+      const admin = await get(port, "/admin/", {
+        headers: { authorization: `Basic ${Buffer.from("demo:demo").toString("base64")}` },
+      });
+      expect(admin.status).to.equal(200);
+      expect(admin.json<EchoBody>().headers["x-user"]).to.equal("demo");
+      expect((await get(port, "/partners/", { headers: { "x-api-key": "nope" } })).status).to.equal(
+        401,
+      );
+      const partner = (await get(port, "/partners/?api_key=demo-key")).json<EchoBody>();
+      expect([partner.headers["x-client-id"], partner.url]).to.deep.equal([
+        "partner-a",
+        "/partners/",
+      ]);
     } finally {
       child.kill("SIGKILL");
       await new Promise(r => child.once("exit", r));
