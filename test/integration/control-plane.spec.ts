@@ -790,7 +790,9 @@ spec:
         (await signedIn("s3cret")).status === 200 ? true : undefined,
       );
       const echoed = await signedIn("s3cret");
-      expect(echoed.body).to.match(/"X-User":\["alice"\]/);
+      const echoedHeaders = (b: string) =>
+        (JSON.parse(b) as { headers: Record<string, string[]> }).headers;
+      expect(echoedHeaders(echoed.body)["X-User"]).to.deep.equal(["alice"]);
       const anonymous = await get("policies.example.com", "/signed-in");
       expect(anonymous.status).to.equal(401);
       expect(anonymous.headers["www-authenticate"]).to.equal(
@@ -804,8 +806,8 @@ spec:
         (await keyed("key-1")).status === 200 ? true : undefined,
       );
       const partner = await keyed("key-1");
-      expect(partner.body).to.match(/"X-Client-Id":\["partner-a"\]/);
-      expect(partner.body).to.not.include("key-1");
+      expect(echoedHeaders(partner.body)["X-Client-Id"]).to.deep.equal(["partner-a"]);
+      expect(echoedHeaders(partner.body)["X-Api-Key"]).to.equal(undefined);
       expect((await keyed()).status).to.equal(401);
       expect((await keyed("key-2")).status).to.equal(401);
 
