@@ -105,6 +105,8 @@ export class BackendResolver {
     fromNamespace: string,
     field: string,
     routeKind: RouteKind = "HTTPRoute",
+    /** whose protocol the cluster speaks, when not the route's (an ExternalAuth GRPC service) */
+    speaks: RouteKind = routeKind,
   ): BackendResolution {
     const group = ref.group ?? "";
     const kind = ref.kind ?? "Service";
@@ -165,7 +167,7 @@ export class BackendResolver {
         },
       };
     }
-    const grpc = routeKind === "GRPCRoute";
+    const grpc = speaks === "GRPCRoute";
     // a TLSRoute's backend gets the client's bytes as they are (passthrough: still TLS): its
     // appProtocol and any BackendTLSPolicy are about HTTP, which the gateway does not speak here
     if (routeKind === "TLSRoute")

@@ -240,16 +240,19 @@ export function translateFilters(
             reason: "UnsupportedValue",
             message: `${field}: externalAuth is required for type ExternalAuth`,
           });
-        if (auth.protocol !== "HTTP")
+        if (auth.protocol !== "HTTP" && auth.protocol !== "GRPC")
           return fail({
             reason: "UnsupportedValue",
-            message: `${field}: externalAuth protocol ${auth.protocol} is not supported by RAUTA (HTTP is); the rule is not served rather than served without its auth`,
+            message: `${field}: externalAuth protocol ${String(auth.protocol)} is not supported by RAUTA (HTTP and GRPC are); the rule is not served rather than served without its auth`,
           });
+        const grpc = auth.protocol === "GRPC";
         const resolution = ctx.backends.resolve(
           auth.backendRef,
           ctx.namespace,
           `${field}.externalAuth.backendRef`,
           ctx.routeKind,
+          // an ext_authz service speaks gRPC, whatever route asks it
+          grpc ? "GRPCRoute" : ctx.routeKind,
         );
         if (!resolution.cluster) {
           // the spec: problems reaching the auth service fail closed (500 for the rule's requests)
@@ -260,11 +263,14 @@ export function translateFilters(
         result.filters.push({
           type: "ExternalAuth",
           clusterId: resolution.cluster.id,
-          pathPrefix: auth.http?.path ?? "",
-          allowedHeaders: (auth.http?.allowedHeaders ?? []).map(h => h.toLowerCase()),
-          allowedResponseHeaders: (auth.http?.allowedResponseHeaders ?? []).map(h =>
-            h.toLowerCase(),
-          ),
+          ...(grpc ? { protocol: "GRPC" as const } : {}),
+          pathPrefix: grpc ? "" : (auth.http?.path ?? ""),
+          allowedHeaders: (
+            (grpc ? auth.grpc?.allowedHeaders : auth.http?.allowedHeaders) ?? []
+          ).map(h => h.toLowerCase()),
+          allowedResponseHeaders: grpc
+            ? []
+            : (auth.http?.allowedResponseHeaders ?? []).map(h => h.toLowerCase()),
           timeoutMs: EXTERNAL_AUTH_TIMEOUT_MS,
           ...((auth.forwardBody?.maxSize ?? 0) > 0
             ? { forwardBodyBytes: auth.forwardBody!.maxSize! }

@@ -120,6 +120,9 @@ export const Filter = z.discriminatedUnion("type", [
     .object({
       type: z.literal("ExternalAuth"),
       clusterId: z.string(),
+      // GRPC: Envoy's ext_authz Check (envoy.service.auth.v3) over the cluster's HTTP/2, every
+      // header sent unless allowedHeaders lists some; absent: HTTP
+      protocol: z.literal("GRPC").optional(),
       pathPrefix: z.string(),
       allowedHeaders: z.array(headerName),
       allowedResponseHeaders: z.array(headerName),

@@ -6,7 +6,7 @@
 //   1. cors               the route's CORS filter (a preflight is answered before any auth)
 //   2. api-key-auth       the route's API keys (SecurityPolicy apiKeyAuth): 401 without a known one
 //   3. basic-auth         the route's htpasswd users (SecurityPolicy basicAuth): 401 + challenge
-//   4. external auth      the route's ExternalAuth filter: its auth service allows or answers
+//   4. external auth      the route's ExternalAuth filter: its auth service (HTTP or gRPC) allows or answers
 //   5. gateway plugins    RautaPlugins targeting the Gateway (Listener.plugins), in config order
 //   6. route plugins      the rauta.io/plugins annotation, then the rule's ExtensionRef filters as listed
 //   7. rate-limit         the route's rateLimit (BackendTrafficPolicy), local or global (Redis)

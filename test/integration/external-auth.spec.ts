@@ -1,6 +1,7 @@
-// The ExternalAuth filter (GEP-1494, experimental channel) against a real oauth2-proxy on
+// The ExternalAuth filter (GEP-1494, experimental channel) against real auth services on
 // hack/cluster: RAUTA deployed on the experimental CRDs, an HTTPRoute whose rule asks
-// oauth2-proxy's /oauth2/auth (basic auth from an htpasswd file) before reaching the echo pod.
+// oauth2-proxy's /oauth2/auth (basic auth from an htpasswd file) before reaching the echo pod,
+// and one whose rule asks a gRPC ext_authz server (hack/ext-authz, Envoy's Check API).
 import { expect } from "chai";
 import {
   deployLocal,
@@ -11,6 +12,7 @@ import {
 import type { Cluster } from "./helpers/cluster.ts";
 import { clusterHandle, eventually, uniqueNamespace } from "./helpers/cluster.ts";
 import { htpasswdLine, oauth2ProxyBinary } from "./helpers/oauth2-proxy.ts";
+import { extAuthzBinary } from "../helpers/ext-authz.ts";
 import { echoApp, httpGet } from "./helpers/workloads.ts";
 
 interface Condition {
@@ -18,7 +20,7 @@ interface Condition {
   status: string;
 }
 
-describe("ExternalAuth through the proxy, against oauth2-proxy (experimental channel)", function () {
+describe("ExternalAuth through the proxy, against oauth2-proxy and a gRPC ext_authz server (experimental channel)", function () {
   this.timeout(20 * 60_000);
   let k: Cluster;
   const ns = uniqueNamespace("it-extauth");
@@ -28,6 +30,7 @@ describe("ExternalAuth through the proxy, against oauth2-proxy (experimental cha
 
   before(async () => {
     const bin = oauth2ProxyBinary();
+    const extAuthz = extAuthzBinary();
     k = await deployLocal({ channel: "experimental" });
     k.kubectl(["create", "namespace", ns]);
     k.apply(echoApp("echo"), ns);
@@ -79,6 +82,28 @@ describe("ExternalAuth through the proxy, against oauth2-proxy (experimental cha
             metadata: { name: "oauth2-proxy" },
             spec: { selector: { app: "oauth2-proxy" }, ports: [{ port: 4180, targetPort: 4180 }] },
           },
+          {
+            apiVersion: "v1",
+            kind: "Pod",
+            metadata: { name: "ext-authz", labels: { app: "ext-authz" } },
+            spec: {
+              containers: [
+                {
+                  name: "ext-authz",
+                  image: "rauta.dev/exec:test",
+                  command: [extAuthz, "-listen", "0.0.0.0:9191"],
+                  ports: [{ containerPort: 9191 }],
+                  readinessProbe: { tcpSocket: { port: 9191 }, periodSeconds: 1 },
+                },
+              ],
+            },
+          },
+          {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "ext-authz" },
+            spec: { selector: { app: "ext-authz" }, ports: [{ port: 9191, targetPort: 9191 }] },
+          },
         ],
       }),
       ns,
@@ -107,6 +132,13 @@ spec:
         protocol: HTTP
         backendRef: {name: oauth2-proxy, port: 4180}
         http: {path: /oauth2/auth, allowedResponseHeaders: [X-Auth-Request-User]}
+    backendRefs: [{name: echo, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /grpc-checked}}]
+    filters:
+    - type: ExternalAuth
+      externalAuth:
+        protocol: GRPC
+        backendRef: {name: ext-authz, port: 9191}
     backendRefs: [{name: echo, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: echo, port: 8080}]
@@ -153,5 +185,20 @@ spec:
       );
     }
     expect((await get("/public")).status).to.equal(200);
+  });
+
+  it("asks the gRPC ext_authz server (protocol GRPC): its OK adds the user for the backend, its denial reaches the client", async () => {
+    const r = await eventually("an allowed request through ext_authz", 120_000, async () => {
+      const x = await get("/grpc-checked/x?secret=1", { authorization: "Bearer good" });
+      return x.status === 200 ? x : undefined;
+    });
+    const body = JSON.parse(r.body) as { path: string; headers: Record<string, string[]> };
+    expect(body.headers["X-Auth-User"]).to.deep.equal(["alice"]);
+    // the service's query changes: ?secret removed, trace=1 set
+    expect(body.path).to.include("trace=1").and.not.include("secret");
+    const denied = await get("/grpc-checked/x", { authorization: "Bearer bad" });
+    expect([denied.status, denied.body]).to.deep.equal([401, "who are you?"]);
+    expect(denied.headers["www-authenticate"]).to.equal("Bearer");
+    expect((await get("/grpc-checked/x", { authorization: "Bearer broken" })).status).to.equal(403);
   });
 });

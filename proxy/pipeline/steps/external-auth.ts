@@ -1,47 +1,106 @@
-// The Gateway API ExternalAuth filter (GEP-1494), HTTP protocol: the request goes to the auth
-// service first — same method, the filter's path prefix before its path, Host, Authorization,
-// the allowed headers and the X-Forwarded-* an auth proxy (oauth2-proxy, Authelia, OPA behind a
-// shim) needs to rebuild the original URL; the body too with forwardBody (read ahead up to
-// maxSize, a longer one answered 413 as the spec asks; the backend then gets the same bytes,
-// replayed). A 2xx lets the request through with the
-// answer's allowed headers set on it (who the user is, for the backend); any other answer goes
-// back to the client as it came (a 401 with WWW-Authenticate, a 302 to a sign-in page). No
-// answer, or none in time: 403, failing closed as the spec requires.
-import type { Dispatcher } from "undici";
+// The Gateway API ExternalAuth filter (GEP-1494): every request is first put to an auth service;
+// an allowing answer lets it through with what the service adds (who the user is, for the
+// backend), any other answer goes back to the client (a 401 with WWW-Authenticate, or the 302 of
+// a SecurityPolicy's signIn). No answer, or none in time: 403, failing closed as the spec
+// requires. forwardBody reads the body ahead up to maxSize (a longer one is answered 413, as the
+// spec asks; the backend then gets the same bytes, replayed). How the service is asked is the
+// transport's: HTTP here (ingress-nginx's auth-url, oauth2-proxy, Authelia), gRPC in
+// external-auth-grpc.ts (Envoy's ext_authz: OPA-Envoy, Authorino).
 import type { Filter } from "../../config/schema.ts";
-import { HOP_BY_HOP } from "../../filters/headers.ts";
 import { expandSignIn } from "../../filters/sign-in.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { callCluster } from "../../upstream/call.ts";
 import type { ClusterRuntime } from "../../upstream/cluster.ts";
 import type { LocalReply, RequestContext } from "../context.ts";
 import { BodyReadError } from "../request-body.ts";
 import { BODY_READ_TIMEOUT_MS } from "./plugin.ts";
 import type { RequestStep, StepResult } from "../step.ts";
+import { GrpcAuthTransport } from "./external-auth-grpc.ts";
+import { MAX_DENIAL_BODY, requestUri } from "../auth-verdict.ts";
+import type { AuthTransport, AuthVerdict } from "../auth-verdict.ts";
 
-type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
+export type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
 
-/** the most of an auth service's answer body passed on to the client */
-const MAX_DENIAL_BODY = 64 * 1024;
 /** never copied from an allowing answer onto the request, even when listed */
 const NOT_COPIED = new Set(["host", ":authority", "content-length", "content-type"]);
 
-/** The path and query the auth service is asked about. */
-const requestUri = (ctx: RequestContext) => (ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path);
+/** HTTP: the request's method and path (after the filter's prefix), its Authorization and allowed headers. */
+class HttpAuthTransport implements AuthTransport {
+  private readonly filter: ExternalAuthFilter;
+  private readonly cluster: ClusterRuntime | undefined;
+  private readonly allowed: ReadonlySet<string>;
+  private readonly copied: ReadonlySet<string> | null;
+  private readonly prefix: string;
 
-interface AuthAnswer {
-  status: number;
-  headers: Array<[string, string]>;
-  body: Buffer;
+  constructor(filter: ExternalAuthFilter, cluster: ClusterRuntime | undefined) {
+    this.filter = filter;
+    this.cluster = cluster;
+    this.allowed = new Set(filter.allowedHeaders);
+    this.copied = filter.allowedResponseHeaders.length
+      ? new Set(filter.allowedResponseHeaders)
+      : null;
+    this.prefix = filter.pathPrefix.replace(/\/+$/, "");
+  }
+
+  async ask(ctx: RequestContext, body: Buffer | null): Promise<AuthVerdict> {
+    const req = ctx.req;
+    const uri = requestUri(ctx);
+    // Content-Length is the forwarded body's (undici sets it); without forwardBody, 0 as the
+    // spec says, for methods with a body
+    const headers: string[] = ["host", ctx.authority];
+    for (const [name, value] of ctx.requestHeaders())
+      if (name === "authorization" || this.allowed.has(name)) headers.push(name, value);
+    if (
+      body !== null &&
+      !this.allowed.has("content-type") &&
+      ctx.req.headers["content-type"] !== undefined
+    )
+      headers.push("content-type", String(ctx.req.headers["content-type"]));
+    // what an auth proxy (oauth2-proxy, Authelia) needs to rebuild the original URL
+    headers.push(
+      "x-forwarded-for",
+      ctx.client,
+      "x-forwarded-proto",
+      ctx.lctx.scheme,
+      "x-forwarded-host",
+      ctx.authority,
+      "x-forwarded-uri",
+      uri,
+      "x-forwarded-method",
+      req.method ?? "GET",
+    );
+    const answer = await callCluster(this.cluster, {
+      method: req.method ?? "GET",
+      path: `${this.prefix}${uri}`,
+      headers,
+      body,
+      timeoutMs: this.filter.timeoutMs,
+      maxBody: MAX_DENIAL_BODY,
+    });
+    if (answer.status >= 200 && answer.status < 300)
+      return {
+        allowed: true,
+        apply: c => {
+          for (const [name, value] of answer.headers) {
+            if (NOT_COPIED.has(name) || (this.copied !== null && !this.copied.has(name))) continue;
+            c.setHeader(name, value);
+          }
+        },
+      };
+    return {
+      allowed: false,
+      status: answer.status,
+      headers: answer.headers.filter(([n]) => n !== "content-length"),
+      body: answer.body,
+    };
+  }
 }
 
 export class ExternalAuthStep implements RequestStep {
   readonly name: string;
   private readonly filter: ExternalAuthFilter;
-  private readonly cluster: ClusterRuntime | undefined;
+  private readonly transport: AuthTransport;
   private readonly metrics: Metrics;
-  private readonly allowed: ReadonlySet<string>;
-  private readonly copied: ReadonlySet<string> | null;
-  private readonly prefix: string;
   /** a SecurityPolicy's signIn: where a 401 sends the client instead */
   private readonly signIn: string | undefined;
 
@@ -54,13 +113,11 @@ export class ExternalAuthStep implements RequestStep {
     this.signIn = signIn;
     this.name = `external-auth ${filter.clusterId}`;
     this.filter = filter;
-    this.cluster = cluster;
     this.metrics = metrics;
-    this.allowed = new Set(filter.allowedHeaders);
-    this.copied = filter.allowedResponseHeaders.length
-      ? new Set(filter.allowedResponseHeaders)
-      : null;
-    this.prefix = filter.pathPrefix.replace(/\/+$/, "");
+    this.transport =
+      filter.protocol === "GRPC"
+        ? new GrpcAuthTransport(filter, cluster)
+        : new HttpAuthTransport(filter, cluster);
   }
 
   /** The body to forward (null: none), or the reply when it cannot be. */
@@ -90,9 +147,9 @@ export class ExternalAuthStep implements RequestStep {
     const route = ctx.route.id;
     const body = await this.body(ctx);
     if (body !== null && !Buffer.isBuffer(body)) return body;
-    let answer: AuthAnswer;
+    let verdict: AuthVerdict;
     try {
-      answer = await this.ask(ctx, body);
+      verdict = await this.transport.ask(ctx, body);
     } catch (err) {
       this.metrics.externalAuth.labels(route, "error").inc();
       return {
@@ -100,121 +157,26 @@ export class ExternalAuthStep implements RequestStep {
         detail: `external auth service ${this.filter.clusterId} did not answer (${(err as Error).message}); denied, as ExternalAuth fails closed`,
       };
     }
-    if (answer.status >= 200 && answer.status < 300) {
+    if (verdict.allowed) {
       this.metrics.externalAuth.labels(route, "allowed").inc();
-      for (const [name, value] of answer.headers) {
-        if (NOT_COPIED.has(name) || (this.copied !== null && !this.copied.has(name))) continue;
-        ctx.setHeader(name, value);
-      }
+      verdict.apply(ctx);
       return null;
     }
     this.metrics.externalAuth.labels(route, "denied").inc();
-    if (answer.status === 401 && this.signIn !== undefined) {
+    if (verdict.status === 401 && this.signIn !== undefined) {
       const location = expandSignIn(this.signIn, {
         scheme: ctx.lctx.scheme,
         host: ctx.authority,
         requestUri: ctx.req.url ?? requestUri(ctx),
       });
       // the auth service's cookies (a CSRF token of oauth2-proxy's) go along
-      const cookies = answer.headers.filter(([n]) => n === "set-cookie");
+      const cookies = verdict.headers.filter(([n]) => n === "set-cookie");
       return {
         status: 302,
         detail: "sign in first",
         headers: [["location", location], ["cache-control", "no-store"], ...cookies],
       };
     }
-    const reply: LocalReply = {
-      status: answer.status,
-      headers: answer.headers.filter(([n]) => n !== "content-length"),
-      body: answer.body,
-    };
-    return reply;
-  }
-
-  private ask(ctx: RequestContext, body: Buffer | null): Promise<AuthAnswer> {
-    const c = this.cluster;
-    const ep = c?.pick(null) ?? null;
-    if (!c || ep === null) return Promise.reject(new Error("no healthy endpoint"));
-    const req = ctx.req;
-    const uri = requestUri(ctx);
-    // Content-Length is the forwarded body's (undici sets it); without forwardBody, 0 as the
-    // spec says, for methods with a body
-    const headers: string[] = ["host", ctx.authority];
-    for (const [name, value] of ctx.requestHeaders())
-      if (name === "authorization" || this.allowed.has(name)) headers.push(name, value);
-    if (
-      body !== null &&
-      !this.allowed.has("content-type") &&
-      ctx.req.headers["content-type"] !== undefined
-    )
-      headers.push("content-type", String(ctx.req.headers["content-type"]));
-    headers.push(
-      "x-forwarded-for",
-      ctx.client,
-      "x-forwarded-proto",
-      ctx.lctx.scheme,
-      "x-forwarded-host",
-      ctx.authority,
-      "x-forwarded-uri",
-      uri,
-      "x-forwarded-method",
-      req.method ?? "GET",
-    );
-    return new Promise<AuthAnswer>((resolve, reject) => {
-      let status = 0;
-      let raw: Buffer[] = [];
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let abort: ((err?: Error) => void) | null = null;
-      let settled = false;
-      const done = (err: Error | null) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err !== null) return reject(err);
-        const out: Array<[string, string]> = [];
-        for (let i = 0; i + 1 < raw.length; i += 2) {
-          const name = raw[i]!.toString("latin1").toLowerCase();
-          if (!HOP_BY_HOP.has(name)) out.push([name, raw[i + 1]!.toString("latin1")]);
-        }
-        resolve({ status, headers: out, body: Buffer.concat(chunks) });
-      };
-      const timer = setTimeout(() => {
-        done(new Error(`no answer within ${this.filter.timeoutMs} ms`));
-        abort?.(new Error("timed out"));
-      }, this.filter.timeoutMs);
-      const handler: Dispatcher.DispatchHandler = {
-        onConnect: a => {
-          abort = a;
-        },
-        onHeaders: (code, rawHeaders) => {
-          if (code < 200) return true;
-          status = code;
-          raw = rawHeaders as Buffer[];
-          return true;
-        },
-        onData: chunk => {
-          if (size < MAX_DENIAL_BODY) chunks.push(chunk.subarray(0, MAX_DENIAL_BODY - size));
-          size += chunk.length;
-          return true;
-        },
-        onComplete: () => done(null),
-        onError: err => done(err),
-      };
-      try {
-        ep.pool.dispatch(
-          {
-            path: `${this.prefix}${uri}`,
-            method: (req.method ?? "GET") as Dispatcher.HttpMethod,
-            headers,
-            body,
-            servername: c.servername,
-          } as Dispatcher.DispatchOptions,
-          handler,
-        );
-      } catch (err) {
-        done(err as Error);
-      }
-    });
+    return { status: verdict.status, headers: verdict.headers, body: verdict.body };
   }
 }

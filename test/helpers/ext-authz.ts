@@ -1,0 +1,94 @@
+// A real gRPC ext_authz server (hack/ext-authz: envoy.service.auth.v3.Authorization on the
+// go-control-plane types), for the ExternalAuth protocol GRPC tests. Built once per source hash
+// into ~/.cache/rauta, started per test on a free loopback port; every CheckRequest it gets is
+// kept, as the JSON protojson writes, so a test can see what the gateway asked.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { goBuild, hashFiles } from "../../hack/cluster/build.ts";
+import { cacheRoot } from "../../hack/cluster/config.ts";
+import { freePort } from "./net.ts";
+
+const modDir = fileURLToPath(new URL("../../hack/ext-authz/", import.meta.url));
+
+export function extAuthzBinary(): string {
+  const key = hashFiles(modDir, rel => /^(go\.mod|go\.sum|[^/]+\.go)$/.test(rel));
+  const dir = path.join(cacheRoot, `ext-authz-${key}`);
+  const bin = path.join(dir, "rauta-ext-authz");
+  if (!fs.existsSync(bin)) {
+    fs.mkdirSync(dir, { recursive: true });
+    goBuild(modDir, ".", bin, "gRPC ext_authz server (go-control-plane)");
+  }
+  return bin;
+}
+
+/** A CheckRequest as protojson writes it (camelCase fields; only what the tests read). */
+export interface SeenCheck {
+  attributes: {
+    source?: { address?: { socketAddress?: { address?: string; portValue?: number } } };
+    destination?: { address?: { socketAddress?: { address?: string; portValue?: number } } };
+    request: {
+      time?: string;
+      http: {
+        id?: string;
+        method: string;
+        headers?: Record<string, string>;
+        path: string;
+        host: string;
+        scheme: string;
+        protocol?: string;
+        size?: string;
+        body?: string;
+        rawBody?: string;
+      };
+    };
+  };
+}
+
+export interface ExtAuthz {
+  port: number;
+  checks: SeenCheck[];
+  stop(): Promise<void>;
+}
+
+export async function startExtAuthz(): Promise<ExtAuthz> {
+  const port = await freePort();
+  const p = spawn(extAuthzBinary(), ["-listen", `127.0.0.1:${port}`], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const checks: SeenCheck[] = [];
+  let partial = "";
+  let log = "";
+  p.stdout.on("data", (c: Buffer) => {
+    const lines = (partial + c.toString()).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) if (line.trim() !== "") checks.push(JSON.parse(line) as SeenCheck);
+  });
+  p.stderr.on("data", (c: Buffer) => (log += c.toString()));
+  const until = Date.now() + 20_000;
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`ext-authz exited (${p.exitCode}): ${log}`);
+    const up = await new Promise<boolean>(resolve => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > until) throw new Error(`ext-authz did not listen in 20 s: ${log}`);
+    await new Promise(r => setTimeout(r, 50));
+  }
+  return {
+    port,
+    checks,
+    stop: () =>
+      new Promise<void>(resolve => {
+        if (p.exitCode !== null) return resolve();
+        p.once("exit", () => resolve());
+        p.kill("SIGKILL");
+      }),
+  };
+}
