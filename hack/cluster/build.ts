@@ -83,6 +83,21 @@ export function goBuild(
   log(`built ${what} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+/**
+ * A tool the tests run, built from a small Go module of ours under hack/ (its go.mod, go.sum and
+ * top-level .go files), once per source hash, into ~/.cache/rauta/<name>-<hash>/<binary>.
+ */
+export function moduleBinary(modDir: string, name: string, binary: string, what: string): string {
+  const key = hashFiles(modDir, rel => /^(go\.mod|go\.sum|[^/]+\.go)$/.test(rel));
+  const dir = join(cacheRoot, `${name}-${key}`);
+  const bin = join(dir, binary);
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    goBuild(modDir, ".", bin, what);
+  }
+  return bin;
+}
+
 /** `go` from PATH, else the standard install location (CI shells may not have it on PATH). */
 export function goBin(): string {
   if (spawnSync("go", ["version"]).status === 0) return "go";

@@ -3,25 +3,20 @@
 // into ~/.cache/rauta, started per test on a free loopback port; every CheckRequest it gets is
 // kept, as the JSON protojson writes, so a test can see what the gateway asked.
 import { spawn } from "node:child_process";
-import fs from "node:fs";
 import net from "node:net";
-import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { goBuild, hashFiles } from "../../hack/cluster/build.ts";
-import { cacheRoot } from "../../hack/cluster/config.ts";
+import { moduleBinary } from "../../hack/cluster/build.ts";
 import { freePort } from "./net.ts";
 
 const modDir = fileURLToPath(new URL("../../hack/ext-authz/", import.meta.url));
 
 export function extAuthzBinary(): string {
-  const key = hashFiles(modDir, rel => /^(go\.mod|go\.sum|[^/]+\.go)$/.test(rel));
-  const dir = path.join(cacheRoot, `ext-authz-${key}`);
-  const bin = path.join(dir, "rauta-ext-authz");
-  if (!fs.existsSync(bin)) {
-    fs.mkdirSync(dir, { recursive: true });
-    goBuild(modDir, ".", bin, "gRPC ext_authz server (go-control-plane)");
-  }
-  return bin;
+  return moduleBinary(
+    modDir,
+    "ext-authz",
+    "rauta-ext-authz",
+    "gRPC ext_authz server (go-control-plane)",
+  );
 }
 
 /** A CheckRequest as protojson writes it (camelCase fields; only what the tests read). */

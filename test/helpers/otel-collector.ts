@@ -8,8 +8,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { goBuild, hashFiles } from "../../hack/cluster/build.ts";
-import { cacheRoot } from "../../hack/cluster/config.ts";
+import { moduleBinary } from "../../hack/cluster/build.ts";
 import { freePort } from "./net.ts";
 import { spansOf } from "./otlp-receiver.ts";
 import type { ReceivedSpan } from "./otlp-receiver.ts";
@@ -17,14 +16,12 @@ import type { ReceivedSpan } from "./otlp-receiver.ts";
 const modDir = fileURLToPath(new URL("../../hack/otelcol/", import.meta.url));
 
 export function otelCollectorBinary(): string {
-  const key = hashFiles(modDir, rel => /^(go\.mod|go\.sum|[^/]+\.go)$/.test(rel));
-  const dir = path.join(cacheRoot, `otelcol-${key}`);
-  const bin = path.join(dir, "rauta-otelcol");
-  if (!fs.existsSync(bin)) {
-    fs.mkdirSync(dir, { recursive: true });
-    goBuild(modDir, ".", bin, "OpenTelemetry Collector (otlp receiver, file exporter)");
-  }
-  return bin;
+  return moduleBinary(
+    modDir,
+    "otelcol",
+    "rauta-otelcol",
+    "OpenTelemetry Collector (otlp receiver, file exporter)",
+  );
 }
 
 export interface OtelCollector {
