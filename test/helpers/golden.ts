@@ -30,9 +30,11 @@ export function runFixture(name: string): GoldenOutcome {
       ? ["errors.yaml", loaded.errors.map(e => ({ ...e, file: "input.yaml" }))]
       : ["output.yaml", compile(loaded.snapshot, { now: GOLDEN_NOW })];
   const path = join(dir, file);
-  // Round-trip through YAML so the comparison sees exactly what the file holds.
-  const normalized = parse(stringify(actual, { lineWidth: 0 })) as unknown;
-  if (process.env.UPDATE_GOLDEN === "1") writeFileSync(path, stringify(actual, { lineWidth: 0 }));
+  // Round-trip through YAML so the comparison sees exactly what the file holds. Objects the
+  // compiler shares are written out each time, never as &anchors a reviewer has to chase.
+  const text = stringify(actual, { lineWidth: 0, aliasDuplicateObjects: false });
+  const normalized = parse(text) as unknown;
+  if (process.env.UPDATE_GOLDEN === "1") writeFileSync(path, text);
   const expected = existsSync(path) ? (parse(readFileSync(path, "utf8")) as unknown) : undefined;
   return { file, actual: normalized, expected };
 }
