@@ -3,8 +3,8 @@
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
+import { portOpen } from "../../test/helpers/net.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -32,20 +32,7 @@ export function ensureTools() {
 }
 
 export async function waitPort(port: number, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>(resolve => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise(r => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} did not open`);
+  await portOpen(port, { timeoutMs });
 }
 
 export function anonKb(pid: number): number {

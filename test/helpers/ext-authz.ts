@@ -3,10 +3,9 @@
 // into ~/.cache/rauta, started per test on a free loopback port; every CheckRequest it gets is
 // kept, as the JSON protojson writes, so a test can see what the gateway asked.
 import { spawn } from "node:child_process";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { moduleBinary } from "../../hack/cluster/build.ts";
-import { freePort } from "./net.ts";
+import { freePort, portOpen } from "./net.ts";
 
 const modDir = fileURLToPath(new URL("../../hack/ext-authz/", import.meta.url));
 
@@ -62,20 +61,11 @@ export async function startExtAuthz(): Promise<ExtAuthz> {
     for (const line of lines) if (line.trim() !== "") checks.push(JSON.parse(line) as SeenCheck);
   });
   p.stderr.on("data", (c: Buffer) => (log += c.toString()));
-  const until = Date.now() + 20_000;
-  for (;;) {
-    if (p.exitCode !== null) throw new Error(`ext-authz exited (${p.exitCode}): ${log}`);
-    const up = await new Promise<boolean>(resolve => {
-      const s = net.connect(port, "127.0.0.1", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > until) throw new Error(`ext-authz did not listen in 20 s: ${log}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
+  await portOpen(port, {
+    timeoutMs: 20_000,
+    what: "ext-authz",
+    gone: () => (p.exitCode !== null ? `exit ${p.exitCode}: ${log}` : null),
+  });
   return {
     port,
     checks,

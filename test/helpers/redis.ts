@@ -2,9 +2,8 @@
 // global rate limit's tests: started, stopped and started again on the same port like an outage.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import net from "node:net";
 import { ensureHostTools } from "../../hack/cluster/build.ts";
-import { freePort } from "./net.ts";
+import { freePort, portOpen } from "./net.ts";
 
 export interface RedisServer {
   url: string;
@@ -17,19 +16,12 @@ export interface RedisServer {
   thaw(): void;
 }
 
-async function listening(port: number, p: ChildProcess, log: () => string): Promise<void> {
-  const until = Date.now() + 15_000;
-  for (;;) {
-    if (p.exitCode !== null) throw new Error(`redis-server exited (${p.exitCode}): ${log()}`);
-    const ok = await new Promise<boolean>(r => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), r(true)));
-      s.once("error", () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`redis-server did not listen in 15 s: ${log()}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
+function listening(port: number, p: ChildProcess, log: () => string): Promise<void> {
+  return portOpen(port, {
+    timeoutMs: 15_000,
+    what: "redis-server",
+    gone: () => (p.exitCode !== null ? `exit ${p.exitCode}: ${log()}` : null),
+  });
 }
 
 export async function startRedis(): Promise<RedisServer> {
