@@ -139,6 +139,7 @@ spec:
       externalAuth:
         protocol: GRPC
         backendRef: {name: ext-authz, port: 9191}
+        grpc: {}
     backendRefs: [{name: echo, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: echo, port: 8080}]
