@@ -1045,10 +1045,19 @@ spec:
         },
       );
       k.kubectl(["scale", "deployment/sticky", "-n", ns, "--replicas=4"]);
-      const after = await eventually("a 4th pod taking its share", 120_000, async () => {
-        const a = await placement();
-        return new Set(a.values()).size === 4 ? a : undefined;
-      });
+      // two rounds that agree: one round that straddles the config swap (its first users placed
+      // on 3 pods, the rest on 4) would count too few moves
+      const after = await eventually(
+        "a 4th pod taking its share, twice the same",
+        120_000,
+        async () => {
+          const a = await placement();
+          const b = await placement();
+          return new Set(a.values()).size === 4 && users.every(u => a.get(u) === b.get(u))
+            ? a
+            : undefined;
+        },
+      );
       const added = [...new Set(after.values())].find(p => ![...before.values()].includes(p))!;
       const moved = users.filter(u => before.get(u) !== after.get(u));
       // Maglev moves about 1/4 of the keys, nearly all of them to the new endpoint
