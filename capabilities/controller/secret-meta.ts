@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { SecretMeta } from "../compiler/snapshot.ts";
 import { htpasswdProblem } from "../../proxy/filters/htpasswd.ts";
+import { decodeSecretData } from "../../proxy/tls/secrets.ts";
 
 interface SecretObject {
   metadata?: Record<string, unknown>;
@@ -34,9 +35,6 @@ export function tlsProblem(crt: string, key: string): string | null {
   return null;
 }
 
-const text = (v: unknown, encoded: boolean): string =>
-  typeof v !== "string" ? "" : encoded ? Buffer.from(v, "base64").toString("utf8") : v;
-
 export function secretMeta(object: SecretObject): SecretMeta {
   const data = (object.data as Record<string, unknown>) ?? {};
   const stringData = (object.stringData as Record<string, unknown>) ?? {};
@@ -46,7 +44,11 @@ export function secretMeta(object: SecretObject): SecretMeta {
     ...(typeof object.type === "string" ? { type: object.type } : {}),
     keys,
   };
-  const value = (k: string) => (k in stringData ? text(stringData[k], false) : text(data[k], true));
+  const decoded = decodeSecretData(
+    data as Record<string, string>,
+    stringData as Record<string, string>,
+  );
+  const value = (k: string) => decoded[k] ?? "";
   if (object.type === "kubernetes.io/tls" && keys.includes("tls.crt") && keys.includes("tls.key")) {
     const problem = tlsProblem(value("tls.crt"), value("tls.key"));
     if (problem !== null) meta.tlsProblem = problem;

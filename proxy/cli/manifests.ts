@@ -10,7 +10,7 @@ import { z } from "zod";
 import { parseAllDocuments } from "yaml";
 import type { Snapshot } from "../../capabilities/compiler/index.ts";
 import { emptySnapshot } from "../../capabilities/compiler/index.ts";
-import { decodeSecretData } from "../tls/secrets.ts";
+import { decodeSecretData, keyPairOf } from "../tls/secrets.ts";
 import type { SecretData } from "../tls/secrets.ts";
 
 export interface ManifestError {
@@ -154,18 +154,6 @@ function fieldPath(path: PropertyKey[]): string {
   );
 }
 
-function decodeTlsSecret(
-  object: Record<string, unknown>,
-): { cert: string; key: string } | undefined {
-  const data = (object.data as Record<string, string> | undefined) ?? {};
-  const stringData = (object.stringData as Record<string, string> | undefined) ?? {};
-  const read = (key: string) =>
-    stringData[key] ??
-    (data[key] !== undefined ? Buffer.from(data[key], "base64").toString("utf8") : undefined);
-  const [cert, key] = [read("tls.crt"), read("tls.key")];
-  return cert && key ? { cert, key } : undefined;
-}
-
 export function loadManifests(paths: readonly string[]): LoadResult {
   const result: LoadResult = {
     snapshot: emptySnapshot(),
@@ -257,15 +245,14 @@ export function loadManifests(paths: readonly string[]): LoadResult {
       }
       handler.add(result.snapshot, record);
       if (kind === "Secret") {
-        const tls = decodeTlsSecret(record);
-        if (tls) result.tlsSecrets.set(`${metadata.namespace}/${metadata.name}`, tls);
-        result.secretData.set(
-          `${metadata.namespace}/${metadata.name}`,
-          decodeSecretData(
-            record.data as Record<string, string> | undefined,
-            record.stringData as Record<string, string> | undefined,
-          ),
+        const key = `${metadata.namespace}/${metadata.name}`;
+        const decoded = decodeSecretData(
+          record.data as Record<string, string> | undefined,
+          record.stringData as Record<string, string> | undefined,
         );
+        const tls = keyPairOf(decoded);
+        if (tls) result.tlsSecrets.set(key, tls);
+        result.secretData.set(key, decoded);
       }
     });
   }

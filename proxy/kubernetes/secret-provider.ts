@@ -4,7 +4,7 @@ import { K8s, kind } from "kubernetes-fluent-client";
 import { CERTIFICATE_LABEL, CERTIFICATE_SOURCE_ANNOTATION } from "../config/index.ts";
 import type { ObjectRef } from "../config/index.ts";
 import type { SecretData, SecretProvider, TlsKeyPair } from "../tls/secrets.ts";
-import { decodeSecretData, keyPairFromSecretData, secretKey } from "../tls/secrets.ts";
+import { decodeSecretData, keyPairOf, secretKey } from "../tls/secrets.ts";
 
 export class KubernetesSecretProvider implements SecretProvider {
   private readonly pairs = new Map<string, TlsKeyPair>();
@@ -51,11 +51,11 @@ export class KubernetesSecretProvider implements SecretProvider {
     if (!source || deleted) {
       this.bySecretName.delete(name);
     } else {
-      const pair = keyPairFromSecretData(secret.data);
+      const decoded = decodeSecretData(secret.data);
+      const pair = keyPairOf(decoded);
       if (pair) this.pairs.set(source, pair);
       // a certificate's private key is no credential a step should be able to read
-      if (secret.type !== "kubernetes.io/tls")
-        this.credentials.set(source, decodeSecretData(secret.data));
+      if (secret.type !== "kubernetes.io/tls") this.credentials.set(source, decoded);
       this.bySecretName.set(name, source);
     }
     for (const listener of this.listeners) listener();

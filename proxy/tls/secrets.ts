@@ -32,8 +32,6 @@ export interface SecretBundle {
   credentials: Array<[string, SecretData]>;
 }
 
-export const NO_SECRETS: SecretBundle = { keyPairs: [], credentials: [] };
-
 /** An in-memory provider; `replace` swaps its contents and notifies (rotation without restart). */
 export class StaticSecretProvider implements SecretProvider {
   private secrets: Map<string, TlsKeyPair>;
@@ -92,13 +90,14 @@ export class StaticSecretProvider implements SecretProvider {
 export function keyPairFromSecretData(
   data: Record<string, string> | undefined,
 ): TlsKeyPair | undefined {
-  const crt = data?.["tls.crt"];
-  const key = data?.["tls.key"];
-  if (!crt || !key) return undefined;
-  return {
-    cert: Buffer.from(crt, "base64").toString("utf8"),
-    key: Buffer.from(key, "base64").toString("utf8"),
-  };
+  return keyPairOf(decodeSecretData(data));
+}
+
+/** The key pair in a Secret's decoded data (tls.crt / tls.key), if it holds one. */
+export function keyPairOf(data: SecretData): TlsKeyPair | undefined {
+  const cert = data["tls.crt"];
+  const key = data["tls.key"];
+  return cert && key ? { cert, key } : undefined;
 }
 
 function sameData(a: SecretData, b: SecretData): boolean {
