@@ -1,6 +1,9 @@
 // What an ExternalAuth transport (HTTP or gRPC, pipeline/steps/external-auth*.ts) hands back to
 // the step: the service let the request through (and how it changes it) or answered for it.
+import type { Filter } from "../config/schema.ts";
 import type { RequestContext } from "./context.ts";
+
+export type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
 
 export type AuthVerdict =
   | { allowed: true; apply(ctx: RequestContext): void }

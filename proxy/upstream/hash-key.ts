@@ -45,16 +45,25 @@ export function hashKeyFor(
   };
 }
 
-/** The value of cookie `name` in Cookie header(s), or null (RFC 6265 §5.4: "; "-separated). */
+/** The value of cookie `name` in Cookie header(s), or null when absent or empty. */
 export function cookieValue(header: string | string[] | undefined, name: string): string | null {
-  if (header === undefined) return null;
+  return firstCookie(header, name) || null;
+}
+
+/**
+ * The value of the first cookie `name` in Cookie header(s), empty included, or undefined
+ * (RFC 6265 §5.4: "; "-separated).
+ */
+export function firstCookie(
+  header: string | string[] | undefined,
+  name: string,
+): string | undefined {
+  if (header === undefined) return undefined;
   for (const line of typeof header === "string" ? [header] : header) {
     for (const part of line.split(";")) {
       const eq = part.indexOf("=");
-      if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
-      const value = part.slice(eq + 1).trim();
-      return value.length > 0 ? value : null;
+      if (eq >= 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
     }
   }
-  return null;
+  return undefined;
 }

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { ApiKeyAuth } from "../../config/schema.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { SecretData, SecretProvider } from "../../tls/secrets.ts";
+import { firstCookie } from "../../upstream/hash-key.ts";
 import type { RequestContext } from "../context.ts";
 import type { RequestStep, StepResult } from "../step.ts";
 
@@ -26,20 +27,14 @@ function queryParam(query: string, name: string): string | undefined {
   return undefined;
 }
 
-function cookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
 export class ApiKeyAuthStep implements RequestStep {
   readonly name = "api-key-auth";
   private readonly settings: ApiKeyAuth;
   private readonly secrets: SecretProvider;
   private readonly metrics: Metrics;
+  /** settings.extractFrom with header names lowercased once, as requests hold them */
+  private readonly extractFrom: ApiKeyAuth["extractFrom"];
+  private readonly forwardClientIdHeader: string | undefined;
   private tableFrom: ReadonlyArray<SecretData | undefined> = [];
   /** key digest → client id; null while a Secret is not loaded */
   private table: Map<string, string> | null = null;
@@ -48,6 +43,11 @@ export class ApiKeyAuthStep implements RequestStep {
     this.settings = settings;
     this.secrets = secrets;
     this.metrics = metrics;
+    this.extractFrom = settings.extractFrom.map(e => ({
+      ...e,
+      headers: e.headers.map(h => h.toLowerCase()),
+    }));
+    this.forwardClientIdHeader = settings.forwardClientIdHeader?.toLowerCase();
   }
 
   private clients(): Map<string, string> | null {
@@ -70,17 +70,17 @@ export class ApiKeyAuthStep implements RequestStep {
   }
 
   private find(ctx: RequestContext): Found | null {
-    for (const e of this.settings.extractFrom) {
+    for (const e of this.extractFrom) {
       for (const name of e.headers) {
-        const value = ctx.header(name.toLowerCase());
-        if (value !== undefined) return { from: "header", name: name.toLowerCase(), value };
+        const value = ctx.header(name);
+        if (value !== undefined) return { from: "header", name, value };
       }
       for (const name of e.params) {
         const value = queryParam(ctx.query, name);
         if (value !== undefined) return { from: "param", name, value };
       }
       for (const name of e.cookies) {
-        const value = cookie(ctx.header("cookie"), name);
+        const value = firstCookie(ctx.header("cookie"), name);
         if (value !== undefined) return { from: "cookie", name, value };
       }
     }
@@ -132,8 +132,7 @@ export class ApiKeyAuthStep implements RequestStep {
     }
     count("allowed");
     if (this.settings.sanitize) this.sanitize(ctx, found);
-    if (this.settings.forwardClientIdHeader !== undefined)
-      ctx.setHeader(this.settings.forwardClientIdHeader.toLowerCase(), client);
+    if (this.forwardClientIdHeader !== undefined) ctx.setHeader(this.forwardClientIdHeader, client);
     return null;
   }
 }

@@ -33,6 +33,7 @@ export class BasicAuthStep implements RequestStep {
   private readonly secrets: SecretProvider;
   private readonly metrics: Metrics;
   private readonly challenge: string;
+  private readonly forwardUsernameHeader: string | undefined;
   private parsedFrom: SecretData | undefined;
   private parsed: Htpasswd | undefined;
   private readonly passed = new Set<string>();
@@ -41,6 +42,7 @@ export class BasicAuthStep implements RequestStep {
     this.settings = settings;
     this.secrets = secrets;
     this.metrics = metrics;
+    this.forwardUsernameHeader = settings.forwardUsernameHeader?.toLowerCase();
     this.challenge = `Basic realm="${settings.realm.replace(/["\\]/g, "\\$&")}", charset="UTF-8"`;
   }
 
@@ -66,8 +68,7 @@ export class BasicAuthStep implements RequestStep {
 
   private allow(ctx: RequestContext, user: string): null {
     this.metrics.credentialAuth.labels(ctx.route.id, "basic", "allowed").inc();
-    if (this.settings.forwardUsernameHeader !== undefined)
-      ctx.setHeader(this.settings.forwardUsernameHeader.toLowerCase(), user);
+    if (this.forwardUsernameHeader !== undefined) ctx.setHeader(this.forwardUsernameHeader, user);
     return null;
   }
 

@@ -6,16 +6,13 @@
 // header, query and response-header changes; a denial answers with its status (403 when it
 // names none), headers and body; a gRPC error or a message that does not parse is no answer
 // (the step fails closed).
-import type { Filter } from "../../config/schema.ts";
 import { decodeCheckResponse, encodeCheckRequest } from "../../filters/ext-authz-proto.ts";
 import type { HeaderOption } from "../../filters/ext-authz-proto.ts";
 import { callCluster } from "../../upstream/call.ts";
 import type { ClusterRuntime } from "../../upstream/cluster.ts";
-import type { AuthTransport, AuthVerdict } from "../auth-verdict.ts";
+import type { AuthTransport, AuthVerdict, ExternalAuthFilter } from "../auth-verdict.ts";
 import { MAX_DENIAL_BODY, requestUri } from "../auth-verdict.ts";
 import type { RequestContext } from "../context.ts";
-
-type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
 
 const CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check";
 /** a CheckResponse bigger than this is not an answer */

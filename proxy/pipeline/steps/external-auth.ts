@@ -6,7 +6,6 @@
 // spec asks; the backend then gets the same bytes, replayed). How the service is asked is the
 // transport's: HTTP here (ingress-nginx's auth-url, oauth2-proxy, Authelia), gRPC in
 // external-auth-grpc.ts (Envoy's ext_authz: OPA-Envoy, Authorino).
-import type { Filter } from "../../config/schema.ts";
 import { expandSignIn } from "../../filters/sign-in.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { callCluster } from "../../upstream/call.ts";
@@ -17,9 +16,7 @@ import { BODY_READ_TIMEOUT_MS } from "./plugin.ts";
 import type { RequestStep, StepResult } from "../step.ts";
 import { GrpcAuthTransport } from "./external-auth-grpc.ts";
 import { MAX_DENIAL_BODY, requestUri } from "../auth-verdict.ts";
-import type { AuthTransport, AuthVerdict } from "../auth-verdict.ts";
-
-export type ExternalAuthFilter = Extract<Filter, { type: "ExternalAuth" }>;
+import type { AuthTransport, AuthVerdict, ExternalAuthFilter } from "../auth-verdict.ts";
 
 /** never copied from an allowing answer onto the request, even when listed */
 const NOT_COPIED = new Set(["host", ":authority", "content-length", "content-type"]);
