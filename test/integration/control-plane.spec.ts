@@ -786,8 +786,12 @@ spec:
       });
       const signedIn = (pw: string) =>
         httpGet(address, 80, "policies.example.com", "/signed-in", as("alice", pw));
-      await eventually("alice to be let in", 60_000, async () =>
-        (await signedIn("s3cret")).status === 200 ? true : undefined,
+      // the route is open before the policy attaches: wait for the policy, not just a 200
+      await eventually("basic auth to guard the rule and let alice in", 60_000, async () =>
+        (await get("policies.example.com", "/signed-in")).status === 401 &&
+        (await signedIn("s3cret")).status === 200
+          ? true
+          : undefined,
       );
       const echoed = await signedIn("s3cret");
       const echoedHeaders = (b: string) =>
@@ -802,8 +806,8 @@ spec:
 
       const keyed = (key?: string) =>
         httpGet(address, 80, "policies.example.com", "/keyed", key ? { "x-api-key": key } : {});
-      await eventually("the API key to be let in", 60_000, async () =>
-        (await keyed("key-1")).status === 200 ? true : undefined,
+      await eventually("the API key to guard the rule and let partner-a in", 60_000, async () =>
+        (await keyed()).status === 401 && (await keyed("key-1")).status === 200 ? true : undefined,
       );
       const partner = await keyed("key-1");
       expect(echoedHeaders(partner.body)["X-Client-Id"]).to.deep.equal(["partner-a"]);
