@@ -117,6 +117,14 @@ export class RequestContext {
     this.version++;
   }
 
+  /** Edits the query string as parameters; one re-serialization however many changes `edit` makes. */
+  editQuery(edit: (params: URLSearchParams) => void): void {
+    const params = new URLSearchParams(this.query);
+    edit(params);
+    this.query = params.toString();
+    this.version++;
+  }
+
   editResponse(edit: ResponseEdit): void {
     (this.responseEdits ??= []).push(edit);
   }

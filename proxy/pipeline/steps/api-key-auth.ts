@@ -89,12 +89,8 @@ export class ApiKeyAuthStep implements RequestStep {
 
   private sanitize(ctx: RequestContext, found: Found): void {
     if (found.from === "header") ctx.setHeader(found.name, null);
-    else if (found.from === "param") {
-      const params = new URLSearchParams(ctx.query);
-      params.delete(found.name);
-      ctx.query = params.toString();
-      ctx.version++;
-    } else {
+    else if (found.from === "param") ctx.editQuery(params => params.delete(found.name));
+    else {
       const rest = (ctx.header("cookie") ?? "")
         .split(";")
         .filter(part => part.slice(0, part.indexOf("=")).trim() !== found.name)

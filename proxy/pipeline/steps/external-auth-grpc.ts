@@ -138,13 +138,11 @@ export class GrpcAuthTransport implements AuthTransport {
         for (const h of verdict.headers) applyHeader(c, h);
         for (const h of verdict.responseHeadersToAdd)
           c.editResponse([h.action === "add" ? "add" : "set", h.name, h.value]);
-        if (verdict.queryToSet.length > 0 || verdict.queryToRemove.length > 0) {
-          const params = new URLSearchParams(c.query);
-          for (const name of verdict.queryToRemove) params.delete(name);
-          for (const [name, value] of verdict.queryToSet) params.set(name, value);
-          c.query = params.toString();
-          c.version++;
-        }
+        if (verdict.queryToSet.length > 0 || verdict.queryToRemove.length > 0)
+          c.editQuery(params => {
+            for (const name of verdict.queryToRemove) params.delete(name);
+            for (const [name, value] of verdict.queryToSet) params.set(name, value);
+          });
       },
     };
   }
