@@ -7,14 +7,13 @@ import { forwardedClient } from "../../../proxy/server/handler.ts";
 import type { ClientSettings } from "../../../proxy/config/schema.ts";
 import {
   cluster,
-  freePort,
   get,
   prefix,
   rawExchange,
   route,
   simpleConfig,
   startEcho,
-  testProxy,
+  servingConfig,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
@@ -43,9 +42,7 @@ describe("proxy: client settings of listeners (ClientTrafficPolicy)", function (
     );
 
   it("rate-limits the client X-Forwarded-For names when the listener trusts the proxy in front", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { trustedHops: 1 }));
+    const { port, px } = await servingConfig(port => configWith(port, { trustedHops: 1 }));
     const from = async (xff: string) => get(port, "/", { headers: { "x-forwarded-for": xff } });
     expect((await from("203.0.113.7")).status).to.equal(200);
     expect((await from("203.0.113.7")).status).to.equal(429);
@@ -57,9 +54,7 @@ describe("proxy: client settings of listeners (ClientTrafficPolicy)", function (
   });
 
   it("ignores X-Forwarded-For without trusted hops: every request is the peer's", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, undefined));
+    const { port, px } = await servingConfig(port => configWith(port, undefined));
     const from = async (xff: string) =>
       (await get(port, "/", { headers: { "x-forwarded-for": xff } })).status;
     expect([await from("203.0.113.7"), await from("198.51.100.2")]).to.deep.equal([200, 429]);
@@ -76,9 +71,9 @@ describe("proxy: client settings of listeners (ClientTrafficPolicy)", function (
   });
 
   it("answers 431 past the listener's header count and 413 past its declared body size", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { maxHeaderCount: 6, maxRequestBodyBytes: 10 }));
+    const { port, px } = await servingConfig(port =>
+      configWith(port, { maxHeaderCount: 6, maxRequestBodyBytes: 10 }),
+    );
     const headers: Record<string, string> = {};
     for (let i = 0; i < 8; i++) headers[`x-h${i}`] = "v";
     expect((await get(port, "/", { headers })).status).to.equal(431);
@@ -88,9 +83,7 @@ describe("proxy: client settings of listeners (ClientTrafficPolicy)", function (
   });
 
   it("applies a new request-headers timeout to the listening socket without binding it again", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, undefined));
+    const { port, px } = await servingConfig(port => configWith(port, undefined));
     const server = [...px.listenerServers.values()][0];
     await px.apply(configWith(port, { requestHeadersTimeoutMs: 300 }, 2));
     expect([...px.listenerServers.values()][0]).to.equal(server);
@@ -103,9 +96,9 @@ describe("proxy: client settings of listeners (ClientTrafficPolicy)", function (
   });
 
   it("advertises the listener's HTTP/2 settings (a changed setting binds the socket anew)", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { http2: { maxConcurrentStreams: 7 } }));
+    const { port, px } = await servingConfig(port =>
+      configWith(port, { http2: { maxConcurrentStreams: 7 } }),
+    );
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const settings = await new Promise<http2.Settings>((resolve, reject) => {
       session.once("remoteSettings", resolve);

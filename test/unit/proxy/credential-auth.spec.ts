@@ -15,16 +15,7 @@ import {
 import { basicCredentials } from "../../../proxy/pipeline/steps/basic-auth.ts";
 import { StaticSecretProvider } from "../../../proxy/tls/secrets.ts";
 import type { SecretData } from "../../../proxy/tls/secrets.ts";
-import {
-  cluster,
-  freePort,
-  get,
-  prefix,
-  route,
-  simpleConfig,
-  startEcho,
-  testProxy,
-} from "./helpers.ts";
+import { cluster, get, startEcho, servingConfig, oneRouteConfig } from "./helpers.ts";
 import type { Echo, EchoBody } from "./helpers.ts";
 
 const sha1 = (pw: string) =>
@@ -115,19 +106,14 @@ describe("proxy: basic auth and API keys (SecurityPolicy basicAuth, apiKeyAuth)"
   const moreKeysRef = { namespace: "web", name: "more-keys" };
 
   async function serving(extra: Partial<Route>, credentials: Map<string, SecretData>) {
-    const port = await freePort();
     const secrets = new StaticSecretProvider(new Map(), credentials);
-    const px = testProxy({ secrets });
-    const applied = await px.apply(
-      simpleConfig(
-        port,
-        [{ routeId: "r", match: prefix("/") }],
-        [route("r", ["a"], extra)],
-        [cluster("a", [a.port])],
-      ),
+    const served = await servingConfig(
+      port => oneRouteConfig(port, cluster("a", [a.port]), extra),
+      {
+        secrets,
+      },
     );
-    expect(applied.ok, JSON.stringify(applied)).to.equal(true);
-    return { port, px, secrets, applied };
+    return { ...served, secrets };
   }
 
   const basicAuth: BasicAuth = {

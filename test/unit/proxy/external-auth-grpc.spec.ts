@@ -17,7 +17,7 @@ import {
   route,
   simpleConfig,
   startEcho,
-  testProxy,
+  servingConfig,
 } from "./helpers.ts";
 import type { Echo, EchoBody } from "./helpers.ts";
 
@@ -51,10 +51,8 @@ describe("proxy: ExternalAuth filter, protocol GRPC (a real ext_authz server)", 
     timeoutMs: 1000,
     ...extra,
   });
-  const proxyWith = async (f: AuthFilter, authPort = authz.port, extra: Partial<Route> = {}) => {
-    const port = await freePort();
-    const px = testProxy();
-    const r = await px.apply(
+  const proxyWith = (f: AuthFilter, authPort = authz.port, extra: Partial<Route> = {}) =>
+    servingConfig(port =>
       simpleConfig(
         port,
         [{ routeId: "app", match: prefix("/") }],
@@ -62,9 +60,6 @@ describe("proxy: ExternalAuth filter, protocol GRPC (a real ext_authz server)", 
         [cluster("app", [backend.port]), cluster("authz", [authPort], { protocol: "grpc" })],
       ),
     );
-    expect(r.ok, r.problems.join()).to.equal(true);
-    return { port, px };
-  };
 
   it("lets an allowed request through with the service's header, query and response-header changes", async () => {
     const { port, px } = await proxyWith(filter());

@@ -12,7 +12,7 @@ import {
   route,
   simpleConfig,
   startEcho,
-  testProxy,
+  servingConfig,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
@@ -65,10 +65,8 @@ describe("proxy: ExternalAuth filter (HTTP auth service)", function () {
     timeoutMs: 2000,
     ...extra,
   });
-  const proxyWith = async (f: AuthFilter, authPorts = [authPort], extra: Partial<Route> = {}) => {
-    const port = await freePort();
-    const px = testProxy();
-    const r = await px.apply(
+  const proxyWith = (f: AuthFilter, authPorts = [authPort], extra: Partial<Route> = {}) =>
+    servingConfig(port =>
       simpleConfig(
         port,
         [{ routeId: "app", match: prefix("/") }],
@@ -76,9 +74,6 @@ describe("proxy: ExternalAuth filter (HTTP auth service)", function () {
         [cluster("app", [backend.port]), cluster("auth", authPorts)],
       ),
     );
-    expect(r.ok, r.problems.join()).to.equal(true);
-    return { port, px };
-  };
 
   it("lets an allowed request through with the auth service's allowed headers, and asks with the request's method, path, Host and Authorization", async () => {
     const { port, px } = await proxyWith(filter());

@@ -15,9 +15,10 @@ import type {
 } from "../../../proxy/config/schema.ts";
 import { Proxy } from "../../../proxy/runtime/proxy.ts";
 import { validateConfig } from "../../../proxy/config/load.ts";
-import type { ProxyOptions } from "../../../proxy/runtime/proxy.ts";
+import type { ApplyResult, ProxyOptions } from "../../../proxy/runtime/proxy.ts";
 import { silentLogger } from "../../../proxy/observability/logger.ts";
-export { freePort } from "../../helpers/net.ts";
+import { freePort } from "../../helpers/net.ts";
+export { freePort };
 
 export interface Echo {
   name: string;
@@ -192,6 +193,27 @@ export function testProxy(opts: Partial<ProxyOptions> = {}): Proxy {
     listenerDrainMs: 200,
     ...opts,
   });
+}
+
+export interface Serving {
+  port: number;
+  px: Proxy;
+  applied: ApplyResult;
+}
+
+/** A test proxy serving `build(port)` on a free port; throws, naming the problems, if refused. */
+export async function servingConfig(
+  build: (port: number) => CompiledConfig,
+  opts: Partial<ProxyOptions> = {},
+): Promise<Serving> {
+  const port = await freePort();
+  const px = testProxy(opts);
+  const applied = await px.apply(build(port));
+  if (!applied.ok) {
+    await px.close(0);
+    throw new Error(`the test config was refused: ${applied.problems.join("; ")}`);
+  }
+  return { port, px, applied };
 }
 
 export interface Reply {

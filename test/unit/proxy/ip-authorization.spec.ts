@@ -5,16 +5,7 @@ import { expect } from "chai";
 import type { Authorization, Route } from "../../../proxy/config/schema.ts";
 import { CompiledConfig } from "../../../proxy/config/schema.ts";
 import { IpAuthorizationStep } from "../../../proxy/pipeline/steps/ip-authorization.ts";
-import {
-  cluster,
-  freePort,
-  get,
-  prefix,
-  route,
-  simpleConfig,
-  startEcho,
-  testProxy,
-} from "./helpers.ts";
+import { cluster, get, prefix, route, simpleConfig, startEcho, servingConfig } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
 const allowList = (...cidrs: string[]): Authorization => ({
@@ -67,9 +58,7 @@ describe("proxy: IP allow and deny lists (SecurityPolicy authorization)", functi
   });
 
   async function serving(authorization: Authorization, client?: { trustedHops: number }) {
-    const port = await freePort();
-    const px = testProxy();
-    const applied = await px.apply(
+    return servingConfig(port =>
       simpleConfig(
         port,
         [{ routeId: "r", match: prefix("/") }],
@@ -94,8 +83,6 @@ describe("proxy: IP allow and deny lists (SecurityPolicy authorization)", functi
         client ? { client } : {},
       ),
     );
-    expect(applied.ok, JSON.stringify(applied)).to.equal(true);
-    return { port, px };
   }
 
   it("answers 403 to a client outside the allow list, before CORS answers its preflight", async () => {

@@ -22,6 +22,7 @@ import {
   simpleConfig,
   startEcho,
   testProxy,
+  servingConfig,
 } from "./helpers.ts";
 import type { Echo } from "./helpers.ts";
 
@@ -148,9 +149,9 @@ describe("proxy: the PROXY protocol on a listener", function () {
     );
 
   it("takes the header's source for the client: X-Forwarded-For and per-client rate limits", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { proxyProtocol: { optional: false } }));
+    const { port, px } = await servingConfig(port =>
+      configWith(port, { proxyProtocol: { optional: false } }),
+    );
     const first = await exchange(port, v1("203.0.113.9") + request());
     expect(first).to.match(/^HTTP\/1\.1 200/);
     expect(echoed(first).headers["x-forwarded-for"]).to.equal("203.0.113.9");
@@ -163,17 +164,18 @@ describe("proxy: the PROXY protocol on a listener", function () {
   });
 
   it("reads the header on an HTTP/1.1-only listener, and before an h2c connection's preface", async () => {
-    const port = await freePort();
-    const h1only = testProxy({ limits: { h2c: false } });
-    await h1only.apply(configWith(port, { proxyProtocol: { optional: false } }));
+    const { port, px: h1only } = await servingConfig(
+      port => configWith(port, { proxyProtocol: { optional: false } }),
+      { limits: { h2c: false } },
+    );
     const a = await exchange(port, v1("203.0.113.20") + request());
     expect(echoed(a).headers["x-forwarded-for"]).to.equal("203.0.113.20");
     expect(await exchange(port, request())).to.equal("");
     await h1only.close(100);
 
-    const port2 = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port2, { proxyProtocol: { optional: false } }));
+    const { port: port2, px } = await servingConfig(port =>
+      configWith(port, { proxyProtocol: { optional: false } }),
+    );
     const session = http2.connect(`http://127.0.0.1:${port2}`, {
       createConnection: () => {
         const s = net.connect(port2, "127.0.0.1");
@@ -196,9 +198,9 @@ describe("proxy: the PROXY protocol on a listener", function () {
   });
 
   it("closes a connection without a valid header, counting it, and serves LOCAL ones as their peer", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { proxyProtocol: { optional: false } }));
+    const { port, px } = await servingConfig(port =>
+      configWith(port, { proxyProtocol: { optional: false } }),
+    );
     expect(await exchange(port, request())).to.equal("");
     expect(await exchange(port, "PROXY TCP4 nonsense\r\n" + request())).to.equal("");
     const local = await exchange(
@@ -212,9 +214,9 @@ describe("proxy: the PROXY protocol on a listener", function () {
   });
 
   it("serves connections without a header when optional", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, { proxyProtocol: { optional: true } }));
+    const { port, px } = await servingConfig(port =>
+      configWith(port, { proxyProtocol: { optional: true } }),
+    );
     const plain = await exchange(port, request());
     expect(echoed(plain).headers["x-forwarded-for"]).to.equal("127.0.0.1");
     const proxied = await exchange(port, v1("203.0.113.10") + request());
@@ -223,9 +225,7 @@ describe("proxy: the PROXY protocol on a listener", function () {
   });
 
   it("binds the port again when the setting changes", async () => {
-    const port = await freePort();
-    const px = testProxy();
-    await px.apply(configWith(port, {}));
+    const { port, px } = await servingConfig(port => configWith(port, {}));
     expect(await exchange(port, request())).to.match(/^HTTP\/1\.1 200/);
     await px.apply(configWith(port, { proxyProtocol: { optional: false } }, 2));
     expect(await exchange(port, request())).to.equal("");
