@@ -1033,35 +1033,23 @@ spec:
           );
         return out;
       };
-      // three pods serving and the policy in force: two rounds agree on every user
-      const before = await eventually(
-        "every user on one of 3 pods, twice the same",
-        120_000,
-        async () => {
+      // `pods` pods answering every user, and two rounds that agree on each: one round that
+      // straddles a config swap (its first users placed on 3 pods, the rest on 4) would
+      // count too few moves
+      const settledPlacement = (what: string, pods: number) =>
+        eventually(what, 120_000, async () => {
           const a = await placement();
           const b = await placement();
-          const pods = new Set(a.values());
-          return pods.size === 3 &&
-            [...pods].every(p => !p.startsWith("status")) &&
+          const seen = new Set(a.values());
+          return seen.size === pods &&
+            [...seen].every(p => !p.startsWith("status")) &&
             users.every(u => a.get(u) === b.get(u))
             ? a
             : undefined;
-        },
-      );
+        });
+      const before = await settledPlacement("every user on one of 3 pods, twice the same", 3);
       k.kubectl(["scale", "deployment/sticky", "-n", ns, "--replicas=4"]);
-      // two rounds that agree: one round that straddles the config swap (its first users placed
-      // on 3 pods, the rest on 4) would count too few moves
-      const after = await eventually(
-        "a 4th pod taking its share, twice the same",
-        120_000,
-        async () => {
-          const a = await placement();
-          const b = await placement();
-          return new Set(a.values()).size === 4 && users.every(u => a.get(u) === b.get(u))
-            ? a
-            : undefined;
-        },
-      );
+      const after = await settledPlacement("a 4th pod taking its share, twice the same", 4);
       const added = [...new Set(after.values())].find(p => ![...before.values()].includes(p))!;
       const moved = users.filter(u => before.get(u) !== after.get(u));
       // Maglev moves about 1/4 of the keys, nearly all of them to the new endpoint
